@@ -1,0 +1,305 @@
+"""Configuration: YAML files merged deeply, validated once into frozen values.
+
+Keys use Synapse's ``homeserver.yaml`` names wherever Synapse has one, so an operator's
+existing file mostly just works; settings of our own live in their own sections
+(``rooms:``, ``http:``). An unknown key is a warning; an invalid value is a
+``ConfigError`` naming the key (the CLI turns it into one line on stderr and exit 2).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any, Callable, Iterable, Mapping
+
+import yaml
+
+from homeserver.events.room_versions import DEFAULT_ROOM_VERSION, KNOWN_ROOM_VERSIONS
+from homeserver.ids import is_valid_server_name
+
+
+class ConfigError(Exception):
+    """An invalid configuration value; ``str()`` is one line naming the key."""
+
+
+@dataclasses.dataclass(frozen=True)
+class RateLimit:
+    per_second: float
+    burst_count: float
+
+
+@dataclasses.dataclass(frozen=True)
+class Listener:
+    port: int
+    bind_addresses: tuple[str, ...]
+    type: str
+    tls: bool
+    resources: frozenset[str]
+    x_forwarded: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class RoomsConfig:
+    idle_seconds: float = 300.0
+    max_open: int = 1000
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    server_name: str
+    config_dir: str
+    data_dir: str
+    listeners: tuple[Listener, ...]
+    database: Mapping[str, Any]
+    signing_key_path: str
+    tls_certificate_path: str | None
+    tls_private_key_path: str | None
+    federation_custom_ca_list: tuple[str, ...]
+    federation_verify_certificates: bool
+    ip_range_whitelist: tuple[str, ...]
+    enable_registration: bool
+    enable_registration_without_verification: bool
+    registration_requires_token: bool
+    registration_shared_secret: str | None
+    allow_guest_access: bool
+    max_upload_size: int
+    max_request_body_size: int
+    media_store_path: str
+    default_room_version: str
+    public_baseurl: str | None
+    rate_limits: Mapping[str, RateLimit]
+    rooms: RoomsConfig
+    presence_enabled: bool
+    warnings: tuple[str, ...] = ()
+
+
+# Synapse's rate-limit keys and the defaults Synapse ships with.
+_RATE_LIMIT_DEFAULTS: Mapping[str, RateLimit] = {
+    "rc_message": RateLimit(0.2, 10),
+    "rc_registration": RateLimit(0.17, 3),
+    "rc_login.address": RateLimit(0.003, 5),
+    "rc_login.account": RateLimit(0.003, 5),
+    "rc_login.failed_attempts": RateLimit(0.17, 3),
+    "rc_joins.local": RateLimit(0.1, 10),
+    "rc_joins.remote": RateLimit(0.01, 10),
+    "rc_invites.per_room": RateLimit(0.3, 10),
+    "rc_invites.per_user": RateLimit(0.003, 5),
+    "rc_admin_redaction": RateLimit(1, 50),
+    "rc_3pid_validation": RateLimit(0.003, 5),
+    "rc_presence.per_user": RateLimit(0.1, 1),
+}
+
+# Synapse settings we accept without complaint although they change nothing here.
+_IGNORED_SYNAPSE_KEYS = frozenset({
+    "pid_file", "log_config", "report_stats", "macaroon_secret_key", "form_secret",
+    "trusted_key_servers", "suppress_key_server_warning", "web_client_location",
+    "serve_server_wellknown", "admin_contact", "use_presence",
+})
+
+
+def _deep_merge(base: dict, override: Mapping) -> dict:
+    out = dict(base)
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = _deep_merge(dict(out[key]), value)
+        else:
+            out[key] = value
+    return out
+
+
+def load_config_files(paths: Iterable[str]) -> Config:
+    """Read and merge the YAML files (later ones win, mappings merged deeply)."""
+    merged: dict = {}
+    first_dir = None
+    for path in paths:
+        try:
+            with open(path, encoding="utf-8") as f:
+                data = yaml.safe_load(f) or {}
+        except OSError as e:
+            raise ConfigError(f"cannot read config file {path}: {e.strerror}") from None
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{path}: invalid YAML: {str(e).splitlines()[0]}") from None
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"{path}: the top level must be a mapping")
+        first_dir = first_dir or os.path.dirname(os.path.abspath(path))
+        merged = _deep_merge(merged, data)
+    if first_dir is None:
+        raise ConfigError("no config file given")
+    return parse_config(merged, first_dir)
+
+
+class _Reader:
+    """Typed access to the raw mapping, recording which keys were read."""
+
+    def __init__(self, raw: Mapping[str, Any]) -> None:
+        self.raw = raw
+        self.seen: set[str] = set()
+
+    def get(self, key: str, kind: type | tuple, default: Any = None, *,
+            check: Callable[[Any], bool] | None = None, why: str = "") -> Any:
+        self.seen.add(key)
+        value = self.raw.get(key, default)
+        if value is None:
+            return default
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if kind is int and isinstance(value, bool) or not isinstance(value, kind):
+            names = kind.__name__ if isinstance(kind, type) else "/".join(k.__name__ for k in kind)
+            raise ConfigError(f"{key}: expected {names}, got {value!r}")
+        if check is not None and not check(value):
+            raise ConfigError(f"{key}: {why or 'invalid value'} ({value!r})")
+        return value
+
+
+def _parse_size(key: str, value: Any) -> int:
+    """Synapse sizes: an int of bytes or a string like "50M" / "1G" / "512K"."""
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    if isinstance(value, str):
+        units = {"K": 1024, "M": 1024 ** 2, "G": 1024 ** 3}
+        v = value.strip().upper().removesuffix("B")
+        mult = units.get(v[-1:], 1)
+        digits = v[:-1] if v[-1:] in units else v
+        if digits.isdigit() and int(digits) > 0:
+            return int(digits) * mult
+    raise ConfigError(f"{key}: expected a size such as 50M, got {value!r}")
+
+
+def _parse_listeners(raw: Any, default_port: int) -> tuple[Listener, ...]:
+    if raw is None:
+        raw = [{"port": default_port, "bind_addresses": ["127.0.0.1"], "type": "http",
+                "resources": [{"names": ["client", "federation"]}]}]
+    if not isinstance(raw, list) or not raw:
+        raise ConfigError("listeners: expected a non-empty list")
+    out = []
+    for i, item in enumerate(raw):
+        key = f"listeners[{i}]"
+        if not isinstance(item, Mapping):
+            raise ConfigError(f"{key}: expected a mapping")
+        port = item.get("port")
+        if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port < 65536:
+            raise ConfigError(f"{key}.port: expected a port number, got {port!r}")
+        binds = item.get("bind_addresses", ["::", "0.0.0.0"])
+        if isinstance(binds, str):
+            binds = [binds]
+        if not isinstance(binds, list) or not all(isinstance(b, str) for b in binds):
+            raise ConfigError(f"{key}.bind_addresses: expected a list of addresses")
+        kind = item.get("type", "http")
+        if kind not in ("http", "metrics", "manhole", "replication"):
+            raise ConfigError(f"{key}.type: unknown listener type {kind!r}")
+        names: set[str] = set()
+        for res in item.get("resources", []) or []:
+            if not isinstance(res, Mapping) or not isinstance(res.get("names", []), list):
+                raise ConfigError(f"{key}.resources: expected a list of {{names: [...]}}")
+            names.update(res.get("names", []))
+        unknown = names - {"client", "federation", "media", "keys", "static", "health",
+                           "openid", "consent", "replication", "metrics"}
+        if unknown:
+            raise ConfigError(f"{key}.resources: unknown resource {sorted(unknown)[0]!r}")
+        if names & {"client"}:
+            names.add("media")
+        if names & {"federation"}:
+            names.update({"keys", "media"})
+        out.append(Listener(port, tuple(binds), kind, bool(item.get("tls", False)),
+                            frozenset(names), bool(item.get("x_forwarded", False))))
+    return tuple(out)
+
+
+def _parse_rate_limits(raw: Mapping[str, Any]) -> dict[str, RateLimit]:
+    limits = dict(_RATE_LIMIT_DEFAULTS)
+    for key, value in raw.items():
+        if not key.startswith("rc_"):
+            continue
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{key}: expected a mapping")
+        nested = {k: v for k, v in value.items() if isinstance(v, Mapping)}
+        groups = {f"{key}.{k}": v for k, v in nested.items()} if nested else {key: value}
+        for name, group in groups.items():
+            ps, bc = group.get("per_second", 1.0), group.get("burst_count", 1.0)
+            if not all(isinstance(x, (int, float)) and not isinstance(x, bool) and x >= 0
+                       for x in (ps, bc)):
+                raise ConfigError(f"{name}: per_second and burst_count must be numbers >= 0")
+            limits[name] = RateLimit(float(ps), float(bc))
+    return limits
+
+
+def parse_config(raw: Mapping[str, Any], config_dir: str) -> Config:
+    """Validate a merged raw mapping into a Config; raises ConfigError."""
+    r = _Reader(raw)
+    server_name = r.get("server_name", str, check=is_valid_server_name,
+                        why="not a valid server name")
+    if not server_name:
+        raise ConfigError("server_name: required")
+
+    def path(key: str, default: str | None) -> str | None:
+        value = r.get(key, str, default)
+        return None if value is None else os.path.join(config_dir, value)
+
+    data_dir = path("data_dir", ".")
+    listeners = _parse_listeners(r.get("listeners", list), 8008)
+    database = r.get("database", dict, {"name": "sqlite3",
+                                        "args": {"database": "homeserver.db"}})
+    if database.get("name") not in ("sqlite3", "psycopg2"):
+        raise ConfigError(f"database.name: expected sqlite3 or psycopg2, "
+                          f"got {database.get('name')!r}")
+    args = dict(database.get("args") or {})
+    if database["name"] == "sqlite3":
+        args["database"] = os.path.join(data_dir, str(args.get("database", "homeserver.db")))
+    database = {"name": database["name"], "args": args}
+
+    room_version = r.get("default_room_version", (str, int), DEFAULT_ROOM_VERSION)
+    room_version = str(room_version)
+    if room_version not in KNOWN_ROOM_VERSIONS:
+        raise ConfigError(f"default_room_version: unsupported room version {room_version!r}")
+
+    rooms_raw = r.get("rooms", dict, {})
+    rooms = RoomsConfig(
+        idle_seconds=float(_Reader(rooms_raw).get("idle_seconds", (int, float), 300,
+                                                  check=lambda v: v > 0, why="must be > 0")),
+        max_open=_Reader(rooms_raw).get("max_open", int, 1000, check=lambda v: v > 0,
+                                        why="must be > 0"),
+    )
+    http_raw = r.get("http", dict, {})
+    body_limit = _parse_size("http.max_request_body_size",
+                             http_raw.get("max_request_body_size", "1M"))
+    max_upload = _parse_size("max_upload_size", r.get("max_upload_size", (int, str), "50M"))
+    ca_list = r.get("federation_custom_ca_list", list, [])
+    whitelist = r.get("ip_range_whitelist", list, [])
+    presence_raw = r.get("presence", dict, {})
+
+    config = Config(
+        server_name=server_name,
+        config_dir=config_dir,
+        data_dir=data_dir,
+        listeners=listeners,
+        database=database,
+        signing_key_path=path("signing_key_path", f"{server_name}.signing.key"),
+        tls_certificate_path=path("tls_certificate_path", None),
+        tls_private_key_path=path("tls_private_key_path", None),
+        federation_custom_ca_list=tuple(os.path.join(config_dir, p) for p in ca_list),
+        federation_verify_certificates=r.get("federation_verify_certificates", bool, True),
+        ip_range_whitelist=tuple(whitelist),
+        enable_registration=r.get("enable_registration", bool, False),
+        enable_registration_without_verification=r.get(
+            "enable_registration_without_verification", bool, False),
+        registration_requires_token=r.get("registration_requires_token", bool, False),
+        registration_shared_secret=r.get("registration_shared_secret", str, None),
+        allow_guest_access=r.get("allow_guest_access", bool, False),
+        max_upload_size=max_upload,
+        max_request_body_size=max(body_limit, 1024),
+        media_store_path=path("media_store_path", "media_store"),
+        default_room_version=room_version,
+        public_baseurl=r.get("public_baseurl", str, None),
+        rate_limits=_parse_rate_limits(raw),
+        rooms=rooms,
+        presence_enabled=bool(presence_raw.get("enabled", True)),
+    )
+    if (config.enable_registration and not config.enable_registration_without_verification
+            and not config.registration_requires_token):
+        # Synapse refuses this combination too: open registration with no check at all
+        raise ConfigError("enable_registration: open registration without verification needs "
+                          "enable_registration_without_verification: true")
+    r.seen.update(k for k in raw if k.startswith("rc_"))
+    unknown = sorted(k for k in raw if k not in r.seen and k not in _IGNORED_SYNAPSE_KEYS)
+    return dataclasses.replace(
+        config, warnings=tuple(f"unknown config key {k!r} ignored" for k in unknown))

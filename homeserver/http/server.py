@@ -1,0 +1,226 @@
+"""The JSON HTTP layer: routing, body limits, errors and CORS for every API.
+
+A servlet is ``async def handler(request: ApiRequest) -> (status, body)``. It is
+registered with a method and a path regex; named groups become ``request.path``
+parameters (URL-decoded). Any ``MatrixError`` becomes the spec's JSON error; anything
+else is logged and answered with a generic 500 that reveals nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from typing import Any, Awaitable, Callable, Iterable, Mapping
+from urllib.parse import unquote
+
+from twisted.internet import defer
+from twisted.logger import Logger
+from twisted.web import resource, server
+
+from homeserver.crypto.canonical_json import CanonicalJsonError, encode_json, parse_json_strict
+from homeserver.errors import (
+    MatrixError, MethodNotAllowed, NotJson, TooLarge, Unrecognized,
+)
+
+log = Logger()
+
+Handler = Callable[["ApiRequest"], Awaitable[tuple[int, Any]]]
+
+CORS_HEADERS = {
+    b"Access-Control-Allow-Origin": b"*",
+    b"Access-Control-Allow-Methods": b"GET, HEAD, POST, PUT, DELETE, OPTIONS",
+    b"Access-Control-Allow-Headers":
+        b"X-Requested-With, Content-Type, Authorization, Date",
+    b"Access-Control-Expose-Headers": b"Synapse-Trace-Id, Server",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Route:
+    method: str
+    pattern: re.Pattern[str]
+    handler: Handler
+    #: bodies larger than this are refused with 413 (None: the server's default)
+    max_body: int | None = None
+
+
+class Router:
+    """Method + path regex → handler. Patterns are anchored; groups are named."""
+
+    def __init__(self) -> None:
+        self._routes: list[Route] = []
+
+    def add(self, methods: str | Iterable[str], pattern: str, handler: Handler,
+            *, max_body: int | None = None) -> None:
+        compiled = re.compile("^" + pattern + "$")
+        for method in [methods] if isinstance(methods, str) else methods:
+            self._routes.append(Route(method.upper(), compiled, handler, max_body))
+
+    def match(self, method: str, path: str) -> tuple[Route, dict[str, str]]:
+        """The route for ``method path``; raises Unrecognized / MethodNotAllowed."""
+        path_matched = False
+        for route in self._routes:
+            m = route.pattern.match(path)
+            if m is None:
+                continue
+            path_matched = True
+            if route.method == method or (method == "HEAD" and route.method == "GET"):
+                return route, {k: unquote(v) for k, v in m.groupdict().items()}
+        if path_matched:
+            raise MethodNotAllowed("Method not allowed", status=405)
+        raise Unrecognized("Unrecognized request")
+
+    def has_path(self, path: str) -> bool:
+        return any(r.pattern.match(path) for r in self._routes)
+
+
+class ApiRequest:
+    """What a servlet sees of an HTTP request: parsed, decoded, size-checked."""
+
+    def __init__(self, raw: server.Request, path_params: Mapping[str, str],
+                 max_body: int) -> None:
+        self.raw = raw
+        self.path = dict(path_params)
+        self.method = raw.method.decode("ascii")
+        self._max_body = max_body
+        self._body: bytes | None = None
+        #: set by the authenticator for authenticated endpoints
+        self.requester: Any = None
+
+    # -- query string ---------------------------------------------------------------
+    def arg(self, name: str, default: str | None = None) -> str | None:
+        values = self.raw.args.get(name.encode("ascii"))
+        if not values:
+            return default
+        try:
+            return values[-1].decode("utf-8")
+        except UnicodeDecodeError:
+            raise MatrixError(f"query parameter {name} is not UTF-8",
+                              errcode="M_INVALID_PARAM") from None
+
+    def args(self, name: str) -> list[str]:
+        return [v.decode("utf-8", "replace") for v in self.raw.args.get(name.encode(), [])]
+
+    def header(self, name: str) -> str | None:
+        value = self.raw.getHeader(name)
+        return value.decode("latin-1") if isinstance(value, bytes) else value
+
+    @property
+    def client_ip(self) -> str:
+        peer = self.raw.getClientAddress()
+        return getattr(peer, "host", "") or ""
+
+    # -- body -----------------------------------------------------------------------
+    def body_bytes(self) -> bytes:
+        if self._body is None:
+            content = self.raw.content
+            content.seek(0)
+            data = content.read(self._max_body + 1)
+            if len(data) > self._max_body or getattr(self.raw, "too_large", False):
+                raise TooLarge("Request body too large")
+            self._body = data
+        return self._body
+
+    def json(self, *, allow_empty: bool = False) -> dict[str, Any]:
+        """The body as a JSON object; M_NOT_JSON if it is not JSON, M_BAD_JSON if not an object."""
+        data = self.body_bytes()
+        if not data.strip():
+            if allow_empty:
+                return {}
+            raise NotJson("Content not JSON.")
+        try:
+            body = parse_json_strict(data)
+        except (CanonicalJsonError, ValueError):
+            raise NotJson("Content not JSON.") from None
+        if not isinstance(body, dict):
+            raise MatrixError("Content must be a JSON object.", errcode="M_BAD_JSON")
+        return body
+
+
+class LimitedRequest(server.Request):
+    """A twisted.web Request that stops buffering a body past a hard limit."""
+
+    hard_limit = 64 * 1024 * 1024
+    too_large = False
+
+    def gotLength(self, length: int | None) -> None:
+        if length is not None and length > self.hard_limit:
+            self.too_large = True
+            length = 0
+        super().gotLength(length)
+
+    def handleContentChunk(self, data: bytes) -> None:
+        if self.too_large:
+            return
+        if self.content.tell() + len(data) > self.hard_limit:
+            self.too_large = True
+            return
+        super().handleContentChunk(data)
+
+
+class JsonResource(resource.Resource):
+    """The leaf resource that dispatches every request through a Router."""
+
+    isLeaf = True
+
+    def __init__(self, router: Router, *, max_body: int, cors: bool = True) -> None:
+        super().__init__()
+        self._router = router
+        self._max_body = max_body
+        self._cors = cors
+
+    def render(self, request: server.Request) -> Any:
+        if self._cors:
+            for k, v in CORS_HEADERS.items():
+                request.setHeader(k, v)
+        method = request.method.decode("ascii", "replace")
+        path = request.path.decode("utf-8", "replace")
+        if method == "OPTIONS":
+            request.setResponseCode(204 if self._router.has_path(path) else 204)
+            return b""
+        d = defer.ensureDeferred(self._dispatch(request, method, path))
+        d.addErrback(lambda f: log.failure("writing response failed", f))
+        return server.NOT_DONE_YET
+
+    async def _dispatch(self, request: server.Request, method: str, path: str) -> None:
+        try:
+            route, params = self._router.match(method, path)
+            api_request = ApiRequest(request, params, route.max_body or self._max_body)
+            if getattr(request, "too_large", False):
+                raise TooLarge("Request body too large")
+            status, body = await route.handler(api_request)
+        except MatrixError as e:
+            status, body = e.status, e.to_json()
+        except Exception:
+            log.failure("Unhandled error in {method} {path}", method=method, path=path)
+            status, body = 500, {"errcode": "M_UNKNOWN", "error": "Internal server error"}
+        respond_json(request, status, body)
+
+
+def respond_json(request: server.Request, status: int, body: Any) -> None:
+    if request._disconnected or request.finished:
+        return
+    payload = body if isinstance(body, bytes) else encode_json(body)
+    request.setResponseCode(status)
+    request.setHeader(b"Content-Type", b"application/json")
+    request.setHeader(b"Content-Length", str(len(payload)).encode())
+    request.setHeader(b"Cache-Control", b"no-cache, no-store, must-revalidate")
+    if request.method != b"HEAD":
+        request.write(payload)
+    request.finish()
+
+
+class RawResponse:
+    """Marker for servlets that already wrote their own response (media downloads)."""
+
+
+def make_site(root: resource.Resource, hard_limit: int) -> server.Site:
+    site = server.Site(root)
+    site.displayTracebacks = False
+
+    class _Request(LimitedRequest):
+        pass
+
+    _Request.hard_limit = hard_limit
+    site.requestFactory = _Request
+    return site

@@ -1,0 +1,216 @@
+"""RoomRegistry: room_id → RoomActor; creates rooms, wakes them, bounds open DBs.
+
+Each room lives in ``<data_dir>/<h[:2]>/<h>.db`` with ``h = sha256(room_id)`` in hex:
+room IDs may hold characters unfit for file names, and v12 room IDs are unknown until
+the create event is hashed, so the name is derived, never chosen. (The room ID is in
+the file's ``room_meta``.)
+
+Only awake rooms are in memory. A room wakes on ``get`` (opening its DB and replaying
+its outbox) and hibernates after ``idle_seconds`` without work or subscribers; at most
+``max_open`` rooms stay awake, the least recently fetched idle ones being closed first
+(an actor with work in progress or live subscribers is never closed).
+"""
+
+from __future__ import annotations
+
+import collections
+import hashlib
+import os
+import secrets
+import string
+from typing import Any, Callable, Mapping, Sequence
+
+from twisted.internet import defer
+from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
+
+from homeserver.crypto.signing import SigningKey
+from homeserver.errors import MatrixError, NotFound, RoomInUse, UnsupportedRoomVersionError
+from homeserver.events.builder import finalize_event
+from homeserver.events.pdu import PDU
+from homeserver.events.room_versions import UnsupportedRoomVersion, get_room_version
+from homeserver.rooms.actor import RoomActor, RoomServices
+from homeserver.rooms.protocols import RoomListener, RoomStreamWriter
+from homeserver.rooms.store import RoomStore
+
+log = Logger()
+
+_ROOM_ID_ALPHABET = string.ascii_letters
+
+
+class RoomRegistry:
+    def __init__(self, *, data_dir: str, server_name: str, signing_key: SigningKey,
+                 clock: IReactorTime, stream_writer: RoomStreamWriter,
+                 listener: RoomListener, idle_seconds: float = 300.0, max_open: int = 1000,
+                 now_ms: Callable[[], int] | None = None, full_every: int = 100) -> None:
+        if max_open < 1:
+            raise ValueError("max_open must be at least 1")
+        self._data_dir = data_dir
+        self._services = RoomServices(
+            server_name=server_name, signing_key=signing_key, clock=clock,
+            stream_writer=stream_writer, listener=listener,
+            now_ms=now_ms or (lambda: int(clock.seconds() * 1000)),
+            idle_seconds=idle_seconds)
+        self._max_open = max_open
+        self._full_every = full_every
+        #: awake actors, least recently fetched first
+        self._awake: collections.OrderedDict[str, RoomActor] = collections.OrderedDict()
+        self._waking: dict[str, list[defer.Deferred]] = {}
+        self._stopping = False
+
+    # -- lookups ------------------------------------------------------------------------
+    def path_for(self, room_id: str) -> str:
+        digest = hashlib.sha256(room_id.encode("utf-8")).hexdigest()
+        return os.path.join(self._data_dir, digest[:2], digest + ".db")
+
+    def known(self, room_id: str) -> bool:
+        """True if this server has the room (awake or on disk)."""
+        return room_id in self._awake or os.path.exists(self.path_for(room_id))
+
+    def is_awake(self, room_id: str) -> bool:
+        return room_id in self._awake
+
+    @property
+    def awake_count(self) -> int:
+        return len(self._awake)
+
+    async def get(self, room_id: str) -> RoomActor:
+        """The room's actor, woken from disk if needed; NotFound if no such room."""
+        self._check_running()
+        actor = self._awake.get(room_id)
+        if actor is not None:
+            self._awake.move_to_end(room_id)
+            return actor
+        if room_id in self._waking:
+            d: defer.Deferred = defer.Deferred()
+            self._waking[room_id].append(d)
+            return await d
+        self._waking[room_id] = []
+        try:
+            actor = await self._wake(room_id)
+        except Exception as e:
+            for d in self._waking.pop(room_id):
+                d.errback(e)
+            raise
+        self._awake[room_id] = actor
+        for d in self._waking.pop(room_id):
+            d.callback(actor)
+        self._evict()
+        return actor
+
+    async def _wake(self, room_id: str) -> RoomActor:
+        path = self.path_for(room_id)
+        try:
+            store = RoomStore.open(path, full_every=self._full_every)
+        except FileNotFoundError:
+            raise NotFound(f"unknown room {room_id}") from None
+        if store.get_meta("room_id") != room_id:
+            # a creation that crashed before its first commit left an empty DB
+            store.close()
+            raise NotFound(f"unknown room {room_id}")
+        actor = RoomActor(store, self._services, on_idle=self._hibernate, reopen=self.get)
+        await actor.recover()
+        return actor
+
+    # -- creation -----------------------------------------------------------------------
+    async def create_room(self, creator: str, room_version: str,
+                          initial_partials: Sequence[Mapping[str, Any]],
+                          is_public: bool = False) -> tuple[str, list[PDU]]:
+        """Create a room: its DB file, the create event and ``initial_partials``.
+
+        ``initial_partials`` are partial events (type, sender, content, state_key) as
+        ``rooms.creation.initial_room_events`` makes them; the first may be the
+        ``m.room.create`` partial (else a default one is used). All events are written
+        in one transaction, then the room is registered in the global rooms index and
+        its events announced. Raises UnsupportedRoomVersionError, or AuthError if an
+        initial event is refused (and then nothing is left on disk).
+        """
+        self._check_running()
+        try:
+            version = get_room_version(room_version)
+        except UnsupportedRoomVersion:
+            raise UnsupportedRoomVersionError(
+                f"unsupported room version {room_version!r}") from None
+        partials = [dict(p) for p in initial_partials]
+        if not partials or partials[0].get("type") != "m.room.create":
+            partials.insert(0, {"type": "m.room.create", "sender": creator, "content": {}})
+        create = self._build_create(version, creator, partials[0])
+        room_id = create.room_id
+        path = self.path_for(room_id)
+        if os.path.exists(path):
+            raise RoomInUse(f"room {room_id} already exists")
+        store = RoomStore.open(path, create=True, full_every=self._full_every)
+        actor = RoomActor(store, self._services, room_id=room_id, room_version=version,
+                          on_idle=self._hibernate, reopen=self.get)
+        self._awake[room_id] = actor
+        meta = {"creator": creator, "is_public": int(is_public), "registered": 0}
+        try:
+            events = await actor.create_room_events(create, partials[1:], meta)
+        except Exception:
+            del self._awake[room_id]
+            await actor.drain()
+            actor.close()
+            for suffix in ("", "-wal", "-shm"):
+                if os.path.exists(path + suffix):
+                    os.remove(path + suffix)
+            raise
+        self._evict()
+        return room_id, events
+
+    def _build_create(self, version, creator: str, partial: Mapping[str, Any]) -> PDU:
+        content = dict(partial.get("content") or {})
+        content.setdefault("room_version", version.identifier)
+        if not version.implicit_room_creator:
+            content.setdefault("creator", creator)
+        event = {"type": "m.room.create", "sender": partial.get("sender", creator),
+                 "state_key": "", "content": content, "prev_events": [],
+                 "auth_events": [], "depth": 1}
+        if not version.room_id_from_create_event:
+            while True:
+                localpart = "".join(secrets.choice(_ROOM_ID_ALPHABET) for _ in range(18))
+                event["room_id"] = f"!{localpart}:{self._services.server_name}"
+                if not self.known(event["room_id"]):
+                    break
+        return finalize_event(version, event, self._services.server_name,
+                              self._services.signing_key, self._services.now_ms())
+
+    # -- memory bounds ------------------------------------------------------------------
+    def _hibernate(self, actor: RoomActor) -> None:
+        if self._awake.get(actor.room_id) is actor:
+            del self._awake[actor.room_id]
+        actor.close()
+
+    def _evict(self) -> None:
+        excess = len(self._awake) - self._max_open
+        if excess <= 0:
+            return
+        for room_id, actor in list(self._awake.items()):
+            if excess <= 0:
+                break
+            if actor.pinned:
+                continue
+            del self._awake[room_id]
+            actor.close()
+            excess -= 1
+        if excess > 0:
+            log.info("{n} rooms over max_open: all busy or subscribed", n=excess)
+
+    # -- shutdown -----------------------------------------------------------------------
+    def stop(self) -> defer.Deferred:
+        """Drain every inbox, then close every room DB (graceful SIGTERM)."""
+        return defer.ensureDeferred(self._stop())
+
+    async def _stop(self) -> None:
+        self._stopping = True
+        while self._awake:
+            actors = list(self._awake.values())
+            for actor in actors:
+                await actor.drain()
+            for actor in actors:
+                if self._awake.get(actor.room_id) is actor:
+                    del self._awake[actor.room_id]
+                actor.close()
+
+    def _check_running(self) -> None:
+        if self._stopping:
+            raise MatrixError("the server is shutting down", status=503)

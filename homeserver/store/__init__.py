@@ -1,0 +1,85 @@
+"""The global database (DESIGN.md §4): what crosses rooms.
+
+:class:`GlobalStore` is a plain object holding the :class:`Database` and one small
+store per concern, each owning a few tables::
+
+    store = GlobalStore.from_config({"name": "sqlite3", "args": {"database": p}}, reactor)
+    store.db.setServiceParent(root)        # migrates, then starts the thread pool
+    await store.accounts.create_user("@alice:example.org", hash_password("…"))
+
+It implements :class:`homeserver.rooms.protocols.RoomStreamWriter` by delegating to
+``store.streams`` and ``store.rooms``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+from homeserver.rooms.protocols import Announcement
+from homeserver.store import positions
+from homeserver.store.account_data import AccountData
+from homeserver.store.accounts import Accounts
+from homeserver.store.database import Database
+from homeserver.store.devices import Devices
+from homeserver.store.filters import Filters
+from homeserver.store.presence import Presence
+from homeserver.store.receipts import Receipts
+from homeserver.store.registration_tokens import RegistrationTokens
+from homeserver.store.rooms import Rooms
+from homeserver.store.server_keys import ServerKeys
+from homeserver.store.streams import Streams
+from homeserver.store.to_device import ToDevice
+from homeserver.store.transactions import ClientTransactions
+from homeserver.store.user_directory import UserDirectory
+
+__all__ = ["GlobalStore", "Database", "STREAMS"]
+
+STREAMS = positions.STREAMS
+
+
+class GlobalStore:
+    """Every part of the global database, as attributes sharing one :class:`Database`."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.accounts = Accounts(db)
+        self.devices = Devices(db)
+        self.rooms = Rooms(db)
+        self.streams = Streams(db)
+        self.account_data = AccountData(db)
+        self.receipts = Receipts(db)
+        self.presence = Presence(db)
+        self.to_device = ToDevice(db)
+        self.filters = Filters(db)
+        self.transactions = ClientTransactions(db)
+        self.registration_tokens = RegistrationTokens(db)
+        self.server_keys = ServerKeys(db)
+        self.user_directory = UserDirectory(db)
+
+    @classmethod
+    def from_config(cls, database_config: Mapping[str, Any], reactor: Any, *,
+                    migrate_on_start: bool = True) -> "GlobalStore":
+        """Build from Synapse's ``database`` config section (see :class:`Database`)."""
+        return cls(Database.from_config(database_config, reactor,
+                                        migrate_on_start=migrate_on_start))
+
+    # -- RoomStreamWriter -------------------------------------------------------------
+    async def announce(self, announcements: Sequence[Announcement]) -> list[int]:
+        """See :meth:`RoomStreamWriter.announce`."""
+        return await self.streams.announce(announcements)
+
+    async def register_room(self, room_id: str, room_version: str, creator: str,
+                            is_public: bool = False) -> None:
+        """See :meth:`RoomStreamWriter.register_room`."""
+        await self.rooms.register_room(room_id, room_version, creator, is_public)
+
+    # -- stream positions -------------------------------------------------------------
+    async def current_position(self, stream_name: str) -> int:
+        """The highest committed position of one of :data:`STREAMS`."""
+        if stream_name not in STREAMS:
+            raise positions.UnknownStream(stream_name)
+        return await self.db.run(positions.read_position, stream_name)
+
+    async def current_positions(self) -> dict[str, int]:
+        """Every stream's position, read together (for a sync token)."""
+        return await self.db.run(positions.read_all_positions)

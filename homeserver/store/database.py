@@ -1,0 +1,186 @@
+"""The global database: a SQLAlchemy engine plus the thread pool its queries run in.
+
+DESIGN.md §4. SQLAlchemy Core is blocking, so every transaction runs in a dedicated
+Twisted thread pool and the reactor only awaits its result. SQLite gets exactly one
+thread (one writer; WAL lets readers in other processes proceed); PostgreSQL gets a
+few (``cp_min``…``cp_max``, as in Synapse's config).
+
+The schema is managed by alembic; :meth:`Database.migrate` upgrades to head and runs
+at start-up (before the pool starts) unless the caller opts out.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Callable, Mapping, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+from twisted.application.service import Service
+from twisted.internet import defer, threads
+from twisted.logger import Logger
+from twisted.python.threadpool import ThreadPool
+
+T = TypeVar("T")
+
+_MIGRATIONS_DIR = os.path.join(os.path.dirname(__file__), "migrations")
+#: pg_advisory_xact_lock key held while migrating, so that several processes
+#: starting together do not race each other's DDL
+_MIGRATION_LOCK_KEY = 0x726F6F6D  # "room"
+
+
+class DatabaseNotRunning(RuntimeError):
+    """A query was issued while the database service is stopped."""
+
+
+class Database(Service):
+    """Owns the engine and the thread pool; runs ``fn(conn, *args)`` in a transaction.
+
+    An ``IService``: ``startService`` migrates (optionally) and starts the pool,
+    ``stopService`` returns a Deferred that fires once the pool's threads are gone.
+    """
+
+    log = Logger()
+
+    def __init__(self, engine: Engine, reactor: Any, *, min_threads: int = 1,
+                 max_threads: int = 1, migrate_on_start: bool = True) -> None:
+        self.engine = engine
+        self.reactor = reactor
+        self.migrate_on_start = migrate_on_start
+        self.name = "database"
+        self._pool = ThreadPool(min_threads, max_threads, name="global-db")
+
+    # -- construction -----------------------------------------------------------------
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any], reactor: Any, *,
+                    migrate_on_start: bool = True) -> "Database":
+        """Build from Synapse's ``database`` section.
+
+        ``{"name": "sqlite3", "args": {"database": path}}`` or
+        ``{"name": "psycopg2", "args": {"user", "password", "database", "host",
+        "port", "cp_min", "cp_max", …}}``; other psycopg2 args pass through to
+        ``psycopg2.connect`` (e.g. ``sslmode``, ``keepalives_idle``).
+        """
+        name = config.get("name", "sqlite3")
+        args = dict(config.get("args") or {})
+        if name in ("sqlite3", "sqlite"):
+            engine = sqlite_engine(args.get("database", "homeserver.db"))
+            threads_ = (1, 1)
+        elif name in ("psycopg2", "postgresql", "postgres"):
+            cp_min = int(args.pop("cp_min", 1))
+            cp_max = max(cp_min, int(args.pop("cp_max", 4)), 1)
+            engine = postgres_engine(args, pool_size=cp_max)
+            threads_ = (max(cp_min, 0), cp_max)
+        else:
+            raise ValueError(f"unsupported database engine {name!r} "
+                             "(expected 'sqlite3' or 'psycopg2')")
+        return cls(engine, reactor, min_threads=threads_[0], max_threads=threads_[1],
+                   migrate_on_start=migrate_on_start)
+
+    @property
+    def dialect(self) -> str:
+        """``"sqlite"`` or ``"postgresql"``."""
+        return self.engine.dialect.name
+
+    def now_ms(self) -> int:
+        """The injected reactor's clock, in milliseconds."""
+        return int(self.reactor.seconds() * 1000)
+
+    # -- schema -----------------------------------------------------------------------
+    def migrate(self, revision: str = "head") -> None:
+        """Upgrade the schema to ``revision`` with alembic, synchronously."""
+        self._alembic("upgrade", revision)
+
+    def downgrade(self, revision: str) -> None:
+        """Downgrade the schema to ``revision`` (for tests and operators)."""
+        self._alembic("downgrade", revision)
+
+    def _alembic(self, command_name: str, revision: str) -> None:
+        from alembic import command
+
+        with self.engine.begin() as conn:
+            if self.dialect == "postgresql":
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"),
+                             {"k": _MIGRATION_LOCK_KEY})
+            cfg = alembic_config(conn)
+            getattr(command, command_name)(cfg, revision)
+
+    # -- IService ---------------------------------------------------------------------
+    def startService(self) -> None:
+        if self.migrate_on_start:
+            self.migrate()
+        self._pool.start()
+        super().startService()
+
+    def stopService(self) -> defer.Deferred[None]:
+        super().stopService()
+        # ThreadPool.stop joins its threads: do that off the reactor thread
+        d = threads.deferToThreadPool(self.reactor, self.reactor.getThreadPool(),
+                                      self._pool.stop)
+        d.addCallback(lambda _: self.engine.dispose())
+        return d
+
+    # -- queries ----------------------------------------------------------------------
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn(conn, *args)`` in one transaction in the pool; return its result.
+
+        The transaction commits if ``fn`` returns and rolls back if it raises.
+        """
+        if not self._pool.started or self._pool.joined:
+            raise DatabaseNotRunning("the database service is not running")
+        return await threads.deferToThreadPool(
+            self.reactor, self._pool, self._transact, fn, *args)
+
+    def _transact(self, fn: Callable[..., T], *args: Any) -> T:
+        with self.engine.begin() as conn:
+            return fn(conn, *args)
+
+
+def alembic_config(connection: Connection | None = None) -> Any:
+    """An alembic Config built in code (no alembic.ini needed at run time)."""
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", _MIGRATIONS_DIR)
+    if connection is not None:
+        cfg.attributes["connection"] = connection
+    return cfg
+
+
+def sqlite_engine(path: str) -> Engine:
+    """A SQLite engine: WAL, ``synchronous=NORMAL``, foreign keys, real transactions."""
+    if path == ":memory:":
+        # one shared connection, or every checkout would see a new empty database
+        engine = sa.create_engine("sqlite://", poolclass=sa.StaticPool,
+                                  connect_args={"check_same_thread": False})
+    else:
+        engine = sa.create_engine(f"sqlite:///{path}",
+                                  connect_args={"check_same_thread": False,
+                                                "timeout": 30})
+
+    @sa.event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # Take transaction control away from the sqlite3 module (which would not BEGIN
+        # before SELECTs or DDL) and BEGIN ourselves below; see SQLAlchemy's
+        # "sqlite_enabling_transactions".
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.close()
+
+    @sa.event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        conn.exec_driver_sql("BEGIN")
+
+    return engine
+
+
+def postgres_engine(args: Mapping[str, Any], *, pool_size: int) -> Engine:
+    """A psycopg2 engine from Synapse-style connection args."""
+    connect_args = {k: v for k, v in args.items() if v is not None}
+    if "database" in connect_args:
+        connect_args["dbname"] = connect_args.pop("database")
+    return sa.create_engine("postgresql+psycopg2://", connect_args=connect_args,
+                            pool_size=pool_size, max_overflow=0, pool_pre_ping=True)

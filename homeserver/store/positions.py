@@ -1,0 +1,89 @@
+"""Stream positions: one monotonic counter per stream, kept in ``stream_positions``.
+
+Each stream (DESIGN.md §4, "Sync tokens") has a row here holding the highest
+position written so far. Writers go through this row inside their transaction:
+
+* :func:`lock_stream` takes the row lock first (``UPDATE … SET pos = pos``) and
+  :func:`advance` records the highest position the transaction wrote;
+* :func:`next_position` allocates from the counter itself (for tables that are
+  upserted, where an autoincrement column cannot carry the position).
+
+Because the row stays locked until the writer commits, writers of one stream commit
+in the order they allocated positions, even with several processes sharing
+PostgreSQL (where sequences alone hand out numbers in allocation order, not commit
+order, so a reader could see position 10 before 9 commits and skip 9 forever). The
+cost: writes to one stream are serialised; transactions are short, so this is cheap.
+A reader bounds its query by :func:`read_position` and never sees a gap fill later.
+
+Rule: a transaction touches at most one stream's row, so there is no lock ordering to
+get wrong. The counter also survives deletes (``device_inbox`` rows are deleted, yet
+the to-device position never goes backwards).
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from homeserver.store.sql import metadata
+
+ROOM = "room"
+ACCOUNT_DATA = "account_data"
+RECEIPTS = "receipts"
+PRESENCE = "presence"
+TO_DEVICE = "to_device"
+DEVICE_LISTS = "device_lists"
+
+#: every stream, in the order a sync token lists them
+STREAMS = (ROOM, ACCOUNT_DATA, RECEIPTS, PRESENCE, TO_DEVICE, DEVICE_LISTS)
+
+stream_positions = sa.Table(
+    "stream_positions", metadata,
+    sa.Column("stream_name", sa.Text, primary_key=True),
+    sa.Column("pos", sa.BigInteger, nullable=False),
+)
+
+_t = stream_positions.c
+
+
+class UnknownStream(KeyError):
+    """A stream name that is not in :data:`STREAMS` (or not migrated yet)."""
+
+
+def _one(conn: Connection, stmt: sa.Executable, stream: str) -> int:
+    pos = conn.execute(stmt).scalar()
+    if pos is None:
+        raise UnknownStream(stream)
+    return int(pos)
+
+
+def lock_stream(conn: Connection, stream: str) -> int:
+    """Lock ``stream`` until the transaction ends; returns its current position."""
+    stmt = (sa.update(stream_positions).where(_t.stream_name == stream)
+            .values(pos=_t.pos).returning(_t.pos))
+    return _one(conn, stmt, stream)
+
+
+def next_position(conn: Connection, stream: str) -> int:
+    """Allocate the next position of ``stream`` (locks it until commit)."""
+    stmt = (sa.update(stream_positions).where(_t.stream_name == stream)
+            .values(pos=_t.pos + 1).returning(_t.pos))
+    return _one(conn, stmt, stream)
+
+
+def advance(conn: Connection, stream: str, pos: int) -> None:
+    """Record that this transaction wrote ``pos`` (call after :func:`lock_stream`)."""
+    conn.execute(sa.update(stream_positions)
+                 .where(_t.stream_name == stream, _t.pos < pos).values(pos=pos))
+
+
+def read_position(conn: Connection, stream: str) -> int:
+    """The highest committed position of ``stream``."""
+    stmt = sa.select(_t.pos).where(_t.stream_name == stream)
+    return _one(conn, stmt, stream)
+
+
+def read_all_positions(conn: Connection) -> dict[str, int]:
+    """Every stream's position, read in one statement (one consistent snapshot)."""
+    return {row.stream_name: int(row.pos)
+            for row in conn.execute(sa.select(_t.stream_name, _t.pos))}

@@ -1,0 +1,114 @@
+"""Read receipts (``m.read``, ``m.read.private``, …) on the receipts stream.
+
+Table ``receipts``: the latest receipt per (room, type, user, thread). ``thread_id``
+is ``''`` for an unthreaded receipt (so the primary key holds on both dialects) and
+is None again when read back.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Iterable, Mapping
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from homeserver.store import positions
+from homeserver.store.database import Database
+from homeserver.store.sql import JsonText, metadata, upsert
+
+UNTHREADED = ""
+
+receipts = sa.Table(
+    "receipts", metadata,
+    sa.Column("room_id", sa.Text, primary_key=True),
+    sa.Column("receipt_type", sa.Text, primary_key=True),
+    sa.Column("user_id", sa.Text, primary_key=True),
+    sa.Column("thread_id", sa.Text, primary_key=True),
+    sa.Column("event_id", sa.Text, nullable=False),
+    sa.Column("data", JsonText, nullable=False),
+    sa.Column("stream_pos", sa.BigInteger, nullable=False, index=True),
+)
+
+_c = receipts.c
+
+
+@dataclasses.dataclass(frozen=True)
+class Receipt:
+    room_id: str
+    receipt_type: str
+    user_id: str
+    thread_id: str | None
+    event_id: str
+    data: dict[str, Any]
+    stream_pos: int
+
+
+def _receipt(row: sa.Row) -> Receipt:
+    return Receipt(row.room_id, row.receipt_type, row.user_id,
+                   row.thread_id or None, row.event_id, row.data, row.stream_pos)
+
+
+class Receipts:
+    """The latest receipt of each user per room, type and thread."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def set_receipt(self, room_id: str, receipt_type: str, user_id: str,
+                          event_id: str, data: Mapping[str, Any], *,
+                          thread_id: str | None = None) -> int:
+        """Store (replace) a receipt; returns its stream position.
+
+        Whether the new event is later than the old one is the room layer's call.
+        """
+        values = dict(room_id=room_id, receipt_type=receipt_type, user_id=user_id,
+                      thread_id=thread_id or UNTHREADED, event_id=event_id,
+                      data=dict(data))
+
+        def txn(conn: Connection) -> int:
+            pos = positions.next_position(conn, positions.RECEIPTS)
+            upsert(conn, receipts, dict(values, stream_pos=pos),
+                   ["room_id", "receipt_type", "user_id", "thread_id"])
+            return pos
+
+        return await self._db.run(txn)
+
+    async def get_receipt(self, room_id: str, receipt_type: str, user_id: str, *,
+                          thread_id: str | None = None) -> Receipt | None:
+        """One user's receipt, or None."""
+        def txn(conn: Connection) -> Receipt | None:
+            row = conn.execute(sa.select(receipts).where(
+                _c.room_id == room_id, _c.receipt_type == receipt_type,
+                _c.user_id == user_id,
+                _c.thread_id == (thread_id or UNTHREADED))).first()
+            return None if row is None else _receipt(row)
+
+        return await self._db.run(txn)
+
+    async def get_receipts_for_room(self, room_id: str) -> list[Receipt]:
+        """Every current receipt in the room, in stream order."""
+        def txn(conn: Connection) -> list[Receipt]:
+            rows = conn.execute(sa.select(receipts).where(_c.room_id == room_id)
+                                .order_by(_c.stream_pos))
+            return [_receipt(r) for r in rows]
+
+        return await self._db.run(txn)
+
+    async def get_receipts_since(self, since: int, upto: int | None = None, *,
+                                 room_ids: Iterable[str] | None = None) -> list[Receipt]:
+        """Receipts written in (since, upto], optionally only in ``room_ids``."""
+        wanted = None if room_ids is None else list(set(room_ids))
+        if wanted == []:
+            return []
+
+        def txn(conn: Connection) -> list[Receipt]:
+            end = positions.read_position(conn, positions.RECEIPTS) \
+                if upto is None else upto
+            stmt = sa.select(receipts).where(_c.stream_pos > since,
+                                             _c.stream_pos <= end)
+            if wanted is not None:
+                stmt = stmt.where(_c.room_id.in_(wanted))
+            return [_receipt(r) for r in conn.execute(stmt.order_by(_c.stream_pos))]
+
+        return await self._db.run(txn)

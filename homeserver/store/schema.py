@@ -1,0 +1,24 @@
+"""All tables of the global database on one :data:`metadata` (for alembic and tests).
+
+Importing this module imports every store part, each of which declares its tables.
+"""
+
+from homeserver.store import (  # noqa: F401  (imported for their tables)
+    account_data,
+    accounts,
+    devices,
+    filters,
+    positions,
+    presence,
+    receipts,
+    registration_tokens,
+    rooms,
+    server_keys,
+    streams,
+    to_device,
+    transactions,
+    user_directory,
+)
+from homeserver.store.sql import metadata
+
+__all__ = ["metadata"]

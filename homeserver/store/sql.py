@@ -1,0 +1,94 @@
+"""Dialect-portable SQL pieces shared by the store parts: metadata, types, upsert.
+
+Every table of the global database is declared on :data:`metadata` by the module that
+owns it; alembic migrations (``migrations/versions``) are the schema's source of truth
+and a test checks the two agree.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Mapping, Sequence
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+
+metadata = sa.MetaData(naming_convention={
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+})
+
+#: Stream positions and other autoincrement keys: BIGSERIAL on PostgreSQL, and on
+#: SQLite an INTEGER PRIMARY KEY (the rowid; the table also needs
+#: ``sqlite_autoincrement=True`` so ids are never reused after deletes).
+Position = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+
+class JsonText(sa.TypeDecorator):
+    """A JSON value stored as compact text (the same bytes on both dialects)."""
+
+    impl = sa.Text
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: sa.Dialect) -> str | None:
+        if value is None:
+            return None
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+    def process_result_value(self, value: str | None, dialect: sa.Dialect) -> Any:
+        return None if value is None else json.loads(value)
+
+
+def canonical_json_text(value: Any) -> str:
+    """Sorted-key compact JSON, for values compared by their text (e.g. filters)."""
+    return json.dumps(value, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+
+
+def _dialect_insert(conn: Connection, table: sa.Table) -> Any:
+    name = conn.dialect.name
+    if name == "postgresql":
+        return postgresql.insert(table)
+    if name == "sqlite":
+        return sqlite.insert(table)
+    raise NotImplementedError(f"no upsert for dialect {name!r}")
+
+
+def upsert(conn: Connection, table: sa.Table, values: Mapping[str, Any],
+           key: Sequence[str], update: Sequence[str] | None = None,
+           where: sa.ColumnElement[bool] | None = None) -> int:
+    """INSERT, or on a conflict on ``key`` UPDATE the ``update`` columns.
+
+    ``update`` defaults to every non-key column in ``values``; an empty ``update``
+    means "insert if absent". ``where`` (may refer to ``excluded``, see
+    :func:`excluded`) limits when an existing row is overwritten. Returns the number
+    of rows written (0 when the conflict left the row untouched).
+    """
+    stmt = _dialect_insert(conn, table).values(**values)
+    if update is None:
+        update = [c for c in values if c not in key]
+    if update:
+        stmt = stmt.on_conflict_do_update(
+            index_elements=list(key),
+            set_={c: stmt.excluded[c] for c in update},
+            where=where,
+        )
+    else:
+        stmt = stmt.on_conflict_do_nothing(index_elements=list(key))
+    return conn.execute(stmt).rowcount
+
+
+def insert_if_absent(conn: Connection, table: sa.Table, values: Mapping[str, Any],
+                     key: Sequence[str]) -> bool:
+    """INSERT unless a row with the same ``key`` exists; True if it was inserted."""
+    return upsert(conn, table, values, key, update=()) == 1
+
+
+def excluded(table: sa.Table, column: str) -> sa.ColumnElement[Any]:
+    """The proposed value of ``column`` inside an upsert's ``where`` clause.
+
+    Both dialects spell it ``excluded.<column>``.
+    """
+    return sa.literal_column(f"excluded.{column}", type_=table.c[column].type)

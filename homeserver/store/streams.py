@@ -1,0 +1,277 @@
+"""The room stream and the memberships index (DESIGN.md §4).
+
+``room_stream`` is the global append-only log of ``(pos, room_id, room_seq)`` the
+room actors write after an event is durable in the room's own database (outbox
+pattern); /sync reads it to learn which rooms changed since a token. Announcing is
+idempotent per ``(room_id, room_seq)`` so a replay after a crash never duplicates.
+
+``room_memberships`` is the index user → rooms, kept in step by the same
+announcements, in the same transaction.
+
+Positions of one room are announced in its ``room_seq`` order by its single actor,
+so within a room stream order is arrival order.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Collection, Iterable, Sequence
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from homeserver.rooms.protocols import Announcement
+from homeserver.store import positions
+from homeserver.store.database import Database
+from homeserver.store.sql import Position, metadata, upsert
+
+room_stream = sa.Table(
+    "room_stream", metadata,
+    sa.Column("pos", Position, primary_key=True, autoincrement=True),
+    sa.Column("room_id", sa.Text, nullable=False),
+    sa.Column("room_seq", sa.BigInteger, nullable=False),
+    sa.Column("event_id", sa.Text, nullable=False),
+    sa.Column("type", sa.Text, nullable=False),
+    sa.Column("state_key", sa.Text, nullable=True),
+    sa.Column("sender", sa.Text, nullable=False),
+    sa.UniqueConstraint("room_id", "room_seq"),
+    sa.Index(None, "room_id", "pos"),
+    sqlite_autoincrement=True,
+)
+
+room_memberships = sa.Table(
+    "room_memberships", metadata,
+    sa.Column("user_id", sa.Text, primary_key=True),
+    sa.Column("room_id", sa.Text, primary_key=True),
+    sa.Column("membership", sa.Text, nullable=False),
+    sa.Column("event_id", sa.Text, nullable=False),
+    sa.Column("stream_pos", sa.BigInteger, nullable=False),
+    sa.Column("forgotten", sa.Boolean, nullable=False),
+    sa.Index(None, "room_id", "membership"),
+)
+
+_s, _m = room_stream.c, room_memberships.c
+
+MEMBER_EVENT = "m.room.member"
+#: memberships after which a user may forget a room (spec: ``/forget``)
+FORGETTABLE = ("leave", "ban")
+
+
+@dataclasses.dataclass(frozen=True)
+class StreamEntry:
+    pos: int
+    room_id: str
+    room_seq: int
+    event_id: str
+    type: str
+    state_key: str | None
+    sender: str
+
+
+@dataclasses.dataclass(frozen=True)
+class RoomChange:
+    """A room's entries within a range of the stream."""
+    room_id: str
+    last_pos: int
+    min_room_seq: int
+    max_room_seq: int
+    count: int
+
+
+@dataclasses.dataclass(frozen=True)
+class RoomChanges:
+    """The rooms that changed in ``(since, upto]``, by ``last_pos``.
+
+    ``limited`` means more changes exist after ``upto``: resume from ``upto``.
+    """
+    rooms: list[RoomChange]
+    upto: int
+    limited: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class Membership:
+    user_id: str
+    room_id: str
+    membership: str
+    event_id: str
+    stream_pos: int
+    forgotten: bool
+
+
+def _membership(row: sa.Row) -> Membership:
+    return Membership(row.user_id, row.room_id, row.membership, row.event_id,
+                      row.stream_pos, row.forgotten)
+
+
+def _announce(conn: Connection, announcements: Sequence[Announcement]) -> list[int]:
+    positions.lock_stream(conn, positions.ROOM)
+    result, highest = [], 0
+    for a in announcements:
+        pos = conn.execute(sa.select(_s.pos).where(
+            _s.room_id == a.room_id, _s.room_seq == a.room_seq)).scalar()
+        if pos is not None:
+            result.append(pos)      # already announced: keep its position, add nothing
+            continue
+        pos = conn.execute(sa.insert(room_stream).values(
+            room_id=a.room_id, room_seq=a.room_seq, event_id=a.event_id, type=a.type,
+            state_key=a.state_key, sender=a.sender).returning(_s.pos)).scalar_one()
+        highest = max(highest, pos)
+        result.append(pos)
+        if a.type == MEMBER_EVENT and a.membership is not None \
+                and a.state_key is not None:
+            upsert(conn, room_memberships, dict(
+                user_id=a.state_key, room_id=a.room_id, membership=a.membership,
+                event_id=a.event_id, stream_pos=pos, forgotten=False),
+                ["user_id", "room_id"])
+    if highest:
+        positions.advance(conn, positions.ROOM, highest)
+    return result
+
+
+class Streams:
+    """Room stream writer/reader and the memberships index."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    # -- room stream ------------------------------------------------------------------
+    async def announce(self, announcements: Sequence[Announcement]) -> list[int]:
+        """See :meth:`homeserver.rooms.protocols.RoomStreamWriter.announce`."""
+        if not announcements:
+            return []
+        return await self._db.run(_announce, list(announcements))
+
+    async def current_room_stream_pos(self) -> int:
+        """The highest committed room stream position."""
+        return await self._db.run(positions.read_position, positions.ROOM)
+
+    async def last_announced_seq(self, room_id: str) -> int | None:
+        """The highest ``room_seq`` of the room in the stream (for crash recovery)."""
+        def txn(conn: Connection) -> int | None:
+            return conn.execute(sa.select(sa.func.max(_s.room_seq))
+                                .where(_s.room_id == room_id)).scalar()
+
+        return await self._db.run(txn)
+
+    async def get_entries(self, since: int, upto: int | None = None, *,
+                          room_ids: Iterable[str] | None = None,
+                          limit: int | None = None) -> list[StreamEntry]:
+        """Stream entries with ``since < pos <= upto``, in stream order."""
+        wanted = None if room_ids is None else list(set(room_ids))
+        if wanted == []:
+            return []
+
+        def txn(conn: Connection) -> list[StreamEntry]:
+            end = positions.read_position(conn, positions.ROOM) if upto is None else upto
+            stmt = sa.select(room_stream).where(_s.pos > since, _s.pos <= end)
+            if wanted is not None:
+                stmt = stmt.where(_s.room_id.in_(wanted))
+            stmt = stmt.order_by(_s.pos)
+            if limit is not None:
+                stmt = stmt.limit(limit)
+            return [StreamEntry(**row._mapping) for row in conn.execute(stmt)]
+
+        return await self._db.run(txn)
+
+    async def rooms_changed_since(self, since: int, room_ids: Iterable[str] | None = None,
+                                  limit: int | None = None) -> RoomChanges:
+        """Which rooms have entries after ``since`` (optionally only ``room_ids``).
+
+        ``limit`` bounds the number of stream *entries* considered (not rooms): when
+        hit, ``upto`` is the last position considered and ``limited`` is true.
+        """
+        wanted = None if room_ids is None else list(set(room_ids))
+
+        def txn(conn: Connection) -> RoomChanges:
+            upto = positions.read_position(conn, positions.ROOM)
+            if wanted == [] or upto <= since:
+                return RoomChanges([], max(upto, since), False)
+            where = [_s.pos > since, _s.pos <= upto]
+            if wanted is not None:
+                where.append(_s.room_id.in_(wanted))
+            limited = False
+            if limit is not None:
+                page = list(conn.execute(sa.select(_s.pos).where(*where)
+                                         .order_by(_s.pos).limit(limit + 1)).scalars())
+                if len(page) > limit:
+                    limited, upto = True, page[limit - 1] if limit else since
+                    where[1] = _s.pos <= upto
+            stmt = (sa.select(_s.room_id, sa.func.max(_s.pos).label("last_pos"),
+                              sa.func.min(_s.room_seq).label("min_seq"),
+                              sa.func.max(_s.room_seq).label("max_seq"),
+                              sa.func.count().label("n"))
+                    .where(*where).group_by(_s.room_id)
+                    .order_by(sa.func.max(_s.pos)))
+            changes = [RoomChange(r.room_id, r.last_pos, r.min_seq, r.max_seq, r.n)
+                       for r in conn.execute(stmt)]
+            return RoomChanges(changes, upto, limited)
+
+        return await self._db.run(txn)
+
+    # -- memberships index ------------------------------------------------------------
+    async def get_membership(self, user_id: str, room_id: str) -> Membership | None:
+        """The user's current membership of the room, from the index."""
+        def txn(conn: Connection) -> Membership | None:
+            row = conn.execute(sa.select(room_memberships).where(
+                _m.user_id == user_id, _m.room_id == room_id)).first()
+            return None if row is None else _membership(row)
+
+        return await self._db.run(txn)
+
+    async def get_rooms_for_user(self, user_id: str,
+                                 memberships: Collection[str] = ("join",), *,
+                                 include_forgotten: bool = False) -> list[Membership]:
+        """The user's rooms whose membership is in ``memberships``, by room ID."""
+        wanted = list(memberships)
+
+        def txn(conn: Connection) -> list[Membership]:
+            stmt = sa.select(room_memberships).where(
+                _m.user_id == user_id, _m.membership.in_(wanted))
+            if not include_forgotten:
+                stmt = stmt.where(_m.forgotten == sa.false())
+            return [_membership(r) for r in conn.execute(stmt.order_by(_m.room_id))]
+
+        return await self._db.run(txn)
+
+    async def get_room_members(self, room_id: str,
+                               memberships: Collection[str] = ("join",),
+                               ) -> dict[str, str]:
+        """user_id → membership for the room's members in ``memberships``."""
+        wanted = list(memberships)
+
+        def txn(conn: Connection) -> dict[str, str]:
+            rows = conn.execute(sa.select(_m.user_id, _m.membership).where(
+                _m.room_id == room_id, _m.membership.in_(wanted)).order_by(_m.user_id))
+            return {r.user_id: r.membership for r in rows}
+
+        return await self._db.run(txn)
+
+    async def joined_member_count(self, room_id: str) -> int:
+        """How many users the index has joined to the room."""
+        def txn(conn: Connection) -> int:
+            return conn.execute(sa.select(sa.func.count()).where(
+                _m.room_id == room_id, _m.membership == "join")).scalar_one()
+
+        return await self._db.run(txn)
+
+    async def users_sharing_a_room_with(self, user_id: str) -> set[str]:
+        """Every user joined to at least one room the user is joined to (incl. them)."""
+        def txn(conn: Connection) -> set[str]:
+            mine = sa.select(_m.room_id).where(_m.user_id == user_id,
+                                                _m.membership == "join")
+            other = room_memberships.alias("other")
+            stmt = sa.select(other.c.user_id).distinct().where(
+                other.c.room_id.in_(mine), other.c.membership == "join")
+            return set(conn.execute(stmt).scalars())
+
+        return await self._db.run(txn)
+
+    async def forget(self, user_id: str, room_id: str) -> bool:
+        """Forget a room the user has left or been banned from; False otherwise."""
+        def txn(conn: Connection) -> bool:
+            return conn.execute(sa.update(room_memberships).where(
+                _m.user_id == user_id, _m.room_id == room_id,
+                _m.membership.in_(FORGETTABLE)).values(forgotten=True)).rowcount > 0
+
+        return await self._db.run(txn)

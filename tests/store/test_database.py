@@ -1,0 +1,169 @@
+"""The Database: migrations, transactions in the thread pool, lifecycle."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from twisted.internet import reactor
+from twisted.trial import unittest
+
+from homeserver.store import GlobalStore
+from homeserver.store.database import Database, DatabaseNotRunning
+from homeserver.store.positions import STREAMS
+from homeserver.store.schema import metadata
+from tests.store.backends import (PostgresBackend, SQLiteBackend, StoreTests,
+                                  on_both_backends)
+
+
+class MigrationTests(StoreTests):
+    def _fresh(self) -> Database:
+        backend = self.backend_class()
+        config = backend.create()
+        self.addCleanup(backend.drop)
+        db = Database.from_config(config, reactor)
+        self.addCleanup(db.engine.dispose)
+        return db
+
+    def test_migrate_from_empty(self) -> None:
+        """Upgrading an empty database creates every table and seeds the streams."""
+        db = self._fresh()
+        db.migrate()
+        with db.engine.connect() as conn:
+            tables = set(sa.inspect(conn).get_table_names())
+            positions = dict(conn.exec_driver_sql(
+                "SELECT stream_name, pos FROM stream_positions").all())
+        self.assertTrue(set(metadata.tables) <= tables)
+        self.assertEqual(positions, {s: 0 for s in STREAMS})
+
+    def test_migrations_match_tables(self) -> None:
+        """The migrated schema is exactly what the store modules declare."""
+        db = self._fresh()
+        db.migrate()
+        with db.engine.connect() as conn:
+            ctx = MigrationContext.configure(conn, opts={"compare_type": True})
+            self.assertEqual(compare_metadata(ctx, metadata), [])
+
+    def test_migrate_twice_and_downgrade(self) -> None:
+        """Upgrading again is a no-op; downgrading to base removes every table."""
+        db = self._fresh()
+        db.migrate()
+        db.migrate()
+        db.downgrade("base")
+        with db.engine.connect() as conn:
+            left = set(sa.inspect(conn).get_table_names()) & set(metadata.tables)
+        self.assertEqual(left, set())
+        db.migrate()
+
+    async def test_start_service_migrates(self) -> None:
+        """startService migrates a fresh database before queries run."""
+        db = self._fresh()
+        db.startService()
+        try:
+            self.assertEqual(await GlobalStore(db).current_position("room"), 0)
+        finally:
+            await db.stopService()
+
+
+class TransactionTests(StoreTests):
+    async def test_run_returns_result(self) -> None:
+        """run() hands fn a connection and returns fn's result."""
+        result = await self.db.run(lambda conn, a, b: conn.execute(
+            sa.select(sa.literal(a) + sa.literal(b))).scalar(), 2, 3)
+        self.assertEqual(result, 5)
+
+    async def test_run_rolls_back_on_error(self) -> None:
+        """An exception in fn rolls the whole transaction back and propagates."""
+        def txn(conn: sa.Connection) -> None:
+            conn.exec_driver_sql(
+                "INSERT INTO registration_tokens (token, pending, completed) "
+                "VALUES ('t', 0, 0)")
+            raise ValueError("boom")
+
+        with self.assertRaises(ValueError):
+            await self.db.run(txn)
+        self.assertIsNone(await self.store.registration_tokens.get("t"))
+
+    async def test_run_after_stop_raises(self) -> None:
+        """Queries on a stopped database fail instead of hanging."""
+        db = Database.from_config(type(self)._shared.config, reactor,
+                                  migrate_on_start=False)
+        db.startService()
+        await db.stopService()
+        with self.assertRaises(DatabaseNotRunning):
+            await db.run(lambda conn: None)
+
+    async def test_concurrent_runs(self) -> None:
+        """Many queries in flight at once all complete."""
+        from twisted.internet import defer
+
+        ds = [defer.ensureDeferred(self.db.run(
+            lambda conn, i: conn.execute(sa.select(sa.literal(i))).scalar(), i))
+            for i in range(20)]
+        self.assertEqual(await defer.gatherResults(ds), list(range(20)))
+
+
+MigrationTestsSQLite, MigrationTestsPostgres = on_both_backends(MigrationTests)
+TransactionTestsSQLite, TransactionTestsPostgres = on_both_backends(TransactionTests)
+
+
+class ConfigTests(unittest.TestCase):
+    def test_sqlite_config(self) -> None:
+        """A sqlite3 config gets one thread, WAL, NORMAL sync and foreign keys."""
+        backend = SQLiteBackend()
+        db = Database.from_config(backend.create(), reactor)
+        self.addCleanup(backend.drop)
+        self.addCleanup(db.engine.dispose)
+        self.assertEqual(db.dialect, "sqlite")
+        self.assertEqual((db._pool.min, db._pool.max), (1, 1))
+        with db.engine.connect() as conn:
+            self.assertEqual(conn.exec_driver_sql("PRAGMA journal_mode").scalar(), "wal")
+            self.assertEqual(conn.exec_driver_sql("PRAGMA synchronous").scalar(), 1)
+            self.assertEqual(conn.exec_driver_sql("PRAGMA foreign_keys").scalar(), 1)
+
+    def test_postgres_config(self) -> None:
+        """A psycopg2 config sizes the pool from cp_min/cp_max (no connection made)."""
+        db = Database.from_config({"name": "psycopg2", "args": {
+            "user": "u", "password": "p", "database": "d", "host": "h", "port": 1,
+            "cp_min": 2, "cp_max": 6}}, reactor)
+        self.assertEqual(db.dialect, "postgresql")
+        self.assertEqual((db._pool.min, db._pool.max), (2, 6))
+
+    def test_unknown_engine(self) -> None:
+        """An unsupported database name is a config error."""
+        with self.assertRaises(ValueError):
+            Database.from_config({"name": "mysql", "args": {}}, reactor)
+
+    def test_memory_sqlite(self) -> None:
+        """':memory:' works (one shared connection), handy for other layers' tests."""
+        db = Database.from_config({"name": "sqlite3", "args": {"database": ":memory:"}},
+                                  reactor)
+        db.migrate()
+        with db.engine.connect() as conn:
+            self.assertIn("users", sa.inspect(conn).get_table_names())
+        db.engine.dispose()
+
+
+class PostgresAvailabilityTests(unittest.TestCase):
+    def test_unreachable_postgres_fails_loudly(self) -> None:
+        """Without ROOMSERVER_SKIP_PG=1 an unreachable server is an error, not a skip."""
+        import os
+
+        backend = PostgresBackend()
+        backend.server = dict(backend.server, port=1)
+        saved = PostgresBackend._unreachable
+        env = os.environ.pop("ROOMSERVER_SKIP_PG", None)
+        try:
+            with self.assertRaises(RuntimeError) as e:
+                backend.create()
+            self.assertIn("ROOMSERVER_SKIP_PG", str(e.exception))
+            with self.assertRaises(RuntimeError):
+                PostgresBackend.check_available()
+            os.environ["ROOMSERVER_SKIP_PG"] = "1"
+            with self.assertRaises(unittest.SkipTest):
+                PostgresBackend.check_available()
+        finally:
+            PostgresBackend._unreachable = saved
+            os.environ.pop("ROOMSERVER_SKIP_PG", None)
+            if env is not None:
+                os.environ["ROOMSERVER_SKIP_PG"] = env

@@ -1,0 +1,114 @@
+"""Configuration parsing: Synapse key names, deep merge, one-line errors."""
+
+import os
+import subprocess
+import sys
+import tempfile
+
+import yaml
+from twisted.trial import unittest
+
+from homeserver.config import ConfigError, load_config_files, parse_config
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _write(d, name, data):
+    path = os.path.join(d, name)
+    with open(path, "w") as f:
+        yaml.safe_dump(data, f)
+    return path
+
+
+class ParseConfigTests(unittest.TestCase):
+    def test_minimal(self):
+        """A config with only server_name gets sensible defaults."""
+        c = parse_config({"server_name": "example.org"}, "/tmp")
+        self.assertEqual(c.server_name, "example.org")
+        self.assertEqual(c.listeners[0].port, 8008)
+        self.assertEqual(c.database["name"], "sqlite3")
+        self.assertEqual(c.default_room_version, "12")
+        self.assertFalse(c.enable_registration)
+
+    def test_synapse_keys(self):
+        """Synapse's homeserver.yaml keys are understood."""
+        c = parse_config({
+            "server_name": "example.org:8448",
+            "listeners": [{"port": 9000, "bind_addresses": ["127.0.0.1"], "type": "http",
+                           "tls": False, "resources": [{"names": ["client"]}]}],
+            "database": {"name": "psycopg2", "args": {"user": "u", "database": "d"}},
+            "max_upload_size": "10M",
+            "rc_message": {"per_second": 1, "burst_count": 5},
+            "rc_login": {"address": {"per_second": 2, "burst_count": 3}},
+            "default_room_version": 10,
+        }, "/tmp")
+        self.assertEqual(c.listeners[0].port, 9000)
+        self.assertIn("client", c.listeners[0].resources)
+        self.assertEqual(c.database["name"], "psycopg2")
+        self.assertEqual(c.max_upload_size, 10 * 1024 * 1024)
+        self.assertEqual(c.rate_limits["rc_message"].burst_count, 5)
+        self.assertEqual(c.rate_limits["rc_login.address"].per_second, 2)
+        self.assertEqual(c.default_room_version, "10")
+
+    def test_unknown_key_warns(self):
+        """An unknown key is a warning, not an error."""
+        c = parse_config({"server_name": "a.b", "no_such_key": 1}, "/tmp")
+        self.assertTrue(any("no_such_key" in w for w in c.warnings))
+
+    def test_invalid_values(self):
+        """Invalid values raise a ConfigError naming the key."""
+        cases = [
+            ({"server_name": "bad name!"}, "server_name"),
+            ({"server_name": "a.b", "enable_registration": "yes"}, "enable_registration"),
+            ({"server_name": "a.b", "default_room_version": "99"}, "default_room_version"),
+            ({"server_name": "a.b", "listeners": [{"port": "x"}]}, "listeners[0].port"),
+            ({"server_name": "a.b", "max_upload_size": "lots"}, "max_upload_size"),
+            ({"server_name": "a.b", "rooms": {"idle_seconds": -1}}, "idle_seconds"),
+            ({"server_name": "a.b", "enable_registration": True}, "enable_registration"),
+        ]
+        for raw, key in cases:
+            with self.assertRaises(ConfigError) as cm:
+                parse_config(raw, "/tmp")
+            self.assertIn(key, str(cm.exception))
+            self.assertNotIn("\n", str(cm.exception))
+
+    def test_deep_merge(self):
+        """Later files override earlier ones, merging mappings deeply."""
+        d = tempfile.mkdtemp()
+        a = _write(d, "a.yaml", {"server_name": "a.b", "rooms": {"idle_seconds": 5,
+                                                                  "max_open": 7}})
+        b = _write(d, "b.yaml", {"rooms": {"idle_seconds": 9}})
+        c = load_config_files([a, b])
+        self.assertEqual(c.rooms.idle_seconds, 9)
+        self.assertEqual(c.rooms.max_open, 7)
+
+
+class CliTests(unittest.TestCase):
+    def _cli(self, *args):
+        return subprocess.run([sys.executable, "-m", "homeserver", *args], cwd=ROOT,
+                              capture_output=True, text=True, timeout=60)
+
+    def test_generate_writes_config_and_key(self):
+        """generate writes homeserver.yaml and a Synapse-format signing key."""
+        d = tempfile.mkdtemp()
+        out = self._cli("generate", "--server-name", "localhost", "--data-dir", d,
+                        "--http-port", "8123")
+        self.assertEqual(out.returncode, 0, out.stderr)
+        path = out.stdout.strip()
+        self.assertEqual(path, os.path.join(d, "homeserver.yaml"))
+        config = load_config_files([path])
+        self.assertEqual(config.listeners[0].port, 8123)
+        with open(config.signing_key_path) as f:
+            algo, version, seed = f.read().split()
+        self.assertEqual(algo, "ed25519")
+        self.assertTrue(version.startswith("a_"))
+        self.assertEqual(len(seed), 43)
+
+    def test_run_invalid_config_exits_2(self):
+        """run with an invalid value prints one line naming the key and exits 2."""
+        d = tempfile.mkdtemp()
+        path = _write(d, "bad.yaml", {"server_name": "a.b", "max_upload_size": []})
+        out = self._cli("run", "--config", path)
+        self.assertEqual(out.returncode, 2)
+        self.assertIn("max_upload_size", out.stderr)
+        self.assertEqual(len(out.stderr.strip().splitlines()), 1)
