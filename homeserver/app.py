@@ -58,8 +58,7 @@ def build_service(config: Config, reactor) -> HomeServer:
     os.makedirs(config.data_dir, exist_ok=True)
 
     store = GlobalStore.from_config(config.database, reactor)
-    store.database.migrate()
-    store.database.setServiceParent(top)
+    store.db.setServiceParent(top)  # migrates, then starts its thread pool
 
     notifier = Notifier(reactor)
     rooms = RoomRegistry(
@@ -75,6 +74,11 @@ def build_service(config: Config, reactor) -> HomeServer:
     )
     _Stoppable("rooms", stop=rooms.stop).setServiceParent(top)
     ratelimiter = RateLimiter(config.rate_limits, reactor.seconds)
+
+    # --- domain services: accounts (helper E) ---
+    # --- domain services: rooms (helper F) ---
+    # --- domain services: sync & live data (helper G) ---
+    # --- domain services: search, relations, directory (helper H) ---
 
     top.components = {
         "config": config, "store": store, "rooms": rooms, "notifier": notifier,
@@ -106,6 +110,10 @@ def _register_resources(router, listener: Listener, c: dict, now_ms) -> None:
                           server_name=config.server_name,
                           default_room_version=config.default_room_version,
                           unstable_features={})
+        # --- servlets: accounts (helper E) ---
+        # --- servlets: rooms (helper F) ---
+        # --- servlets: sync & live data (helper G) ---
+        # --- servlets: search, relations, directory (helper H) ---
 
 
 def _listen(listener: Listener, address: str, site, config: Config, reactor):

@@ -134,11 +134,17 @@ class RoomRegistry:
         partials = [dict(p) for p in initial_partials]
         if not partials or partials[0].get("type") != "m.room.create":
             partials.insert(0, {"type": "m.room.create", "sender": creator, "content": {}})
-        create = self._build_create(version, creator, partials[0])
-        room_id = create.room_id
-        path = self.path_for(room_id)
-        if os.path.exists(path):
-            raise RoomInUse(f"room {room_id} already exists")
+        now = self._services.now_ms()
+        for attempt in range(100):
+            # v12: the same creator, content and millisecond give the same room ID, so
+            # a collision moves the timestamp on (older versions draw a new random ID)
+            create = self._build_create(version, creator, partials[0], now + attempt)
+            room_id = create.room_id
+            path = self.path_for(room_id)
+            if not os.path.exists(path):
+                break
+        else:
+            raise RoomInUse("could not find a free room ID")
         store = RoomStore.open(path, create=True, full_every=self._full_every)
         actor = RoomActor(store, self._services, room_id=room_id, room_version=version,
                           on_idle=self._hibernate, reopen=self.get)
@@ -157,7 +163,8 @@ class RoomRegistry:
         self._evict()
         return room_id, events
 
-    def _build_create(self, version, creator: str, partial: Mapping[str, Any]) -> PDU:
+    def _build_create(self, version, creator: str, partial: Mapping[str, Any],
+                      now_ms: int) -> PDU:
         content = dict(partial.get("content") or {})
         content.setdefault("room_version", version.identifier)
         if not version.implicit_room_creator:
@@ -172,7 +179,7 @@ class RoomRegistry:
                 if not self.known(event["room_id"]):
                     break
         return finalize_event(version, event, self._services.server_name,
-                              self._services.signing_key, self._services.now_ms())
+                              self._services.signing_key, now_ms)
 
     # -- memory bounds ------------------------------------------------------------------
     def _hibernate(self, actor: RoomActor) -> None:
