@@ -22,7 +22,7 @@ run: $(STAMP) $(DATA)/homeserver.yaml
 	$(PY) -m homeserver run --config $(DATA)/homeserver.yaml
 
 test: $(STAMP)
-	$(PY) -m twisted.trial --reactor=asyncio --jobs=2 tests
+	$(PY) -m twisted.trial --reactor=asyncio --temp-directory=.trial_temp tests
 
 bench: $(STAMP)
 	$(PY) -m bench

@@ -12,6 +12,7 @@ import sys
 from typing import Any
 
 from twisted.application import internet, service
+from twisted.internet import defer
 from twisted.logger import Logger
 
 from homeserver.config import Config, Listener
@@ -45,6 +46,8 @@ class HomeServer(service.MultiService):
 def build_service(config: Config, reactor) -> HomeServer:
     from homeserver.crypto.signing import read_signing_keys
     from homeserver.http.server import JsonResource, Router, make_site
+    from homeserver.client_api.auth import Authenticator
+    from homeserver.faults import stream_writer_from_env
     from homeserver.ratelimit import RateLimiter
     from homeserver.rooms.registry import RoomRegistry
     from homeserver.store import GlobalStore
@@ -66,23 +69,101 @@ def build_service(config: Config, reactor) -> HomeServer:
         server_name=config.server_name,
         signing_key=signing_keys[0],
         clock=reactor,
-        stream_writer=store,
+        stream_writer=stream_writer_from_env(store),
         listener=notifier,
         idle_seconds=config.rooms.idle_seconds,
         max_open=config.rooms.max_open,
         now_ms=now_ms,
+        close_in_thread=reactor.callInThread,
     )
-    _Stoppable("rooms", stop=rooms.stop).setServiceParent(top)
+    # replayed announcements reach waiting /syncs through the notifier like new events
+    _Stoppable("rooms", start=lambda: defer.ensureDeferred(rooms.recover_unclean()).addErrback(
+        lambda f: log.failure("room recovery failed", f)),
+        stop=rooms.stop).setServiceParent(top)
     ratelimiter = RateLimiter(config.rate_limits, reactor.seconds)
+    # store.access_tokens tells an expired token (a soft logout) from an unknown one
+    auth = Authenticator(store.access_tokens, now_ms)
 
+    extra_components: dict[str, Any] = {}
     # --- domain services: accounts (helper E) ---
+    from homeserver.accounts.deactivation import Deactivator
+    from homeserver.accounts.devices import DeviceManager
+    from homeserver.accounts.login import FailedAttempts, PasswordLogin, PasswordVerifier
+    from homeserver.accounts.passwords import PasswordChanger, PasswordHasher
+    from homeserver.accounts.registration import Registrar, RegistrationService
+    from homeserver.accounts.sessions import SessionIssuer
+    from homeserver.client_api import uia as uia_
+    from synapse_compat.admin_register import Nonces, SharedSecretRegistration
+
+    password_hasher = PasswordHasher(reactor)
+    login_sessions = SessionIssuer(store.devices, auth, now_ms, config.server_name)
+    password_verifier = PasswordVerifier(store.accounts, config.server_name,
+                                         FailedAttempts(ratelimiter, now_ms))
+    uia = uia_.UserInteractiveAuth(uia_.UiaSessions(now_ms), {
+        uia_.LOGIN_DUMMY: uia_.dummy_stage,
+        uia_.LOGIN_PASSWORD: uia_.PasswordStage(password_verifier),
+        uia_.LOGIN_REGISTRATION_TOKEN: uia_.RegistrationTokenStage(store.registration_tokens),
+    })
+    device_manager = DeviceManager(store.devices, store.to_device, auth, notifier)
+    registrar = Registrar(store, ratelimiter, config.server_name)
+    extra_components.update({
+        "uia": uia, "sessions": login_sessions, "device_manager": device_manager,
+        "password_login": PasswordLogin(password_verifier, login_sessions, ratelimiter,
+                                        public_baseurl=config.public_baseurl),
+        "registration": RegistrationService(config, registrar, login_sessions, uia,
+                                            password_hasher, store),
+        "password_changer": PasswordChanger(store.accounts, device_manager,
+                                            password_hasher),
+        "deactivator": Deactivator(store, device_manager, rooms),
+        "shared_secret_registration": SharedSecretRegistration(
+            config.registration_shared_secret, Nonces(reactor.seconds), registrar,
+            login_sessions, password_hasher),
+    })
     # --- domain services: rooms (helper F) ---
+    from homeserver.rooms.service import RoomService
+    room_service = RoomService(rooms=rooms, store=store, notifier=notifier,
+                               ratelimiter=ratelimiter, server_name=config.server_name,
+                               default_room_version=config.default_room_version,
+                               now_ms=now_ms)
+    extra_components["room_service"] = room_service
+    # stops before (it was added after) the rooms and the database it writes through
+    _Stoppable("room_service", stop=room_service.stop).setServiceParent(top)
     # --- domain services: sync & live data (helper G) ---
+    from homeserver.sync import wiring as sync_wiring
+
+    live = sync_wiring.build_live_data(
+        reactor=reactor, config=config, store=store, rooms=rooms, notifier=notifier,
+        auth=auth, room_service=room_service, now_ms=now_ms)
+    _Stoppable("live-data", start=live.start, stop=live.stop).setServiceParent(top)
+    extra_components.update(live.components)
     # --- domain services: search, relations, directory (helper H) ---
+    from homeserver.event_relations import RelationsService
+    from homeserver.profiles import ProfileService
+    from homeserver.reports import ContentReports
+    from homeserver.search import SearchService
+    from homeserver.user_directory import UserDirectoryService
+
+    room_service = extra_components["room_service"]
+    history = room_service.visibility
+    user_directory = UserDirectoryService(server_name=config.server_name, store=store)
+    notifier.add_event_observer(user_directory.on_room_event)
+    _Stoppable("user_directory", stop=user_directory.stop).setServiceParent(top)
+    relations = RelationsService(rooms=rooms, store=store, visibility=history, now_ms=now_ms,
+                                 serializer=room_service.serializer)
+    extra_components.update({
+        "user_directory": user_directory,
+        "profiles": ProfileService(server_name=config.server_name, store=store, rooms=rooms,
+                                   directory=user_directory),
+        "relations": relations,
+        "search": SearchService(rooms=rooms, store=store, visibility=history,
+                                relations=relations, now_ms=now_ms),
+        "reports": ContentReports(rooms=rooms, store=store, visibility=history),
+    })
 
     top.components = {
         "config": config, "store": store, "rooms": rooms, "notifier": notifier,
         "signing_keys": signing_keys, "ratelimiter": ratelimiter, "reactor": reactor,
+        "auth": auth, "now_ms": now_ms, **extra_components,
     }
 
     for listener in config.listeners:
@@ -91,7 +172,15 @@ def build_service(config: Config, reactor) -> HomeServer:
             continue
         router = Router()
         _register_resources(router, listener, top.components, now_ms)
-        site = make_site(JsonResource(router, max_body=config.max_request_body_size),
+        root = JsonResource(router, max_body=config.max_request_body_size)
+        if "client" in listener.resources and "sync_stream" in top.components:
+            # sync & live data (helper G): the WebSocket endpoint is not a JSON route,
+            # so a root in front of the JSON resource mounts it at its exact path
+            from homeserver.http.server import MountingResource
+            from homeserver.sync.websocket import WS_PATH
+            ws = top.components["sync_stream"].resource()
+            root = MountingResource(root, {WS_PATH: ws})
+        site = make_site(root,
                          hard_limit=max(config.max_upload_size, config.max_request_body_size))
         for address in listener.bind_addresses:
             _listen(listener, address, site, config, reactor).setServiceParent(top)
@@ -106,14 +195,34 @@ def _register_resources(router, listener: Listener, c: dict, now_ms) -> None:
     if "keys" in listener.resources:
         KeyServer(config.server_name, c["signing_keys"], now_ms).register(router)
     if "client" in listener.resources:
-        versions.register(router, public_baseurl=config.public_baseurl,
+        versions.register(router, authenticator=c["auth"],
+                          public_baseurl=config.public_baseurl,
                           server_name=config.server_name,
                           default_room_version=config.default_room_version,
                           unstable_features={})
         # --- servlets: accounts (helper E) ---
+        from homeserver.client_api import account as account_servlets
+        from homeserver.client_api import devices as device_servlets
+        from synapse_compat import admin_register
+
+        account_servlets.register(router, c)
+        device_servlets.register(router, c)
+        admin_register.register(router, c["shared_secret_registration"])
         # --- servlets: rooms (helper F) ---
+        from homeserver.client_api import directory as directory_api
+        from homeserver.client_api import room_history, room_state
+        from homeserver.client_api import rooms as rooms_api
+        for module in (rooms_api, room_state, room_history, directory_api):
+            module.register(router, auth=c["auth"], room_service=c["room_service"])
         # --- servlets: sync & live data (helper G) ---
+        from homeserver.sync import wiring as sync_wiring
+
+        sync_wiring.register_servlets(router, c)
         # --- servlets: search, relations, directory (helper H) ---
+        from homeserver.client_api import profile, relations, report, search, user_directory
+
+        for module in (profile, user_directory, relations, search, report):
+            module.register(router, c)
 
 
 def _listen(listener: Listener, address: str, site, config: Config, reactor):

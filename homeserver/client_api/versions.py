@@ -1,11 +1,13 @@
 """``/_matrix/client/versions``, ``/.well-known/matrix/client``, ``/capabilities``.
 
-Only what really works is advertised (issue 3).
+Only what really works is advertised (issue 3). ``/versions`` and the well-known file
+are public; ``/capabilities`` needs an access token (spec: capabilities.yaml,
+``security: accessTokenBearer``), guests included.
 """
 
 from __future__ import annotations
 
-from typing import Mapping
+from typing import Any, Mapping
 
 from homeserver.events.room_versions import KNOWN_ROOM_VERSIONS
 from homeserver.http.server import ApiRequest, Router
@@ -14,8 +16,9 @@ SUPPORTED_VERSIONS = ("r0.6.1", "v1.1", "v1.2", "v1.3", "v1.4", "v1.5", "v1.6", 
                       "v1.8", "v1.9", "v1.10", "v1.11")
 
 
-def register(router: Router, *, public_baseurl: str | None, server_name: str,
-             default_room_version: str, unstable_features: Mapping[str, bool]) -> None:
+def register(router: Router, *, authenticator: Any, public_baseurl: str | None,
+             server_name: str, default_room_version: str,
+             unstable_features: Mapping[str, bool]) -> None:
     async def versions(request: ApiRequest) -> tuple[int, dict]:
         return 200, {"versions": list(SUPPORTED_VERSIONS),
                      "unstable_features": dict(unstable_features)}
@@ -25,6 +28,7 @@ def register(router: Router, *, public_baseurl: str | None, server_name: str,
         return 200, {"m.homeserver": {"base_url": base}}
 
     async def capabilities(request: ApiRequest) -> tuple[int, dict]:
+        await authenticator.authenticate(request, allow_guest=True)
         return 200, {"capabilities": {
             "m.room_versions": {
                 "default": default_room_version,

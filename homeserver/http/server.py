@@ -185,8 +185,10 @@ class JsonResource(resource.Resource):
     async def _dispatch(self, request: server.Request, method: str, path: str) -> None:
         try:
             route, params = self._router.match(method, path)
-            api_request = ApiRequest(request, params, route.max_body or self._max_body)
-            if getattr(request, "too_large", False):
+            max_body = route.max_body or self._max_body
+            api_request = ApiRequest(request, params, max_body)
+            # refuse an oversized body whether or not the servlet would read it
+            if getattr(request, "too_large", False) or _body_length(request) > max_body:
                 raise TooLarge("Request body too large")
             status, body = await route.handler(api_request)
         except MatrixError as e:
@@ -195,6 +197,17 @@ class JsonResource(resource.Resource):
             log.failure("Unhandled error in {method} {path}", method=method, path=path)
             status, body = 500, {"errcode": "M_UNKNOWN", "error": "Internal server error"}
         respond_json(request, status, body)
+
+
+def _body_length(request: server.Request) -> int:
+    content = request.content
+    if content is None:
+        return 0
+    position = content.tell()
+    content.seek(0, 2)
+    length = content.tell()
+    content.seek(position)
+    return length
 
 
 def respond_json(request: server.Request, status: int, body: Any) -> None:
@@ -224,3 +237,22 @@ def make_site(root: resource.Resource, hard_limit: int) -> server.Site:
     _Request.hard_limit = hard_limit
     site.requestFactory = _Request
     return site
+
+
+class MountingResource(resource.Resource):
+    """A root resource that hands requests for a few exact paths to resources of
+    their own (e.g. a WebSocket endpoint, which is not a JSON route) and every other
+    request to ``fallback`` (the JSON API's leaf :class:`JsonResource`)."""
+
+    def __init__(self, fallback: resource.Resource,
+                 mounts: Mapping[bytes, Any]) -> None:
+        super().__init__()
+        self._fallback = fallback
+        self._mounts = dict(mounts)
+
+    def getChildWithDefault(self, path: bytes, request: server.Request) -> Any:
+        # the whole path decides, not its first segment: mounts are exact paths
+        return self._mounts.get(request.path, self._fallback)
+
+    def render(self, request: server.Request) -> Any:
+        return self._fallback.render(request)

@@ -147,8 +147,10 @@ class RoomActor:
         self._drained.append(d)
         return d
 
-    def close(self) -> None:
-        """Close the room DB and leave memory. Only legal when not busy."""
+    def close(self, closer: Callable[[Callable[[], None]], Any] | None = None) -> None:
+        """Close the room DB and leave memory. Only legal when not busy.
+
+        ``closer`` runs the file's final close elsewhere (see ``RoomStore.close``)."""
         if self.closed:
             return
         if self.busy:
@@ -158,7 +160,7 @@ class RoomActor:
             if call is not None and call.active():
                 call.cancel()
         self._idle_call = self._flush_call = self._retry_call = None
-        self._store.close()
+        self._store.close(closer)
 
     def _touch(self) -> None:
         self._last_active = self._clock.seconds()
@@ -216,6 +218,12 @@ class RoomActor:
         """For the registry: initialise a new room with its create event and the rest."""
         return await self._submit(
             lambda: self._writer.create_room_events(create, partials, meta))
+
+    async def import_room(self, event: PDU, state: Sequence[PDU], auth_chain: Sequence[PDU],
+                          meta: Mapping[str, Any]) -> RemoteOutcome:
+        """For the registry: initialise a room joined over federation."""
+        return await self._submit(
+            lambda: self._writer.import_room(event, state, auth_chain, meta))
 
     async def apply_remote_pdus(self, pdus: Sequence[PDU], *, outliers: Sequence[PDU] = (),
                                 state_before: Mapping[str, Sequence[PDU]] | None = None
@@ -370,19 +378,22 @@ class RoomActor:
         Raises NotFound if the event is unknown or is an outlier (no state).
         """
         actor = await self._live()
-        return actor._store.state_events(actor._group_at(event_id, after), _filter(types))
+        group = actor._group_at(event_id, after)
+        return {} if group is None else actor._store.state_events(group, _filter(types))
 
     async def state_ids_at(self, event_id: str, *, after: bool = False,
                            types: TypesFilter = None) -> dict[StateKey, str]:
         actor = await self._live()
-        return actor._store.state_ids(actor._group_at(event_id, after), _filter(types))
+        group = actor._group_at(event_id, after)
+        return {} if group is None else actor._store.state_ids(group, _filter(types))
 
-    def _group_at(self, event_id: str, after: bool) -> int:
+    def _group_at(self, event_id: str, after: bool) -> int | None:
+        """The state group at ``event_id``; None for the empty state before the create
+        event. NotFound if the event is unknown or an outlier (no state known)."""
         groups = self._store.state_groups_of(event_id)
-        group = None if groups is None else groups[1 if after else 0]
-        if group is None:
+        if groups is None or groups[1] is None:
             raise NotFound(f"no state known at {event_id}")
-        return group
+        return groups[1 if after else 0]
 
     async def membership(self, user_id: str) -> str | None:
         """``user_id``'s current membership, or None if they never had one."""
@@ -394,8 +405,9 @@ class RoomActor:
         actor = await self._live()
         if at_event is None:
             return actor._store.members(membership)
-        state = actor._store.state_events(actor._group_at(at_event, False),
-                                          [("m.room.member", None)])
+        group = actor._group_at(at_event, False)
+        state = {} if group is None else actor._store.state_events(
+            group, [("m.room.member", None)])
         return {k: e for (_, k), e in state.items()
                 if membership is None or e.membership == membership}
 
@@ -436,6 +448,12 @@ class RoomActor:
 
     async def last_seq(self) -> int:
         return (await self._live())._store.last_seq()
+
+    async def read(self, query: Callable[[RoomStore], Any]) -> Any:
+        """Run ``query(store)``, a synchronous read of this room's DB, and return its
+        result: for indexes other modules own (``store.relations``, ``store.search``).
+        It must not write: writes go through the inbox."""
+        return query((await self._live())._store)
 
 
 def _filter(types: TypesFilter):

@@ -21,6 +21,9 @@ rule for restricted joins needs the server's keys, so it runs only if the caller
 passes ``is_signed_by``; otherwise the caller must have required that signature when
 it checked the event's signatures.
 
+Rule 10 (power levels changes) lives in ``power_levels.check_power_levels_change``,
+beside the code that reads levels, so that the client API can pre-check a change.
+
 Redactions (v3+) are authorised like any other event by the send level of
 ``m.room.redaction``; the redact level and the "same server" allowance decide only
 whether the redaction is *applied* (``redaction_applies``, spec "Handling
@@ -118,7 +121,8 @@ def _check_create(room_version: RoomVersion, event: PDU) -> None:
         if room_server != _server_of(event.sender):
             raise AuthError("create event's room_id is not on the sender's server")
     content = event.content
-    if "room_version" in content and content["room_version"] not in KNOWN_ROOM_VERSIONS:
+    if "room_version" in content and not (isinstance(content["room_version"], str)
+                                          and content["room_version"] in KNOWN_ROOM_VERSIONS):
         raise AuthError("create event names an unknown room version")
     if not room_version.implicit_room_creator and "creator" not in content:
         raise AuthError("create event has no creator")
@@ -175,10 +179,14 @@ def check_auth_rules(room_version: RoomVersion, event: PDU,
 
     Spec: rooms/v3 .. rooms/v12, "Authorisation rules". ``auth_events`` maps
     ``(type, state_key)`` to the events to judge by; it must include the create
-    event (also in v12). ``is_signed_by(event, server)`` answers rule 5.2.1
-    (v8+ ``join_authorised_via_users_server`` signature); None means the caller
-    has verified it with the event's other signatures.
+    event (also in v12) and no rejected events: the caller knows which events were
+    rejected. ``is_signed_by(event, server)`` answers rule 5.2.1 (v8+
+    ``join_authorised_via_users_server`` signature); None means the caller has
+    verified it with the event's other signatures.
     """
+    if not isinstance(event.content, Mapping):
+        # the event-format check drops these; never let one crash a resolution
+        raise AuthError("event content is not an object")
     # Rule 1: the create event needs no state.
     if event.type == "m.room.create":
         _check_create(room_version, event)
@@ -254,10 +262,11 @@ def _membership(state: StateMap, user_id: Any) -> str:
 
 
 def _join_rule(state: StateMap) -> str:
-    # No join_rules event: "invite" (m.room.join_rules absent means a private room).
+    # No join_rules event, or no join_rule in it: "invite" (as Synapse reads it; an
+    # invited user can always join). A value that is no string matches no rule.
     event = state.get(JOIN_RULES_KEY)
     rule = event.content.get("join_rule", "invite") if event is not None else "invite"
-    return rule if isinstance(rule, str) else "invite"
+    return rule if isinstance(rule, str) else "<invalid>"
 
 
 def _check_membership(room_version: RoomVersion, event: PDU, state: StateMap,

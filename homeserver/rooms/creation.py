@@ -26,6 +26,12 @@ PRESETS = {
 
 def default_power_levels(room_version: RoomVersion, creator: str, preset: str,
                          invitees: list[str]) -> dict[str, Any]:
+    """The preset's ``m.room.power_levels`` content before any override.
+
+    v12 (MSC4289): creators are not listed (their power is unbounded) and the
+    tombstone level sits above ``state_default``'s admins (150), so that by default
+    only creators can upgrade the room and take over its creator role.
+    """
     users: dict[str, int] = {}
     if not room_version.privileged_creators:
         users[creator] = 100
@@ -40,7 +46,7 @@ def default_power_levels(room_version: RoomVersion, creator: str, preset: str,
             "m.room.history_visibility": 100,
             "m.room.canonical_alias": 50,
             "m.room.avatar": 50,
-            "m.room.tombstone": 100,
+            "m.room.tombstone": 150 if room_version.privileged_creators else 100,
             "m.room.server_acl": 100,
             "m.room.encryption": 100,
         },
@@ -54,6 +60,11 @@ def default_power_levels(room_version: RoomVersion, creator: str, preset: str,
     }
 
 
+def topic_content(topic: str) -> dict[str, Any]:
+    """``m.room.topic`` content: the plain text and its ``m.topic`` block (spec v1.15)."""
+    return {"topic": topic, "m.topic": {"m.text": [{"body": topic, "mimetype": "text/plain"}]}}
+
+
 def _state(event_type: str, sender: str, content: Mapping[str, Any],
            state_key: str = "") -> dict[str, Any]:
     return {"type": event_type, "state_key": state_key, "sender": sender,
@@ -65,6 +76,8 @@ def initial_room_events(room_version: RoomVersion, creator: str, body: Mapping[s
                         creator_profile: Mapping[str, Any] | None = None) -> list[dict]:
     """The partial events (no room_id, prev_events, auth_events) that create the room."""
     visibility = body.get("visibility", "private")
+    if not isinstance(visibility, str):
+        raise BadJson("visibility must be a string")
     if visibility not in ("public", "private"):
         raise InvalidParam("visibility must be public or private")
     preset = body.get("preset") or ("public_chat" if visibility == "public" else "private_chat")
@@ -74,7 +87,8 @@ def initial_room_events(room_version: RoomVersion, creator: str, body: Mapping[s
     if not isinstance(invitees, list) or not all(isinstance(u, str) for u in invitees):
         raise BadJson("invite must be a list of user IDs")
 
-    creation_content = body.get("creation_content") or {}
+    creation_content = body.get("creation_content")
+    creation_content = {} if creation_content is None else creation_content
     if not isinstance(creation_content, dict):
         raise BadJson("creation_content must be an object")
     create_content = copy.deepcopy(creation_content)
@@ -124,6 +138,10 @@ def initial_room_events(room_version: RoomVersion, creator: str, body: Mapping[s
             raise BadJson("initial_state entries need type, state_key and content")
         if item["type"] in ("m.room.create", "m.room.member", "m.room.power_levels"):
             continue  # the spec gives these their own parameters
+        overridden = {"m.room.name": "name", "m.room.topic": "topic"}.get(item["type"])
+        if overridden and body.get(overridden) is not None \
+                and item.get("state_key", "") == "":
+            continue  # "name" and "topic" overwrite these in initial_state
         given[(item["type"], item.get("state_key", ""))] = item
 
     settings = PRESETS[preset]
@@ -136,11 +154,12 @@ def initial_room_events(room_version: RoomVersion, creator: str, body: Mapping[s
     for (event_type, state_key), item in given.items():
         events.append(_state(event_type, creator, item.get("content", {}), state_key))
 
-    for field, event_type, key in (("name", "m.room.name", "name"),
-                                   ("topic", "m.room.topic", "topic")):
-        value = body.get(field)
-        if value is not None:
-            if not isinstance(value, str):
-                raise BadJson(f"{field} must be a string")
-            events.append(_state(event_type, creator, {key: value}))
+    name, topic = body.get("name"), body.get("topic")
+    for field, value in (("name", name), ("topic", topic)):
+        if value is not None and not isinstance(value, str):
+            raise BadJson(f"{field} must be a string")
+    if name is not None:
+        events.append(_state("m.room.name", creator, {"name": name}))
+    if topic is not None:
+        events.append(_state("m.room.topic", creator, topic_content(topic)))
     return events

@@ -2,7 +2,8 @@
 
 Pure: takes a state map ``(type, state_key) -> PDU`` and returns numbers. Used by the
 authorization rules (rooms/auth.py), by state resolution's power ordering, and by the
-client API (e.g. "may this user send this event?").
+client API (e.g. "may this user send this event?"). Also holds auth rule 10, the rules
+for changing the power levels (``check_power_levels_change``).
 
 Spec: client-server API, ``m.room.power_levels`` (defaults); server-server API,
 "Checks performed on receipt of a PDU" / Definitions (required power level, invite,

@@ -14,6 +14,7 @@ its outbox) and hibernates after ``idle_seconds`` without work or subscribers; a
 from __future__ import annotations
 
 import collections
+import glob
 import hashlib
 import os
 import secrets
@@ -31,6 +32,7 @@ from homeserver.events.pdu import PDU
 from homeserver.events.room_versions import UnsupportedRoomVersion, get_room_version
 from homeserver.rooms.actor import RoomActor, RoomServices
 from homeserver.rooms.protocols import RoomListener, RoomStreamWriter
+from homeserver.rooms.room_writer import RemoteOutcome
 from homeserver.rooms.store import RoomStore
 
 log = Logger()
@@ -42,7 +44,11 @@ class RoomRegistry:
     def __init__(self, *, data_dir: str, server_name: str, signing_key: SigningKey,
                  clock: IReactorTime, stream_writer: RoomStreamWriter,
                  listener: RoomListener, idle_seconds: float = 300.0, max_open: int = 1000,
-                 now_ms: Callable[[], int] | None = None, full_every: int = 100) -> None:
+                 now_ms: Callable[[], int] | None = None, full_every: int = 100,
+                 close_in_thread: Callable[[Callable[[], None]], Any] | None = None
+                 ) -> None:
+        """``close_in_thread`` (e.g. ``reactor.callInThread``) takes the fsyncs of
+        closing a hibernating room's DB off the reactor thread; None closes inline."""
         if max_open < 1:
             raise ValueError("max_open must be at least 1")
         self._data_dir = data_dir
@@ -53,10 +59,12 @@ class RoomRegistry:
             idle_seconds=idle_seconds)
         self._max_open = max_open
         self._full_every = full_every
+        self._closer = close_in_thread
         #: awake actors, least recently fetched first
         self._awake: collections.OrderedDict[str, RoomActor] = collections.OrderedDict()
         self._waking: dict[str, list[defer.Deferred]] = {}
         self._stopping = False
+        self._last_create_ts = 0
 
     # -- lookups ------------------------------------------------------------------------
     def path_for(self, room_id: str) -> str:
@@ -112,6 +120,34 @@ class RoomRegistry:
         await actor.recover()
         return actor
 
+    async def recover_unclean(self) -> list[str]:
+        """Wake every room whose database was not closed cleanly, replaying its outbox.
+
+        SQLite removes a database's ``-wal`` file when its last connection closes, and a
+        hibernating or stopping room always closes; so a leftover ``-wal`` marks a room
+        that was open when the process died and may hold committed events the room
+        stream never heard of. Called once at start-up, before clients are served, so
+        /sync cannot miss them even if nobody touches the room. Returns the room IDs.
+        """
+        recovered = []
+        for wal in sorted(glob.glob(os.path.join(self._data_dir, "*", "*.db-wal"))):
+            path = wal[:-len("-wal")]
+            try:
+                store = RoomStore.open(path, full_every=self._full_every)
+            except Exception as e:  # a damaged file must not keep the server down
+                log.error("cannot open room database {path}: {e}", path=path, e=e)
+                continue
+            room_id = store.get_meta("room_id")
+            store.close()
+            if room_id is None or self.path_for(room_id) != path:
+                continue
+            await self.get(room_id)
+            recovered.append(room_id)
+        if recovered:
+            log.info("replayed the outbox of {n} room(s) after an unclean stop",
+                     n=len(recovered))
+        return recovered
+
     # -- creation -----------------------------------------------------------------------
     async def create_room(self, creator: str, room_version: str,
                           initial_partials: Sequence[Mapping[str, Any]],
@@ -134,17 +170,19 @@ class RoomRegistry:
         partials = [dict(p) for p in initial_partials]
         if not partials or partials[0].get("type") != "m.room.create":
             partials.insert(0, {"type": "m.room.create", "sender": creator, "content": {}})
-        now = self._services.now_ms()
-        for attempt in range(100):
-            # v12: the same creator, content and millisecond give the same room ID, so
-            # a collision moves the timestamp on (older versions draw a new random ID)
-            create = self._build_create(version, creator, partials[0], now + attempt)
-            room_id = create.room_id
-            path = self.path_for(room_id)
+        # v12: the same creator, content and millisecond give the same room ID, so
+        # timestamps of create events never repeat here, and a collision with a room
+        # on disk moves on (older versions draw a new random ID each attempt)
+        ts = max(self._services.now_ms(), self._last_create_ts + 1)
+        for _attempt in range(100):
+            create = self._build_create(version, creator, partials[0], ts)
+            room_id, path = create.room_id, self.path_for(create.room_id)
             if not os.path.exists(path):
                 break
+            ts += 1
         else:
             raise RoomInUse("could not find a free room ID")
+        self._last_create_ts = ts
         store = RoomStore.open(path, create=True, full_every=self._full_every)
         actor = RoomActor(store, self._services, room_id=room_id, room_version=version,
                           on_idle=self._hibernate, reopen=self.get)
@@ -153,15 +191,54 @@ class RoomRegistry:
         try:
             events = await actor.create_room_events(create, partials[1:], meta)
         except Exception:
-            del self._awake[room_id]
-            await actor.drain()
-            actor.close()
-            for suffix in ("", "-wal", "-shm"):
-                if os.path.exists(path + suffix):
-                    os.remove(path + suffix)
+            await self._discard(actor, path)
             raise
         self._evict()
         return room_id, events
+
+    async def import_room(self, room_id: str, room_version: str, event: PDU,
+                          state: Sequence[PDU], auth_chain: Sequence[PDU]) -> RemoteOutcome:
+        """Start holding a room that exists elsewhere, from a send_join answer.
+
+        ``event`` is our user's join (already signed by the resident server where
+        the room version needs it), ``state`` the room state before it and
+        ``auth_chain`` the auth chain of both; signatures and hashes have been
+        checked by the caller. One transaction; on failure nothing is left on disk.
+        Raises RoomInUse if we already have the room, InvalidRoomState if the join
+        is not accepted against that state.
+        """
+        self._check_running()
+        try:
+            version = get_room_version(room_version)
+        except UnsupportedRoomVersion:
+            raise UnsupportedRoomVersionError(
+                f"unsupported room version {room_version!r}") from None
+        if self.known(room_id):
+            raise RoomInUse(f"room {room_id} is already here")
+        path = self.path_for(room_id)
+        store = RoomStore.open(path, create=True, full_every=self._full_every)
+        actor = RoomActor(store, self._services, room_id=room_id, room_version=version,
+                          on_idle=self._hibernate, reopen=self.get)
+        self._awake[room_id] = actor
+        creator = next((e.sender for e in state if e.type == "m.room.create"), "")
+        meta = {"creator": creator, "is_public": 0, "registered": 0}
+        try:
+            outcome = await actor.import_room(event, state, auth_chain, meta)
+        except Exception:
+            await self._discard(actor, path)
+            raise
+        self._evict()
+        return outcome
+
+    async def _discard(self, actor: RoomActor, path: str) -> None:
+        """Undo a room whose first transaction failed: no actor, no files."""
+        if self._awake.get(actor.room_id) is actor:
+            del self._awake[actor.room_id]
+        await actor.drain()
+        actor.close()
+        for suffix in ("", "-wal", "-shm"):
+            if os.path.exists(path + suffix):
+                os.remove(path + suffix)
 
     def _build_create(self, version, creator: str, partial: Mapping[str, Any],
                       now_ms: int) -> PDU:
@@ -185,7 +262,7 @@ class RoomRegistry:
     def _hibernate(self, actor: RoomActor) -> None:
         if self._awake.get(actor.room_id) is actor:
             del self._awake[actor.room_id]
-        actor.close()
+        actor.close(self._closer)
 
     def _evict(self) -> None:
         excess = len(self._awake) - self._max_open
@@ -197,7 +274,7 @@ class RoomRegistry:
             if actor.pinned:
                 continue
             del self._awake[room_id]
-            actor.close()
+            actor.close(self._closer)
             excess -= 1
         if excess > 0:
             log.info("{n} rooms over max_open: all busy or subscribed", n=excess)

@@ -91,6 +91,26 @@ class RoomWriter:
         self._store.set_current_state(ctx.state_after, {create.state_pair: ctx.seq})
         return [create] + [self.create_local(p) for p in partials]
 
+    def import_room(self, event: PDU, state: Sequence[PDU], auth_chain: Sequence[PDU],
+                    meta: Mapping[str, Any]) -> RemoteOutcome:
+        """Initialise the room DB of a room joined over federation (send_join answer).
+
+        ``state`` is the state before ``event`` (our join), ``auth_chain`` their auth
+        events; both are stored as outliers, then ``event`` on top of ``state``. All or
+        nothing: raises InvalidRoomState unless ``event`` is accepted.
+        """
+        self._store.initialise(self.room_id, self.version.identifier, **meta)
+        seen: dict[str, PDU] = {}
+        for pdu in [*auth_chain, *state]:
+            seen.setdefault(pdu.event_id, pdu)
+        outcomes = self.apply_remote([event], outliers=list(seen.values()),
+                                     state_before={event.event_id: state})
+        outcome = outcomes[-1]
+        if outcome.status != Outcome.ACCEPTED:
+            raise InvalidRoomState(f"the join event was not accepted: {outcome.status}"
+                                   f" ({outcome.reason})")
+        return outcome
+
     def create_local(self, partial: Mapping[str, Any], txn_key: str | None = None) -> PDU:
         """Build, sign, authorise and write one event sent by a local user.
 
@@ -115,7 +135,11 @@ class RoomWriter:
         else:
             before = self._state_before([e for e, _ in prevs])
         wanted = auth_types_for_event(self.version, event_type, sender, state_key, content)
-        state = store.state_events(before, wanted | {CREATE_KEY})
+        if before == store.current_state_group:
+            # the usual case: indexed lookups in current_state, no delta chain walk
+            state = store.current_state_events(wanted | {CREATE_KEY})
+        else:
+            state = store.state_events(before, wanted | {CREATE_KEY})
         event: dict[str, Any] = {
             "room_id": self.room_id, "type": event_type, "sender": sender,
             "content": content, "prev_events": [e for e, _ in prevs],
@@ -204,7 +228,10 @@ class RoomWriter:
                 return RemoteOutcome(pdu.event_id, Outcome.MISSING_PREV)
             if ctx.rejected is None:
                 ctx.rejected = self._auth_failure(pdu, ctx.state_before)
-            if ctx.rejected is None and ctx.state_before != store.current_state_group \
+            current = store.current_state_group
+            # (no current state yet: this is the first event of an imported room)
+            if ctx.rejected is None and current is not None \
+                    and ctx.state_before != current \
                     and self._auth_failure(pdu, None) is not None:
                 ctx.soft_failed = True
             if ctx.rejected is None and pdu.type == "m.room.redaction":

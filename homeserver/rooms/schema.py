@@ -109,8 +109,46 @@ CREATE TABLE event_txns (
 ) WITHOUT ROWID;
 """
 
+
+# Step 3: the relations index and the full-text search index (filled by the store at
+# persist time, emptied of an event when it is redacted; see homeserver.rooms.relations
+# and homeserver.rooms.search_index). Existing timeline events are back-filled.
+_V3 = """
+CREATE TABLE event_relations (
+    event_seq INTEGER PRIMARY KEY,
+    parent_id TEXT NOT NULL,
+    rel_type  TEXT NOT NULL
+);
+CREATE INDEX event_relations_parent ON event_relations (parent_id, rel_type);
+CREATE INDEX event_relations_type ON event_relations (rel_type, parent_id);
+INSERT INTO event_relations (event_seq, parent_id, rel_type)
+SELECT seq, json_extract(CAST(json AS TEXT), '$.content."m.relates_to".event_id'),
+       json_extract(CAST(json AS TEXT), '$.content."m.relates_to".rel_type')
+FROM events
+WHERE json_type(CAST(json AS TEXT), '$.content."m.relates_to".event_id') = 'text'
+  AND json_type(CAST(json AS TEXT), '$.content."m.relates_to".rel_type') = 'text'
+  AND outlier = 0 AND rejected IS NULL AND soft_failed = 0 AND redacted_by IS NULL;
+CREATE VIRTUAL TABLE event_search USING fts5(
+    body, name, topic, tokenize = 'unicode61 remove_diacritics 2'
+);
+INSERT INTO event_search (rowid, body, name, topic)
+SELECT seq,
+       CASE WHEN type = 'm.room.message'
+                 AND json_type(CAST(json AS TEXT), '$.content.body') = 'text'
+            THEN json_extract(CAST(json AS TEXT), '$.content.body') END,
+       CASE WHEN type = 'm.room.name'
+                 AND json_type(CAST(json AS TEXT), '$.content.name') = 'text'
+            THEN json_extract(CAST(json AS TEXT), '$.content.name') END,
+       CASE WHEN type = 'm.room.topic'
+                 AND json_type(CAST(json AS TEXT), '$.content.topic') = 'text'
+            THEN json_extract(CAST(json AS TEXT), '$.content.topic') END
+FROM events
+WHERE type IN ('m.room.message', 'm.room.name', 'm.room.topic')
+  AND outlier = 0 AND rejected IS NULL AND soft_failed = 0 AND redacted_by IS NULL
+"""
+
 #: each step is split on ";" (so no semicolons inside its comments or literals)
-MIGRATIONS: tuple[str, ...] = (_V1, _V2)
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

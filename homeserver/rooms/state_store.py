@@ -18,11 +18,14 @@ the caller (``RoomStore``) owns transactions. After a rollback the caller must c
 from __future__ import annotations
 
 import sqlite3
-from typing import Iterable, Mapping, Optional
+from typing import Callable, Iterable, Mapping, Optional
 
 StateKey = tuple[str, str]
 #: a state filter: (type, state_key) pairs, where a state_key of None means "any"
 StateFilter = Optional[Iterable[tuple[str, Optional[str]]]]
+
+#: beyond this many exact pairs a filter is applied by type in SQL, then in Python
+_MAX_EXACT_PAIRS = 100
 
 _CHAIN_SQL = """
 WITH RECURSIVE chain(id, parent_id, n) AS (
@@ -85,28 +88,43 @@ class StateGroupStore:
     def _pair(self, type_id: int, state_key_id: int) -> StateKey:
         return (self.string(type_id), self.string(state_key_id))
 
-    def _filter(self, pairs: StateFilter) -> tuple[str, list[int], Optional[set[StateKey]],
-                                                   Optional[set[str]]] | None:
-        """SQL narrowing by type id, plus the exact pairs/wildcard types to keep.
+    def _filter(self, pairs: StateFilter, alias: str = ""
+                ) -> tuple[str, list[int], Optional[Callable[[int, int], bool]]] | None:
+        """SQL narrowing rows to ``pairs``: ``(sql, args, keep)``.
 
+        Exact pairs become ``(type_id, state_key_id)`` lookups, so asking for one member
+        of a 10,000-member room reads one row, not 10,000. A very long list of exact
+        pairs is narrowed by type in SQL and by ``keep(type_id, key_id)`` in Python.
         Returns None when nothing in the filter was ever interned (an empty answer).
         """
-        wild: set[str] = set()
-        exact: set[StateKey] = set()
+        wild: set[int] = set()
+        exact: set[tuple[int, int]] = set()
         for event_type, state_key in pairs:
+            type_id = self.lookup_id(event_type)
+            if type_id is None:
+                continue
             if state_key is None:
-                wild.add(event_type)
+                wild.add(type_id)
             else:
-                exact.add((event_type, state_key))
-        type_ids = [i for i in (self.lookup_id(t) for t in wild | {t for t, _ in exact})
-                    if i is not None]
-        if not type_ids:
+                key_id = self.lookup_id(state_key)
+                if key_id is not None:
+                    exact.add((type_id, key_id))
+        exact = {(t, k) for t, k in exact if t not in wild}
+        if not wild and not exact:
             return None
-        sql = f" AND type_id IN ({','.join('?' * len(type_ids))})"
-        return sql, type_ids, exact, wild
-
-    def _keep(self, pair: StateKey, exact: set[StateKey], wild: set[str]) -> bool:
-        return pair[0] in wild or pair in exact
+        t_col, k_col = f"{alias}type_id", f"{alias}state_key_id"
+        if len(exact) > _MAX_EXACT_PAIRS:
+            types = sorted(wild | {t for t, _ in exact})
+            return (f" AND {t_col} IN ({','.join('?' * len(types))})", types,
+                    lambda t, k: t in wild or (t, k) in exact)
+        clauses, args = [], []
+        if wild:
+            clauses.append(f"{t_col} IN ({','.join('?' * len(wild))})")
+            args += sorted(wild)
+        for type_id, key_id in sorted(exact):
+            clauses.append(f"({t_col} = ? AND {k_col} = ?)")
+            args += [type_id, key_id]
+        return " AND (" + " OR ".join(clauses) + ")", args, None
 
     # -- groups -------------------------------------------------------------------------
     def new_group(self, parent: int | None, changes: Mapping[StateKey, int | None]) -> int:
@@ -153,25 +171,25 @@ class StateGroupStore:
         sql = (_CHAIN_SQL + "SELECT e.type_id, e.state_key_id, e.event_seq"
                " FROM chain c JOIN state_group_entries e ON e.group_id = c.id WHERE 1")
         args: list[int] = [group]
-        exact = wild = None
+        keep = None
         if pairs is not None:
-            narrowed = self._filter(pairs)
+            narrowed = self._filter(pairs, "e.")
             if narrowed is None:
                 return {}
-            extra, type_ids, exact, wild = narrowed
-            sql += extra.replace("type_id", "e.type_id")
-            args += type_ids
+            sql += narrowed[0]
+            args += narrowed[1]
+            keep = narrowed[2]
         # oldest link first so that newer deltas overwrite
         sql += " ORDER BY c.n DESC"
         result: dict[StateKey, int] = {}
         for type_id, state_key_id, seq in self._conn.execute(sql, args):
+            if keep is not None and not keep(type_id, state_key_id):
+                continue
             pair = self._pair(type_id, state_key_id)
             if seq is None:
                 result.pop(pair, None)
             else:
                 result[pair] = seq
-        if exact is not None:
-            result = {k: v for k, v in result.items() if self._keep(k, exact, wild)}
         return result
 
     def chain_length(self, group: int) -> int:
@@ -186,16 +204,14 @@ class StateGroupStore:
     def current_map(self, pairs: StateFilter = None) -> dict[StateKey, int]:
         sql = "SELECT type_id, state_key_id, event_seq FROM current_state WHERE 1"
         args: list[int] = []
-        exact = wild = None
+        keep = None
         if pairs is not None:
             narrowed = self._filter(pairs)
             if narrowed is None:
                 return {}
-            sql, args, exact, wild = sql + narrowed[0], narrowed[1], narrowed[2], narrowed[3]
-        result = {self._pair(t, k): seq for t, k, seq in self._conn.execute(sql, args)}
-        if exact is not None:
-            result = {k: v for k, v in result.items() if self._keep(k, exact, wild)}
-        return result
+            sql, args, keep = sql + narrowed[0], narrowed[1], narrowed[2]
+        return {self._pair(t, k): seq for t, k, seq in self._conn.execute(sql, args)
+                if keep is None or keep(t, k)}
 
     def current_seq(self, event_type: str, state_key: str) -> int | None:
         type_id, key_id = self.lookup_id(event_type), self.lookup_id(state_key)

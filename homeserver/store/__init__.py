@@ -18,16 +18,22 @@ from typing import Any, Mapping, Sequence
 from homeserver.rooms.protocols import Announcement
 from homeserver.store import positions
 from homeserver.store.account_data import AccountData
+from homeserver.store.access_tokens import AccessTokens
 from homeserver.store.accounts import Accounts
 from homeserver.store.database import Database
 from homeserver.store.devices import Devices
+from homeserver.store.directory_entries import DirectoryEntries
+from homeserver.store.event_transactions import EventTransactions
 from homeserver.store.filters import Filters
 from homeserver.store.presence import Presence
 from homeserver.store.receipts import Receipts
 from homeserver.store.registration_tokens import RegistrationTokens
+from homeserver.store.reports import Reports
+from homeserver.store.room_positions import RoomPositions
 from homeserver.store.rooms import Rooms
 from homeserver.store.server_keys import ServerKeys
 from homeserver.store.streams import Streams
+from homeserver.store.sync_reads import SyncReads
 from homeserver.store.to_device import ToDevice
 from homeserver.store.transactions import ClientTransactions
 from homeserver.store.user_directory import UserDirectory
@@ -44,6 +50,7 @@ class GlobalStore:
         self.db = db
         self.accounts = Accounts(db)
         self.devices = Devices(db)
+        self.access_tokens = AccessTokens(db, self.devices)
         self.rooms = Rooms(db)
         self.streams = Streams(db)
         self.account_data = AccountData(db)
@@ -55,6 +62,11 @@ class GlobalStore:
         self.registration_tokens = RegistrationTokens(db)
         self.server_keys = ServerKeys(db)
         self.user_directory = UserDirectory(db)
+        self.sync_reads = SyncReads(db)
+        self.directory_entries = DirectoryEntries(db)
+        self.reports = Reports(db)
+        self.event_transactions = EventTransactions(db)
+        self.room_positions = RoomPositions(db)
 
     @classmethod
     def from_config(cls, database_config: Mapping[str, Any], reactor: Any, *,

@@ -120,8 +120,7 @@ class Device:
 
 
 def _device(row: sa.Row) -> Device:
-    return Device(row.user_id, row.device_id, row.display_name, row.last_seen_ts,
-                  row.last_seen_ip, row.last_seen_user_agent)
+    return Device(**{f.name: row._mapping[f.name] for f in dataclasses.fields(Device)})
 
 
 def _mark_changed(conn: Connection, user_id: str, device_ids: Iterable[str | None]) -> int:
@@ -238,6 +237,8 @@ class Devices:
             user_ids: Iterable[str] | None = None) -> set[str]:
         """Users whose device lists changed at positions in (since, upto]."""
         users = None if user_ids is None else list(set(user_ids))
+        if users == []:
+            return set()
 
         def txn(conn: Connection) -> set[str]:
             c = device_list_changes.c
@@ -248,8 +249,6 @@ class Devices:
                 stmt = stmt.where(c.user_id.in_(users))
             return set(conn.execute(stmt).scalars())
 
-        if users == []:
-            return set()
         return await self._db.run(txn)
 
     # -- access tokens ----------------------------------------------------------------
@@ -257,12 +256,8 @@ class Devices:
                                   valid_until_ms: int | None = None) -> str:
         """Issue an access token; returns the plaintext (only the hash is stored)."""
         token = _new_token("rs_at_")
-
-        def txn(conn: Connection) -> None:
-            self._insert_access_token(conn, token, user_id, device_id, valid_until_ms,
-                                      None)
-
-        await self._db.run(txn)
+        await self._db.run(self._insert_access_token, token, user_id, device_id,
+                           valid_until_ms, None)
         return token
 
     def _insert_access_token(self, conn: Connection, token: str, user_id: str,

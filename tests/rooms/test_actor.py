@@ -144,6 +144,10 @@ class ActorTestsMixin(RoomHarness):
         self.assertEqual(set(self.drive(self.actor.members(at_event=topic.event_id))),
                          {ALICE, BOB})
         self.drive_failure(self.actor.state_at("$unknown"), NotFound)
+        create = self.initial[0].event_id
+        self.assertEqual(self.drive(self.actor.state_at(create)), {})  # nothing before it
+        self.assertEqual(set(self.drive(self.actor.state_ids_at(create, after=True))),
+                         {CREATE_KEY})
 
     def test_sync_and_pagination(self) -> None:
         """events_since feeds sync; /messages tokens page both ways and are opaque."""

@@ -179,6 +179,13 @@ class CommonRulesTests(_Base):
         room.member(ALICE, ALICE, "join")
         self.assertRaises(AuthError, room.member, BOB, BOB, "join")
 
+    def test_invalid_join_rule_admits_nobody(self) -> None:
+        """A join_rule that is not a string admits even invited users to nothing."""
+        room = self.room("public")
+        room.member(ALICE, BOB, "invite")
+        room.send("m.room.join_rules", ALICE, {"join_rule": 7}, "")
+        self.assertRaises(AuthError, room.member, BOB, BOB, "join")
+
     def test_private_join_rule_rejected(self) -> None:
         """An unknown join rule ("private") admits nobody new."""
         room = self.room("private")
@@ -307,6 +314,11 @@ class CommonRulesTests(_Base):
         room.send("m.room.join_rules", ALICE, {"join_rule": "public"}, "")
         self.assertRaises(AuthError, room.member, BOB, BOB, "join")
         room.member("@alice2:a.test", "@alice2:a.test", "join")
+
+    def test_content_must_be_an_object(self) -> None:
+        """An event whose content is not an object is rejected, not a crash."""
+        room = self.room("public")
+        self.assertRaises(AuthError, room.send, "m.room.topic", ALICE, ["x"], "")
 
     def test_auth_event_from_other_room_rejected(self) -> None:
         """Auth state from another room is rejected."""

@@ -7,9 +7,10 @@ import os
 from twisted.internet import defer
 from twisted.trial import unittest
 
-from homeserver.errors import AuthError, MatrixError, NotFound, UnsupportedRoomVersionError
+from homeserver.errors import (
+    AuthError, InvalidRoomState, MatrixError, NotFound, UnsupportedRoomVersionError)
 from homeserver.rooms.store import RoomStore
-from tests.fakes.rooms import ALICE, SERVER, RoomHarness
+from tests.fakes.rooms import ALICE, SERVER, RoomHarness, remote_event
 
 
 def snapshot(harness: RoomHarness, actor) -> tuple:
@@ -78,6 +79,55 @@ class CreateRoomTests(RoomHarness, unittest.TestCase):
         """get() of a room this server does not have raises NotFound."""
         self.assertFalse(self.registry.known("!nope:test"))
         self.drive_failure(self.registry.get("!nope:test"), NotFound)
+
+
+class ImportRoomTests(RoomHarness, unittest.TestCase):
+    def test_room_joined_over_federation(self) -> None:
+        """A send_join answer becomes a room DB whose state is theirs plus our join."""
+        remote = self.make_registry(data_dir=self.data_dir + "-remote", server_name="remote")
+        room_id, _ = self.create_room(registry=remote)
+        theirs = self.drive(remote.get(room_id))
+        state = list(self.drive(theirs.current_state()).values())
+        carol = "@carol:test"
+        join = remote_event(room_id, self.room_version,
+                            self.drive(theirs.current_state()),
+                            list(self.drive(theirs.get_events(
+                                self.drive(theirs.forward_extremities()))).values()),
+                            {"type": "m.room.member", "sender": carol, "state_key": carol,
+                             "content": {"membership": "join"}}, self.signing_key, SERVER)
+        chain = self.drive(theirs.auth_chain([e.event_id for e in state]))
+        outcome = self.drive(self.registry.import_room(room_id, self.room_version, join,
+                                                       state, chain))
+        self.assertEqual(outcome.status, "accepted")
+        ours = self.drive(self.registry.get(room_id))
+        self.assertEqual(self.drive(ours.membership(carol)), "join")
+        self.assertEqual(self.drive(ours.forward_extremities()), [join.event_id])
+        expected = {**self.drive(theirs.current_state_ids()),
+                    ("m.room.member", carol): join.event_id}
+        self.assertEqual(self.drive(ours.current_state_ids()), expected)
+        self.assertEqual([a.event_id for a in self.stream.stream
+                          if a.room_id == room_id][-1], join.event_id)
+        # the state came in as outliers: not in the timeline
+        events, _ = self.drive(ours.events_since(0, 100))
+        self.assertEqual([e.event_id for e in events], [join.event_id])
+
+    def test_refused_join_leaves_nothing(self) -> None:
+        """If the join is not allowed by the given state, no room is kept."""
+        remote = self.make_registry(data_dir=self.data_dir + "-remote", server_name="remote")
+        room_id, _ = self.create_room(registry=remote, body={"preset": "private_chat"})
+        theirs = self.drive(remote.get(room_id))
+        current = self.drive(theirs.current_state())
+        join = remote_event(room_id, self.room_version, current,
+                            list(self.drive(theirs.get_events(
+                                self.drive(theirs.forward_extremities()))).values()),
+                            {"type": "m.room.member", "sender": "@carol:test",
+                             "state_key": "@carol:test", "content": {"membership": "join"}},
+                            self.signing_key, SERVER)
+        state = list(current.values())
+        chain = self.drive(theirs.auth_chain([e.event_id for e in state]))
+        self.drive_failure(self.registry.import_room(room_id, self.room_version, join,
+                                                     state, chain), InvalidRoomState)
+        self.assertFalse(self.registry.known(room_id))
 
 
 class HibernationTests(RoomHarness, unittest.TestCase):

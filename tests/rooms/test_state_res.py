@@ -203,6 +203,23 @@ class _ScenarioTests:
         s1[TOPIC] = "$GONE"
         self.assertNotIn(TOPIC, dag.resolve(s1, s2))
 
+    def test_malformed_events_are_ignored(self) -> None:
+        """Conflicted events with nonsense content fail auth instead of breaking resolution."""
+        dag = base_room(self.VERSION, carol=False)
+        dag.add("BADPL", "m.room.power_levels", ALICE, {"users": ["x"], "ban": []},
+                ["IMA", "IPL"])
+        dag.add("BADJR", "m.room.join_rules", ALICE, {"join_rule": 7}, ["IMA", "IPL"])
+        dag.add("BADM", "m.room.member", CAROL, {"membership": {"no": 1}}, ["IPL", "IJR"],
+                CAROL)
+        dag.add("BADC", "m.room.topic", ALICE, ["not", "an", "object"], ["IMA", "IPL"])
+        base = BASE[:4]
+        resolved = dag.resolve(dag.state(*base, "BADPL", "BADJR", "BADC"),
+                               dag.state(*base, "BADM"))
+        # the rules don't judge join_rules content: BADJR applies (and admits nobody)
+        self.assertEqual((resolved[PL], resolved[JR]), ("$IPL", "$BADJR"))
+        self.assertNotIn(member(CAROL), resolved)
+        self.assertNotIn(TOPIC, resolved)
+
     def test_input_order_does_not_matter(self) -> None:
         """Every permutation of the state sets resolves alike."""
         dag = base_room(self.VERSION)

@@ -9,9 +9,10 @@ generate the two trial classes::
     AccountsTestsSQLite, AccountsTestsPostgres = on_both_backends(AccountsTests)
 
 Each generated class gets its own fresh database (a temp SQLite file, or a new
-PostgreSQL database on 127.0.0.1:5432 as user ``postgres``), migrated once and
-dropped when the class's last test has run (or at interpreter exit for partial
-runs). Every test starts from empty tables and positions at 0.
+PostgreSQL database on 127.0.0.1:5432 as user ``postgres``, copied from a template
+migrated once per process), dropped when the class's last test has run, at
+interpreter exit for partial runs, or by a later run if the process died first.
+Every test starts from empty tables and positions at 0.
 
 PostgreSQL variants fail loudly when the server is unreachable; set
 ``ROOMSERVER_SKIP_PG=1`` to skip them instead. ``ROOMSERVER_PG_HOST``/``_PORT``/
@@ -24,6 +25,7 @@ import atexit
 import os
 import shutil
 import tempfile
+import threading
 import uuid
 from typing import Any, ClassVar
 
@@ -48,6 +50,12 @@ class Backend:
     def create(self) -> dict[str, Any]:
         """Create an empty database; returns its Synapse-style config."""
         raise NotImplementedError
+
+    def create_migrated(self) -> dict[str, Any]:
+        """Create a database with the schema at head; returns its config."""
+        config = self.create()
+        _migrate(config)
+        return config
 
     def drop(self) -> None:
         raise NotImplementedError
@@ -94,15 +102,39 @@ class PostgresBackend(Backend):
         conn.autocommit = True
         return conn
 
-    def create(self) -> dict[str, Any]:
-        self.database = f"roomserver_test_{uuid.uuid4().hex[:12]}"
+    #: a database migrated once per process; classes copy it (CREATE … TEMPLATE),
+    #: which is much faster than migrating each class's database
+    _template: ClassVar["PostgresBackend | None"] = None
+
+    _reaped: ClassVar[bool] = False
+
+    def create(self, template: str | None = None) -> dict[str, Any]:
+        # the creating process's pid is in the name, so databases left behind by a
+        # process that died before its atexit hooks ran can be recognised and dropped
+        self.database = f"{_PG_PREFIX}{os.getpid()}_{uuid.uuid4().hex[:8]}"
         conn = self._admin()
         try:
-            conn.cursor().execute(f'CREATE DATABASE "{self.database}"')
+            if not PostgresBackend._reaped:
+                PostgresBackend._reaped = True
+                _drop_orphans(conn)
+            clause = f' TEMPLATE "{template}"' if template else ""
+            conn.cursor().execute(f'CREATE DATABASE "{self.database}"{clause}')
         finally:
             conn.close()
+        # tests need no durability: skip the WAL flush on each commit (extra psycopg2
+        # args pass through, as in Synapse's config)
         return {"name": "psycopg2",
-                "args": dict(self.server, database=self.database, cp_min=1, cp_max=4)}
+                "args": dict(self.server, database=self.database, cp_min=1, cp_max=4,
+                             options="-c synchronous_commit=off")}
+
+    def create_migrated(self) -> dict[str, Any]:
+        cls = PostgresBackend
+        if cls._template is None:
+            template = PostgresBackend()
+            _migrate(template.create())
+            atexit.register(template.drop)
+            cls._template = template
+        return self.create(template=cls._template.database)
 
     def drop(self) -> None:
         conn = self._admin()
@@ -112,16 +144,54 @@ class PostgresBackend(Backend):
             conn.close()
 
 
+_PG_PREFIX = "roomserver_test_"
+
+
+def _drop_orphans(conn: Any) -> None:
+    """Drop test databases whose creating process (on this host) is gone."""
+    cur = conn.cursor()
+    cur.execute("SELECT datname FROM pg_database WHERE datname LIKE %s",
+                (_PG_PREFIX + "%",))
+    for (name,) in cur.fetchall():
+        pid = name[len(_PG_PREFIX):].split("_", 1)[0]
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            try:
+                cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            except Exception:   # another run is reaping it too; never fail a test here
+                pass
+        except PermissionError:
+            pass    # alive, someone else's
+
+
+def _migrate(config: dict[str, Any]) -> None:
+    db = Database.from_config(config, reactor)
+    try:
+        db.migrate()
+    finally:
+        db.engine.dispose()
+
+
 def _wipe(engine: sa.Engine) -> None:
-    """Empty every table and reset ids/positions, keeping the migrated schema."""
+    """Empty every table and reset ids/positions, keeping the migrated schema.
+
+    DELETE rather than TRUNCATE: on tiny tables it is ~20x faster on PostgreSQL.
+    """
     tables = [t for t in metadata.sorted_tables if t is not stream_positions]
     with engine.begin() as conn:
+        for table in reversed(tables):
+            conn.execute(table.delete())
         if engine.dialect.name == "postgresql":
-            names = ", ".join(f'"{t.name}"' for t in tables)
-            conn.exec_driver_sql(f"TRUNCATE {names} RESTART IDENTITY CASCADE")
+            for table in tables:
+                for col in table.primary_key.columns:
+                    if col.autoincrement is True:
+                        conn.exec_driver_sql(
+                            f"SELECT setval(pg_get_serial_sequence('{table.name}', "
+                            f"'{col.name}'), 1, false)")
         else:
-            for table in reversed(tables):
-                conn.execute(table.delete())
             conn.exec_driver_sql("DELETE FROM sqlite_sequence")
         conn.execute(stream_positions.update().values(pos=0))
 
@@ -131,26 +201,34 @@ class _SharedDatabase:
 
     def __init__(self, backend: Backend, test_count: int) -> None:
         self.backend = backend
-        self.config = backend.create()
+        self.config = backend.create_migrated()
         self.remaining = test_count
         self.dropped = False
         atexit.register(self.drop)
-        db = Database.from_config(self.config, reactor)
-        try:
-            db.migrate()
-        finally:
-            db.engine.dispose()
 
     def drop(self) -> None:
         if not self.dropped:
             self.dropped = True
             self.backend.drop()
 
+    def drop_in_background(self) -> None:
+        """Drop without waiting (DROP DATABASE takes ~1s); joined at exit."""
+        if not self.dropped:
+            self.dropped = True
+            thread = threading.Thread(target=self.backend.drop,
+                                      name="drop-test-database")
+            thread.start()
+            atexit.register(thread.join)
+
 
 class StoreTests:
-    """Mixin base of the store tests: ``self.db`` (running) and ``self.store``."""
+    """Mixin base of the store tests: ``self.db`` (running) and ``self.store``.
+
+    A class that makes its own databases sets ``needs_database = False``.
+    """
 
     backend_class: ClassVar[type[Backend]]
+    needs_database: ClassVar[bool] = True
     _shared: ClassVar[_SharedDatabase | None] = None
 
     db: Database
@@ -160,6 +238,8 @@ class StoreTests:
         cls = type(self)
         if cls.backend_class is PostgresBackend:
             PostgresBackend.check_available()
+        if not cls.needs_database:
+            return
         if cls.__dict__.get("_shared") is None:
             names = reflect.prefixedMethodNames(cls, "test")
             cls._shared = _SharedDatabase(cls.backend_class(), len(names))
@@ -170,12 +250,14 @@ class StoreTests:
         self.store = GlobalStore(self.db)
 
     async def tearDown(self) -> None:
+        if not self.needs_database:
+            return
         await self.db.stopService()
         shared = type(self)._shared
         if shared is not None:
             shared.remaining -= 1
             if shared.remaining <= 0:
-                shared.drop()
+                shared.drop_in_background()
 
 
 def on_both_backends(tests: type) -> tuple[type, type]:

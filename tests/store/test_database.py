@@ -17,6 +17,8 @@ from tests.store.backends import (PostgresBackend, SQLiteBackend, StoreTests,
 
 
 class MigrationTests(StoreTests):
+    needs_database = False
+
     def _fresh(self) -> Database:
         backend = self.backend_class()
         config = backend.create()

@@ -37,10 +37,8 @@ class PositionTests(StoreTests):
                          {s: 0 for s in STREAMS if s != "account_data"})
 
     def test_writers_commit_in_position_order(self) -> None:
-        """A second writer (another process) waits for the first to commit.
-
-        So a reader that sees position N never later sees a smaller one appear.
-        """
+        """A second writer (as from another process) waits until the first commits."""
+        # so a reader that has seen position N never later sees a smaller one appear
         engine = self.db.engine
         conn_a = engine.connect()
         self.addCleanup(conn_a.close)

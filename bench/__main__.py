@@ -1,0 +1,122 @@
+"""``make bench``: the same workloads against this server and a stock Synapse, in one
+run, alternating; prints a Markdown table (metric, ours, Synapse, ratio) and writes it
+to bench/results/latest.md.
+
+Environment: ``BENCH_PG=1`` also runs both on PostgreSQL; ``BENCH_ONLY=fanout,…``
+picks workloads; sizes via BENCH_* variables (see bench/workloads.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import os
+import platform
+import sys
+import time
+
+import aiohttp
+
+from bench import workloads
+from bench.servers import OurServer, SynapseServer
+
+IDLE_SECONDS = 10
+ALL = ("rest", "fanout", "fanout_ws", "throughput", "initial_sync", "create_join", "cold")
+# lower is better for these metrics; the ratio column is always ours / Synapse
+_LOWER_IS_BETTER = ("ms", "MB", "KB")
+
+
+async def run_workload(name: str, server, other_is_ours: bool) -> dict[str, float]:
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=200)) as session:
+        if name == "rest":
+            return await workloads.rooms_at_rest(
+                server, session, idle_wait=lambda: asyncio.sleep(IDLE_SECONDS + 5))
+        if name == "fanout":
+            return await workloads.fanout(server, session)
+        if name == "fanout_ws":
+            if server.name != "ours":
+                return {}
+            return await workloads.fanout(server, session, websocket=True)
+        if name == "throughput":
+            m = await workloads.throughput(server, session, shared=False)
+            m.update(await workloads.throughput(server, session, shared=True))
+            return m
+        if name == "initial_sync":
+            return await workloads.initial_sync(server, session)
+        if name == "create_join":
+            return await workloads.creation_and_join(server, session)
+        if name == "cold":
+            async def make_cold() -> None:
+                await asyncio.get_running_loop().run_in_executor(None, server.restart)
+            return await workloads.cold_room(server, session, make_cold=make_cold)
+    raise ValueError(name)
+
+
+def ratio_cell(metric: str, ours: float | None, theirs: float | None) -> str:
+    if ours is None or theirs is None or theirs == 0:
+        return "–"
+    r = ours / theirs
+    better = r < 1 if any(u in metric for u in _LOWER_IS_BETTER) else r > 1
+    return f"{r:.2f}× ({'better' if better else 'worse'})"
+
+
+def fmt(v: float | None) -> str:
+    if v is None:
+        return "–"
+    return f"{v:,.1f}" if abs(v) < 10000 else f"{v:,.0f}"
+
+
+async def main_async(selected: list[str], postgres: bool) -> str:
+    label = "PostgreSQL" if postgres else "SQLite"
+    ours = OurServer(postgres=postgres, extra={"rooms": {"idle_seconds": IDLE_SECONDS,
+                                                         "max_open": 1000}})
+    synapse = SynapseServer(postgres=postgres)
+    results: dict[str, dict[str, float]] = {"ours": {}, "synapse": {}}
+    order: list[str] = []
+    try:
+        for server in (ours, synapse):
+            server.start()
+        for name in selected:
+            for server in (ours, synapse):
+                t0 = time.monotonic()
+                print(f"[{label}] {name} on {server.name} …", file=sys.stderr, flush=True)
+                try:
+                    metrics = await run_workload(name, server, server is ours)
+                except Exception as e:  # report and go on: one broken workload ≠ no table
+                    print(f"  failed: {e!r}", file=sys.stderr)
+                    metrics = {}
+                print(f"  done in {time.monotonic() - t0:.0f}s: {metrics}", file=sys.stderr)
+                for k, v in metrics.items():
+                    if k not in order:
+                        order.append(k)
+                    results[server.name][k] = v
+    finally:
+        ours.cleanup()
+        synapse.cleanup()
+    lines = [f"### {label}", "", "| metric | ours | Synapse | ratio (ours/Synapse) |",
+             "|---|---:|---:|---|"]
+    for k in order:
+        o, s = results["ours"].get(k), results["synapse"].get(k)
+        lines.append(f"| {k} | {fmt(o)} | {fmt(s)} | {ratio_cell(k, o, s)} |")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    only = os.environ.get("BENCH_ONLY")
+    selected = [w for w in ALL if not only or w in only.split(",")]
+    header = (f"Benchmark run {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC"
+              f" on {platform.machine()}, {os.cpu_count()} cores, Python "
+              f"{platform.python_version()}; client and both servers on one machine.")
+    tables = [asyncio.run(main_async(selected, postgres=False))]
+    if os.environ.get("BENCH_PG") == "1":
+        tables.append(asyncio.run(main_async(selected, postgres=True)))
+    text = header + "\n\n" + "\n\n".join(tables) + "\n"
+    os.makedirs(os.path.join(os.path.dirname(__file__), "results"), exist_ok=True)
+    with open(os.path.join(os.path.dirname(__file__), "results", "latest.md"), "w") as f:
+        f.write(text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

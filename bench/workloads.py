@@ -1,0 +1,218 @@
+"""The benchmark workloads (issue 4). Each takes a started server and returns metrics
+``{name: value}``; the runner alternates servers and prints ratios.
+
+1. fan-out: 1 sender, 20 receivers long-polling /sync in one room; 500 messages at
+   50/s; p50/p99 send→delivery latency (and over our WebSocket).
+2. throughput: 50 senders each in its own room, and 50 in one shared room; acknowledged
+   events per second.
+3. initial sync: a user in 200 rooms holding 50 events each; time and bytes of the first
+   /sync, with and without lazy-loaded members.
+4. rooms at rest: create N rooms with 2 messages each; RSS after creation and after the
+   idle period; KB per room.
+5. room creation rate and join rate.
+6. cold room: first /messages page of a hibernated room holding 10,000 events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import uuid
+from typing import Any, Awaitable, Callable
+
+import aiohttp
+
+from bench.client import Client, now, percentile
+
+Metrics = dict[str, float]
+
+
+def _scale(name: str, default: int) -> int:
+    return int(os.environ.get(name, default))
+
+
+async def _users(session, server, count: int, prefix: str) -> list[Client]:
+    clients = [Client(session, server.url) for _ in range(count)]
+    tag = uuid.uuid4().hex[:6]
+    await _gather_limited([c.register(f"{prefix}{i}_{tag}") for i, c in enumerate(clients)], 10)
+    return clients
+
+
+async def _gather_limited(coros: list[Awaitable], limit: int) -> list[Any]:
+    sem = asyncio.Semaphore(limit)
+
+    async def run(coro):
+        async with sem:
+            return await coro
+
+    return await asyncio.gather(*(run(c) for c in coros))
+
+
+# -- 1. fan-out ------------------------------------------------------------------------
+async def fanout(server, session, *, websocket: bool = False) -> Metrics:
+    receivers_n, messages, rate = 20, _scale("BENCH_FANOUT_MESSAGES", 500), 50.0
+    sender, *receivers = await _users(session, server, receivers_n + 1, "fan")
+    room = await sender.create_room(preset="public_chat")
+    await _gather_limited([r.join(room) for r in receivers], 10)
+    sent_at: dict[str, float] = {}
+    latencies: list[float] = []
+    done = asyncio.Event()
+    expected = messages * receivers_n
+
+    def seen(body: dict) -> None:
+        timeline = body.get("rooms", {}).get("join", {}).get(room, {}).get("timeline", {})
+        for event in timeline.get("events", []):
+            key = event.get("content", {}).get("bench_id")
+            if key in sent_at:
+                latencies.append(now() - sent_at[key])
+        if len(latencies) >= expected:
+            done.set()
+
+    async def poll(client: Client) -> None:
+        body, _ = await client.sync(filter=json.dumps({"room": {"timeline": {"limit": 1}}}))
+        since = body["next_batch"]
+        while not done.is_set():
+            body, _ = await client.sync(since=since, timeout_ms=30000)
+            since = body["next_batch"]
+            seen(body)
+
+    async def ws(client: Client) -> None:
+        body, _ = await client.sync(filter=json.dumps({"room": {"timeline": {"limit": 1}}}))
+        url = server.url.replace("http", "ws") + "/_matrix/client/unstable/org.roomserver.ws"
+        async with session.ws_connect(url, params={"access_token": client.token,
+                                                   "since": body["next_batch"]}) as conn:
+            async for msg in conn:
+                if msg.type != aiohttp.WSMsgType.TEXT:
+                    break
+                seen(json.loads(msg.data))
+                if done.is_set():
+                    break
+
+    tasks = [asyncio.ensure_future((ws if websocket else poll)(r)) for r in receivers]
+    await asyncio.sleep(1.0)  # everyone is waiting before the first message
+    for i in range(messages):
+        key = f"{i}-{uuid.uuid4().hex[:8]}"
+        sent_at[key] = now()
+        await sender.send(room, {"msgtype": "m.text", "body": f"fan {i}", "bench_id": key})
+        await asyncio.sleep(max(0.0, sent_at[key] + 1 / rate - now()))
+    try:
+        await asyncio.wait_for(done.wait(), 60)
+    except asyncio.TimeoutError:
+        pass
+    for t in tasks:
+        t.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    suffix = " (WebSocket)" if websocket else ""
+    return {f"fan-out p50 latency ms{suffix}": percentile(latencies, 50) * 1000,
+            f"fan-out p99 latency ms{suffix}": percentile(latencies, 99) * 1000,
+            f"fan-out delivered %{suffix}": 100.0 * len(latencies) / expected}
+
+
+# -- 2. throughput ---------------------------------------------------------------------
+async def throughput(server, session, *, shared: bool) -> Metrics:
+    senders_n, seconds = 50, _scale("BENCH_THROUGHPUT_SECONDS", 30)
+    senders = await _users(session, server, senders_n, "tp")
+    if shared:
+        room = await senders[0].create_room(preset="public_chat")
+        await _gather_limited([s.join(room) for s in senders[1:]], 10)
+        rooms = [room] * senders_n
+    else:
+        rooms = await _gather_limited([s.create_room() for s in senders], 10)
+    count = 0
+    deadline = now() + seconds
+
+    async def loop(client: Client, room: str) -> None:
+        nonlocal count
+        i = 0
+        while now() < deadline:
+            await client.send(room, {"msgtype": "m.text", "body": f"tp {i}"})
+            count += 1
+            i += 1
+
+    start = now()
+    await asyncio.gather(*(loop(s, r) for s, r in zip(senders, rooms)))
+    label = "one shared room" if shared else "own rooms"
+    return {f"throughput events/s (50 senders, {label})": count / (now() - start)}
+
+
+# -- 3. initial sync -------------------------------------------------------------------
+async def initial_sync(server, session) -> Metrics:
+    rooms_n, events_n = _scale("BENCH_SYNC_ROOMS", 200), 50
+    user, other = await _users(session, server, 2, "is")
+    room_ids = await _gather_limited([user.create_room(preset="public_chat")
+                                      for _ in range(rooms_n)], 8)
+    await _gather_limited([other.join(r) for r in room_ids], 8)
+
+    async def fill(room: str) -> None:
+        for i in range(events_n):
+            await (user if i % 2 else other).send(room, {"msgtype": "m.text",
+                                                         "body": f"history {i}"})
+    await _gather_limited([fill(r) for r in room_ids], 16)
+    metrics: Metrics = {}
+    for lazy in (False, True):
+        flt = json.dumps({"room": {"state": {"lazy_load_members": lazy},
+                                   "timeline": {"limit": 10}}})
+        start = now()
+        _, size = await user.sync(filter=flt)
+        label = "lazy members" if lazy else "all members"
+        metrics[f"initial sync ms ({rooms_n} rooms, {label})"] = (now() - start) * 1000
+        metrics[f"initial sync KB ({label})"] = size / 1024
+    return metrics
+
+
+# -- 4. rooms at rest ------------------------------------------------------------------
+async def rooms_at_rest(server, session, *, idle_wait: Callable[[], Awaitable[None]]
+                        ) -> Metrics:
+    rooms_n = _scale("BENCH_REST_ROOMS", 2000)
+    rss_start = server.rss_kb()
+    (user,) = await _users(session, server, 1, "rest")
+
+    async def make() -> None:
+        room = await user.create_room()
+        await user.send(room, {"msgtype": "m.text", "body": "one"})
+        await user.send(room, {"msgtype": "m.text", "body": "two"})
+
+    start = now()
+    await _gather_limited([make() for _ in range(rooms_n)], 16)
+    created = now() - start
+    rss_created = server.rss_kb()
+    await idle_wait()
+    rss_idle = server.rss_kb()
+    return {
+        "RSS just after start MB": rss_start / 1024,
+        f"RSS after creating {rooms_n} rooms MB": rss_created / 1024,
+        f"RSS after idle period MB": rss_idle / 1024,
+        "KB per idle room": max(0, rss_idle - rss_start) / rooms_n,
+        "room creation (with 2 messages) rooms/s": rooms_n / created,
+    }
+
+
+# -- 5. creation and join rate ---------------------------------------------------------
+async def creation_and_join(server, session) -> Metrics:
+    rooms_n = _scale("BENCH_CREATE_ROOMS", 200)
+    owner, joiner = await _users(session, server, 2, "cj")
+    start = now()
+    rooms = await _gather_limited([owner.create_room(preset="public_chat")
+                                   for _ in range(rooms_n)], 8)
+    create_rate = rooms_n / (now() - start)
+    start = now()
+    await _gather_limited([joiner.join(r) for r in rooms], 8)
+    return {"createRoom per second": create_rate,
+            "joins per second": rooms_n / (now() - start)}
+
+
+# -- 6. cold room ----------------------------------------------------------------------
+async def cold_room(server, session, *, make_cold: Callable[[], Awaitable[None]]) -> Metrics:
+    events_n = _scale("BENCH_COLD_EVENTS", 10000)
+    (user,) = await _users(session, server, 1, "cold")
+    room = await user.create_room()
+    await _gather_limited([user.send(room, {"msgtype": "m.text", "body": f"cold {i}"})
+                           for i in range(events_n)], 16)
+    await make_cold()
+    user.session = session
+    start = now()
+    page = await user.messages(room, limit=20)
+    elapsed = (now() - start) * 1000
+    assert page["chunk"], "no events in the first page"
+    return {f"cold room first /messages ms ({events_n} events)": elapsed}

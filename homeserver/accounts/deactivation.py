@@ -1,0 +1,66 @@
+"""Deactivating an account (spec: ``POST /account/deactivate``).
+
+The account is marked deactivated first, so nothing can log in or use a token while
+the rest happens; then its password, devices and tokens go, it leaves the user
+directory, and it leaves (or rejects) every room it is in or invited to. Parting a
+room is best effort: a room that refuses (or is gone) does not stop the others.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.logger import Logger
+
+from homeserver.errors import MatrixError
+
+log = Logger()
+
+#: memberships a deactivated user is taken out of ("leave" also rejects an invite and
+#: rescinds a knock)
+_PARTED_MEMBERSHIPS = ("join", "invite", "knock")
+
+
+class Deactivator:
+    def __init__(self, store: Any, devices: Any, rooms: Any) -> None:
+        self._store = store
+        self._devices = devices  # homeserver.accounts.devices.DeviceManager
+        self._rooms = rooms
+
+    async def deactivate(self, user_id: str, *, erase: bool = False) -> dict[str, Any]:
+        """Deactivate ``user_id``; the response body (no third-party IDs exist here, so
+        there is nothing to unbind: ``success``, as the spec requires)."""
+        accounts = self._store.accounts
+        await accounts.set_deactivated(user_id, True)
+        await accounts.set_password_hash(user_id, None)
+        await self._devices.delete_all_devices(user_id)
+        await self._store.user_directory.remove_user(user_id)
+        if erase:
+            # spec: erase non-event data as far as possible; the profile is such data
+            await accounts.set_displayname(user_id, None)
+            await accounts.set_avatar_url(user_id, None)
+        await self.part_rooms(user_id)
+        return {"id_server_unbind_result": "success"}
+
+    async def part_rooms(self, user_id: str) -> list[str]:
+        """Leave every joined room, reject every invite; the rooms left."""
+        parted = []
+        memberships = await self._store.streams.get_rooms_for_user(
+            user_id, _PARTED_MEMBERSHIPS, include_forgotten=True)
+        for membership in memberships:
+            try:
+                room = await self._rooms.get(membership.room_id)
+                await room.create_event({
+                    "type": "m.room.member", "state_key": user_id, "sender": user_id,
+                    "content": {"membership": "leave"},
+                })
+            except MatrixError as e:  # an unknown room, or the auth rules said no
+                log.info("deactivation: {user} could not leave {room}: {error}",
+                         user=user_id, room=membership.room_id, error=e.message)
+                continue
+            except Exception:
+                log.failure("deactivation: {user} could not leave {room}", user=user_id,
+                            room=membership.room_id)
+                continue
+            parted.append(membership.room_id)
+        return parted
