@@ -12,6 +12,7 @@ import asyncio
 import datetime
 import os
 import platform
+import re
 import sys
 import time
 
@@ -22,8 +23,8 @@ from bench.servers import OurServer, SynapseServer
 
 IDLE_SECONDS = 10
 ALL = ("rest", "fanout", "fanout_ws", "throughput", "initial_sync", "create_join", "cold")
-# lower is better for these metrics; the ratio column is always ours / Synapse
-_LOWER_IS_BETTER = ("ms", "MB", "KB")
+# lower is better for metrics in these units; the ratio column is always ours / Synapse
+_LOWER_IS_BETTER = re.compile(r"\b(ms|MB|KB)\b")
 
 
 async def run_workload(name: str, server, other_is_ours: bool) -> dict[str, float]:
@@ -56,7 +57,9 @@ def ratio_cell(metric: str, ours: float | None, theirs: float | None) -> str:
     if ours is None or theirs is None or theirs == 0:
         return "–"
     r = ours / theirs
-    better = r < 1 if any(u in metric for u in _LOWER_IS_BETTER) else r > 1
+    if abs(r - 1) < 0.005:
+        return "1.00× (same)"
+    better = r < 1 if _LOWER_IS_BETTER.search(metric) else r > 1
     return f"{r:.2f}× ({'better' if better else 'worse'})"
 
 

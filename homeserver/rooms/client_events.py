@@ -27,11 +27,14 @@ class ClientEventSerializer:
 
     async def serialize(self, actor: RoomActor, events: Sequence[PDU], *,
                         user_id: str | None = None, scope: str | None = None,
-                        include_room_id: bool = True) -> list[dict[str, Any]]:
+                        include_room_id: bool = True,
+                        prev_content: bool = True) -> list[dict[str, Any]]:
         """``events`` (all of ``actor``'s room) in client format, in the given order.
 
         ``user_id``/``scope`` name the asking device: its own sends get their
-        ``transaction_id``.
+        ``transaction_id``. ``prev_content=False`` skips looking up the state each
+        state event replaced (one state read per event: too dear for a whole room's
+        state, and optional in the spec).
         """
         txn_ids: dict[str, str] = {}
         if user_id is not None and scope is not None:
@@ -41,15 +44,17 @@ class ClientEventSerializer:
         now = self._now_ms()
         out = []
         for event in events:
-            extra = await self._unsigned_extras(actor, event, now, include_room_id)
+            extra = await self._unsigned_extras(actor, event, now, include_room_id,
+                                                prev_content)
             out.append(serialize_event(event, now, txn_id=txn_ids.get(event.event_id),
                                        include_room_id=include_room_id, **extra))
         return out
 
     async def _unsigned_extras(self, actor: RoomActor, event: PDU, now: int,
-                               include_room_id: bool) -> dict[str, Any]:
+                               include_room_id: bool, prev_content: bool
+                               ) -> dict[str, Any]:
         extra: dict[str, Any] = {}
-        if event.is_state():
+        if prev_content and event.is_state():
             try:
                 before = await actor.state_at(event.event_id, types=[event.state_pair])
             except NotFound:

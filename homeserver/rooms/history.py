@@ -161,7 +161,8 @@ class RoomHistory:
         state = await actor.state_at(at.event_id, after=True,
                                      types=[("m.room.member", s) for s in senders])
         members = [state[k] for k in sorted(state)]
-        return await self._serializer.serialize(actor, members, user_id=user_id)
+        return await self._serializer.serialize(actor, members, user_id=user_id,
+                                                prev_content=False)
 
     # -- /context -----------------------------------------------------------------------
     async def context(self, room_id: str, user_id: str, event_id: str, *,
@@ -187,7 +188,8 @@ class RoomHistory:
             state_map = await actor.state_at(last.event_id, after=True)
             state_events = [state_map[k] for k in sorted(state_map)
                             if event_filter.matches(state_map[k])]
-            state = await self._serializer.serialize(actor, state_events, user_id=user_id)
+            state = await self._serializer.serialize(actor, state_events, user_id=user_id,
+                                                     prev_content=False)
         serialize = self._serializer.serialize
         return {
             "start": str(_before(before[-1] if before else event)),
@@ -233,7 +235,7 @@ class RoomHistory:
         actor, access = await self._open(room_id, user_id)
         state = await self._readable_state(actor, access)
         return await self._serializer.serialize(actor, [state[k] for k in sorted(state)],
-                                                user_id=user_id)
+                                                user_id=user_id, prev_content=False)
 
     async def state_event(self, room_id: str, user_id: str, event_type: str,
                           state_key: str) -> PDU:
@@ -279,7 +281,8 @@ class RoomHistory:
             return not_membership is None or value != not_membership
 
         chosen = [members[u] for u in sorted(members) if wanted(members[u])]
-        return await self._serializer.serialize(actor, chosen, user_id=user_id)
+        return await self._serializer.serialize(actor, chosen, user_id=user_id,
+                                                prev_content=False)
 
     async def joined_members(self, room_id: str, user_id: str) -> dict[str, Any]:
         """GET /rooms/{roomId}/joined_members (joined members only may ask)."""

@@ -19,15 +19,18 @@ For other engineers (stable API; all ``async`` unless noted):
     history visibility (spec "Room History Visibility"); events of one room.
 ``ignored_users(user_id) -> frozenset[str]``
     from ``m.ignored_user_list``; callers drop non-state events from these senders.
-``serialize_events(room_id, events, user_id=, scope=) -> list[dict]``
-    ClientEvent JSON with ``prev_content``/``redacted_because`` and, for the sending
-    device, ``unsigned.transaction_id``.
+``serialize_events(room_id, events, user_id=, scope=, include_room_id=,
+prev_content=True) -> list[dict]``
+    ClientEvent JSON with ``prev_content``/``replaces_state`` (one state read per state
+    event: pass ``prev_content=False`` for whole-state blocks), ``redacted_because``
+    and, for the sending device, ``unsigned.transaction_id``.
 ``transaction_ids(event_ids, user_id, scope) -> dict[event_id, txn_id]``
     just the transaction IDs (``scope`` = ``transactions.scope_of(requester)``: the
     device ID, or ``"token:<token_id>"``); safe to call as soon as a send's event is
     announced.
-``stripped_state(room_id, event_id=None) -> list[dict]``
-    stripped state for invites/knocks (``invite_room_state``), after ``event_id`` or now.
+``stripped_state(room_id, event_id=None, members=()) -> list[dict]``
+    stripped state for invites/knocks (``invite_state``/``knock_state``), after
+    ``event_id`` or now, with the member events of ``members`` (the inviter).
 ``membership_change(room_id, sender, target, membership, reason=, content=) -> event_id``
 ``send_event(room_id, sender, event_type, content, state_key=, txn=) -> event_id``
 ``set_state(room_id, sender, event_type, state_key, content) -> event_id``
@@ -133,20 +136,25 @@ class RoomService:
 
     async def serialize_events(self, room_id: str, events: Sequence[PDU], *,
                                user_id: str | None = None, scope: str | None = None,
-                               include_room_id: bool = True) -> list[dict[str, Any]]:
+                               include_room_id: bool = True,
+                               prev_content: bool = True) -> list[dict[str, Any]]:
         actor = await self._rooms.get(room_id)
         return await self.serializer.serialize(actor, events, user_id=user_id, scope=scope,
-                                               include_room_id=include_room_id)
+                                               include_room_id=include_room_id,
+                                               prev_content=prev_content)
 
     async def transaction_ids(self, event_ids: Iterable[str], user_id: str,
                               scope: str) -> dict[str, str]:
         return await self.transactions.transaction_ids(event_ids, user_id, scope)
 
-    async def stripped_state(self, room_id: str, event_id: str | None = None
-                             ) -> list[dict[str, Any]]:
-        """Stripped state events (spec "Stripped state") now, or after ``event_id``."""
+    async def stripped_state(self, room_id: str, event_id: str | None = None, *,
+                             members: Iterable[str] = ()) -> list[dict[str, Any]]:
+        """Stripped state events (spec "Stripped state": create, name, avatar, topic,
+        join rules, canonical alias, encryption) now, or after ``event_id``; plus the
+        member events of ``members`` (e.g. the inviter)."""
         actor = await self._rooms.get(room_id)
-        types = [t for t in STRIPPED_STATE_TYPES if t != "m.room.member"]
+        types: list = [t for t in STRIPPED_STATE_TYPES if t != "m.room.member"]
+        types += [("m.room.member", user_id) for user_id in members]
         if event_id is None:
             state = await actor.current_state(types)
         else:

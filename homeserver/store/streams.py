@@ -14,6 +14,7 @@ so within a room stream order is arrival order.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 from typing import Collection, Iterable, Sequence
 
@@ -51,6 +52,8 @@ room_memberships = sa.Table(
 )
 
 _s, _m = room_stream.c, room_memberships.c
+
+_ROOMS_CACHE_SIZE = 50_000
 
 MEMBER_EVENT = "m.room.member"
 #: memberships after which a user may forget a room (spec: ``/forget``)
@@ -134,13 +137,29 @@ class Streams:
 
     def __init__(self, db: Database) -> None:
         self._db = db
+        # user → every membership row of theirs. Every /sync asks for a user's rooms, and
+        # the index changes only through announce/forget here, which invalidate it.
+        # (Several processes sharing one PostgreSQL will need the invalidation sent
+        # over Redis along with the other cross-process wake-ups: DESIGN.md §8.)
+        self._rooms_cache: collections.OrderedDict[str, list[Membership]] = \
+            collections.OrderedDict()
+        self._generation: dict[str, int] = {}
+
+    def _invalidate(self, user_ids: Iterable[str]) -> None:
+        for user_id in user_ids:
+            self._rooms_cache.pop(user_id, None)
+            self._generation[user_id] = self._generation.get(user_id, 0) + 1
 
     # -- room stream ------------------------------------------------------------------
     async def announce(self, announcements: Sequence[Announcement]) -> list[int]:
         """See :meth:`homeserver.rooms.protocols.RoomStreamWriter.announce`."""
         if not announcements:
             return []
-        return await self._db.run(_announce, list(announcements))
+        try:
+            return await self._db.run(_announce, list(announcements))
+        finally:
+            self._invalidate(a.state_key for a in announcements
+                             if a.membership is not None and a.state_key)
 
     async def current_room_stream_pos(self) -> int:
         """The highest committed room stream position."""
@@ -223,16 +242,24 @@ class Streams:
                                  memberships: Collection[str] = ("join",), *,
                                  include_forgotten: bool = False) -> list[Membership]:
         """The user's rooms whose membership is in ``memberships``, by room ID."""
-        wanted = list(memberships)
+        rows = self._rooms_cache.get(user_id)
+        if rows is None:
+            generation = self._generation.get(user_id, 0)
 
-        def txn(conn: Connection) -> list[Membership]:
-            stmt = sa.select(room_memberships).where(
-                _m.user_id == user_id, _m.membership.in_(wanted))
-            if not include_forgotten:
-                stmt = stmt.where(_m.forgotten == sa.false())
-            return [_membership(r) for r in conn.execute(stmt.order_by(_m.room_id))]
+            def txn(conn: Connection) -> list[Membership]:
+                stmt = sa.select(room_memberships).where(_m.user_id == user_id)
+                return [_membership(r) for r in conn.execute(stmt.order_by(_m.room_id))]
 
-        return await self._db.run(txn)
+            rows = await self._db.run(txn)
+            if self._generation.get(user_id, 0) == generation:  # no change meanwhile
+                self._rooms_cache[user_id] = rows
+                while len(self._rooms_cache) > _ROOMS_CACHE_SIZE:
+                    self._rooms_cache.popitem(last=False)
+        else:
+            self._rooms_cache.move_to_end(user_id)
+        wanted = set(memberships)
+        return [m for m in rows if m.membership in wanted
+                and (include_forgotten or not m.forgotten)]
 
     async def get_room_members(self, room_id: str,
                                memberships: Collection[str] = ("join",),
@@ -274,4 +301,7 @@ class Streams:
                 _m.user_id == user_id, _m.room_id == room_id,
                 _m.membership.in_(FORGETTABLE)).values(forgotten=True)).rowcount > 0
 
-        return await self._db.run(txn)
+        try:
+            return await self._db.run(txn)
+        finally:
+            self._invalidate([user_id])

@@ -64,6 +64,9 @@ class SyncRequest:
     ack_to_device: bool = True
 
 
+_IGNORED_CACHE_SIZE = 50_000
+
+
 class SyncBuilder:
     def __init__(self, *, store: Any, rooms: Any, sections: RoomSections, typing: Any,
                  presence: Any, now_ms: Any) -> None:
@@ -75,6 +78,8 @@ class SyncBuilder:
         self._now_ms = now_ms
         #: (user, device) → to-device position already deleted up to
         self._acked_to_device: dict[tuple[str, str], int] = {}
+        #: user → (account-data position read at, ignored users)
+        self._ignored_cache: dict[str, tuple[int, frozenset[str]]] = {}
 
     async def build(self, req: SyncRequest) -> SyncResult:
         store, since, f = self._store, req.since, req.sync_filter
@@ -94,7 +99,8 @@ class SyncBuilder:
                                         if m.membership == "join"
                                         or m.stream_pos > since.room])
         ctx = SyncContext(req.user_id, req.device_id, req.txn_scope, since, upto, f,
-                          req.full_state, await self._ignored_users(req.user_id))
+                          req.full_state,
+                          await self._ignored_users(req.user_id, upto.account_data))
 
         to_device, upto = await self._to_device(ctx, upto, req.ack_to_device)
         ctx = dataclasses.replace(ctx, upto=upto)
@@ -150,7 +156,15 @@ class SyncBuilder:
                 rooms[m.membership][m.room_id] = {key: {"events": stripped}}
 
         # the user's own presence and devices concern them too, rooms or not
-        sharing = await store.streams.users_sharing_a_room_with(req.user_id) | {req.user_id}
+        shared: list[set[str]] = []
+
+        async def sharing() -> set[str]:
+            # asked for only when the presence or device-list stream moved
+            if not shared:
+                shared.append(await store.streams.users_sharing_a_room_with(req.user_id)
+                              | {req.user_id})
+            return shared[0]
+
         presence = await self._presence_events(ctx, sharing, newly_joined)
         device_lists = await self._device_lists(ctx, sharing)
         global_account_data = account_data
@@ -166,12 +180,20 @@ class SyncBuilder:
                      or device_lists["changed"] or device_lists["left"])
         return SyncResult(body, upto, empty, tuple(m.room_id for m in joined))
 
-    async def _ignored_users(self, user_id: str) -> frozenset[str]:
-        """``m.ignored_user_list`` (spec: "Ignoring Users")."""
+    async def _ignored_users(self, user_id: str, position: int) -> frozenset[str]:
+        """``m.ignored_user_list`` (spec: "Ignoring Users"), re-read only when the
+        account-data stream has moved since it was last read for this user."""
+        cached = self._ignored_cache.get(user_id)
+        if cached is not None and cached[0] >= position:
+            return cached[1]
         content = await self._store.account_data.get_account_data(
             user_id, "m.ignored_user_list")
         ignored = content.get("ignored_users") if isinstance(content, dict) else None
-        return frozenset(ignored) if isinstance(ignored, dict) else frozenset()
+        result = frozenset(ignored) if isinstance(ignored, dict) else frozenset()
+        self._ignored_cache[user_id] = (position, result)
+        while len(self._ignored_cache) > _IGNORED_CACHE_SIZE:
+            self._ignored_cache.pop(next(iter(self._ignored_cache)))
+        return result
 
     async def _guard(self, room_id: str, section) -> dict | None:
         """A room that vanished mid-sync (e.g. purged) is left out, not a 500."""
@@ -240,7 +262,8 @@ class SyncBuilder:
                 if room_id in rooms and room_id not in result and \
                         self._typing.typing_users(room_id):
                     result[room_id] = [self._typing.event_for(room_id)]
-        if f.matches("m.receipt"):
+        receipts_moved = since is None or newly_joined or since.receipts < ctx.upto.receipts
+        if f.matches("m.receipt") and receipts_moved:
             receipts = await self._store.receipts.get_receipts_since(
                 since.receipts if since is not None else 0, ctx.upto.receipts,
                 room_ids=rooms)
@@ -265,6 +288,9 @@ class SyncBuilder:
     async def _account_data(self, ctx: SyncContext, newly_joined: set[str]
                             ) -> tuple[list[dict], dict[str, list[dict]]]:
         store, since, f = self._store.account_data, ctx.since, ctx.sync_filter
+        if since is not None and not newly_joined and \
+                since.account_data >= ctx.upto.account_data:
+            return [], {}  # the stream has not moved: nothing can have changed
         start = since.account_data if since is not None else 0
         snapshot = await store.get_all_account_data(ctx.user_id, start,
                                                     ctx.upto.account_data)
@@ -295,12 +321,16 @@ class SyncBuilder:
         return global_events[:limit], rooms
 
     # -- presence, to-device, device lists --------------------------------------------
-    async def _presence_events(self, ctx: SyncContext, sharing: set[str],
+    async def _presence_events(self, ctx: SyncContext, sharing,
                                newly_joined: Iterable[str]) -> list[dict]:
         f = ctx.sync_filter.presence
         if not self._presence.enabled or not f.matches("m.presence"):
             return []
         store, since = self._store.presence, ctx.since
+        newly_joined = list(newly_joined)
+        if since is not None and not newly_joined and since.presence >= ctx.upto.presence:
+            return []
+        sharing = await sharing()
         if since is None:
             rows = list((await store.get_presence_for_users(sharing)).values())
         else:
@@ -335,13 +365,15 @@ class SyncBuilder:
         if ack and since > self._acked_to_device.get(key, 0):
             await store.delete_messages_upto(ctx.user_id, ctx.device_id, since)
             self._acked_to_device[key] = since
+        if since >= upto.to_device:
+            return [], upto.replace(to_device=since)  # nothing new for anyone
         messages, pos = await store.get_messages(ctx.user_id, ctx.device_id, since,
                                                  upto.to_device, TO_DEVICE_LIMIT)
         return [dict(m) for m in messages], upto.replace(to_device=max(pos, since))
 
-    async def _device_lists(self, ctx: SyncContext, sharing: set[str]) -> dict[str, list]:
-        if ctx.since is None:
+    async def _device_lists(self, ctx: SyncContext, sharing) -> dict[str, list]:
+        if ctx.since is None or ctx.since.device_lists >= ctx.upto.device_lists:
             return {"changed": [], "left": []}
         changed = await self._store.devices.users_with_device_list_changes(
-            ctx.since.device_lists, ctx.upto.device_lists, user_ids=sharing)
+            ctx.since.device_lists, ctx.upto.device_lists, user_ids=await sharing())
         return {"changed": sorted(changed), "left": []}

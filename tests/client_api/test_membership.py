@@ -55,6 +55,12 @@ class MembershipTests(RoomsTestCase):
         content = await self.member(alice_tok, room_id, bob)
         self.assertEqual(content["membership"], "invite")
         self.assertEqual(content["displayname"], "bob")
+        # what /sync shows the invitee (invite_state): required create event, inviter
+        stripped = await self.c["room_service"].stripped_state(room_id, members=[alice])
+        self.assertEqual({(e["type"], e["state_key"]) for e in stripped},
+                         {("m.room.create", ""), ("m.room.join_rules", ""),
+                          ("m.room.member", alice)})
+        self.assertEqual(set(stripped[0]), {"type", "state_key", "sender", "content"})
         await self.join(bob_tok, room_id)
         self.assertEqual((await self.member(bob_tok, room_id, bob))["membership"], "join")
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 from homeserver.sync.tokens import StreamToken
-from tests.client_api.room_helpers import V3, RoomsTestCase, q
+from tests.client_api.room_helpers import RoomsTestCase, q
 
 
 def text(body: str) -> dict:
