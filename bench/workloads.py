@@ -164,7 +164,7 @@ async def initial_sync(server, session) -> Metrics:
 # -- 4. rooms at rest ------------------------------------------------------------------
 async def rooms_at_rest(server, session, *, idle_wait: Callable[[], Awaitable[None]]
                         ) -> Metrics:
-    rooms_n = _scale("BENCH_REST_ROOMS", 2000)
+    rooms_n = _scale("BENCH_REST_ROOMS", 1000)
     rss_start = server.rss_kb()
     (user,) = await _users(session, server, 1, "rest")
 

@@ -48,6 +48,9 @@ class GlobalStore:
 
     def __init__(self, db: Database) -> None:
         self.db = db
+        self._positions: dict[str, int] = {}
+        self._positions_loaded = False
+        db.add_advance_listener(self._advanced)
         self.accounts = Accounts(db)
         self.devices = Devices(db)
         self.access_tokens = AccessTokens(db, self.devices)
@@ -93,5 +96,20 @@ class GlobalStore:
         return await self.db.run(positions.read_position, stream_name)
 
     async def current_positions(self) -> dict[str, int]:
-        """Every stream's position, read together (for a sync token)."""
-        return await self.db.run(positions.read_all_positions)
+        """Every stream's position, read together (for a sync token).
+
+        Read from the database once, then kept in memory: every committed write of a
+        position reaches ``_advanced`` (``Database.add_advance_listener``), so /sync
+        needs no round trip for its token. A server sharing its PostgreSQL with other
+        processes will need their advances too (over Redis, DESIGN.md §8).
+        """
+        if not self._positions_loaded:
+            read = await self.db.run(positions.read_all_positions)
+            self._advanced(read)  # advances that landed while we read may be newer
+            self._positions_loaded = True
+        return dict(self._positions)
+
+    def _advanced(self, advanced: dict[str, int]) -> None:
+        for stream, pos in advanced.items():
+            if stream not in self._positions or pos > self._positions[stream]:
+                self._positions[stream] = pos

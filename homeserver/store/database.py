@@ -21,6 +21,8 @@ from twisted.internet import defer, threads
 from twisted.logger import Logger
 from twisted.python.threadpool import ThreadPool
 
+from homeserver.store import positions
+
 T = TypeVar("T")
 
 _MIGRATIONS_DIR = os.path.join(os.path.dirname(__file__), "migrations")
@@ -49,6 +51,7 @@ class Database(Service):
         self.migrate_on_start = migrate_on_start
         self.name = "database"
         self._pool = ThreadPool(min_threads, max_threads, name="global-db")
+        self._advance_listeners: list[Callable[[dict[str, int]], None]] = []
 
     # -- construction -----------------------------------------------------------------
     @classmethod
@@ -128,12 +131,24 @@ class Database(Service):
         """
         if not self._pool.started or self._pool.joined:
             raise DatabaseNotRunning("the database service is not running")
-        return await threads.deferToThreadPool(
+        result, advanced = await threads.deferToThreadPool(
             self.reactor, self._pool, self._transact, fn, *args)
+        if advanced:
+            for listener in self._advance_listeners:
+                listener(advanced)
+        return result
 
-    def _transact(self, fn: Callable[..., T], *args: Any) -> T:
+    def add_advance_listener(self, listener: Callable[[dict[str, int]], None]) -> None:
+        """Call ``listener({stream: pos})`` (on the reactor thread) after each committed
+        transaction that wrote stream positions (see ``positions.advance``)."""
+        self._advance_listeners.append(listener)
+
+    def _transact(self, fn: Callable[..., T], *args: Any) -> tuple[T, dict | None]:
         with self.engine.begin() as conn:
-            return fn(conn, *args)
+            conn.info.pop(positions.ADVANCED, None)  # left by a rolled-back transaction
+            result = fn(conn, *args)
+            advanced = conn.info.pop(positions.ADVANCED, None)
+        return result, advanced  # only reached once the transaction has committed
 
 
 def alembic_config(connection: Connection | None = None) -> Any:

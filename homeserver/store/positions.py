@@ -68,13 +68,26 @@ def next_position(conn: Connection, stream: str) -> int:
     """Allocate the next position of ``stream`` (locks it until commit)."""
     stmt = (sa.update(stream_positions).where(_t.stream_name == stream)
             .values(pos=_t.pos + 1).returning(_t.pos))
-    return _one(conn, stmt, stream)
+    pos = _one(conn, stmt, stream)
+    _note_advance(conn, stream, pos)
+    return pos
 
 
 def advance(conn: Connection, stream: str, pos: int) -> None:
     """Record that this transaction wrote ``pos`` (call after :func:`lock_stream`)."""
     conn.execute(sa.update(stream_positions)
                  .where(_t.stream_name == stream, _t.pos < pos).values(pos=pos))
+    _note_advance(conn, stream, pos)
+
+
+#: key in ``Connection.info`` under which a transaction collects the positions it
+#: wrote; ``Database.run`` hands them to its listeners once the transaction committed
+ADVANCED = "roomserver.advanced_positions"
+
+
+def _note_advance(conn: Connection, stream: str, pos: int) -> None:
+    advanced = conn.info.setdefault(ADVANCED, {})
+    advanced[stream] = max(pos, advanced.get(stream, pos))
 
 
 def read_position(conn: Connection, stream: str) -> int:

@@ -7,6 +7,7 @@ is None again when read back.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 from typing import Any, Iterable, Mapping
 
@@ -32,6 +33,8 @@ receipts = sa.Table(
 
 _c = receipts.c
 
+_CACHE_SIZE = 100_000
+
 
 @dataclasses.dataclass(frozen=True)
 class Receipt:
@@ -54,6 +57,12 @@ class Receipts:
 
     def __init__(self, db: Database) -> None:
         self._db = db
+        # (room, type, user, thread) → receipt: /sync reads the user's own read receipt
+        # for every room it sends (unread counts); receipts change only through
+        # set_receipt here, which invalidates. (Several processes: DESIGN.md §8.)
+        self._cache: collections.OrderedDict[tuple, Receipt | None] = \
+            collections.OrderedDict()
+        self._generation = 0
 
     async def set_receipt(self, room_id: str, receipt_type: str, user_id: str,
                           event_id: str, data: Mapping[str, Any], *,
@@ -72,11 +81,20 @@ class Receipts:
                    ["room_id", "receipt_type", "user_id", "thread_id"])
             return pos
 
-        return await self._db.run(txn)
+        try:
+            return await self._db.run(txn)
+        finally:
+            self._generation += 1
+            self._cache.pop((room_id, receipt_type, user_id, thread_id or UNTHREADED), None)
 
     async def get_receipt(self, room_id: str, receipt_type: str, user_id: str, *,
                           thread_id: str | None = None) -> Receipt | None:
         """One user's receipt, or None."""
+        key = (room_id, receipt_type, user_id, thread_id or UNTHREADED)
+        if key in self._cache:
+            self._cache.move_to_end(key)
+            return self._cache[key]
+
         def txn(conn: Connection) -> Receipt | None:
             row = conn.execute(sa.select(receipts).where(
                 _c.room_id == room_id, _c.receipt_type == receipt_type,
@@ -84,7 +102,13 @@ class Receipts:
                 _c.thread_id == (thread_id or UNTHREADED))).first()
             return None if row is None else _receipt(row)
 
-        return await self._db.run(txn)
+        generation = self._generation
+        found = await self._db.run(txn)
+        if generation == self._generation:  # no receipt was written meanwhile
+            self._cache[key] = found
+            while len(self._cache) > _CACHE_SIZE:
+                self._cache.popitem(last=False)
+        return found
 
     async def get_receipts_for_room(self, room_id: str) -> list[Receipt]:
         """Every current receipt in the room, in stream order."""
