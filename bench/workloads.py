@@ -111,7 +111,7 @@ async def fanout(server, session, *, websocket: bool = False) -> Metrics:
 
 # -- 2. throughput ---------------------------------------------------------------------
 async def throughput(server, session, *, shared: bool) -> Metrics:
-    senders_n, seconds = 50, _scale("BENCH_THROUGHPUT_SECONDS", 30)
+    senders_n, seconds = 50, _scale("BENCH_THROUGHPUT_SECONDS", 20)
     senders = await _users(session, server, senders_n, "tp")
     if shared:
         room = await senders[0].create_room(preset="public_chat")
@@ -164,7 +164,7 @@ async def initial_sync(server, session) -> Metrics:
 # -- 4. rooms at rest ------------------------------------------------------------------
 async def rooms_at_rest(server, session, *, idle_wait: Callable[[], Awaitable[None]]
                         ) -> Metrics:
-    rooms_n = _scale("BENCH_REST_ROOMS", 1000)
+    rooms_n = _scale("BENCH_REST_ROOMS", 600)
     rss_start = server.rss_kb()
     (user,) = await _users(session, server, 1, "rest")
 

@@ -31,6 +31,7 @@ from homeserver.events.builder import finalize_event
 from homeserver.events.pdu import PDU
 from homeserver.events.room_versions import UnsupportedRoomVersion, get_room_version
 from homeserver.rooms.actor import RoomActor, RoomServices
+from homeserver.rooms.memory import MemoryReturner
 from homeserver.rooms.protocols import RoomListener, RoomStreamWriter
 from homeserver.rooms.room_writer import RemoteOutcome
 from homeserver.rooms.store import RoomStore
@@ -60,6 +61,7 @@ class RoomRegistry:
         self._max_open = max_open
         self._full_every = full_every
         self._closer = close_in_thread
+        self._memory = MemoryReturner(clock)
         #: awake actors, least recently fetched first
         self._awake: collections.OrderedDict[str, RoomActor] = collections.OrderedDict()
         self._waking: dict[str, list[defer.Deferred]] = {}
@@ -263,6 +265,7 @@ class RoomRegistry:
         if self._awake.get(actor.room_id) is actor:
             del self._awake[actor.room_id]
         actor.close(self._closer)
+        self._memory.rooms_closed()
 
     def _evict(self) -> None:
         excess = len(self._awake) - self._max_open
@@ -275,6 +278,7 @@ class RoomRegistry:
                 continue
             del self._awake[room_id]
             actor.close(self._closer)
+            self._memory.rooms_closed()
             excess -= 1
         if excess > 0:
             log.info("{n} rooms over max_open: all busy or subscribed", n=excess)
@@ -286,6 +290,7 @@ class RoomRegistry:
 
     async def _stop(self) -> None:
         self._stopping = True
+        self._memory.cancel()
         while self._awake:
             actors = list(self._awake.values())
             for actor in actors:
