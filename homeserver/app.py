@@ -199,7 +199,7 @@ def _register_resources(router, listener: Listener, c: dict, now_ms) -> None:
                           public_baseurl=config.public_baseurl,
                           server_name=config.server_name,
                           default_room_version=config.default_room_version,
-                          unstable_features={})
+                          unstable_features={"org.roomserver.ws": True})
         # --- servlets: accounts (helper E) ---
         from homeserver.client_api import account as account_servlets
         from homeserver.client_api import devices as device_servlets
