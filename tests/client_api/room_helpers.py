@@ -35,6 +35,9 @@ class RoomsTestCase(ServerTestCase):
         await self.ok("POST", self.room(room_id, "/invite"), {"user_id": user_id},
                       token=token)
 
+    async def leave(self, token: str, room_id: str) -> None:
+        await self.ok("POST", self.room(room_id, "/leave"), {}, token=token)
+
     async def put_state(self, token: str, room_id: str, event_type: str,
                         content: dict, state_key: str = "") -> str:
         resp = await self.ok("PUT", self.room(room_id, f"/state/{event_type}/{q(state_key)}"),
