@@ -52,3 +52,29 @@ class TopologicalToken:
 #: before every event / after every event
 TopologicalToken.START = TopologicalToken(-1, 0)  # type: ignore[attr-defined]
 TopologicalToken.END = TopologicalToken(_MAX, _MAX)  # type: ignore[attr-defined]
+
+
+def topological_window(direction: Direction, from_token: "TopologicalToken | None",
+                       to_token: "TopologicalToken | None", *, prefix: str = ""
+                       ) -> tuple["TopologicalToken", str, list[int], str]:
+    """The SQL bounds of a walk in topological order (depth, seq).
+
+    Returns ``(start, where, args, order)``: the token the walk starts from, a WHERE
+    fragment over ``{prefix}depth`` / ``{prefix}seq`` with its arguments, and the
+    ORDER BY direction. Backwards includes ``from_token`` and excludes ``to_token``;
+    forwards the opposite, so consecutive pages neither overlap nor skip.
+    """
+    cols = f"({prefix}depth, {prefix}seq)"
+    if direction is Direction.BACKWARDS:
+        start = from_token or TopologicalToken.END  # type: ignore[attr-defined]
+        where, args = f"{cols} <= (?, ?)", [start.depth, start.seq]
+        if to_token is not None:
+            where += f" AND {cols} > (?, ?)"
+            args += [to_token.depth, to_token.seq]
+        return start, where, args, "DESC"
+    start = from_token or TopologicalToken.START  # type: ignore[attr-defined]
+    where, args = f"{cols} > (?, ?)", [start.depth, start.seq]
+    if to_token is not None:
+        where += f" AND {cols} <= (?, ?)"
+        args += [to_token.depth, to_token.seq]
+    return start, where, args, "ASC"

@@ -21,7 +21,7 @@ import sqlite3
 from typing import Any, Collection, Iterable, Mapping
 
 from homeserver.events.pdu import PDU
-from homeserver.rooms.pagination import Direction, TopologicalToken
+from homeserver.rooms.pagination import Direction, TopologicalToken, topological_window
 
 THREAD = "m.thread"
 REPLACE = "m.replace"
@@ -117,20 +117,8 @@ class RelationIndex:
             " JOIN events e ON e.seq = r.event_seq"
             f" WHERE t.level < ? AND {_TIMELINE}{match})")
         tree_args: list[Any] = [parent_id, *args, max_depth, *args]
-        if direction is Direction.BACKWARDS:
-            start = from_token or TopologicalToken.END
-            where, bounds = "(e.depth, e.seq) <= (?, ?)", [start.depth, start.seq]
-            if to_token is not None:
-                where += " AND (e.depth, e.seq) > (?, ?)"
-                bounds += [to_token.depth, to_token.seq]
-            order = "DESC"
-        else:
-            start = from_token or TopologicalToken.START
-            where, bounds = "(e.depth, e.seq) > (?, ?)", [start.depth, start.seq]
-            if to_token is not None:
-                where += " AND (e.depth, e.seq) <= (?, ?)"
-                bounds += [to_token.depth, to_token.seq]
-            order = "ASC"
+        _, where, bounds, order = topological_window(direction, from_token, to_token,
+                                                     prefix="e.")
         rows = self._conn.execute(
             f"{tree} SELECT DISTINCT e.event_id, e.depth, e.seq FROM tree t"
             f" JOIN events e ON e.seq = t.seq WHERE {where}"

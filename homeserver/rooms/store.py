@@ -28,7 +28,7 @@ from homeserver.events.pdu import PDU
 from homeserver.events.redaction import redact_event_dict
 from homeserver.events.room_versions import RoomVersion, get_room_version
 from homeserver.rooms import schema
-from homeserver.rooms.pagination import Direction, TopologicalToken
+from homeserver.rooms.pagination import Direction, TopologicalToken, topological_window
 from homeserver.rooms.relations import RelationIndex
 from homeserver.rooms.search_index import SearchIndex
 from homeserver.rooms.state_store import StateFilter, StateGroupStore, StateKey
@@ -448,22 +448,8 @@ class RoomStore:
         wants). The returned token continues the walk; None means the start of the room
         was reached going backwards.
         """
-        if direction is Direction.BACKWARDS:
-            start = from_token or TopologicalToken.END
-            sql = f"(depth, seq) <= (?, ?) AND {_TIMELINE}"
-            args: list[int] = [start.depth, start.seq]
-            if to_token is not None:
-                sql += " AND (depth, seq) > (?, ?)"
-                args += [to_token.depth, to_token.seq]
-            order = "DESC"
-        else:
-            start = from_token or TopologicalToken.START
-            sql = f"(depth, seq) > (?, ?) AND {_TIMELINE}"
-            args = [start.depth, start.seq]
-            if to_token is not None:
-                sql += " AND (depth, seq) <= (?, ?)"
-                args += [to_token.depth, to_token.seq]
-            order = "ASC"
+        start, window, args, order = topological_window(direction, from_token, to_token)
+        sql = f"{window} AND {_TIMELINE}"
         rows = self._conn.execute(
             f"SELECT {_EVENT_COLUMNS}, depth FROM events WHERE {sql}"
             f" ORDER BY depth {order}, seq {order} LIMIT ?", args + [limit + 1]).fetchall()

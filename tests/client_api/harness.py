@@ -47,6 +47,16 @@ def test_config(data_dir: str, port: int, **overrides: Any):
     return parse_config(raw, data_dir)
 
 
+def password_auth(user: str, password: str = "correct horse",
+                  session: str | None = None) -> dict:
+    auth = {"type": "m.login.password", "identifier": {"type": "m.id.user", "user": user},
+            "password": password}
+    if session is not None:
+        auth["session"] = session
+    """A UIA m.login.password stage for ``user``."""
+    return auth
+
+
 class ServerTestCase(unittest.TestCase):
     #: extra config keys for a subclass
     config_overrides: dict[str, Any] = {}
@@ -127,4 +137,4 @@ def q(value: str) -> str:
     return quote(value, safe="")
 
 
-__all__ = ["ServerTestCase", "q", "defer"]
+__all__ = ["ServerTestCase", "q", "defer", "password_auth"]

@@ -9,19 +9,10 @@ from twisted.trial import unittest
 
 from homeserver.client_api.uia import AuthRequired, UiaSessions, UserInteractiveAuth, dummy_stage
 from homeserver.errors import MatrixError
-from tests.client_api.harness import ServerTestCase, q
+from tests.client_api.harness import ServerTestCase, q, password_auth
 
 V3 = "/_matrix/client/v3"
 _FAST = {"per_second": 100000, "burst_count": 1000000}
-
-
-def password_auth(user: str, password: str = "correct horse",
-                  session: str | None = None) -> dict:
-    auth = {"type": "m.login.password", "identifier": {"type": "m.id.user", "user": user},
-            "password": password}
-    if session is not None:
-        auth["session"] = session
-    return auth
 
 
 class WhoamiTests(ServerTestCase):

@@ -4,18 +4,9 @@
 
 from __future__ import annotations
 
-from tests.client_api.harness import ServerTestCase, q
+from tests.client_api.harness import ServerTestCase, q, password_auth
 
 V3 = "/_matrix/client/v3"
-
-
-def password_auth(user: str, password: str = "correct horse",
-                  session: str | None = None) -> dict:
-    auth = {"type": "m.login.password", "identifier": {"type": "m.id.user", "user": user},
-            "password": password}
-    if session is not None:
-        auth["session"] = session
-    return auth
 
 
 class DeviceTests(ServerTestCase):
