@@ -32,6 +32,7 @@ from homeserver.store.reports import Reports
 from homeserver.store.room_positions import RoomPositions
 from homeserver.store.rooms import Rooms
 from homeserver.store.server_keys import ServerKeys
+from homeserver.store.stream_tail import RoomStreamTail
 from homeserver.store.streams import Streams
 from homeserver.store.sync_reads import SyncReads
 from homeserver.store.to_device import ToDevice
@@ -55,7 +56,8 @@ class GlobalStore:
         self.devices = Devices(db)
         self.access_tokens = AccessTokens(db, self.devices)
         self.rooms = Rooms(db)
-        self.streams = Streams(db)
+        tail = RoomStreamTail()
+        self.streams = Streams(db, tail)
         self.account_data = AccountData(db)
         self.receipts = Receipts(db)
         self.presence = Presence(db)
@@ -65,11 +67,11 @@ class GlobalStore:
         self.registration_tokens = RegistrationTokens(db)
         self.server_keys = ServerKeys(db)
         self.user_directory = UserDirectory(db)
-        self.sync_reads = SyncReads(db)
+        self.sync_reads = SyncReads(db, tail)
         self.directory_entries = DirectoryEntries(db)
         self.reports = Reports(db)
         self.event_transactions = EventTransactions(db)
-        self.room_positions = RoomPositions(db)
+        self.room_positions = RoomPositions(db, tail)
 
     @classmethod
     def from_config(cls, database_config: Mapping[str, Any], reactor: Any, *,

@@ -25,6 +25,7 @@ from homeserver.rooms.protocols import Announcement
 from homeserver.store import positions
 from homeserver.store.database import Database
 from homeserver.store.sql import Position, metadata, upsert
+from homeserver.store.stream_tail import RoomChange, RoomStreamTail
 
 room_stream = sa.Table(
     "room_stream", metadata,
@@ -69,16 +70,6 @@ class StreamEntry:
     type: str
     state_key: str | None
     sender: str
-
-
-@dataclasses.dataclass(frozen=True)
-class RoomChange:
-    """A room's entries within a range of the stream."""
-    room_id: str
-    last_pos: int
-    min_room_seq: int
-    max_room_seq: int
-    count: int
 
 
 @dataclasses.dataclass(frozen=True)
@@ -135,8 +126,10 @@ def _announce(conn: Connection, announcements: Sequence[Announcement]) -> list[i
 class Streams:
     """Room stream writer/reader and the memberships index."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, tail: RoomStreamTail | None = None) -> None:
         self._db = db
+        #: the recent entries, for /sync (see stream_tail.py); recorded as announced
+        self.tail = tail if tail is not None else RoomStreamTail()
         # user → every membership row of theirs. Every /sync asks for a user's rooms, and
         # the index changes only through announce/forget here, which invalidate it.
         # (Several processes sharing one PostgreSQL will need the invalidation sent
@@ -156,7 +149,15 @@ class Streams:
         if not announcements:
             return []
         try:
-            return await self._db.run(_announce, list(announcements))
+            result = await self._db.run(_announce, list(announcements))
+        except BaseException:
+            # it may have committed all the same: these rooms are read from the DB now
+            self.tail.mark_unsure({a.room_id for a in announcements})
+            raise
+        else:
+            for a, pos in zip(announcements, result):
+                self.tail.record(a.room_id, pos, a.room_seq, a.event_id)
+            return result
         finally:
             self._invalidate(a.state_key for a in announcements
                              if a.membership is not None and a.state_key)

@@ -30,3 +30,72 @@ class SyncReadsTests(StoreTests):
 
 
 SyncReadsTestsSQLite, SyncReadsTestsPostgres = on_both_backends(SyncReadsTests)
+
+
+class TailAgreesWithDatabaseTests(StoreTests):
+    """The in-memory tail answers as the database would, and falls back to it."""
+
+    def db_only(self):
+        from homeserver.store.sync_reads import SyncReads
+        return SyncReads(self.db)  # a tail of its own that never records: always a miss
+
+    async def assertAgree(self, rooms: list[str], top: int) -> None:
+        ref = self.db_only()
+        for since in range(0, top + 1):
+            for upto in range(since, top + 1):
+                self.assertEqual(
+                    await self.store.sync_reads.rooms_changed_between(since, upto, rooms),
+                    await ref.rooms_changed_between(since, upto, rooms), (since, upto))
+            self.assertEqual(await self.store.sync_reads.room_points(rooms, since),
+                             await ref.room_points(rooms, since), since)
+
+    async def test_entries_before_start_and_after(self) -> None:
+        """Entries from before this process (unrecorded) and a long run after it,
+        longer than the tail keeps: every question gets the database's answer."""
+        from homeserver.store import GlobalStore
+        await self.store.announce([msg(R1, 1), msg(R2, 1), msg(R1, 2)])
+        self.store = GlobalStore(self.db)  # "restart": its tail saw none of them
+        await self.store.sync_reads.room_points([R1], 0)  # reads the floor: 3
+        p = await self.store.announce([msg(R1, s) for s in range(3, 15)]
+                                      + [msg(R3, 1), msg(R1, 15), msg(R3, 2)])
+        await self.assertAgree([R1, R2, R3], p[-1])
+
+    async def test_answers_come_from_memory(self) -> None:
+        """After the floor is known, recent questions make no database round trip."""
+        await self.store.sync_reads.room_points([R1], 0)
+        p = await self.store.announce([msg(R1, 1), msg(R2, 1), msg(R1, 2)])
+        calls = []
+        real_run = self.db.run
+
+        async def counting_run(fn, *args):
+            calls.append(fn)
+            return await real_run(fn, *args)
+
+        self.db.run = counting_run
+        changes = await self.store.sync_reads.rooms_changed_between(0, p[2], [R1, R2, R3])
+        points = await self.store.sync_reads.room_points([R1, R2], p[1])
+        self.assertEqual(calls, [])
+        self.assertEqual((changes[R1].min_room_seq, changes[R1].max_room_seq,
+                          changes[R1].count), (1, 2, 2))
+        self.assertNotIn(R3, changes)
+        self.assertEqual((points[R1].room_seq, points[R2].room_seq), (1, 1))
+
+    async def test_failed_announce_reads_the_database(self) -> None:
+        """A room whose announcement failed is answered from the database after."""
+        await self.store.sync_reads.room_points([R1], 0)
+        await self.store.announce([msg(R1, 1)])
+        real_run = self.db.run
+
+        async def failing_run(fn, *args):
+            await real_run(fn, *args)  # committed, but the caller hears of a failure
+            raise ConnectionError("lost after commit")
+
+        self.db.run = failing_run
+        with self.assertRaises(ConnectionError):
+            await self.store.announce([msg(R1, 2)])
+        self.db.run = real_run
+        changes = await self.store.sync_reads.rooms_changed_between(0, 10, [R1])
+        self.assertEqual(changes[R1].max_room_seq, 2)
+
+
+TailTestsSQLite, TailTestsPostgres = on_both_backends(TailAgreesWithDatabaseTests)
