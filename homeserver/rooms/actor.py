@@ -297,15 +297,26 @@ class RoomActor:
         failed: list[tuple[_Work, Failure]] = []
         try:
             with self._store.transaction():
-                for work in batch:
+                if len(batch) == 1:
+                    # alone: its failure rolls the transaction back, no savepoint needed
                     try:
-                        with self._store.transaction():  # a savepoint per item
-                            result = work.apply()
+                        done.append((batch[0], batch[0].apply()))
                     except Exception:
                         self._writer.forget_resolutions()
-                        failed.append((work, Failure()))
-                    else:
-                        done.append((work, result))
+                        failed.append((batch[0], Failure()))
+                        raise _Refused() from None
+                else:
+                    for work in batch:
+                        try:
+                            with self._store.transaction():  # a savepoint per item
+                                result = work.apply()
+                        except Exception:
+                            self._writer.forget_resolutions()
+                            failed.append((work, Failure()))
+                        else:
+                            done.append((work, result))
+        except _Refused:
+            pass  # its one item failed and is in ``failed``: nothing was written
         except Exception:
             # the commit itself failed: nothing of this batch is durable
             failure = Failure()
@@ -381,6 +392,18 @@ class RoomActor:
         group = actor._group_at(event_id, after)
         return {} if group is None else actor._store.state_events(group, _filter(types))
 
+    async def state_group_at(self, event_id: str, *, after: bool = False) -> int | None:
+        """The state group before (or after) ``event_id``, for callers that look at
+        many events sharing a group (see :meth:`state_of_group`). None is the empty
+        state before the create event; NotFound as :meth:`state_at`."""
+        return (await self._live())._group_at(event_id, after)
+
+    async def state_of_group(self, group: int | None, types: TypesFilter = None
+                             ) -> dict[StateKey, PDU]:
+        """The state of a group from :meth:`state_group_at`, optionally narrowed."""
+        actor = await self._live()
+        return {} if group is None else actor._store.state_events(group, _filter(types))
+
     async def state_ids_at(self, event_id: str, *, after: bool = False,
                            types: TypesFilter = None) -> dict[StateKey, str]:
         actor = await self._live()
@@ -454,6 +477,10 @@ class RoomActor:
         result: for indexes other modules own (``store.relations``, ``store.search``).
         It must not write: writes go through the inbox."""
         return query((await self._live())._store)
+
+
+class _Refused(Exception):
+    """The single item of a batch failed: roll its transaction back."""
 
 
 def _filter(types: TypesFilter):

@@ -185,9 +185,11 @@ class RoomService:
             raise Forbidden("m.room.create events can only be sent when creating a room")
         endpoint = f"send/{room_id}/{event_type}"
         if txn is not None:
-            done = await self.transactions.event_for(sender, txn.scope,
-                                                     txn_key(sender, txn.scope, endpoint,
-                                                             txn.txn_id))
+            # an awake room answers a retry itself from its own DB (see
+            # RoomWriter.create_local), without a global round trip for every new send
+            done = await self.transactions.event_for(
+                sender, txn.scope, txn_key(sender, txn.scope, endpoint, txn.txn_id),
+                memory_only=self._rooms.is_awake(room_id))
             if done is not None:
                 return done
         if ratelimit:

@@ -51,10 +51,12 @@ class TransactionLog:
         self._by_event: collections.OrderedDict[str, tuple[str, str, str]] = \
             collections.OrderedDict()
 
-    async def event_for(self, user_id: str, scope: str, key: str) -> str | None:
-        """The event an earlier request with this key created, if known here."""
+    async def event_for(self, user_id: str, scope: str, key: str, *,
+                        memory_only: bool = False) -> str | None:
+        """The event an earlier request with this key created, if known here (in
+        memory, or also in the global DB unless ``memory_only``)."""
         found = self._by_key.get((user_id, scope, key))
-        if found is not None:
+        if found is not None or memory_only:
             return found
         return await self._store.transactions.get_event_id(user_id, scope, key)
 

@@ -150,16 +150,26 @@ class HistoryVisibility:
             forgotten = bool(indexed is not None and indexed.forgotten)
         return Viewer(user_id, membership, last_join, forgotten)
 
-    async def is_visible(self, actor: RoomActor, viewer: Viewer, event: PDU) -> bool:
+    async def is_visible(self, actor: RoomActor, viewer: Viewer, event: PDU,
+                         states: dict[int | None, dict] | None = None) -> bool:
+        """``states``: group → the state this needs of it, shared by calls for one
+        viewer (consecutive messages share their state group: read it once)."""
         user_id = viewer.user_id
         types = [HISTORY_VISIBILITY_KEY, ("m.room.member", user_id)]
+        states = {} if states is None else states
+
+        async def state(after: bool) -> dict:
+            group = await actor.state_group_at(event.event_id, after=after)
+            if group not in states:
+                states[group] = await actor.state_of_group(group, types)
+            return states[group]
+
         try:
             if event.type == "m.room.create" and event.state_key == "":
                 before = {}  # nothing precedes the create event
             else:
-                before = await actor.state_at(event.event_id, types=types)
-            after = await actor.state_at(event.event_id, after=True, types=types) \
-                if needs_state_after(event, user_id) else None
+                before = await state(after=False)
+            after = await state(after=True) if needs_state_after(event, user_id) else None
         except NotFound:
             return False  # an outlier: no state, never shown
         return event_visible(event, user_id, before, after, viewer.joined_after(event),
@@ -171,7 +181,8 @@ class HistoryVisibility:
         if not events:
             return []
         viewer = viewer or await self.viewer(actor, user_id)
-        return [e for e in events if await self.is_visible(actor, viewer, e)]
+        states: dict[int | None, dict] = {}
+        return [e for e in events if await self.is_visible(actor, viewer, e, states)]
 
     async def access(self, actor: RoomActor, user_id: str) -> Access:
         """May ``user_id`` read this room at all? Raises Forbidden (403) if not.

@@ -59,7 +59,7 @@ class EventTransactions:
             return conn.execute(sa.select(_c.event_id).where(
                 _c.user_id == user_id, _c.scope == scope, _c.txn_id == txn_key)).scalar_one()
 
-        return await self._db.run(txn)
+        return await self._db.run_batched(txn)
 
     async def transaction_ids(self, event_ids: Iterable[str], user_id: str,
                               scope: str) -> dict[str, str]:

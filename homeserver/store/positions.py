@@ -57,11 +57,19 @@ def _one(conn: Connection, stmt: sa.Executable, stream: str) -> int:
     return int(pos)
 
 
+_LOCK = (sa.update(stream_positions).where(_t.stream_name == sa.bindparam("stream"))
+         .values(pos=_t.pos).returning(_t.pos))
+_ADVANCE = (sa.update(stream_positions)
+            .where(_t.stream_name == sa.bindparam("stream"), _t.pos < sa.bindparam("to"))
+            .values(pos=sa.bindparam("to")))
+
+
 def lock_stream(conn: Connection, stream: str) -> int:
     """Lock ``stream`` until the transaction ends; returns its current position."""
-    stmt = (sa.update(stream_positions).where(_t.stream_name == stream)
-            .values(pos=_t.pos).returning(_t.pos))
-    return _one(conn, stmt, stream)
+    pos = conn.execute(_LOCK, {"stream": stream}).scalar()
+    if pos is None:
+        raise UnknownStream(stream)
+    return int(pos)
 
 
 def next_position(conn: Connection, stream: str) -> int:
@@ -75,8 +83,7 @@ def next_position(conn: Connection, stream: str) -> int:
 
 def advance(conn: Connection, stream: str, pos: int) -> None:
     """Record that this transaction wrote ``pos`` (call after :func:`lock_stream`)."""
-    conn.execute(sa.update(stream_positions)
-                 .where(_t.stream_name == stream, _t.pos < pos).values(pos=pos))
+    conn.execute(_ADVANCE, {"stream": stream, "to": pos})
     _note_advance(conn, stream, pos)
 
 

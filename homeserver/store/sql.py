@@ -7,11 +7,11 @@ and a test checks the two agree.
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any, Mapping, Sequence
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 metadata = sa.MetaData(naming_convention={
@@ -47,13 +47,16 @@ def canonical_json_text(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
 
 
-def _dialect_insert(conn: Connection, table: sa.Table) -> Any:
-    name = conn.dialect.name
+def _dialect_insert(name: str, table: sa.Table) -> Any:
+    # imported here, where the engine has loaded its own dialect already: importing
+    # both at start would load PostgreSQL's (about 2 MB) into every SQLite server
     if name == "postgresql":
-        return postgresql.insert(table)
-    if name == "sqlite":
-        return sqlite.insert(table)
-    raise NotImplementedError(f"no upsert for dialect {name!r}")
+        from sqlalchemy.dialects.postgresql import insert
+    elif name == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert
+    else:
+        raise NotImplementedError(f"no upsert for dialect {name!r}")
+    return insert(table)
 
 
 def upsert(conn: Connection, table: sa.Table, values: Mapping[str, Any],
@@ -66,18 +69,31 @@ def upsert(conn: Connection, table: sa.Table, values: Mapping[str, Any],
     :func:`excluded`) limits when an existing row is overwritten. Returns the number
     of rows written (0 when the conflict left the row untouched).
     """
-    stmt = _dialect_insert(conn, table).values(**values)
     if update is None:
         update = [c for c in values if c not in key]
+    if where is not None:
+        stmt = _upsert_statement(conn.dialect.name, table, tuple(key), tuple(update), where)
+    else:
+        stmt = _cached_upsert(conn.dialect.name, table, tuple(key), tuple(update))
+    # the values go as parameters, so the statement (and its compiled form) is reused
+    return conn.execute(stmt, dict(values)).rowcount
+
+
+def _upsert_statement(dialect: str, table: sa.Table, key: tuple[str, ...],
+                      update: tuple[str, ...], where: Any = None) -> Any:
+    stmt = _dialect_insert(dialect, table)
     if update:
-        stmt = stmt.on_conflict_do_update(
+        return stmt.on_conflict_do_update(
             index_elements=list(key),
             set_={c: stmt.excluded[c] for c in update},
             where=where,
         )
-    else:
-        stmt = stmt.on_conflict_do_nothing(index_elements=list(key))
-    return conn.execute(stmt).rowcount
+    return stmt.on_conflict_do_nothing(index_elements=list(key))
+
+
+#: one statement object per shape: building one and computing its cache key on every
+#: call cost more than the query itself in profiles of the send path
+_cached_upsert = functools.lru_cache(maxsize=512)(_upsert_statement)
 
 
 def insert_if_absent(conn: Connection, table: sa.Table, values: Mapping[str, Any],

@@ -98,18 +98,24 @@ def _membership(row: sa.Row) -> Membership:
                       row.stream_pos, row.forgotten)
 
 
+# built once: the announce path runs them for every event (see sql.upsert)
+_ANNOUNCED_POS = sa.select(_s.pos).where(_s.room_id == sa.bindparam("room_id"),
+                                         _s.room_seq == sa.bindparam("room_seq"))
+_INSERT_ENTRY = sa.insert(room_stream).returning(_s.pos)
+
+
 def _announce(conn: Connection, announcements: Sequence[Announcement]) -> list[int]:
     positions.lock_stream(conn, positions.ROOM)
     result, highest = [], 0
     for a in announcements:
-        pos = conn.execute(sa.select(_s.pos).where(
-            _s.room_id == a.room_id, _s.room_seq == a.room_seq)).scalar()
+        pos = conn.execute(_ANNOUNCED_POS, {"room_id": a.room_id,
+                                            "room_seq": a.room_seq}).scalar()
         if pos is not None:
             result.append(pos)      # already announced: keep its position, add nothing
             continue
-        pos = conn.execute(sa.insert(room_stream).values(
+        pos = conn.execute(_INSERT_ENTRY, dict(
             room_id=a.room_id, room_seq=a.room_seq, event_id=a.event_id, type=a.type,
-            state_key=a.state_key, sender=a.sender).returning(_s.pos)).scalar_one()
+            state_key=a.state_key, sender=a.sender)).scalar_one()
         highest = max(highest, pos)
         result.append(pos)
         if a.type == MEMBER_EVENT and a.membership is not None \
@@ -149,7 +155,7 @@ class Streams:
         if not announcements:
             return []
         try:
-            result = await self._db.run(_announce, list(announcements))
+            result = await self._db.run_batched(_announce, list(announcements))
         except BaseException:
             # it may have committed all the same: these rooms are read from the DB now
             self.tail.mark_unsure({a.room_id for a in announcements})

@@ -5,11 +5,13 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from twisted.internet import reactor
 from twisted.trial import unittest
 
 from homeserver.store import GlobalStore
-from homeserver.store.database import Database, DatabaseNotRunning
+from homeserver.store.database import (HEAD_REVISION, Database, DatabaseNotRunning,
+                                       alembic_config)
 from homeserver.store.positions import STREAMS
 from homeserver.store.schema import metadata
 from tests.store.backends import (PostgresBackend, SQLiteBackend, StoreTests,
@@ -65,6 +67,35 @@ class MigrationTests(StoreTests):
             self.assertEqual(await GlobalStore(db).current_position("room"), 0)
         finally:
             await db.stopService()
+
+    async def test_start_service_at_head_skips_alembic(self) -> None:
+        """A database already at head starts without running alembic at all."""
+        db = self._fresh()
+        self.assertFalse(db.at_head())
+        db.migrate()
+        self.assertTrue(db.at_head())
+        calls: list[tuple[str, str]] = []
+        db._alembic = lambda command, revision: calls.append((command, revision))
+        db.startService()
+        await db.stopService()
+        self.assertEqual(calls, [])
+
+    async def test_start_service_upgrades_old_schema(self) -> None:
+        """A database at an older revision is upgraded to head on start."""
+        db = self._fresh()
+        db.migrate()
+        db.downgrade("-1")
+        self.assertFalse(db.at_head())
+        db.startService()
+        await db.stopService()
+        self.assertTrue(db.at_head())
+
+
+class HeadRevisionTests(unittest.TestCase):
+    def test_head_revision_is_alembic_head(self) -> None:
+        """HEAD_REVISION names alembic's only head (update it with each migration)."""
+        heads = ScriptDirectory.from_config(alembic_config()).get_heads()
+        self.assertEqual(heads, [HEAD_REVISION])
 
 
 class TransactionTests(StoreTests):

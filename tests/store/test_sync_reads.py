@@ -84,16 +84,16 @@ class TailAgreesWithDatabaseTests(StoreTests):
         """A room whose announcement failed is answered from the database after."""
         await self.store.sync_reads.room_points([R1], 0)
         await self.store.announce([msg(R1, 1)])
-        real_run = self.db.run
+        real_run = self.db.run_batched
 
         async def failing_run(fn, *args):
             await real_run(fn, *args)  # committed, but the caller hears of a failure
             raise ConnectionError("lost after commit")
 
-        self.db.run = failing_run
+        self.db.run_batched = failing_run
         with self.assertRaises(ConnectionError):
             await self.store.announce([msg(R1, 2)])
-        self.db.run = real_run
+        self.db.run_batched = real_run
         changes = await self.store.sync_reads.rooms_changed_between(0, 10, [R1])
         self.assertEqual(changes[R1].max_room_seq, 2)
 

@@ -1,0 +1,90 @@
+"""Database.run_batched: group commit of short writes, each in its own savepoint."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from twisted.internet import defer, reactor
+
+from homeserver.store import positions
+from homeserver.store.database import Database, DatabaseNotRunning
+from tests.store.backends import StoreTests, on_both_backends
+
+_INSERT = ("INSERT INTO registration_tokens (token, pending, completed) "
+           "VALUES (:t, 0, 0)")
+
+
+def insert(conn: sa.Connection, token: str) -> str:
+    conn.execute(sa.text(_INSERT), {"t": token})
+    return token
+
+
+class BatchedWriteTests(StoreTests):
+    def count_transactions(self) -> list[int]:
+        sizes: list[int] = []
+        real = self.db._transact_batch
+
+        def counting(calls):
+            sizes.append(len(calls))
+            return real(calls)
+
+        self.db._transact_batch = counting
+        return sizes
+
+    async def test_calls_of_one_turn_share_a_transaction(self) -> None:
+        sizes = self.count_transactions()
+        ds = [defer.ensureDeferred(self.db.run_batched(insert, f"t{i}")) for i in range(5)]
+        self.assertEqual(await defer.gatherResults(ds), [f"t{i}" for i in range(5)])
+        self.assertEqual(sizes, [5])
+        for i in range(5):
+            self.assertIsNotNone(await self.store.registration_tokens.get(f"t{i}"))
+
+    async def test_calls_while_a_batch_is_written_join_the_next(self) -> None:
+        sizes = self.count_transactions()
+        first = defer.ensureDeferred(self.db.run_batched(insert, "a"))
+        d: defer.Deferred = defer.Deferred()
+        reactor.callLater(0.001, d.callback, None)
+        await d  # the first batch is on its way now
+        later = [defer.ensureDeferred(self.db.run_batched(insert, f"b{i}"))
+                 for i in range(3)]
+        await defer.gatherResults([first] + later)
+        self.assertEqual(sum(sizes), 4)
+        self.assertEqual(sizes[0], 1)
+
+    async def test_one_failing_call_fails_alone(self) -> None:
+        def boom(conn: sa.Connection) -> None:
+            insert(conn, "doomed")
+            positions.advance(conn, positions.ROOM, 10 ** 9)  # rolled back with it
+            raise ValueError("boom")
+
+        advanced: list[dict] = []
+        self.db.add_advance_listener(advanced.append)
+        ok1 = defer.ensureDeferred(self.db.run_batched(insert, "x"))
+        bad = defer.ensureDeferred(self.db.run_batched(boom))
+        ok2 = defer.ensureDeferred(self.db.run_batched(insert, "y"))
+        self.assertEqual(await ok1, "x")
+        with self.assertRaises(ValueError):
+            await bad
+        self.assertEqual(await ok2, "y")
+        self.assertIsNone(await self.store.registration_tokens.get("doomed"))
+        self.assertIsNotNone(await self.store.registration_tokens.get("y"))
+        self.assertEqual(advanced, [])  # the only advance was rolled back
+
+    async def test_failing_commit_fails_every_call(self) -> None:
+        def duplicate(conn: sa.Connection) -> None:
+            insert(conn, "dup")
+
+        await self.db.run(insert, "dup")
+        # alone in its batch: the failure is the transaction's
+        with self.assertRaises(sa.exc.IntegrityError):
+            await self.db.run_batched(duplicate)
+
+    async def test_after_stop_raises(self) -> None:
+        db = Database.from_config(type(self)._shared.config, reactor,
+                                  migrate_on_start=False)
+        db.startService()
+        await db.stopService()
+        with self.assertRaises(DatabaseNotRunning):
+            await db.run_batched(insert, "z")
+
+
+BatchedWriteTestsSQLite, BatchedWriteTestsPostgres = on_both_backends(BatchedWriteTests)
