@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import secrets
 import sys
 
 import yaml
@@ -25,6 +24,8 @@ EXIT_CONFIG_ERROR = 2
 
 def generate(server_name: str, data_dir: str, http_port: int) -> str:
     """Write a config and signing key for ``server_name`` into ``data_dir``; return the path."""
+    import secrets
+
     from homeserver.crypto.signing import generate_signing_key, write_signing_key
 
     os.makedirs(data_dir, exist_ok=True)

@@ -241,10 +241,9 @@ def _listen(listener: Listener, address: str, site, config: Config, reactor):
 
 def run_forever(config: Config) -> int:
     """Install the asyncio reactor, start the service tree and run until SIGTERM/SIGINT."""
-    from twisted.internet import asyncioreactor
+    from homeserver import reactor as reactor_install
 
-    asyncioreactor.install()
-    from twisted.internet import reactor
+    reactor = reactor_install.install()  # pyOpenSSL loads on first TLS use
     from twisted.logger import (
         FilteringLogObserver, LogLevel, LogLevelFilterPredicate, globalLogBeginner,
         textFileLogObserver,

@@ -1,8 +1,16 @@
-"""The composition root serves versions and signed server keys."""
+"""The composition root serves versions and signed server keys, and starts lean."""
 
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import twisted.web.http
 from nacl.signing import VerifyKey
 from twisted.trial import unittest
 
+from homeserver.__main__ import generate
 from homeserver.crypto.canonical_json import encode_canonical_json
 from homeserver.crypto.signing import decode_base64
 from tests.client_api.harness import ServerTestCase
@@ -45,3 +53,46 @@ class AppTests(ServerTestCase):
         await resp.content()
         self.assertIn(resp.code, (200, 204))
         self.assertEqual(resp.headers.getRawHeaders("Access-Control-Allow-Origin"), ["*"])
+
+
+# Starts the service tree as run_forever does and prints which of the packages named
+# in sys.argv[2:] got loaded (sys.argv[1]: the config file).
+_START_AND_REPORT = r'''
+import json, sys
+from homeserver import reactor as reactor_install
+
+reactor = reactor_install.install()
+from homeserver.app import build_service
+from homeserver.config import load_config_files
+
+top = build_service(load_config_files([sys.argv[1]]), reactor)
+top.startService()
+print(json.dumps(sorted(p for p in sys.argv[2:] if p in sys.modules)))
+top.stopService().addBoth(lambda _: reactor.stop())
+reactor.run()
+'''
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+class LeanStartTests(unittest.TestCase):
+    def _loaded_at_start(self, config: str, packages: list[str]) -> list[str]:
+        done = subprocess.run([sys.executable, "-c", _START_AND_REPORT, config, *packages],
+                              cwd=ROOT, capture_output=True, text=True, timeout=120)
+        self.assertEqual(done.returncode, 0, done.stderr[-2000:])
+        return json.loads(done.stdout.strip().splitlines()[-1])
+
+    def test_start_defers_optional_packages(self):
+        """A fresh database is migrated with alembic; a later start at head loads none
+        of alembic, autobahn (until a WebSocket request), pyOpenSSL, cryptography,
+        PostgreSQL's dialect on SQLite, or h2 where HTTP/2 cannot be enabled."""
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        config = generate("localhost", os.path.abspath(self.mktemp()), port)
+        optional = ["alembic", "autobahn", "OpenSSL", "cryptography",
+                    "sqlalchemy.dialects.postgresql", "h2"]
+        if twisted.web.http.H2_ENABLED:
+            optional.remove("h2")  # HTTP/2 works here, so h2 is rightly loaded
+        self.assertIn("alembic", self._loaded_at_start(config, optional))
+        self.assertEqual(self._loaded_at_start(config, optional), [])
