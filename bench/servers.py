@@ -79,10 +79,15 @@ class OurServer:
             overrides["database"] = {"name": "psycopg2", "args": {
                 "user": "postgres", "database": self.pg_db, "host": "127.0.0.1", "port": 5432,
                 "cp_min": 2, "cp_max": 8}}
-        overrides.update(extra or {})
+        self._overrides = overrides
         self.overrides = os.path.join(self.dir, "bench.yaml")
+        self.configure(extra or {})
+
+    def configure(self, extra: dict) -> None:
+        """Merge ``extra`` into the config overrides (taking effect at the next start)."""
+        self._overrides.update(extra)
         with open(self.overrides, "w") as f:
-            yaml.safe_dump(overrides, f)
+            yaml.safe_dump(self._overrides, f)
 
     def start(self) -> None:
         log = open(os.path.join(self.dir, "server.log"), "ab")

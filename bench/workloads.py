@@ -6,7 +6,8 @@
 2. throughput: 50 senders each in its own room, and 50 in one shared room; acknowledged
    events per second.
 3. initial sync: a user in 200 rooms holding 50 events each; time and bytes of the first
-   /sync, with and without lazy-loaded members.
+   /sync, with and without lazy-loaded members; and once more after a restart of the
+   server (cold caches; our rooms all hibernated).
 4. rooms at rest: create N rooms with 2 messages each; RSS after creation and after the
    idle period; KB per room.
 5. room creation rate and join rate.
@@ -91,11 +92,19 @@ async def fanout(server, session, *, websocket: bool = False) -> Metrics:
 
     tasks = [asyncio.ensure_future((ws if websocket else poll)(r)) for r in receivers]
     await asyncio.sleep(1.0)  # everyone is waiting before the first message
-    for i in range(messages):
+
+    async def send(i: int) -> None:
         key = f"{i}-{uuid.uuid4().hex[:8]}"
         sent_at[key] = now()
         await sender.send(room, {"msgtype": "m.text", "body": f"fan {i}", "bench_id": key})
-        await asyncio.sleep(max(0.0, sent_at[key] + 1 / rate - now()))
+
+    # on a fixed schedule, not one after the other: a server slower to acknowledge a
+    # send still gets 50 messages a second
+    start, sends = now(), []
+    for i in range(messages):
+        await asyncio.sleep(max(0.0, start + i / rate - now()))
+        sends.append(asyncio.ensure_future(send(i)))
+    await asyncio.gather(*sends)
     try:
         await asyncio.wait_for(done.wait(), 60)
     except asyncio.TimeoutError:
@@ -111,7 +120,7 @@ async def fanout(server, session, *, websocket: bool = False) -> Metrics:
 
 # -- 2. throughput ---------------------------------------------------------------------
 async def throughput(server, session, *, shared: bool) -> Metrics:
-    senders_n, seconds = 50, _scale("BENCH_THROUGHPUT_SECONDS", 20)
+    senders_n, seconds = 50, _scale("BENCH_THROUGHPUT_SECONDS", 30)
     senders = await _users(session, server, senders_n, "tp")
     if shared:
         room = await senders[0].create_room(preset="public_chat")
@@ -137,8 +146,13 @@ async def throughput(server, session, *, shared: bool) -> Metrics:
 
 
 # -- 3. initial sync -------------------------------------------------------------------
-async def initial_sync(server, session) -> Metrics:
-    rooms_n, events_n = _scale("BENCH_SYNC_ROOMS", 200), 50
+def _sync_rooms() -> int:
+    return _scale("BENCH_SYNC_ROOMS", 200)
+
+
+async def prepare_initial_sync(server, session) -> Client:
+    """The user of the initial-sync workload, in its rooms full of history."""
+    rooms_n, events_n = _sync_rooms(), 50
     user, other = await _users(session, server, 2, "is")
     room_ids = await _gather_limited([user.create_room(preset="public_chat")
                                       for _ in range(rooms_n)], 8)
@@ -149,6 +163,13 @@ async def initial_sync(server, session) -> Metrics:
             await (user if i % 2 else other).send(room, {"msgtype": "m.text",
                                                          "body": f"history {i}"})
     await _gather_limited([fill(r) for r in room_ids], 16)
+    return user
+
+
+async def initial_sync(server, session, *, prepared: Client | None = None,
+                       restart: Callable[[], Awaitable[None]] | None = None) -> Metrics:
+    rooms_n = _sync_rooms()
+    user = prepared or await prepare_initial_sync(server, session)
     metrics: Metrics = {}
     for lazy in (False, True):
         flt = json.dumps({"room": {"state": {"lazy_load_members": lazy},
@@ -158,6 +179,14 @@ async def initial_sync(server, session) -> Metrics:
         label = "lazy members" if lazy else "all members"
         metrics[f"initial sync ms ({rooms_n} rooms, {label})"] = (now() - start) * 1000
         metrics[f"initial sync KB ({label})"] = size / 1024
+    if restart is not None:
+        # cold: every cache empty (and here every room hibernated) after a restart
+        await restart()
+        flt = json.dumps({"room": {"timeline": {"limit": 10}}})
+        start = now()
+        await user.sync(filter=flt)
+        metrics[f"initial sync ms ({rooms_n} rooms, all members, after restart)"] = \
+            (now() - start) * 1000
     return metrics
 
 
@@ -203,14 +232,24 @@ async def creation_and_join(server, session) -> Metrics:
 
 
 # -- 6. cold room ----------------------------------------------------------------------
-async def cold_room(server, session, *, make_cold: Callable[[], Awaitable[None]]) -> Metrics:
-    events_n = _scale("BENCH_COLD_EVENTS", 10000)
+def _cold_events() -> int:
+    return _scale("BENCH_COLD_EVENTS", 10000)
+
+
+async def prepare_cold_room(server, session) -> tuple[Client, str]:
+    """A user and their room holding the cold-room workload's events."""
     (user,) = await _users(session, server, 1, "cold")
     room = await user.create_room()
     await _gather_limited([user.send(room, {"msgtype": "m.text", "body": f"cold {i}"})
-                           for i in range(events_n)], 16)
+                           for i in range(_cold_events())], 16)
+    return user, room
+
+
+async def cold_room(server, session, *, make_cold: Callable[[], Awaitable[None]],
+                    prepared: tuple[Client, str] | None = None) -> Metrics:
+    events_n = _cold_events()
+    user, room = prepared or await prepare_cold_room(server, session)
     await make_cold()
-    user.session = session
     start = now()
     page = await user.messages(room, limit=20)
     elapsed = (now() - start) * 1000
