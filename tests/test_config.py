@@ -112,3 +112,35 @@ class CliTests(unittest.TestCase):
         self.assertEqual(out.returncode, 2)
         self.assertIn("max_upload_size", out.stderr)
         self.assertEqual(len(out.stderr.strip().splitlines()), 1)
+
+    def test_migrate_command_brings_a_fresh_database_to_head(self):
+        """migrate upgrades the schema and exits 0; a second run has nothing to do."""
+        d = tempfile.mkdtemp()
+        path = self._cli("generate", "--server-name", "localhost", "--data-dir", d
+                         ).stdout.strip()
+        for _ in range(2):
+            out = self._cli("migrate", "--config", path)
+            self.assertEqual(out.returncode, 0, out.stderr)
+        from homeserver.store.database import Database
+        db = Database.from_config(load_config_files([path]).database, None,
+                                  migrate_on_start=False)
+        self.assertTrue(db.at_head())
+        db.engine.dispose()
+
+    def test_run_migrates_in_a_child_process(self):
+        """Before serving, a schema behind head is upgraded by a child process, so
+        the server process itself never imports alembic."""
+        d = tempfile.mkdtemp()
+        path = self._cli("generate", "--server-name", "localhost", "--data-dir", d
+                         ).stdout.strip()
+        probe = ("import sys; from homeserver.__main__ import _load, _migrate_in_child;"
+                 f"p = {path!r}; rc = _migrate_in_child(_load([p]), [p]);"
+                 "print(rc, 'alembic' in sys.modules)")
+        out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True,
+                             text=True, timeout=60)
+        self.assertEqual(out.stdout.split(), ["0", "False"], out.stderr)
+        from homeserver.store.database import Database
+        db = Database.from_config(load_config_files([path]).database, None,
+                                  migrate_on_start=False)
+        self.assertTrue(db.at_head())
+        db.engine.dispose()
