@@ -22,6 +22,7 @@ from bench import workloads
 from bench.servers import OurServer, SynapseServer
 
 IDLE_SECONDS = 10
+SETTLE_SECONDS = 5
 ALL = ("rest", "fanout", "fanout_ws", "throughput", "initial_sync", "create_join", "cold")
 # lower is better for metrics in these units; the ratio column is always ours / Synapse
 _LOWER_IS_BETTER = re.compile(r"\b(ms|MB|KB)\b")
@@ -111,6 +112,9 @@ async def main_async(selected: list[str], postgres: bool) -> str:
                     else:
                         prepared[server.name] = fill
                 print(f"  filled in {time.monotonic() - t0:.0f}s", file=sys.stderr)
+                # the server that finished first would otherwise be measured while the
+                # other is still catching up on its background work
+                await asyncio.sleep(SETTLE_SECONDS)
             for server in (ours, synapse):
                 t0 = time.monotonic()
                 print(f"[{label}] {name} on {server.name} …", file=sys.stderr, flush=True)
