@@ -86,6 +86,7 @@ def fmt(v: float | None) -> str:
 
 async def main_async(selected: list[str], postgres: bool) -> str:
     label = "PostgreSQL" if postgres else "SQLite"
+    began = time.monotonic()
     # rooms hibernate after IDLE_SECONDS for the rooms-at-rest workload only; then the
     # server restarts with the default (300 s), so other workloads meet their rooms
     # as a default configuration would
@@ -139,7 +140,9 @@ async def main_async(selected: list[str], postgres: bool) -> str:
     finally:
         ours.cleanup()
         synapse.cleanup()
-    lines = [f"### {label}", "", "| metric | ours | Synapse | ratio (ours/Synapse) |",
+    minutes = (time.monotonic() - began) / 60
+    lines = [f"### {label}", "", f"(this round, servers' start to finish: {minutes:.1f} min)",
+             "", "| metric | ours | Synapse | ratio (ours/Synapse) |",
              "|---|---:|---:|---|"]
     for k in order:
         o, s = results["ours"].get(k), results["synapse"].get(k)
