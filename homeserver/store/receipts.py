@@ -110,6 +110,39 @@ class Receipts:
                 self._cache.popitem(last=False)
         return found
 
+    async def prefetch(self, room_ids: Iterable[str], receipt_types: Iterable[str],
+                       user_id: str) -> None:
+        """Read one user's unthreaded receipts of these types in these rooms into the
+        cache, in one round trip (a first /sync asks for each room in turn)."""
+        types = list(receipt_types)
+        wanted = sorted({r for r in room_ids
+                         if any((r, t, user_id, UNTHREADED) not in self._cache
+                                for t in types)})
+        if not wanted or not types:
+            return
+
+        def txn(conn: Connection) -> list[Receipt]:
+            found: list[Receipt] = []
+            for start in range(0, len(wanted), 500):
+                rows = conn.execute(sa.select(receipts).where(
+                    _c.user_id == user_id, _c.receipt_type.in_(types),
+                    _c.thread_id == UNTHREADED,
+                    _c.room_id.in_(wanted[start:start + 500])))
+                found += [_receipt(r) for r in rows]
+            return found
+
+        generation = self._generation
+        found = await self._db.run(txn)
+        if generation != self._generation:
+            return  # a receipt was written meanwhile: let get_receipt read afresh
+        for room_id in wanted:
+            for receipt_type in types:
+                self._cache.setdefault((room_id, receipt_type, user_id, UNTHREADED), None)
+        for r in found:
+            self._cache[(r.room_id, r.receipt_type, r.user_id, UNTHREADED)] = r
+        while len(self._cache) > _CACHE_SIZE:
+            self._cache.popitem(last=False)
+
     async def get_receipts_for_room(self, room_id: str) -> list[Receipt]:
         """Every current receipt in the room, in stream order."""
         def txn(conn: Connection) -> list[Receipt]:

@@ -121,6 +121,9 @@ class SyncBuilder:
                     or m.room_id in room_account_data]
         upper_points = await store.sync_reads.room_points(
             [m.room_id for m in included], upto.room)
+        # the unread counts of every included room start from the user's read receipt
+        await store.receipts.prefetch([m.room_id for m in included],
+                                      ("m.read", "m.read.private"), req.user_id)
         for m in included:
             change, point = changed.get(m.room_id), upper_points.get(m.room_id)
             full = since is None or req.full_state or m.room_id in newly_joined

@@ -47,6 +47,38 @@ class ReceiptsTests(StoreTests):
         self.assertEqual(await self.store.current_position("receipts"), 3)
 
 
+    async def test_prefetch_reads_many_rooms_at_once(self) -> None:
+        """prefetch fills the cache for every room and type in one round trip; later
+        get_receipt calls make none, and a receipt written after still shows."""
+        receipts = self.store.receipts
+        await receipts.set_receipt("!a:x", "m.read", ALICE, "$1", {})
+        await receipts.set_receipt("!b:x", "m.read.private", ALICE, "$2", {})
+        await receipts.set_receipt("!b:x", "m.read", BOB, "$3", {})
+        await receipts.set_receipt("!c:x", "m.read", ALICE, "$4", {}, thread_id="$t")
+        runs = []
+        real_run = self.db.run
+
+        async def counting(fn, *args):
+            runs.append(fn)
+            return await real_run(fn, *args)
+
+        self.db.run = counting
+        rooms = ["!a:x", "!b:x", "!c:x"]
+        await receipts.prefetch(rooms, ("m.read", "m.read.private"), ALICE)
+        self.assertEqual(len(runs), 1)
+        got = {(r, t): await receipts.get_receipt(r, t, ALICE)
+               for r in rooms for t in ("m.read", "m.read.private")}
+        self.assertEqual(len(runs), 1)
+        self.assertEqual({k: v.event_id for k, v in got.items() if v is not None},
+                         {("!a:x", "m.read"): "$1", ("!b:x", "m.read.private"): "$2"})
+        await receipts.prefetch(rooms, ("m.read",), ALICE)  # all cached: no trip
+        self.assertEqual(len(runs), 1)
+        self.db.run = real_run
+        await receipts.set_receipt("!c:x", "m.read", ALICE, "$5", {})
+        self.assertEqual((await receipts.get_receipt("!c:x", "m.read", ALICE)).event_id,
+                         "$5")
+
+
 class PresenceTests(StoreTests):
     async def test_set_and_get(self) -> None:
         """Presence is stored per user and replaced on update."""
