@@ -50,8 +50,9 @@ async def run_workload(name: str, server, session: aiohttp.ClientSession,
             return {}
         return await workloads.fanout(server, session, websocket=True)
     if name == "throughput":
-        m = await workloads.throughput(server, session, shared=False)
-        m.update(await workloads.throughput(server, session, shared=True))
+        senders = await workloads.register_users(session, server, 50, "tp")
+        m = await workloads.throughput(server, session, shared=False, senders=senders)
+        m.update(await workloads.throughput(server, session, shared=True, senders=senders))
         return m
     if name == "initial_sync":
         async def restart() -> None:
@@ -96,8 +97,9 @@ async def main_async(selected: list[str], postgres: bool) -> str:
     results: dict[str, dict[str, float]] = {"ours": {}, "synapse": {}}
     order: list[str] = []
     try:
-        for server in (ours, synapse):
-            server.start()
+        loop = asyncio.get_running_loop()
+        await asyncio.gather(*(loop.run_in_executor(None, server.start)
+                               for server in (ours, synapse)))
         for name in selected:
             sessions = {server.name: new_session() for server in (ours, synapse)}
             prepared: dict[str, object] = {}

@@ -34,7 +34,7 @@ def _scale(name: str, default: int) -> int:
     return int(os.environ.get(name, default))
 
 
-async def _users(session, server, count: int, prefix: str) -> list[Client]:
+async def register_users(session, server, count: int, prefix: str) -> list[Client]:
     clients = [Client(session, server.url) for _ in range(count)]
     tag = uuid.uuid4().hex[:6]
     await _gather_limited([c.register(f"{prefix}{i}_{tag}") for i, c in enumerate(clients)], 10)
@@ -54,7 +54,7 @@ async def _gather_limited(coros: list[Awaitable], limit: int) -> list[Any]:
 # -- 1. fan-out ------------------------------------------------------------------------
 async def fanout(server, session, *, websocket: bool = False) -> Metrics:
     receivers_n, messages, rate = 20, _scale("BENCH_FANOUT_MESSAGES", 500), 50.0
-    sender, *receivers = await _users(session, server, receivers_n + 1, "fan")
+    sender, *receivers = await register_users(session, server, receivers_n + 1, "fan")
     room = await sender.create_room(preset="public_chat")
     await _gather_limited([r.join(room) for r in receivers], 10)
     sent_at: dict[str, float] = {}
@@ -107,7 +107,8 @@ async def fanout(server, session, *, websocket: bool = False) -> Metrics:
         sends.append(asyncio.ensure_future(send(i)))
     await asyncio.gather(*sends)
     try:
-        await asyncio.wait_for(done.wait(), 60)
+        # what has not arrived 20 s after the last send counts as not delivered
+        await asyncio.wait_for(done.wait(), 20)
     except asyncio.TimeoutError:
         pass
     for t in tasks:
@@ -120,9 +121,11 @@ async def fanout(server, session, *, websocket: bool = False) -> Metrics:
 
 
 # -- 2. throughput ---------------------------------------------------------------------
-async def throughput(server, session, *, shared: bool) -> Metrics:
+async def throughput(server, session, *, shared: bool,
+                     senders: list[Client] | None = None) -> Metrics:
+    """``senders``: 50 registered users to reuse (registration is slow on Synapse)."""
     senders_n, seconds = 50, _scale("BENCH_THROUGHPUT_SECONDS", 30)
-    senders = await _users(session, server, senders_n, "tp")
+    senders = senders or await register_users(session, server, senders_n, "tp")
     if shared:
         room = await senders[0].create_room(preset="public_chat")
         await _gather_limited([s.join(room) for s in senders[1:]], 10)
@@ -154,7 +157,7 @@ def _sync_rooms() -> int:
 async def prepare_initial_sync(server, session) -> Client:
     """The user of the initial-sync workload, in its rooms full of history."""
     rooms_n, events_n = _sync_rooms(), 50
-    user, other = await _users(session, server, 2, "is")
+    user, other = await register_users(session, server, 2, "is")
     room_ids = await _gather_limited([user.create_room(preset="public_chat")
                                       for _ in range(rooms_n)], 8)
     await _gather_limited([other.join(r) for r in room_ids], 8)
@@ -197,7 +200,7 @@ async def rooms_at_rest(server, session, *, idle_wait: Callable[[], Awaitable[No
     rooms_n = _scale("BENCH_REST_ROOMS", 600)
     warm_n = _scale("BENCH_REST_WARMUP", 20)
     rss_start = server.rss_kb()
-    (user,) = await _users(session, server, 1, "rest")
+    (user,) = await register_users(session, server, 1, "rest")
 
     async def make() -> None:
         room = await user.create_room()
@@ -229,7 +232,7 @@ async def rooms_at_rest(server, session, *, idle_wait: Callable[[], Awaitable[No
 # -- 5. creation and join rate ---------------------------------------------------------
 async def creation_and_join(server, session) -> Metrics:
     rooms_n = _scale("BENCH_CREATE_ROOMS", 200)
-    owner, joiner = await _users(session, server, 2, "cj")
+    owner, joiner = await register_users(session, server, 2, "cj")
     start = now()
     rooms = await _gather_limited([owner.create_room(preset="public_chat")
                                    for _ in range(rooms_n)], 8)
@@ -247,7 +250,7 @@ def _cold_events() -> int:
 
 async def prepare_cold_room(server, session) -> tuple[Client, str]:
     """A user and their room holding the cold-room workload's events."""
-    (user,) = await _users(session, server, 1, "cold")
+    (user,) = await register_users(session, server, 1, "cold")
     room = await user.create_room()
     await _gather_limited([user.send(room, {"msgtype": "m.text", "body": f"cold {i}"})
                            for i in range(_cold_events())], 16)
