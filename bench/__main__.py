@@ -19,10 +19,9 @@ import time
 import aiohttp
 
 from bench import workloads
-from bench.servers import OurServer, SynapseServer
+from bench.servers import OurServer, SynapseServer, wait_quiet
 
 IDLE_SECONDS = 10
-SETTLE_SECONDS = 5
 ALL = ("rest", "fanout", "fanout_ws", "throughput", "initial_sync", "create_join", "cold")
 # lower is better for metrics in these units; the ratio column is always ours / Synapse
 _LOWER_IS_BETTER = re.compile(r"\b(ms|MB|KB)\b")
@@ -115,12 +114,14 @@ async def main_async(selected: list[str], postgres: bool) -> str:
                     else:
                         prepared[server.name] = fill
                 print(f"  filled in {time.monotonic() - t0:.0f}s", file=sys.stderr)
-                # the server that finished first would otherwise be measured while the
-                # other is still catching up on its background work
-                await asyncio.sleep(SETTLE_SECONDS)
             for server in (ours, synapse):
+                # the other server may still be working off its last workload (a
+                # Synapse that fell behind in fan-out keeps going for a while)
+                waited = await asyncio.get_running_loop().run_in_executor(
+                    None, lambda: wait_quiet((ours, synapse)))
                 t0 = time.monotonic()
-                print(f"[{label}] {name} on {server.name} …", file=sys.stderr, flush=True)
+                print(f"[{label}] {name} on {server.name} (after {waited:.0f}s quiet-wait) …",
+                      file=sys.stderr, flush=True)
                 try:
                     if name in PREPARE and server.name not in prepared:
                         raise RuntimeError("its fill failed")

@@ -44,6 +44,26 @@ def _wait_http(url: str, alive, timeout: float = 120) -> None:
     raise RuntimeError(f"timed out waiting for {url}")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time the process has used, from /proc."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def wait_quiet(servers, *, busy: float = 0.05, longest: float = 90.0) -> float:
+    """Wait until every server uses less than ``busy`` of a CPU over a second (one may
+    still be working off the previous workload); returns the seconds waited."""
+    start = time.monotonic()
+    while time.monotonic() - start < longest:
+        before = [cpu_seconds(s.pid) for s in servers]
+        time.sleep(1.0)
+        after = [cpu_seconds(s.pid) for s in servers]
+        if all(b - a < busy for a, b in zip(before, after)):
+            break
+    return time.monotonic() - start
+
+
 def _rss_kb(pid: int) -> int:
     with open(f"/proc/{pid}/status") as f:
         for line in f:
