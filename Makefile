@@ -4,8 +4,9 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 DATA   ?= data
 STAMP  := $(VENV)/.installed
+SYNAPSE_SH ?= ../shared/anchors/synapse.sh
 
-.PHONY: install run test bench clean
+.PHONY: install run test bench synapse-anchor clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -24,8 +25,13 @@ run: $(STAMP) $(DATA)/homeserver.yaml
 test: $(STAMP)
 	$(PY) -m twisted.trial --reactor=asyncio --temp-directory=.trial_temp tests
 
-bench: $(STAMP)
+# Synapse (the benchmarks' reference) installs into its own venv while ours does
+bench:
+	$(MAKE) -j2 $(STAMP) synapse-anchor
 	$(PY) -m bench
+
+synapse-anchor:
+	bash $(SYNAPSE_SH) install
 
 clean:
 	rm -rf $(VENV) _trial_temp* build *.egg-info
