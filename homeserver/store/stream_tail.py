@@ -14,7 +14,8 @@ position its entry is not yet in). It answers only what it is sure of:
   was announced by this process and recorded, so a room with no record here has no
   entry above ``floor``.
 - per room, its last ``keep`` entries and that room's own floor: every entry of the
-  room above it is held.
+  room above it is held. At most ``max_rooms`` rooms are held; dropping the one least
+  recently announced in raises the floor of rooms not held to its newest entry.
 
 Anything else (an older ``since``, a room that had entries before ``floor``) is a
 miss, answered by the database. A room whose announcement failed half way (the
@@ -26,6 +27,7 @@ stream (a deployment with several will need the entries over Redis, DESIGN.md §
 from __future__ import annotations
 
 import bisect
+import collections
 import dataclasses
 from typing import Iterable
 
@@ -35,6 +37,8 @@ MISS = object()
 #: entries kept per room: a sync whose ``since`` is older than the oldest of them
 #: reads the database
 KEEP = 8
+#: rooms held; beyond it the room least recently announced in is dropped
+MAX_ROOMS = 20_000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,12 +62,20 @@ class _Room:
 
 
 class RoomStreamTail:
-    def __init__(self, keep: int = KEEP) -> None:
+    def __init__(self, keep: int = KEEP, max_rooms: int = MAX_ROOMS) -> None:
         self._keep = keep
-        self._rooms: dict[str, _Room] = {}
+        self._max_rooms = max_rooms
+        self._rooms: collections.OrderedDict[str, _Room] = collections.OrderedDict()
         self._unsure: set[str] = set()
         #: None until :meth:`set_floor`: everything is a miss before then
         self.floor: int | None = None
+        #: the newest entry of any room dropped for room: a room not held is only
+        #: known to have no entry above this and ``floor``
+        self._dropped_upto = 0
+
+    def _absent_floor(self) -> int | None:
+        """A room not held has no entry above this (None: unknown)."""
+        return None if self.floor is None else max(self.floor, self._dropped_upto)
 
     def set_floor(self, pos: int) -> None:
         """The room stream position read at start, before this process announced."""
@@ -78,10 +90,17 @@ class RoomStreamTail:
         room = self._rooms.get(room_id)
         if room is None:
             # nothing held yet: the room has no entry between floor and this one
-            floor = pos - 1 if self.floor is None else min(pos - 1, self.floor)
+            absent = self._absent_floor()
+            floor = pos - 1 if absent is None else min(pos - 1, absent)
             room = self._rooms[room_id] = _Room(floor)
+            if len(self._rooms) > self._max_rooms:
+                _, dropped = self._rooms.popitem(last=False)
+                if dropped.pos:
+                    self._dropped_upto = max(self._dropped_upto, dropped.pos[-1])
         elif room.pos and pos <= room.pos[-1]:
             return  # a replayed announcement keeps its old position
+        else:
+            self._rooms.move_to_end(room_id)
         room.pos.append(pos)
         room.seq.append(room_seq)
         room.ids.append(event_id)
@@ -101,7 +120,8 @@ class RoomStreamTail:
         """The database said ``point`` (pos, room_seq, event_id) is the room's last
         entry at or before ``at``; if ``at`` is above ``floor`` and nothing was recorded
         for the room since, that is its last entry of all: hold it."""
-        if point is None or self.floor is None or at < self.floor \
+        absent = self._absent_floor()
+        if point is None or absent is None or at < absent \
                 or room_id in self._rooms or room_id in self._unsure:
             return
         self.record(room_id, *point)
@@ -117,7 +137,7 @@ class RoomStreamTail:
             return MISS
         room = self._rooms.get(room_id)
         if room is None:
-            return None if since >= self.floor else MISS
+            return None if since >= self._absent_floor() else MISS
         if since < room.floor:
             return MISS
         lo = bisect.bisect_right(room.pos, since)

@@ -80,3 +80,23 @@ class RoomStreamTailTests(unittest.TestCase):
         tail.record(R1, 15, 1, "$1")
         self.assertEqual(tail.changes(R1, 10, 15).count, 1)
         self.assertIs(tail.changes(R1, 9, 15), MISS)
+
+    def test_dropped_rooms_raise_the_floor_of_absent_rooms(self) -> None:
+        """Beyond max_rooms the least recently active room is dropped; a room not held
+        is then only known to be quiet above the dropped room's newest entry."""
+        tail = RoomStreamTail(max_rooms=2)
+        tail.set_floor(10)
+        tail.record(R1, 11, 1, "$a1")
+        tail.record(R2, 12, 1, "$b1")
+        tail.record(R1, 13, 2, "$a2")        # R1 now the most recent
+        tail.record("!c:x", 14, 1, "$c1")    # drops R2 (newest entry 12)
+        self.assertIs(tail.changes(R2, 11, 20), MISS)   # R2 had an entry at 12
+        self.assertIsNone(tail.changes(R2, 12, 20))
+        self.assertIs(tail.point(R2, 20), MISS)
+        self.assertIs(tail.changes("!quiet:x", 11, 20), MISS)
+        self.assertIsNone(tail.changes("!quiet:x", 12, 20))
+        self.assertEqual(tail.changes(R1, 10, 20).count, 2)
+        tail.learn_point(R2, 11, (12, 1, "$b1"))      # below the raised floor: ignored
+        self.assertIs(tail.point(R2, 20), MISS)
+        tail.learn_point(R2, 14, (12, 1, "$b1"))
+        self.assertEqual(tail.point(R2, 20), (12, 1, "$b1"))
