@@ -65,16 +65,12 @@ def topological_window(direction: Direction, from_token: "TopologicalToken | Non
     forwards the opposite, so consecutive pages neither overlap nor skip.
     """
     cols = f"({prefix}depth, {prefix}seq)"
-    if direction is Direction.BACKWARDS:
-        start = from_token or TopologicalToken.END  # type: ignore[attr-defined]
-        where, args = f"{cols} <= (?, ?)", [start.depth, start.seq]
-        if to_token is not None:
-            where += f" AND {cols} > (?, ?)"
-            args += [to_token.depth, to_token.seq]
-        return start, where, args, "DESC"
-    start = from_token or TopologicalToken.START  # type: ignore[attr-defined]
-    where, args = f"{cols} > (?, ?)", [start.depth, start.seq]
+    backwards = direction is Direction.BACKWARDS
+    start = from_token or (TopologicalToken.END if backwards  # type: ignore[attr-defined]
+                           else TopologicalToken.START)  # type: ignore[attr-defined]
+    from_op, to_op = ("<=", ">") if backwards else (">", "<=")
+    where, args = f"{cols} {from_op} (?, ?)", [start.depth, start.seq]
     if to_token is not None:
-        where += f" AND {cols} <= (?, ?)"
+        where += f" AND {cols} {to_op} (?, ?)"
         args += [to_token.depth, to_token.seq]
-    return start, where, args, "ASC"
+    return start, where, args, "DESC" if backwards else "ASC"

@@ -153,12 +153,10 @@ class Database(Service):
         The transaction commits if ``fn`` returns and rolls back if it raises.
         """
         self._check_running()
-        result, advanced = await threads.deferToThreadPool(
-            self.reactor, self._pool, self._transact, fn, *args)
-        if advanced:
-            for listener in self._advance_listeners:
-                listener(advanced)
-        return result
+        results, advanced = await threads.deferToThreadPool(
+            self.reactor, self._pool, self._transact_batch, [(fn, args)])
+        self._tell_listeners(advanced)
+        return results[0][1]  # a batch of one: its failure raised above
 
     async def run_batched(self, fn: Callable[..., T], *args: Any) -> T:
         """Like :meth:`run`, for short writes that many callers issue at once (room
@@ -202,9 +200,7 @@ class Database(Service):
                 done.errback(outcome)
         else:
             results, advanced = outcome
-            if advanced:  # before anyone resumes, as in run()
-                for listener in self._advance_listeners:
-                    listener(advanced)
+            self._tell_listeners(advanced)  # before anyone resumes, as in run()
             for (ok, value), done in zip(results, waiting):
                 done.callback(value) if ok else done.errback(value)
         if self._batch and self._batch_call is None:
@@ -214,7 +210,7 @@ class Database(Service):
                         ) -> tuple[list[tuple[bool, Any]], dict | None]:
         results: list[tuple[bool, Any]] = []
         with self.engine.begin() as conn:
-            conn.info.pop(positions.ADVANCED, None)
+            conn.info.pop(positions.ADVANCED, None)  # left by a rolled-back transaction
             if len(calls) == 1:  # alone: its failure is the transaction's
                 fn, args = calls[0]
                 results.append((True, fn(conn, *args)))
@@ -235,12 +231,10 @@ class Database(Service):
         transaction that wrote stream positions (see ``positions.advance``)."""
         self._advance_listeners.append(listener)
 
-    def _transact(self, fn: Callable[..., T], *args: Any) -> tuple[T, dict | None]:
-        with self.engine.begin() as conn:
-            conn.info.pop(positions.ADVANCED, None)  # left by a rolled-back transaction
-            result = fn(conn, *args)
-            advanced = conn.info.pop(positions.ADVANCED, None)
-        return result, advanced  # only reached once the transaction has committed
+    def _tell_listeners(self, advanced: dict[str, int] | None) -> None:
+        if advanced:
+            for listener in self._advance_listeners:
+                listener(advanced)
 
 
 def alembic_config(connection: Connection | None = None) -> Any:

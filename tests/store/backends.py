@@ -249,6 +249,19 @@ class StoreTests:
         self.db.startService()
         self.store = GlobalStore(self.db)
 
+    def record_runs(self) -> list:
+        """From now on, note the function of every ``self.db.run`` (for tests of what
+        is answered without a database round trip); returns the growing list."""
+        calls: list = []
+        real = self.db.run
+
+        async def recording(fn, *args):
+            calls.append(fn)
+            return await real(fn, *args)
+
+        self.db.run = recording  # type: ignore[method-assign]
+        return calls
+
     async def tearDown(self) -> None:
         if not self.needs_database:
             return

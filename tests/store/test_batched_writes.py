@@ -69,7 +69,7 @@ class BatchedWriteTests(StoreTests):
         self.assertIsNotNone(await self.store.registration_tokens.get("y"))
         self.assertEqual(advanced, [])  # the only advance was rolled back
 
-    async def test_failing_commit_fails_every_call(self) -> None:
+    async def test_a_call_alone_fails_with_its_transaction(self) -> None:
         def duplicate(conn: sa.Connection) -> None:
             insert(conn, "dup")
 

@@ -55,14 +55,7 @@ class ReceiptsTests(StoreTests):
         await receipts.set_receipt("!b:x", "m.read.private", ALICE, "$2", {})
         await receipts.set_receipt("!b:x", "m.read", BOB, "$3", {})
         await receipts.set_receipt("!c:x", "m.read", ALICE, "$4", {}, thread_id="$t")
-        runs = []
-        real_run = self.db.run
-
-        async def counting(fn, *args):
-            runs.append(fn)
-            return await real_run(fn, *args)
-
-        self.db.run = counting
+        runs = self.record_runs()
         rooms = ["!a:x", "!b:x", "!c:x"]
         await receipts.prefetch(rooms, ("m.read", "m.read.private"), ALICE)
         self.assertEqual(len(runs), 1)
@@ -73,7 +66,6 @@ class ReceiptsTests(StoreTests):
                          {("!a:x", "m.read"): "$1", ("!b:x", "m.read.private"): "$2"})
         await receipts.prefetch(rooms, ("m.read",), ALICE)  # all cached: no trip
         self.assertEqual(len(runs), 1)
-        self.db.run = real_run
         await receipts.set_receipt("!c:x", "m.read", ALICE, "$5", {})
         self.assertEqual((await receipts.get_receipt("!c:x", "m.read", ALICE)).event_id,
                          "$5")

@@ -64,14 +64,7 @@ class TailAgreesWithDatabaseTests(StoreTests):
         """After the floor is known, recent questions make no database round trip."""
         await self.store.sync_reads.room_points([R1], 0)
         p = await self.store.announce([msg(R1, 1), msg(R2, 1), msg(R1, 2)])
-        calls = []
-        real_run = self.db.run
-
-        async def counting_run(fn, *args):
-            calls.append(fn)
-            return await real_run(fn, *args)
-
-        self.db.run = counting_run
+        calls = self.record_runs()
         changes = await self.store.sync_reads.rooms_changed_between(0, p[2], [R1, R2, R3])
         points = await self.store.sync_reads.room_points([R1, R2], p[1])
         self.assertEqual(calls, [])
