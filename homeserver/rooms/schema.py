@@ -147,7 +147,9 @@ WHERE type IN ('m.room.message', 'm.room.name', 'm.room.topic')
   AND outlier = 0 AND rejected IS NULL AND soft_failed = 0 AND redacted_by IS NULL
 """
 
-#: each step is split on ";" (so no semicolons inside its comments or literals)
+#: each step runs as one script (``executescript``): its statements are prepared once
+#: and never enter the connection's statement cache, where a per-room copy of the
+#: schema's SQL would otherwise stay for as long as the room is awake
 MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3)
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -167,14 +169,11 @@ def migrate(conn: sqlite3.Connection, upto: int = SCHEMA_VERSION) -> int:
     if current > SCHEMA_VERSION:
         raise SchemaTooNew(f"room DB schema {current} is newer than {SCHEMA_VERSION}")
     for version in range(current + 1, upto + 1):
-        conn.execute("BEGIN IMMEDIATE")
         try:
-            for statement in MIGRATIONS[version - 1].split(";"):
-                if statement.strip():
-                    conn.execute(statement)
-            conn.execute(f"PRAGMA user_version = {version}")
-            conn.execute("COMMIT")
+            conn.executescript(f"BEGIN IMMEDIATE;\n{MIGRATIONS[version - 1]};\n"
+                               f"PRAGMA user_version = {version};\nCOMMIT;")
         except BaseException:
-            conn.execute("ROLLBACK")
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
             raise
     return max(current, upto)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+from unittest import mock
 
 from twisted.trial import unittest
 
@@ -61,6 +62,22 @@ class SchemaTests(StoreTestCase):
         self.assertEqual(store.room_id, "!old:test")
         self.assertEqual(store.get_event("$old").content, {"body": "hi"})
         self.assertIsNone(store.event_for_txn("nothing"))  # the v2 table exists
+
+    def test_failing_step_leaves_the_file_at_its_version(self) -> None:
+        """A step that fails half way is undone whole: no table of it, no version bump."""
+        path = os.path.join(self.mktemp(), "half.db")
+        os.makedirs(os.path.dirname(path))
+        conn = sqlite3.connect(path, isolation_level=None)
+        schema.migrate(conn, upto=1)
+        broken = (schema.MIGRATIONS[0], "CREATE TABLE half_done (x INTEGER);\n"
+                  "INSERT INTO no_such_table VALUES (1)")
+        with mock.patch.object(schema, "MIGRATIONS", broken):
+            self.assertRaises(sqlite3.OperationalError, schema.migrate, conn, upto=2)
+        self.assertFalse(conn.in_transaction)
+        self.assertEqual(conn.execute("PRAGMA user_version").fetchone()[0], 1)
+        self.assertIsNone(conn.execute(
+            "SELECT name FROM sqlite_master WHERE name = 'half_done'").fetchone())
+        conn.close()
 
     def test_newer_schema_is_refused(self) -> None:
         """A file written by a newer server is not opened (nor downgraded)."""
