@@ -90,8 +90,7 @@ async def main_async(selected: list[str], postgres: bool) -> str:
     # rooms hibernate after IDLE_SECONDS for the rooms-at-rest workload only; then the
     # server restarts with the default (300 s), so other workloads meet their rooms
     # as a default configuration would
-    ours = OurServer(postgres=postgres, extra={"rooms": {"idle_seconds": IDLE_SECONDS,
-                                                         "max_open": 1000}})
+    ours = OurServer(postgres=postgres, extra={"rooms": {"idle_seconds": IDLE_SECONDS}})
     synapse = SynapseServer(postgres=postgres)
     results: dict[str, dict[str, float]] = {"ours": {}, "synapse": {}}
     order: list[str] = []
@@ -138,7 +137,7 @@ async def main_async(selected: list[str], postgres: bool) -> str:
                         order.append(k)
                     results[server.name][k] = v
                 if name == "rest" and server is ours:
-                    ours.configure({"rooms": {"idle_seconds": 300, "max_open": 1000}})
+                    ours.configure({"rooms": {}})
                     ours.restart()
     finally:
         ours.cleanup()

@@ -73,6 +73,7 @@ def build_service(config: Config, reactor) -> HomeServer:
         listener=notifier,
         idle_seconds=config.rooms.idle_seconds,
         max_open=config.rooms.max_open,
+        max_warm=config.rooms.max_warm,
         now_ms=now_ms,
         close_in_thread=reactor.callInThread,
     )

@@ -41,7 +41,8 @@ class Listener:
 @dataclasses.dataclass(frozen=True)
 class RoomsConfig:
     idle_seconds: float = 300.0
-    max_open: int = 1000
+    max_open: int = 256
+    max_warm: int = 256
 
 
 @dataclasses.dataclass(frozen=True)
@@ -256,7 +257,9 @@ def parse_config(raw: Mapping[str, Any], config_dir: str) -> Config:
     rooms = RoomsConfig(
         idle_seconds=float(_Reader(rooms_raw).get("idle_seconds", (int, float), 300,
                                                   check=lambda v: v > 0, why="must be > 0")),
-        max_open=_Reader(rooms_raw).get("max_open", int, 1000, check=lambda v: v > 0,
+        max_open=_Reader(rooms_raw).get("max_open", int, 256, check=lambda v: v > 0,
+                                        why="must be > 0"),
+        max_warm=_Reader(rooms_raw).get("max_warm", int, 256, check=lambda v: v > 0,
                                         why="must be > 0"),
     )
     http_raw = r.get("http", dict, {})

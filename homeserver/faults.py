@@ -32,6 +32,9 @@ class CrashBeforeAnnounce:
                             is_public: bool = False) -> None:
         await self._inner.register_room(room_id, room_version, creator, is_public)
 
+    def room_hibernated(self, room_id: str) -> None:
+        self._inner.room_hibernated(room_id)
+
 
 def stream_writer_from_env(inner: RoomStreamWriter) -> RoomStreamWriter:
     event_type = os.environ.get(CRASH_ENV)

@@ -64,6 +64,7 @@ class ParseConfigTests(unittest.TestCase):
             ({"server_name": "a.b", "listeners": [{"port": "x"}]}, "listeners[0].port"),
             ({"server_name": "a.b", "max_upload_size": "lots"}, "max_upload_size"),
             ({"server_name": "a.b", "rooms": {"idle_seconds": -1}}, "idle_seconds"),
+            ({"server_name": "a.b", "rooms": {"max_warm": 0}}, "max_warm"),
             ({"server_name": "a.b", "enable_registration": True}, "enable_registration"),
         ]
         for raw, key in cases:
@@ -81,6 +82,7 @@ class ParseConfigTests(unittest.TestCase):
         c = load_config_files([a, b])
         self.assertEqual(c.rooms.idle_seconds, 9)
         self.assertEqual(c.rooms.max_open, 7)
+        self.assertEqual(c.rooms.max_warm, 256)  # the default
 
 
 class CliTests(unittest.TestCase):

@@ -31,6 +31,7 @@ from twisted.python.failure import Failure
 from homeserver.crypto.signing import SigningKey
 from homeserver.errors import NotFound
 from homeserver.events.pdu import PDU
+from homeserver.rooms.memory import WarmRooms
 from homeserver.rooms.pagination import Direction, TopologicalToken
 from homeserver.rooms.protocols import Announcement, RoomListener, RoomStreamWriter
 from homeserver.rooms.room_writer import RemoteOutcome, RoomWriter
@@ -58,6 +59,8 @@ class RoomServices:
     listener: RoomListener
     now_ms: Callable[[], int]
     idle_seconds: float
+    #: the awake rooms that keep their caches (None: all of them do)
+    warm: Optional[WarmRooms] = None
 
 
 @dataclasses.dataclass
@@ -160,10 +163,21 @@ class RoomActor:
             if call is not None and call.active():
                 call.cancel()
         self._idle_call = self._flush_call = self._retry_call = None
+        if self._services.warm is not None:
+            self._services.warm.forget(self)
         self._store.close(closer)
+
+    def shed_caches(self) -> None:
+        """Drop what this room caches in memory (see ``rooms.memory.WarmRooms``); the
+        next request reads it again from the room DB."""
+        if not self.closed:
+            self._store.shed_caches()
+            self._writer.forget_resolutions()
 
     def _touch(self) -> None:
         self._last_active = self._clock.seconds()
+        if self._services.warm is not None and not self.closed:
+            self._services.warm.touch(self)
         if self._idle_call is None and not self.closed:
             self._idle_call = self._clock.callLater(self._services.idle_seconds,
                                                     self._check_idle)
@@ -371,6 +385,10 @@ class RoomActor:
     async def get_event(self, event_id: str, *, original: bool = False) -> PDU | None:
         """The event (redacted form if redacted), or None if this room does not have it."""
         return (await self._live())._store.get_event(event_id, original=original)
+
+    async def event_for_txn(self, txn_key: str) -> str | None:
+        """The event a committed request with this transaction key created, if any."""
+        return (await self._live())._store.event_for_txn(txn_key)
 
     async def get_events(self, event_ids: Iterable[str]) -> dict[str, PDU]:
         return (await self._live())._store.get_events(event_ids)

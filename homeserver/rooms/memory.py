@@ -1,4 +1,14 @@
-"""Give the memory of hibernated rooms back to the operating system.
+"""Bound what awake rooms hold in memory, and give hibernated rooms' memory back.
+
+:class:`WarmRooms`: an awake room keeps caches (decoded events, interned state
+strings, SQLite's page cache) that make its next request cheap, ~50 KB for a small
+room. Only the ``limit`` most recently used awake rooms keep them; a room pushed out
+sheds them and stays open, cold, until it is used again. Without the bound, a burst of
+new rooms (all awake for ``idle_seconds``) fills CPython's allocator arenas with
+short-lived cache entries, and the few long-lived objects allocated among them keep
+those arenas, 1 MiB each, resident long after the rooms hibernate.
+
+:class:`MemoryReturner`: give the memory of hibernated rooms back to the OS.
 
 A hibernated room's objects are freed, but CPython and glibc keep freed memory in
 their pools, so the process's RSS would stay at its high-water mark and an idle
@@ -10,12 +20,52 @@ rest"): see the README's Performance section.
 
 from __future__ import annotations
 
+import collections
 import ctypes
 import ctypes.util
 import gc
-from typing import Callable
+from typing import Callable, Protocol
 
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
+
+
+class Sheddable(Protocol):
+    room_id: str
+
+    def shed_caches(self) -> None: ...
+
+
+class WarmRooms:
+    """The ``limit`` most recently used awake rooms, which keep their caches."""
+
+    def __init__(self, limit: int) -> None:
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        self._limit = limit
+        self._rooms: collections.OrderedDict[str, Sheddable] = collections.OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._rooms)
+
+    def __contains__(self, room: Sheddable) -> bool:
+        return self._rooms.get(room.room_id) is room
+
+    def touch(self, room: Sheddable) -> None:
+        """``room`` is being used: warm now; the least recently used beyond the limit
+        shed their caches."""
+        rooms = self._rooms
+        if rooms.get(room.room_id) is room:
+            rooms.move_to_end(room.room_id)
+            return
+        rooms[room.room_id] = room
+        while len(rooms) > self._limit:
+            _, cold = rooms.popitem(last=False)
+            cold.shed_caches()
+
+    def forget(self, room: Sheddable) -> None:
+        """``room`` closed (its caches went with it)."""
+        if self._rooms.get(room.room_id) is room:
+            del self._rooms[room.room_id]
 
 
 def _malloc_trim() -> Callable[[], None] | None:

@@ -42,6 +42,9 @@ class RoomStreamWriter(Protocol):
                             is_public: bool = False) -> None:
         """Add the room to the global rooms index (idempotent)."""
 
+    def room_hibernated(self, room_id: str) -> None:
+        """The room went to sleep: nothing recent of it need stay in memory."""
+
 
 class RoomListener(Protocol):
     """Told about each event after it is durable and announced (wakes /sync)."""

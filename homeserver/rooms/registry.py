@@ -8,7 +8,9 @@ the file's ``room_meta``.)
 Only awake rooms are in memory. A room wakes on ``get`` (opening its DB and replaying
 its outbox) and hibernates after ``idle_seconds`` without work or subscribers; at most
 ``max_open`` rooms stay awake, the least recently fetched idle ones being closed first
-(an actor with work in progress or live subscribers is never closed).
+(an actor with work in progress or live subscribers is never closed). Of the awake
+rooms, only the ``max_warm`` most recently used keep their caches in memory
+(``rooms.memory.WarmRooms``).
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from homeserver.events.builder import finalize_event
 from homeserver.events.pdu import PDU
 from homeserver.events.room_versions import UnsupportedRoomVersion, get_room_version
 from homeserver.rooms.actor import RoomActor, RoomServices
-from homeserver.rooms.memory import MemoryReturner
+from homeserver.rooms.memory import MemoryReturner, WarmRooms
 from homeserver.rooms.protocols import RoomListener, RoomStreamWriter
 from homeserver.rooms.room_writer import RemoteOutcome
 from homeserver.rooms.store import RoomStore
@@ -44,7 +46,8 @@ _ROOM_ID_ALPHABET = string.ascii_letters
 class RoomRegistry:
     def __init__(self, *, data_dir: str, server_name: str, signing_key: SigningKey,
                  clock: IReactorTime, stream_writer: RoomStreamWriter,
-                 listener: RoomListener, idle_seconds: float = 300.0, max_open: int = 1000,
+                 listener: RoomListener, idle_seconds: float = 300.0, max_open: int = 256,
+                 max_warm: int = 256,
                  now_ms: Callable[[], int] | None = None, full_every: int = 100,
                  close_in_thread: Callable[[Callable[[], None]], Any] | None = None
                  ) -> None:
@@ -57,7 +60,7 @@ class RoomRegistry:
             server_name=server_name, signing_key=signing_key, clock=clock,
             stream_writer=stream_writer, listener=listener,
             now_ms=now_ms or (lambda: int(clock.seconds() * 1000)),
-            idle_seconds=idle_seconds)
+            idle_seconds=idle_seconds, warm=WarmRooms(max_warm))
         self._max_open = max_open
         self._full_every = full_every
         self._closer = close_in_thread
@@ -264,8 +267,7 @@ class RoomRegistry:
     def _hibernate(self, actor: RoomActor) -> None:
         if self._awake.get(actor.room_id) is actor:
             del self._awake[actor.room_id]
-        actor.close(self._closer)
-        self._memory.rooms_closed()
+        self._asleep(actor)
 
     def _evict(self) -> None:
         excess = len(self._awake) - self._max_open
@@ -277,11 +279,15 @@ class RoomRegistry:
             if actor.pinned:
                 continue
             del self._awake[room_id]
-            actor.close(self._closer)
-            self._memory.rooms_closed()
+            self._asleep(actor)
             excess -= 1
         if excess > 0:
             log.info("{n} rooms over max_open: all busy or subscribed", n=excess)
+
+    def _asleep(self, actor: RoomActor) -> None:
+        actor.close(self._closer)
+        self._services.stream_writer.room_hibernated(actor.room_id)
+        self._memory.rooms_closed()
 
     # -- shutdown -----------------------------------------------------------------------
     def stop(self) -> defer.Deferred:

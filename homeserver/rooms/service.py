@@ -186,10 +186,14 @@ class RoomService:
         endpoint = f"send/{room_id}/{event_type}"
         if txn is not None:
             # an awake room answers a retry itself from its own DB (see
-            # RoomWriter.create_local), without a global round trip for every new send
-            done = await self.transactions.event_for(
-                sender, txn.scope, txn_key(sender, txn.scope, endpoint, txn.txn_id),
-                memory_only=self._rooms.is_awake(room_id))
+            # RoomWriter.create_local), without a global round trip for every new send;
+            # a retry must be answered before the rate limit is charged
+            key = txn_key(sender, txn.scope, endpoint, txn.txn_id)
+            awake = self._rooms.is_awake(room_id)
+            done = await self.transactions.event_for(sender, txn.scope, key,
+                                                     memory_only=awake)
+            if done is None and awake and ratelimit:
+                done = await (await self._rooms.get(room_id)).event_for_txn(key)
             if done is not None:
                 return done
         if ratelimit:

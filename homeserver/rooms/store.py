@@ -179,6 +179,14 @@ class RoomStore:
         the caller's transaction or savepoint, which undoes the partial write)."""
         return self.transaction() if self._depth == 0 else contextlib.nullcontext()
 
+    def shed_caches(self) -> None:
+        """Give back what this store caches (decoded events, interned strings, metadata
+        and SQLite's page cache); the file stays open. A no-op inside a transaction."""
+        if self._conn is None or self._depth:
+            return
+        self._forget_caches()
+        self._conn.execute("PRAGMA shrink_memory")
+
     def _forget_caches(self) -> None:
         # rows written in the undone scope may be cached; forget everything
         self._events.clear()

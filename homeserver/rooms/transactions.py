@@ -7,10 +7,12 @@ Three records, each with its job:
   is what makes a retried ``PUT …/send/…/{txnId}`` idempotent even across a crash;
 - ``store.event_transactions`` (global DB) keeps txn → event for a cheap answer to a
   retry without waking the room, and event → txn for ``/sync``;
-- a bounded in-memory map holds the newest sends. It is filled in the same reactor
-  turn in which the room announces the event, before any ``/sync`` woken by that
-  announcement can have read the room stream (which takes a database round trip), so
-  the sending device's next sync always finds its ``transaction_id``.
+- an in-memory map holds the sends not yet written to the global DB. It is filled in
+  the same reactor turn in which the room announces the event, before any ``/sync``
+  woken by that announcement can have read the room stream (which takes a database
+  round trip), so the sending device's next sync always finds its ``transaction_id``;
+  once the row is written, the entry goes (the row answers from then on). Only the
+  sender's own syncs ask (their own events), so receivers never read it.
 
 The *scope* of a transaction is the sending device (spec v1.7+), or
 ``"token:<token_id>"`` for an access token without a device.
@@ -25,7 +27,8 @@ from twisted.logger import Logger
 
 log = Logger()
 
-#: newest sends kept in memory (each a few hundred bytes)
+#: at most this many sends in memory (each a few hundred bytes), should writing them to
+#: the global DB fail
 _MEMORY = 20_000
 
 
@@ -71,10 +74,14 @@ class TransactionLog:
 
     async def persist(self, user_id: str, scope: str, key: str, txn_id: str,
                       event_id: str) -> None:
-        """Write the send to the global DB (the room DB already has it)."""
+        """Write the send to the global DB (the room DB already has it); then the
+        in-memory entry of :meth:`remember` is no longer needed."""
         try:
             await self._store.event_transactions.record(user_id, scope, key, txn_id,
                                                          event_id)
+            if self._by_key.get((user_id, scope, key)) == event_id:
+                del self._by_key[(user_id, scope, key)]
+            self._by_event.pop(event_id, None)
         except Exception:
             # the room DB keeps the send idempotent; only a later sync's
             # transaction_id after a restart depends on this row

@@ -90,6 +90,10 @@ class GlobalStore:
         """See :meth:`RoomStreamWriter.register_room`."""
         await self.rooms.register_room(room_id, room_version, creator, is_public)
 
+    def room_hibernated(self, room_id: str) -> None:
+        """See :meth:`RoomStreamWriter.room_hibernated`: its stream tail goes."""
+        self.streams.tail.forget(room_id)
+
     # -- stream positions -------------------------------------------------------------
     async def current_position(self, stream_name: str) -> int:
         """The highest committed position of one of :data:`STREAMS`."""

@@ -14,8 +14,10 @@ position its entry is not yet in). It answers only what it is sure of:
   was announced by this process and recorded, so a room with no record here has no
   entry above ``floor``.
 - per room, its last ``keep`` entries and that room's own floor: every entry of the
-  room above it is held. At most ``max_rooms`` rooms are held; dropping the one least
-  recently announced in raises the floor of rooms not held to its newest entry.
+  room above it is held. At most ``max_rooms`` rooms are held, and a room that
+  hibernates is let go (:meth:`forget`: nothing recent happened in it, and its
+  memory is what hibernating gives back); dropping the one least recently announced
+  in raises the floor of rooms not held to its newest entry.
 
 Anything else (an older ``since``, a room that had entries before ``floor``) is a
 miss, answered by the database. A room whose announcement failed half way (the
@@ -94,9 +96,7 @@ class RoomStreamTail:
             floor = pos - 1 if absent is None else min(pos - 1, absent)
             room = self._rooms[room_id] = _Room(floor)
             if len(self._rooms) > self._max_rooms:
-                _, dropped = self._rooms.popitem(last=False)
-                if dropped.pos:
-                    self._dropped_upto = max(self._dropped_upto, dropped.pos[-1])
+                self._drop(self._rooms.popitem(last=False)[1])
         elif room.pos and pos <= room.pos[-1]:
             return  # a replayed announcement keeps its old position
         else:
@@ -108,6 +108,17 @@ class RoomStreamTail:
             cut = len(room.pos) - self._keep
             room.floor = room.pos[cut - 1]
             del room.pos[:cut], room.seq[:cut], room.ids[:cut]
+
+    def forget(self, room_id: str) -> None:
+        """Hold nothing of this room any more (it hibernated); a room not held is
+        known to have no entry above the newest one dropped."""
+        room = self._rooms.pop(room_id, None)
+        if room is not None:
+            self._drop(room)
+
+    def _drop(self, room: _Room) -> None:
+        if room.pos:
+            self._dropped_upto = max(self._dropped_upto, room.pos[-1])
 
     def mark_unsure(self, room_ids: Iterable[str]) -> None:
         """These rooms' entries may be in the database but not here."""

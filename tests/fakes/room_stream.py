@@ -25,6 +25,8 @@ class FakeRoomStreamWriter:
         #: user → {room_id: membership}, kept in step like the real memberships index
         self.memberships: dict[str, dict[str, str]] = {}
         self.announce_calls = 0
+        #: room IDs in the order they were said to hibernate
+        self.hibernated: list[str] = []
         #: when set, announce waits for this Deferred before writing
         self.hold: defer.Deferred | None = None
         #: when set, announce raises this (a global DB outage)
@@ -53,6 +55,9 @@ class FakeRoomStreamWriter:
         if self.fail_with is not None:
             raise self.fail_with
         self.rooms.setdefault(room_id, (room_version, creator, is_public))
+
+    def room_hibernated(self, room_id: str) -> None:
+        self.hibernated.append(room_id)
 
     def seqs(self, room_id: str) -> list[int]:
         """The room seqs announced for ``room_id``, in stream order."""

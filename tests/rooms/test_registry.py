@@ -152,6 +152,13 @@ class HibernationTests(RoomHarness, unittest.TestCase):
         pdu = self.drive(woken.create_event(self.message("after")))
         self.assertEqual(list(pdu.prev_event_ids), before[1])
 
+    def test_room_stream_hears_of_hibernation(self) -> None:
+        """The room stream is told when a room hibernates (its tail may go)."""
+        self.clock.advance(self.idle_seconds - 1)
+        self.assertEqual(self.stream.hibernated, [])
+        self.clock.advance(2)
+        self.assertEqual(self.stream.hibernated, [self.room_id])
+
     def test_activity_postpones_hibernation(self) -> None:
         """Each request restarts the idle countdown."""
         self.clock.advance(self.idle_seconds - 1)
@@ -234,6 +241,35 @@ class LruTests(RoomHarness, unittest.TestCase):
         self.create_room()
         self.assertTrue(self.registry.is_awake(first))
         self.assertFalse(actor.closed)
+
+
+class WarmTests(RoomHarness, unittest.TestCase):
+    max_warm = 2
+
+    def make_registry(self, **overrides):
+        return super().make_registry(max_warm=self.max_warm, **overrides)
+
+    def cached(self, actor) -> int:
+        return len(actor._store._events)
+
+    def test_rooms_beyond_max_warm_shed_their_caches_and_stay_awake(self) -> None:
+        """Only the max_warm most recently used awake rooms keep decoded events in
+        memory; a cold room stays open and answers from its DB, then is warm again."""
+        rooms = [self.create_room()[0] for _ in range(3)]
+        actors = [self.drive(self.registry.get(r)) for r in rooms]
+        for actor in actors[1:]:
+            self.drive(actor.current_state())
+        self.assertEqual(self.cached(actors[0]), 0)
+        self.assertGreater(self.cached(actors[1]), 0)
+        self.assertGreater(self.cached(actors[2]), 0)
+        self.assertTrue(all(self.registry.is_awake(r) for r in rooms))
+        state = self.drive(actors[0].current_state())   # warm again: rooms[1] goes cold
+        self.assertEqual(state[("m.room.create", "")].sender, ALICE)
+        self.assertGreater(self.cached(actors[0]), 0)
+        self.assertEqual(self.cached(actors[1]), 0)
+        pdu = self.drive(actors[1].create_event(self.message("after a cold spell")))
+        self.assertEqual(self.drive(actors[1].get_event(pdu.event_id)).event_id,
+                         pdu.event_id)
 
 
 class OutboxTests(RoomHarness, unittest.TestCase):

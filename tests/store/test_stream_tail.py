@@ -81,6 +81,24 @@ class RoomStreamTailTests(unittest.TestCase):
         self.assertEqual(tail.changes(R1, 10, 15).count, 1)
         self.assertIs(tail.changes(R1, 9, 15), MISS)
 
+    def test_forgotten_room_is_read_from_the_database(self) -> None:
+        """A room let go (it hibernated) is held no more: a since older than its newest
+        entry misses; rooms held are untouched; a later entry starts it afresh."""
+        tail = RoomStreamTail()
+        tail.set_floor(10)
+        tail.record(R1, 11, 1, "$a1")
+        tail.record(R2, 12, 1, "$b1")
+        tail.forget(R1)
+        tail.forget("!never:x")                      # not held: nothing to do
+        self.assertIs(tail.point(R1, 20), MISS)
+        self.assertIs(tail.changes(R1, 10, 20), MISS)
+        self.assertIsNone(tail.changes(R1, 11, 20))  # quiet above its newest entry
+        self.assertEqual(tail.point(R2, 20), (12, 1, "$b1"))
+        tail.learn_point(R1, 20, (11, 1, "$a1"))      # a sync read it: held again
+        self.assertEqual(tail.point(R1, 20), (11, 1, "$a1"))
+        tail.record(R1, 21, 2, "$a2")
+        self.assertEqual(tail.changes(R1, 11, 21).count, 1)
+
     def test_dropped_rooms_raise_the_floor_of_absent_rooms(self) -> None:
         """Beyond max_rooms the least recently active room is dropped; a room not held
         is then only known to be quiet above the dropped room's newest entry."""
