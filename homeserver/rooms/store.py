@@ -24,6 +24,8 @@ import os
 import sqlite3
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
+import orjson
+
 from homeserver.events.pdu import PDU
 from homeserver.events.redaction import redact_event_dict
 from homeserver.events.room_versions import RoomVersion, get_room_version
@@ -62,6 +64,23 @@ class EventContext:
     @property
     def in_timeline(self) -> bool:
         return not self.outlier and self.rejected is None and not self.soft_failed
+
+
+def _decode(raw: bytes, strict: bool) -> dict[str, Any]:
+    """A stored event's JSON.
+
+    orjson decodes 3-4x faster than ``json`` and shares the key strings of the dicts it
+    makes (a quarter to a third less memory per cached event), but it turns integers
+    beyond 64 bits into floats, which would change the event. Events of room versions
+    with strict canonical JSON (6+) were checked on the way in to hold no floats and no
+    integers beyond ±(2**53-1); the standard library decodes the others exactly.
+    """
+    if strict:
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            pass
+    return json.loads(raw)
 
 
 class DuplicateEvent(ValueError):
@@ -401,7 +420,7 @@ class RoomStore:
             if cached is not None:
                 return cached
         raw = bytes(raw)
-        event_dict = json.loads(raw)
+        event_dict = _decode(raw, self.room_version.strict_canonical_json)
         if redacted_by is not None and not original:
             # the pruned form keeps its event ID and signatures valid (they cover it)
             event_dict, raw = redact_event_dict(self.room_version, event_dict), None

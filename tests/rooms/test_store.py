@@ -12,7 +12,7 @@ from twisted.trial import unittest
 from homeserver.errors import InvalidParam
 from homeserver.rooms import schema
 from homeserver.rooms.pagination import Direction, TopologicalToken
-from homeserver.rooms.store import DuplicateEvent, EventContext, RoomStore
+from homeserver.rooms.store import DuplicateEvent, EventContext, RoomStore, _decode
 from tests.fakes.dag import DagBuilder
 
 
@@ -359,3 +359,16 @@ class RedactionTests(StoreTestCase):
         self.redact("@mod:test", late.event_id, has_power=True)
         self.store.persist([EventContext(late, state_before=self.store.current_state_group)])
         self.assertEqual(self.store.get_event(late.event_id).content, {})
+
+
+class DecodeTests(unittest.TestCase):
+    def test_big_integers_of_old_room_versions_decode_exactly(self) -> None:
+        """A room version without strict canonical JSON may hold integers past 64 bits:
+        they come back as the same integers (orjson would make them floats)."""
+        big = 2 ** 70 + 1
+        raw = json.dumps({"depth": 3, "content": {"n": big, "f": 1.5}}).encode()
+        decoded = _decode(raw, strict=False)
+        self.assertEqual(decoded["content"]["n"], big)
+        self.assertIs(type(decoded["content"]["n"]), int)
+        self.assertEqual(decoded["content"]["f"], 1.5)
+        self.assertEqual(_decode(b'{"a":[1,"\\u00e9"]}', strict=True), {"a": [1, "\u00e9"]})
