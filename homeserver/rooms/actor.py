@@ -386,6 +386,12 @@ class RoomActor:
         """The event (redacted form if redacted), or None if this room does not have it."""
         return (await self._live())._store.get_event(event_id, original=original)
 
+    async def transaction_ids(self, events: Sequence[PDU], user_id: str, scope: str
+                              ) -> dict[str, str]:
+        """event_id → client transaction ID for those of ``events`` (of this room) that
+        ``user_id``'s device ``scope`` sent (``unsigned.transaction_id``)."""
+        return (await self._live())._store.transaction_ids(events, user_id, scope)
+
     async def event_for_txn(self, txn_key: str) -> str | None:
         """The event a committed request with this transaction key created, if any."""
         return (await self._live())._store.event_for_txn(txn_key)

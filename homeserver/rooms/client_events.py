@@ -17,13 +17,11 @@ from homeserver.events.client_format import serialize_event
 from homeserver.events.pdu import PDU
 from homeserver.errors import NotFound
 from homeserver.rooms.actor import RoomActor
-from homeserver.rooms.transactions import TransactionLog
 
 
 class ClientEventSerializer:
-    def __init__(self, now_ms: Callable[[], int], transactions: TransactionLog) -> None:
+    def __init__(self, now_ms: Callable[[], int]) -> None:
         self._now_ms = now_ms
-        self._transactions = transactions
 
     async def serialize(self, actor: RoomActor, events: Sequence[PDU], *,
                         user_id: str | None = None, scope: str | None = None,
@@ -38,9 +36,9 @@ class ClientEventSerializer:
         """
         txn_ids: dict[str, str] = {}
         if user_id is not None and scope is not None:
-            mine = [e.event_id for e in events if e.sender == user_id]
+            mine = [e for e in events if e.sender == user_id]
             if mine:
-                txn_ids = await self._transactions.transaction_ids(mine, user_id, scope)
+                txn_ids = await actor.transaction_ids(mine, user_id, scope)
         now = self._now_ms()
         out = []
         for event in events:

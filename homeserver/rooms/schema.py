@@ -150,7 +150,13 @@ WHERE type IN ('m.room.message', 'm.room.name', 'm.room.topic')
 #: each step runs as one script (``executescript``): its statements are prepared once
 #: and never enter the connection's statement cache, where a per-room copy of the
 #: schema's SQL would otherwise stay for as long as the room is awake
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3)
+# Step 4: event → its client transaction, for the ``unsigned.transaction_id`` a sync
+# shows the sending device (answered by the room itself, not the global DB).
+_V4 = """
+CREATE INDEX event_txns_event ON event_txns (event_id)
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -24,10 +24,10 @@ prev_content=True) -> list[dict]``
     ClientEvent JSON with ``prev_content``/``replaces_state`` (one state read per state
     event: pass ``prev_content=False`` for whole-state blocks), ``redacted_because``
     and, for the sending device, ``unsigned.transaction_id``.
-``transaction_ids(event_ids, user_id, scope) -> dict[event_id, txn_id]``
+``transaction_ids(room_id, event_ids, user_id, scope) -> dict[event_id, txn_id]``
     just the transaction IDs (``scope`` = ``transactions.scope_of(requester)``: the
-    device ID, or ``"token:<token_id>"``); safe to call as soon as a send's event is
-    announced.
+    device ID, or ``"token:<token_id>"``), from the room's own DB, which records each
+    send's key with its event.
 ``stripped_state(room_id, event_id=None, members=()) -> list[dict]``
     stripped state for invites/knocks (``invite_state``/``knock_state``), after
     ``event_id`` or now, with the member events of ``members`` (the inviter).
@@ -57,7 +57,8 @@ from homeserver.rooms.directory import RoomDirectory
 from homeserver.rooms.history import RoomHistory
 from homeserver.rooms.membership import FEDERATION_MISSING, MembershipService
 from homeserver.rooms.stats import RoomStatsUpdater
-from homeserver.rooms.transactions import TransactionLog, txn_key
+from homeserver.rooms.transactions import (
+    TransactionLog, redact_endpoint, send_endpoint, txn_key)
 from homeserver.rooms.upgrade import RoomUpgrader
 from homeserver.rooms.visibility import HistoryVisibility
 
@@ -81,7 +82,7 @@ class RoomService:
         self._server_name = server_name
         self._default_room_version = str(default_room_version)
         self.transactions = TransactionLog(store)
-        self.serializer = ClientEventSerializer(now_ms, self.transactions)
+        self.serializer = ClientEventSerializer(now_ms)
         self.visibility = HistoryVisibility(store.streams)
         self.membership = MembershipService(rooms=rooms, store=store,
                                             ratelimiter=ratelimiter, notifier=notifier,
@@ -143,9 +144,11 @@ class RoomService:
                                                include_room_id=include_room_id,
                                                prev_content=prev_content)
 
-    async def transaction_ids(self, event_ids: Iterable[str], user_id: str,
+    async def transaction_ids(self, room_id: str, event_ids: Iterable[str], user_id: str,
                               scope: str) -> dict[str, str]:
-        return await self.transactions.transaction_ids(event_ids, user_id, scope)
+        actor = await self._rooms.get(room_id)
+        events = await actor.get_events(event_ids)
+        return await actor.transaction_ids(list(events.values()), user_id, scope)
 
     async def stripped_state(self, room_id: str, event_id: str | None = None, *,
                              members: Iterable[str] = ()) -> list[dict[str, Any]]:
@@ -183,17 +186,10 @@ class RoomService:
             raise BadJson("content must be an object")
         if event_type == "m.room.create":
             raise Forbidden("m.room.create events can only be sent when creating a room")
-        endpoint = f"send/{room_id}/{event_type}"
+        endpoint = send_endpoint(room_id, event_type)
         if txn is not None:
-            # an awake room answers a retry itself from its own DB (see
-            # RoomWriter.create_local), without a global round trip for every new send;
-            # a retry must be answered before the rate limit is charged
-            key = txn_key(sender, txn.scope, endpoint, txn.txn_id)
-            awake = self._rooms.is_awake(room_id)
-            done = await self.transactions.event_for(sender, txn.scope, key,
-                                                     memory_only=awake)
-            if done is None and awake and ratelimit:
-                done = await (await self._rooms.get(room_id)).event_for_txn(key)
+            done = await self._earlier_send(room_id, sender, txn, endpoint,
+                                            must_know=ratelimit)
             if done is not None:
                 return done
         if ratelimit:
@@ -209,6 +205,21 @@ class RoomService:
             partial["redacts"] = redacts
         return await self._create(room_id, partial, endpoint, txn)
 
+    async def _earlier_send(self, room_id: str, sender: str, txn: Txn, endpoint: str, *,
+                            must_know: bool) -> str | None:
+        """The event a retry of this transaction already created, if known before the
+        room is asked to create it. An awake room answers from its own DB; a sleeping
+        one is not woken for the question (the global record answers). An awake room
+        also answers every retry itself inside ``RoomWriter.create_local``, so it is
+        only asked here when the answer must come first (``must_know``: before the
+        rate limit is charged)."""
+        key = txn_key(sender, txn.scope, endpoint, txn.txn_id)
+        if not self._rooms.is_awake(room_id):
+            return await self.transactions.event_for(sender, txn.scope, key)
+        if must_know:
+            return await (await self._rooms.get(room_id)).event_for_txn(key)
+        return None
+
     async def _create(self, room_id: str, partial: dict[str, Any], endpoint: str,
                       txn: Txn | None) -> str:
         sender = partial["sender"]
@@ -217,9 +228,7 @@ class RoomService:
             return (await actor.create_event(partial)).event_id
         key = txn_key(sender, txn.scope, endpoint, txn.txn_id)
         event = await actor.create_event(partial, txn_key=key)
-        # synchronously, in the turn the event was announced: see transactions.py
-        self.transactions.remember(sender, txn.scope, key, txn.txn_id, event.event_id)
-        await self.transactions.persist(sender, txn.scope, key, txn.txn_id, event.event_id)
+        await self.transactions.persist(sender, txn.scope, key, event.event_id)
         return event.event_id
 
     async def set_state(self, room_id: str, sender: str, event_type: str, state_key: str,
@@ -266,10 +275,10 @@ class RoomService:
             if not isinstance(reason, str):
                 raise BadJson("reason must be a string")
             content["reason"] = reason
-        endpoint = f"redact/{room_id}/{event_id}"
+        endpoint = redact_endpoint(room_id, event_id)
         if txn is not None:
-            done = await self.transactions.event_for(
-                sender, txn.scope, txn_key(sender, txn.scope, endpoint, txn.txn_id))
+            done = await self._earlier_send(room_id, sender, txn, endpoint,
+                                            must_know=False)
             if done is not None:
                 return done
         partial = {"type": "m.room.redaction", "sender": sender, "content": content,

@@ -33,6 +33,7 @@ from homeserver.rooms import schema
 from homeserver.rooms.pagination import Direction, TopologicalToken, topological_window
 from homeserver.rooms.relations import RelationIndex
 from homeserver.rooms.search_index import SearchIndex
+from homeserver.rooms.transactions import txn_id_of
 from homeserver.rooms.state_store import StateFilter, StateGroupStore, StateKey
 
 _EVENT_COLUMNS = "seq, event_id, json, outlier, rejected, soft_failed, redacted_by"
@@ -445,6 +446,24 @@ class RoomStore:
         row = self._conn.execute(
             "SELECT event_id FROM event_txns WHERE txn_key = ?", (txn_key,)).fetchone()
         return row[0] if row else None
+
+    def transaction_ids(self, events: Sequence[PDU], user_id: str, scope: str
+                        ) -> dict[str, str]:
+        """event_id → client transaction ID, for those of ``events`` that ``user_id``'s
+        device (``scope``) sent with one (``event_txns``, written with each event)."""
+        by_id = {e.event_id: e for e in events}
+        found: dict[str, str] = {}
+        ids = list(by_id)
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            rows = self._conn.execute(
+                "SELECT txn_key, event_id FROM event_txns WHERE event_id IN"
+                f" ({','.join('?' * len(chunk))})", chunk)
+            for key, event_id in rows:
+                txn_id = txn_id_of(key, by_id[event_id], user_id, scope)
+                if txn_id is not None:
+                    found[event_id] = txn_id
+        return found
 
     def last_seq(self) -> int:
         # a bare max() of the rowid is O(1) in SQLite; coalesce() around it is a scan

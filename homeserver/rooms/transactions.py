@@ -1,18 +1,15 @@
 """Client transaction IDs for room events (spec: Client-Server API, "Transaction
 identifiers"; ``ClientEvent.unsigned.transaction_id``).
 
-Three records, each with its job:
+Two records, each with its job:
 
-- the room DB's ``txn_key`` (written with the event, in the same SQLite transaction)
-  is what makes a retried ``PUT …/send/…/{txnId}`` idempotent even across a crash;
-- ``store.event_transactions`` (global DB) keeps txn → event for a cheap answer to a
-  retry without waking the room, and event → txn for ``/sync``;
-- an in-memory map holds the sends not yet written to the global DB. It is filled in
-  the same reactor turn in which the room announces the event, before any ``/sync``
-  woken by that announcement can have read the room stream (which takes a database
-  round trip), so the sending device's next sync always finds its ``transaction_id``;
-  once the row is written, the entry goes (the row answers from then on). Only the
-  sender's own syncs ask (their own events), so receivers never read it.
+- the room DB's ``event_txns`` (key → event, written with the event in the same SQLite
+  transaction) makes a retried ``PUT …/send/…/{txnId}`` idempotent even across a
+  crash, and answers which client transaction sent an event (the ``transaction_id``
+  a sync or ``/messages`` shows the sending device): the room answers it from its own
+  file, already there when the event is announced;
+- ``store.transactions`` (global DB, ``client_txn_ids``) answers a retry to a room that
+  is asleep without waking it.
 
 The *scope* of a transaction is the sending device (spec v1.7+), or
 ``"token:<token_id>"`` for an access token without a device.
@@ -20,16 +17,9 @@ The *scope* of a transaction is the sending device (spec v1.7+), or
 
 from __future__ import annotations
 
-import collections
-from typing import Iterable
-
 from twisted.logger import Logger
 
 log = Logger()
-
-#: at most this many sends in memory (each a few hundred bytes), should writing them to
-#: the global DB fail
-_MEMORY = 20_000
 
 
 def scope_of(requester) -> str:
@@ -45,61 +35,48 @@ def txn_key(user_id: str, scope: str, endpoint: str, txn_id: str) -> str:
     return f"{user_id}|{scope}|{endpoint}|{txn_id}"
 
 
+def send_endpoint(room_id: str, event_type: str) -> str:
+    """The ``endpoint`` of ``PUT /rooms/{room_id}/send/{event_type}/{txnId}``."""
+    return f"send/{room_id}/{event_type}"
+
+
+def redact_endpoint(room_id: str, event_id: str) -> str:
+    """The ``endpoint`` of ``PUT /rooms/{room_id}/redact/{event_id}/{txnId}``."""
+    return f"redact/{room_id}/{event_id}"
+
+
+def txn_id_of(key: str, event, user_id: str, scope: str) -> str | None:
+    """The client transaction ID in ``key`` if it is ``user_id``'s ``scope`` sending
+    ``event`` (a PDU) through one of the endpoints that can have made it, else None.
+
+    Parsed by prefix, never by splitting: device and transaction IDs may hold "|".
+    """
+    endpoints = [send_endpoint(event.room_id, event.type)]
+    if event.type == "m.room.redaction" and event.redacts:
+        endpoints.append(redact_endpoint(event.room_id, event.redacts))
+    for endpoint in endpoints:
+        prefix = f"{user_id}|{scope}|{endpoint}|"
+        if key.startswith(prefix):
+            return key[len(prefix):]
+    return None
+
+
 class TransactionLog:
     def __init__(self, store) -> None:
-        """``store``: the GlobalStore (``transactions`` and ``event_transactions``)."""
+        """``store``: the GlobalStore (its ``transactions``)."""
         self._store = store
-        self._by_key: collections.OrderedDict[tuple[str, str, str], str] = \
-            collections.OrderedDict()
-        self._by_event: collections.OrderedDict[str, tuple[str, str, str]] = \
-            collections.OrderedDict()
 
-    async def event_for(self, user_id: str, scope: str, key: str, *,
-                        memory_only: bool = False) -> str | None:
-        """The event an earlier request with this key created, if known here (in
-        memory, or also in the global DB unless ``memory_only``)."""
-        found = self._by_key.get((user_id, scope, key))
-        if found is not None or memory_only:
-            return found
+    async def event_for(self, user_id: str, scope: str, key: str) -> str | None:
+        """The event an earlier request with this key created, as the global DB has it
+        (a send whose record failed is still known to its room's DB)."""
         return await self._store.transactions.get_event_id(user_id, scope, key)
 
-    def remember(self, user_id: str, scope: str, key: str, txn_id: str,
-                 event_id: str) -> None:
-        """Record a send in memory at once (call before the next reactor turn)."""
-        self._by_key[(user_id, scope, key)] = event_id
-        self._by_event[event_id] = (user_id, scope, txn_id)
-        for table in (self._by_key, self._by_event):
-            while len(table) > _MEMORY:
-                table.popitem(last=False)
-
-    async def persist(self, user_id: str, scope: str, key: str, txn_id: str,
-                      event_id: str) -> None:
-        """Write the send to the global DB (the room DB already has it); then the
-        in-memory entry of :meth:`remember` is no longer needed."""
+    async def persist(self, user_id: str, scope: str, key: str, event_id: str) -> None:
+        """Record the send in the global DB (the room DB already has it)."""
         try:
-            await self._store.event_transactions.record(user_id, scope, key, txn_id,
-                                                         event_id)
-            if self._by_key.get((user_id, scope, key)) == event_id:
-                del self._by_key[(user_id, scope, key)]
-            self._by_event.pop(event_id, None)
+            await self._store.transactions.record(user_id, scope, key, event_id)
         except Exception:
-            # the room DB keeps the send idempotent; only a later sync's
-            # transaction_id after a restart depends on this row
-            log.failure("recording transaction {txn} for {event_id}", txn=txn_id,
+            # the room DB keeps the send idempotent; only a retry reaching a sleeping
+            # room is answered later (by waking it)
+            log.failure("recording transaction {key} for {event_id}", key=key,
                         event_id=event_id)
-
-    async def transaction_ids(self, event_ids: Iterable[str], user_id: str,
-                              scope: str) -> dict[str, str]:
-        """event_id → txn_id for the events this user's device (``scope``) sent."""
-        found: dict[str, str] = {}
-        missing = []
-        for event_id in event_ids:
-            entry = self._by_event.get(event_id)
-            if entry is None:
-                missing.append(event_id)
-            elif entry[0] == user_id and entry[1] == scope:
-                found[event_id] = entry[2]
-        if missing:
-            found.update(await self._store.event_transactions.transaction_ids(
-                missing, user_id, scope))
-        return found

@@ -23,7 +23,6 @@ from homeserver.store.accounts import Accounts
 from homeserver.store.database import Database
 from homeserver.store.devices import Devices
 from homeserver.store.directory_entries import DirectoryEntries
-from homeserver.store.event_transactions import EventTransactions
 from homeserver.store.filters import Filters
 from homeserver.store.presence import Presence
 from homeserver.store.receipts import Receipts
@@ -70,7 +69,6 @@ class GlobalStore:
         self.sync_reads = SyncReads(db, tail)
         self.directory_entries = DirectoryEntries(db)
         self.reports = Reports(db)
-        self.event_transactions = EventTransactions(db)
         self.room_positions = RoomPositions(db, tail)
 
     @classmethod

@@ -7,7 +7,6 @@ from homeserver.store import (  # noqa: F401  (imported for their tables)
     account_data,
     accounts,
     devices,
-    event_transactions,
     filters,
     positions,
     presence,

@@ -10,7 +10,7 @@ and the filter's ``event_format`` / ``event_fields``. Sync events carry no ``roo
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable, Protocol, Sequence
+from typing import Any, Callable, Sequence
 
 from homeserver.errors import NotFound
 from homeserver.events.client_format import serialize_event
@@ -18,15 +18,9 @@ from homeserver.events.pdu import PDU
 from homeserver.sync.filters import SyncFilter, apply_event_fields
 
 
-class TransactionLookup(Protocol):
-    async def transaction_ids(self, event_ids: Iterable[str], user_id: str,
-                              scope: str) -> dict[str, str]: ...
-
-
 class EventSerializer:
-    def __init__(self, now_ms: Callable[[], int], transactions: TransactionLookup) -> None:
+    def __init__(self, now_ms: Callable[[], int]) -> None:
         self._now_ms = now_ms
-        self._transactions = transactions
 
     async def serialize(self, actor: Any, events: Sequence[PDU], *, user_id: str,
                         scope: str | None, sync_filter: SyncFilter,
@@ -38,8 +32,8 @@ class EventSerializer:
         if sync_filter.event_format == "federation":
             return [dict(e.get_dict()) for e in events]
         now = self._now_ms()
-        own = [e.event_id for e in events if e.sender == user_id]
-        txn_ids = await self._transactions.transaction_ids(own, user_id, scope) \
+        own = [e for e in events if e.sender == user_id]
+        txn_ids = await actor.transaction_ids(own, user_id, scope) \
             if own and scope is not None else {}
         result = []
         for pdu in events:

@@ -54,7 +54,7 @@ def build_live_data(*, reactor: Any, config: Any, store: Any, rooms: Any, notifi
     to_device = ToDeviceService(store=store, server_name=config.server_name,
                                 notify_user=notifier.notify_user)
     sections = RoomSections(
-        rooms=rooms, serializer=EventSerializer(now_ms, room_service.transactions),
+        rooms=rooms, serializer=EventSerializer(now_ms),
         visibility=room_service.visibility, receipts=store.receipts,
         unread=UnreadCounter(), lazy=LazyMemberCache())
     builder = SyncBuilder(store=store, rooms=rooms, sections=sections, typing=typing,

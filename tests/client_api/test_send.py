@@ -70,14 +70,13 @@ class SendTests(RoomsTestCase):
         self.assertEqual(page["chunk"][0]["unsigned"]["transaction_id"], "my-txn")
         service = self.c["room_service"]
         whoami = await self.ok("GET", V3 + "/account/whoami", token=tok)
-        ids = await service.transaction_ids([event_id], alice, whoami["device_id"])
+        ids = await service.transaction_ids(room_id, [event_id], alice,
+                                            whoami["device_id"])
         self.assertEqual(ids, {event_id: "my-txn"})
-        self.assertEqual(await service.transaction_ids([event_id], alice, "OTHER"), {})
-        # after a restart the memory is gone: the global table answers
-        service.transactions._by_event.clear()
-        self.assertEqual(await service.transaction_ids([event_id], alice,
-                                                       whoami["device_id"]),
-                         {event_id: "my-txn"})
+        self.assertEqual(await service.transaction_ids(room_id, [event_id], alice, "OTHER"),
+                         {})
+        self.assertEqual(await service.transaction_ids(room_id, [event_id], bob,
+                                                       whoami["device_id"]), {})
 
     async def test_send_needs_membership(self):
         """Sending into a room one has not joined is 403; into an unknown room 404."""

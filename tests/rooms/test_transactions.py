@@ -1,77 +1,47 @@
-"""TransactionLog: the in-memory bridge until a send's row is in the global DB."""
+"""Client transactions: which send made an event, answered from the room's own DB."""
 
 from __future__ import annotations
 
-from twisted.internet import defer
 from twisted.trial import unittest
 
-from homeserver.rooms.transactions import TransactionLog
+from homeserver.rooms.transactions import (
+    redact_endpoint, send_endpoint, txn_id_of, txn_key)
+from tests.fakes.rooms import ALICE, RoomHarness
 
 
-class _Table:
-    """event_transactions, with writes held until ``release`` (or failed)."""
+class TxnIdOfTests(unittest.TestCase):
+    class _Event:
+        def __init__(self, type_: str, redacts: str | None = None) -> None:
+            self.room_id, self.type, self.redacts = "!r:t", type_, redacts
 
-    def __init__(self) -> None:
-        self.rows: dict[str, tuple[str, str, str]] = {}
-        self.pending: list[tuple[defer.Deferred, tuple]] = []
-        self.fail = False
-
-    def record(self, user_id, scope, key, txn_id, event_id) -> defer.Deferred:
-        d: defer.Deferred = defer.Deferred()
-        self.pending.append((d, (user_id, scope, txn_id, event_id)))
-        return d
-
-    def release(self) -> None:
-        for d, (user_id, scope, txn_id, event_id) in self.pending:
-            if self.fail:
-                d.errback(RuntimeError("database down"))
-            else:
-                self.rows[event_id] = (user_id, scope, txn_id)
-                d.callback(None)
-        self.pending = []
-
-    async def transaction_ids(self, event_ids, user_id, scope):
-        return {e: self.rows[e][2] for e in event_ids
-                if e in self.rows and self.rows[e][:2] == (user_id, scope)}
+    def test_prefix_of_the_endpoints_that_can_have_made_the_event(self) -> None:
+        """Device and transaction IDs may hold "|": the ID is what follows the exact
+        prefix of this user, device and endpoint."""
+        msg = self._Event("m.room.message")
+        key = txn_key("@a:t", "DEV|ICE", send_endpoint("!r:t", "m.room.message"), "x|1")
+        self.assertEqual(txn_id_of(key, msg, "@a:t", "DEV|ICE"), "x|1")
+        self.assertIsNone(txn_id_of(key, msg, "@a:t", "DEV"))
+        self.assertIsNone(txn_id_of(key, msg, "@b:t", "DEV|ICE"))
+        self.assertIsNone(txn_id_of(key, self._Event("m.other"), "@a:t", "DEV|ICE"))
+        redaction = self._Event("m.room.redaction", redacts="$target")
+        key = txn_key("@a:t", "D", redact_endpoint("!r:t", "$target"), "r1")
+        self.assertEqual(txn_id_of(key, redaction, "@a:t", "D"), "r1")
+        key = txn_key("@a:t", "D", send_endpoint("!r:t", "m.room.redaction"), "r2")
+        self.assertEqual(txn_id_of(key, redaction, "@a:t", "D"), "r2")
 
 
-class _Store:
-    def __init__(self) -> None:
-        self.event_transactions = _Table()
-
-
-class TransactionLogTests(unittest.TestCase):
-    def setUp(self) -> None:
-        self.store = _Store()
-        self.log = TransactionLog(self.store)
-
-    def send(self, event_id: str) -> defer.Deferred:
-        self.log.remember("@a:t", "DEV", f"send/{event_id}", f"txn-{event_id}", event_id)
-        return defer.ensureDeferred(self.log.persist("@a:t", "DEV", f"send/{event_id}",
-                                                     f"txn-{event_id}", event_id))
-
-    async def ids(self, *event_ids: str) -> dict[str, str]:
-        return await self.log.transaction_ids(event_ids, "@a:t", "DEV")
-
-    async def test_memory_answers_until_the_row_is_written(self) -> None:
-        """Before the global DB has the row, memory answers; after, the row does, and
-        the memory entry is gone."""
-        done = self.send("$1")
-        self.assertEqual(await self.ids("$1"), {"$1": "txn-$1"})
-        self.assertEqual(await self.log.event_for("@a:t", "DEV", "send/$1",
-                                                  memory_only=True), "$1")
-        self.store.event_transactions.release()
-        await done
-        self.assertIsNone(await self.log.event_for("@a:t", "DEV", "send/$1",
-                                                   memory_only=True))
-        self.assertEqual(await self.ids("$1"), {"$1": "txn-$1"})
-
-    async def test_failed_write_keeps_the_memory_entry(self) -> None:
-        """A send whose row could not be written is still answered from memory."""
-        done = self.send("$1")
-        self.store.event_transactions.fail = True
-        self.store.event_transactions.release()
-        await done  # logged, not raised
-        self.assertEqual(self.flushLoggedErrors(RuntimeError)[0].getErrorMessage(),
-                         "database down")
-        self.assertEqual(await self.ids("$1"), {"$1": "txn-$1"})
+class RoomTransactionIdsTests(RoomHarness, unittest.TestCase):
+    def test_room_answers_for_its_own_events(self) -> None:
+        """The room DB maps events back to the sending device's transaction IDs, also
+        after the room slept (and for none of the events sent without one)."""
+        room_id, _ = self.create_room()
+        actor = self.drive(self.registry.get(room_id))
+        key = txn_key(ALICE, "DEV", send_endpoint(room_id, "m.room.message"), "t1")
+        sent = self.drive(actor.create_event(self.message("one"), txn_key=key))
+        plain = self.drive(actor.create_event(self.message("two")))
+        self.assertEqual(self.drive(actor.transaction_ids([sent, plain], ALICE, "DEV")),
+                         {sent.event_id: "t1"})
+        self.assertEqual(self.drive(actor.transaction_ids([sent], ALICE, "OTHER")), {})
+        self.clock.advance(self.idle_seconds + 1)   # hibernate, then wake
+        self.assertEqual(self.drive(actor.transaction_ids([sent], ALICE, "DEV")),
+                         {sent.event_id: "t1"})
