@@ -2,7 +2,8 @@
 run, alternating; prints a Markdown table (metric, ours, Synapse, ratio) and writes it
 to bench/results/latest.md.
 
-Environment: ``BENCH_PG=1`` also runs both on PostgreSQL; ``BENCH_ONLY=fanout,…``
+Environment: ``BENCH_PG=1`` also runs both on PostgreSQL (``BENCH_PG=only``: only
+there); ``BENCH_ONLY=fanout,…``
 picks workloads; sizes via BENCH_* variables (see bench/workloads.py).
 """
 
@@ -158,8 +159,9 @@ def main() -> int:
     header = (f"Benchmark run {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC"
               f" on {platform.machine()}, {os.cpu_count()} cores, Python "
               f"{platform.python_version()}; client and both servers on one machine.")
-    tables = [asyncio.run(main_async(selected, postgres=False))]
-    if os.environ.get("BENCH_PG") == "1":
+    pg = os.environ.get("BENCH_PG", "")
+    tables = [] if pg == "only" else [asyncio.run(main_async(selected, postgres=False))]
+    if pg in ("1", "only"):
         tables.append(asyncio.run(main_async(selected, postgres=True)))
     text = header + "\n\n" + "\n\n".join(tables) + "\n"
     os.makedirs(os.path.join(os.path.dirname(__file__), "results"), exist_ok=True)
