@@ -29,10 +29,34 @@ def scope_of(requester) -> str:
     return f"token:{requester.token_id}"
 
 
+def _escape(field: str) -> str:
+    return field.replace("\\", "\\\\").replace("|", "\\|")
+
+
 def txn_key(user_id: str, scope: str, endpoint: str, txn_id: str) -> str:
     """The idempotency key of one request: same device, same endpoint and path
-    (``endpoint`` names the path without the txn ID, e.g. "send/!r/m.room.message")."""
-    return f"{user_id}|{scope}|{endpoint}|{txn_id}"
+    (``endpoint`` names the path without the txn ID, e.g. "send/!r/m.room.message").
+
+    Fields are joined by "|"; a "|" or "\\" inside one (device IDs, transaction IDs
+    and event types are the client's choice) is escaped with "\\", so two different
+    requests never share a key. A key without either character reads as it always did.
+    """
+    return "|".join(_escape(f) for f in (user_id, scope, endpoint, txn_id))
+
+
+def split_txn_key(key: str) -> list[str]:
+    """The fields of a :func:`txn_key`, unescaped."""
+    fields, current, chars = [], [], iter(key)
+    for char in chars:
+        if char == "\\":
+            current.append(next(chars, ""))
+        elif char == "|":
+            fields.append("".join(current))
+            current = []
+        else:
+            current.append(char)
+    fields.append("".join(current))
+    return fields
 
 
 def send_endpoint(room_id: str, event_type: str) -> str:
@@ -47,17 +71,17 @@ def redact_endpoint(room_id: str, event_id: str) -> str:
 
 def txn_id_of(key: str, event, user_id: str, scope: str) -> str | None:
     """The client transaction ID in ``key`` if it is ``user_id``'s ``scope`` sending
-    ``event`` (a PDU) through one of the endpoints that can have made it, else None.
-
-    Parsed by prefix, never by splitting: device and transaction IDs may hold "|".
-    """
-    endpoints = [send_endpoint(event.room_id, event.type)]
-    if event.type == "m.room.redaction" and event.redacts:
-        endpoints.append(redact_endpoint(event.room_id, event.redacts))
-    for endpoint in endpoints:
-        prefix = f"{user_id}|{scope}|{endpoint}|"
-        if key.startswith(prefix):
-            return key[len(prefix):]
+    ``event`` (a PDU) through an endpoint that can have made it, else None. (A
+    redaction's own target is not compared: a redacted redaction of an older room
+    version has lost it.)"""
+    fields = split_txn_key(key)
+    if len(fields) != 4 or fields[0] != user_id or fields[1] != scope:
+        return None
+    endpoint = fields[2]
+    if endpoint == send_endpoint(event.room_id, event.type) or (
+            event.type == "m.room.redaction"
+            and endpoint.startswith(redact_endpoint(event.room_id, ""))):
+        return fields[3]
     return None
 
 

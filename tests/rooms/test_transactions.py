@@ -5,7 +5,7 @@ from __future__ import annotations
 from twisted.trial import unittest
 
 from homeserver.rooms.transactions import (
-    redact_endpoint, send_endpoint, txn_id_of, txn_key)
+    redact_endpoint, send_endpoint, split_txn_key, txn_id_of, txn_key)
 from tests.fakes.rooms import ALICE, RoomHarness
 
 
@@ -15,8 +15,8 @@ class TxnIdOfTests(unittest.TestCase):
             self.room_id, self.type, self.redacts = "!r:t", type_, redacts
 
     def test_prefix_of_the_endpoints_that_can_have_made_the_event(self) -> None:
-        """Device and transaction IDs may hold "|": the ID is what follows the exact
-        prefix of this user, device and endpoint."""
+        """The ID is the key's last field when user, device and endpoint are this
+        user's, this device's and one that can have made the event."""
         msg = self._Event("m.room.message")
         key = txn_key("@a:t", "DEV|ICE", send_endpoint("!r:t", "m.room.message"), "x|1")
         self.assertEqual(txn_id_of(key, msg, "@a:t", "DEV|ICE"), "x|1")
@@ -28,6 +28,24 @@ class TxnIdOfTests(unittest.TestCase):
         self.assertEqual(txn_id_of(key, redaction, "@a:t", "D"), "r1")
         key = txn_key("@a:t", "D", send_endpoint("!r:t", "m.room.redaction"), "r2")
         self.assertEqual(txn_id_of(key, redaction, "@a:t", "D"), "r2")
+        # a redacted redaction of an older room version has lost its "redacts"
+        key = txn_key("@a:t", "D", redact_endpoint("!r:t", "$target"), "r3")
+        self.assertEqual(txn_id_of(key, self._Event("m.room.redaction"), "@a:t", "D"), "r3")
+
+    def test_fields_holding_separators_never_collide(self) -> None:
+        """A device ID that looks like "device|endpoint" is not another device, and the
+        split of a key is the one it was built from."""
+        msg = self._Event("m.room.message")
+        endpoint = send_endpoint("!r:t", "m.room.message")
+        sneaky = txn_key("@a:t", f"X|{endpoint}", endpoint, "T")
+        self.assertIsNone(txn_id_of(sneaky, msg, "@a:t", "X"))
+        self.assertEqual(txn_id_of(sneaky, msg, "@a:t", f"X|{endpoint}"), "T")
+        self.assertNotEqual(sneaky, txn_key("@a:t", "X", endpoint, f"{endpoint}|T"))
+        self.assertNotEqual(txn_key("@a:t", "D", send_endpoint("!r:t", "m|x"), "y"),
+                            txn_key("@a:t", "D", send_endpoint("!r:t", "m"), "x|y"))
+        fields = ["@a:t", "a\\", "b|", "c\\|d"]
+        self.assertEqual(split_txn_key(txn_key(*fields)), fields)
+        self.assertEqual(txn_key("@a:t", "DEV", "send/!r/m", "t1"), "@a:t|DEV|send/!r/m|t1")
 
 
 class RoomTransactionIdsTests(RoomHarness, unittest.TestCase):
