@@ -208,16 +208,16 @@ class RoomService:
     async def _earlier_send(self, room_id: str, sender: str, txn: Txn, endpoint: str, *,
                             must_know: bool) -> str | None:
         """The event a retry of this transaction already created, if known before the
-        room is asked to create it. An awake room answers from its own DB; a sleeping
-        one is not woken for the question (the global record answers). An awake room
-        also answers every retry itself inside ``RoomWriter.create_local``, so it is
-        only asked here when the answer must come first (``must_know``: before the
-        rate limit is charged)."""
+        room is asked to create it. The room answers every retry itself inside
+        ``RoomWriter.create_local``, so it is asked here only when the answer must come
+        first (``must_know``: before the rate limit is charged); its DB is the one
+        record written with the event (the send wakes the room anyway). Otherwise a
+        sleeping room is not woken for the question: the global record answers."""
         key = txn_key(sender, txn.scope, endpoint, txn.txn_id)
-        if not self._rooms.is_awake(room_id):
-            return await self.transactions.event_for(sender, txn.scope, key)
         if must_know:
             return await (await self._rooms.get(room_id)).event_for_txn(key)
+        if not self._rooms.is_awake(room_id):
+            return await self.transactions.event_for(sender, txn.scope, key)
         return None
 
     async def _create(self, room_id: str, partial: dict[str, Any], endpoint: str,

@@ -3,6 +3,9 @@ identifiers")."""
 
 from __future__ import annotations
 
+import sqlalchemy as sa
+
+from homeserver.store.transactions import client_txn_ids
 from tests.client_api.room_helpers import V3, RoomsTestCase, q
 
 TEXT = {"msgtype": "m.text", "body": "hello"}
@@ -183,6 +186,25 @@ class RedactionTests(RoomsTestCase):
 
 class MessageRateLimitTests(RoomsTestCase):
     config_overrides = {"rc_message": {"per_second": 0.0001, "burst_count": 3}}
+
+    async def test_retry_to_a_sleeping_room_is_answered_by_the_room(self):
+        """Past the burst, a retry reaching a room that went to sleep is answered from
+        the room's own DB, even when the global record of the send is missing (its
+        write failed): the same event, not 429."""
+        _, tok = await self.register("alice")
+        room_id = await self.create_room(tok)
+        first = await self.ok("PUT", self.room(room_id, "/send/m.room.message/1"), TEXT,
+                              token=tok)
+        await self.ok("PUT", self.room(room_id, "/send/m.room.message/2"), TEXT, token=tok)
+        registry = self.c["rooms"]
+        actor = await registry.get(room_id)
+        await actor.drain()
+        registry._hibernate(actor)
+        self.assertFalse(registry.is_awake(room_id))
+        await self.c["store"].db.run(lambda conn: conn.execute(sa.delete(client_txn_ids)))
+        again = await self.ok("PUT", self.room(room_id, "/send/m.room.message/1"), TEXT,
+                              token=tok)
+        self.assertEqual(again["event_id"], first["event_id"])
 
     async def test_messages_are_rate_limited(self):
         """rc_message: past the burst, sends are 429 M_LIMIT_EXCEEDED; a retry of an
