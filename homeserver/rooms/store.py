@@ -16,29 +16,23 @@ one failed item can be undone without losing the batch around it.
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import dataclasses
-import json
 import os
 import sqlite3
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
-import orjson
-
 from homeserver.events.pdu import PDU
-from homeserver.events.redaction import redact_event_dict
 from homeserver.events.room_versions import RoomVersion, get_room_version
 from homeserver.rooms import schema
+from homeserver.rooms.event_rows import EVENT_COLUMNS, DecodedEvents, encode
 from homeserver.rooms.pagination import Direction, TopologicalToken, topological_window
 from homeserver.rooms.relations import RelationIndex
 from homeserver.rooms.search_index import SearchIndex
 from homeserver.rooms.transactions import txn_id_of
 from homeserver.rooms.state_store import StateFilter, StateGroupStore, StateKey
 
-_EVENT_COLUMNS = "seq, event_id, json, outlier, rejected, soft_failed, redacted_by"
 _TIMELINE = "outlier = 0 AND rejected IS NULL AND soft_failed = 0"
-_CACHE_SIZE = 256
 
 
 @dataclasses.dataclass
@@ -67,23 +61,6 @@ class EventContext:
         return not self.outlier and self.rejected is None and not self.soft_failed
 
 
-def _decode(raw: bytes, strict: bool) -> dict[str, Any]:
-    """A stored event's JSON.
-
-    orjson decodes 3-4x faster than ``json`` and shares the key strings of the dicts it
-    makes (a quarter to a third less memory per cached event), but it turns integers
-    beyond 64 bits into floats, which would change the event. Events of room versions
-    with strict canonical JSON (6+) were checked on the way in to hold no floats and no
-    integers beyond ±(2**53-1); the standard library decodes the others exactly.
-    """
-    if strict:
-        try:
-            return orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            pass
-    return json.loads(raw)
-
-
 class DuplicateEvent(ValueError):
     pass
 
@@ -104,7 +81,7 @@ class RoomStore:
         #: meta values to write with the next commit (or on close): cheap bookkeeping
         #: such as ``last_announced_seq`` never costs a transaction of its own
         self._deferred_meta: dict[str, Any] = {}
-        self._events: collections.OrderedDict[str, PDU] = collections.OrderedDict()
+        self._events = DecodedEvents()
         self._room_version: RoomVersion | None = None
 
     # -- lifecycle ----------------------------------------------------------------------
@@ -280,7 +257,7 @@ class RoomStore:
 
     def _persist_one(self, ctx: EventContext) -> int:
         pdu = ctx.pdu
-        raw = pdu.raw if pdu.raw is not None else _encode(pdu)
+        raw = pdu.raw if pdu.raw is not None else encode(pdu)
         # the group after an accepted state event needs the event's seq: filled below
         new_state = (ctx.state_after is None and not ctx.outlier and pdu.is_state()
                      and ctx.rejected is None)
@@ -383,10 +360,9 @@ class RoomStore:
         """
         cached = None if original else self._events.get(event_id)
         if cached is not None:
-            self._events.move_to_end(event_id)
             return cached
         row = self._conn.execute(
-            f"SELECT {_EVENT_COLUMNS} FROM events WHERE event_id = ?", (event_id,)).fetchone()
+            f"SELECT {EVENT_COLUMNS} FROM events WHERE event_id = ?", (event_id,)).fetchone()
         return self._row_to_pdu(row, original) if row else None
 
     def get_events(self, event_ids: Iterable[str]) -> dict[str, PDU]:
@@ -400,7 +376,7 @@ class RoomStore:
 
     def get_event_by_seq(self, seq: int) -> PDU | None:
         row = self._conn.execute(
-            f"SELECT {_EVENT_COLUMNS} FROM events WHERE seq = ?", (seq,)).fetchone()
+            f"SELECT {EVENT_COLUMNS} FROM events WHERE seq = ?", (seq,)).fetchone()
         return self._row_to_pdu(row) if row else None
 
     def _events_by_seqs(self, seqs: Iterable[int]) -> dict[int, PDU]:
@@ -409,30 +385,13 @@ class RoomStore:
         for start in range(0, len(seqs), 500):
             chunk = seqs[start:start + 500]
             rows = self._conn.execute(
-                f"SELECT {_EVENT_COLUMNS} FROM events WHERE seq IN"
+                f"SELECT {EVENT_COLUMNS} FROM events WHERE seq IN"
                 f" ({','.join('?' * len(chunk))})", chunk)
             found.update((row[0], self._row_to_pdu(row)) for row in rows)
         return found
 
     def _row_to_pdu(self, row: tuple, original: bool = False) -> PDU:
-        seq, event_id, raw, outlier, rejected, soft_failed, redacted_by = row
-        if not original:
-            cached = self._events.get(event_id)
-            if cached is not None:
-                return cached
-        raw = bytes(raw)
-        event_dict = _decode(raw, self.room_version.strict_canonical_json)
-        if redacted_by is not None and not original:
-            # the pruned form keeps its event ID and signatures valid (they cover it)
-            event_dict, raw = redact_event_dict(self.room_version, event_dict), None
-        pdu = PDU(self.room_version, event_dict, event_id, raw)
-        pdu.internal_metadata.update(seq=seq, outlier=bool(outlier), rejected=rejected,
-                                     soft_failed=bool(soft_failed), redacted_by=redacted_by)
-        if not original:
-            self._events[event_id] = pdu
-            if len(self._events) > _CACHE_SIZE:
-                self._events.popitem(last=False)
-        return pdu
+        return self._events.from_row(row, self.room_version, original)
 
     def has_event(self, event_id: str) -> bool:
         return self.seq_of(event_id) is not None
@@ -472,7 +431,7 @@ class RoomStore:
     def timeline_after(self, seq: int, limit: int | None = None) -> list[PDU]:
         """Timeline events with a seq above ``seq``, oldest first (for announcing)."""
         rows = self._conn.execute(
-            f"SELECT {_EVENT_COLUMNS} FROM events WHERE seq > ? AND {_TIMELINE}"
+            f"SELECT {EVENT_COLUMNS} FROM events WHERE seq > ? AND {_TIMELINE}"
             " ORDER BY seq LIMIT ?", (seq, -1 if limit is None else limit))
         return [self._row_to_pdu(row) for row in rows]
 
@@ -480,7 +439,7 @@ class RoomStore:
         """The newest ``limit`` timeline events after ``seq``, newest last, and whether
         older ones after ``seq`` were left out (sync's ``limited``)."""
         rows = self._conn.execute(
-            f"SELECT {_EVENT_COLUMNS} FROM events WHERE seq > ? AND {_TIMELINE}"
+            f"SELECT {EVENT_COLUMNS} FROM events WHERE seq > ? AND {_TIMELINE}"
             " ORDER BY seq DESC LIMIT ?", (seq, limit + 1)).fetchall()
         limited = len(rows) > limit
         return [self._row_to_pdu(row) for row in reversed(rows[:limit])], limited
@@ -497,7 +456,7 @@ class RoomStore:
         start, window, args, order = topological_window(direction, from_token, to_token)
         sql = f"{window} AND {_TIMELINE}"
         rows = self._conn.execute(
-            f"SELECT {_EVENT_COLUMNS}, depth FROM events WHERE {sql}"
+            f"SELECT {EVENT_COLUMNS}, depth FROM events WHERE {sql}"
             f" ORDER BY depth {order}, seq {order} LIMIT ?", args + [limit + 1]).fetchall()
         more = len(rows) > limit
         rows = rows[:limit]
@@ -532,7 +491,7 @@ class RoomStore:
             " UNION"
             " SELECT a.auth_event_id FROM chain c JOIN events e ON e.event_id = c.event_id"
             " JOIN event_auth a ON a.event_seq = e.seq)"
-            f" SELECT {', '.join('e.' + c for c in _EVENT_COLUMNS.split(', '))}"
+            f" SELECT {', '.join('e.' + c for c in EVENT_COLUMNS.split(', '))}"
             " FROM chain c JOIN events e ON e.event_id = c.event_id ORDER BY e.seq", ids)
         return [self._row_to_pdu(row) for row in rows]
 
@@ -616,8 +575,3 @@ class RoomStore:
         events = self._events_by_seqs(by_user.values())
         return {user: events[seq] for user, seq in by_user.items()}
 
-
-def _encode(pdu: PDU) -> bytes:
-    from homeserver.crypto.canonical_json import encode_canonical_json
-
-    return encode_canonical_json(pdu.get_dict())

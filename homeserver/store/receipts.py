@@ -106,9 +106,12 @@ class Receipts:
         found = await self._db.run(txn)
         if generation == self._generation:  # no receipt was written meanwhile
             self._cache[key] = found
-            while len(self._cache) > _CACHE_SIZE:
-                self._cache.popitem(last=False)
+            self._trim()
         return found
+
+    def _trim(self) -> None:
+        while len(self._cache) > _CACHE_SIZE:
+            self._cache.popitem(last=False)
 
     async def prefetch(self, room_ids: Iterable[str], receipt_types: Iterable[str],
                        user_id: str) -> None:
@@ -140,8 +143,7 @@ class Receipts:
                 self._cache.setdefault((room_id, receipt_type, user_id, UNTHREADED), None)
         for r in found:
             self._cache[(r.room_id, r.receipt_type, r.user_id, UNTHREADED)] = r
-        while len(self._cache) > _CACHE_SIZE:
-            self._cache.popitem(last=False)
+        self._trim()
 
     async def get_receipts_for_room(self, room_id: str) -> list[Receipt]:
         """Every current receipt in the room, in stream order."""

@@ -12,7 +12,8 @@ from twisted.trial import unittest
 from homeserver.errors import InvalidParam
 from homeserver.rooms import schema
 from homeserver.rooms.pagination import Direction, TopologicalToken
-from homeserver.rooms.store import DuplicateEvent, EventContext, RoomStore, _decode
+from homeserver.rooms.event_rows import decode
+from homeserver.rooms.store import DuplicateEvent, EventContext, RoomStore
 from tests.fakes.dag import DagBuilder
 
 
@@ -367,8 +368,8 @@ class DecodeTests(unittest.TestCase):
         they come back as the same integers (orjson would make them floats)."""
         big = 2 ** 70 + 1
         raw = json.dumps({"depth": 3, "content": {"n": big, "f": 1.5}}).encode()
-        decoded = _decode(raw, strict=False)
+        decoded = decode(raw, strict=False)
         self.assertEqual(decoded["content"]["n"], big)
         self.assertIs(type(decoded["content"]["n"]), int)
         self.assertEqual(decoded["content"]["f"], 1.5)
-        self.assertEqual(_decode(b'{"a":[1,"\\u00e9"]}', strict=True), {"a": [1, "\u00e9"]})
+        self.assertEqual(decode(b'{"a":[1,"\\u00e9"]}', strict=True), {"a": [1, "\u00e9"]})
