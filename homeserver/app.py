@@ -12,8 +12,9 @@ import sys
 from typing import Any
 
 from twisted.application import internet, service
-from twisted.internet import defer
+from twisted.internet import defer, threads
 from twisted.logger import Logger
+from twisted.python.threadpool import ThreadPool
 
 from homeserver.config import Config, Listener
 
@@ -64,6 +65,14 @@ def build_service(config: Config, reactor) -> HomeServer:
     store.db.setServiceParent(top)  # migrates, then starts its thread pool
 
     notifier = Notifier(reactor)
+    # One thread, started with the server, takes the fsyncs of closing hibernating
+    # rooms' DBs off the reactor thread. The reactor's own pool would grow to ten
+    # threads during a burst of hibernations, and every thread made then keeps its
+    # objects among the burst's (CPython's arenas stay resident; see rooms/memory.py).
+    closer = ThreadPool(1, 1, name="room-closer")
+    # added before the rooms: MultiService stops its children in reverse order
+    _Stoppable("room-closer", start=closer.start, stop=lambda: threads.deferToThreadPool(
+        reactor, reactor.getThreadPool(), closer.stop)).setServiceParent(top)
     rooms = RoomRegistry(
         data_dir=os.path.join(config.data_dir, "rooms"),
         server_name=config.server_name,
@@ -75,7 +84,7 @@ def build_service(config: Config, reactor) -> HomeServer:
         max_open=config.rooms.max_open,
         max_warm=config.rooms.max_warm,
         now_ms=now_ms,
-        close_in_thread=reactor.callInThread,
+        close_in_thread=closer.callInThread,
     )
     # replayed announcements reach waiting /syncs through the notifier like new events
     _Stoppable("rooms", start=lambda: defer.ensureDeferred(rooms.recover_unclean()).addErrback(

@@ -25,6 +25,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 from homeserver.events.pdu import PDU
 from homeserver.events.room_versions import RoomVersion, get_room_version
 from homeserver.rooms import schema
+from homeserver.rooms.connection import RoomConnection, connect
 from homeserver.rooms.event_rows import EVENT_COLUMNS, DecodedEvents, encode
 from homeserver.rooms.pagination import Direction, TopologicalToken, topological_window
 from homeserver.rooms.relations import RelationIndex
@@ -68,7 +69,7 @@ class DuplicateEvent(ValueError):
 class RoomStore:
     """A room's DAG, state and metadata in its own SQLite file."""
 
-    def __init__(self, conn: sqlite3.Connection, path: str, full_every: int) -> None:
+    def __init__(self, conn: RoomConnection, path: str, full_every: int) -> None:
         self._conn = conn
         self.path = path
         self.state = StateGroupStore(conn, full_every)
@@ -95,8 +96,7 @@ class RoomStore:
             raise FileNotFoundError(path)
         if create:
             os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-        # used by one thread at a time: the reactor's (and a closer thread at the end)
-        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        conn = connect(path)
         try:
             # A new file holds nothing yet, so switching it to WAL and creating its
             # schema need no fsync (they cost ~20 ms per room otherwise). For an
@@ -278,6 +278,7 @@ class RoomStore:
         ctx.seq = seq
         pdu.internal_metadata.update(seq=seq, outlier=ctx.outlier, rejected=ctx.rejected,
                                      soft_failed=ctx.soft_failed, redacted_by=None)
+        self._events.written(pdu)
         if new_state:
             ctx.state_after = self.state.new_group(ctx.state_before, {pdu.state_pair: seq})
             self._conn.execute("UPDATE events SET state_after = ? WHERE seq = ?",

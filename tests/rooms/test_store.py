@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import sqlite3
+import weakref
 from unittest import mock
 
 from twisted.trial import unittest
@@ -95,15 +97,57 @@ class SchemaTests(StoreTestCase):
 
 class WriteTests(StoreTestCase):
     def test_event_round_trips_as_its_bytes(self) -> None:
-        """The stored JSON is the exact bytes persisted; flags come back as metadata."""
+        """The stored JSON is the exact bytes persisted; flags come back as metadata.
+        A cached read does without the bytes (only ``original`` reads carry them)."""
         ctx = self.dag.add("m.room.create", state_key="", content={"room_version": "10"})
         self.store.close()
         store = self.reopen()
+        self.assertEqual(store.get_event(ctx.pdu.event_id, original=True).raw, ctx.pdu.raw)
         pdu = store.get_event(ctx.pdu.event_id)
-        self.assertEqual(pdu.raw, ctx.pdu.raw)
+        self.assertIsNone(pdu.raw)
+        self.assertEqual(pdu.get_dict(), json.loads(ctx.pdu.raw))
         self.assertEqual(pdu.internal_metadata["seq"], ctx.seq)
         self.assertIsNone(pdu.internal_metadata["rejected"])
         self.assertEqual(store.get_event_by_seq(ctx.seq).event_id, ctx.pdu.event_id)
+
+    def test_written_event_is_read_without_the_db(self) -> None:
+        """An event just written is kept decoded, as a read would keep it: reading it
+        back runs no statement, and it carries its metadata but not its bytes."""
+        ctx = self.dag.add("m.room.create", state_key="", content={"room_version": "10"})
+        statements: list[str] = []
+        self.store._conn.set_trace_callback(statements.append)
+        pdu = self.store.get_event(ctx.pdu.event_id)
+        self.store._conn.set_trace_callback(None)
+        self.assertEqual(statements, [])
+        self.assertEqual(pdu.get_dict(), ctx.pdu.get_dict())
+        self.assertEqual(pdu.internal_metadata["seq"], ctx.seq)
+        self.assertFalse(pdu.internal_metadata["outlier"])
+        self.assertIsNone(pdu.raw)
+
+    def test_rolled_back_write_is_not_kept(self) -> None:
+        """A write undone by its savepoint leaves nothing behind in the cache."""
+        pdu = self.dag.pdu("m.room.message", prev=[])
+        with self.assertRaises(RuntimeError):
+            with self.store.transaction():
+                self.store.persist([EventContext(pdu)])
+                raise RuntimeError("undo")
+        self.assertIsNone(self.store.get_event(pdu.event_id))
+
+    def test_statements_leave_no_cursors_behind(self) -> None:
+        """Statements share one cursor: sqlite3 keeps a weak reference to every cursor
+        a connection makes (pruned only every 200th), ~95 bytes each per statement."""
+        def dead_weakrefs() -> int:
+            gc.collect()
+            return sum(1 for o in gc.get_objects()
+                       if type(o) is weakref.ReferenceType and o() is None)
+        before = dead_weakrefs()
+        for _ in range(150):
+            self.store.last_seq()
+            self.store._conn.executemany("INSERT OR REPLACE INTO room_meta VALUES (?, ?)",
+                                         [("x", 1)])
+        self.assertLess(dead_weakrefs() - before, 10)
+        rows = self.store._conn.execute("SELECT key FROM room_meta WHERE key = ?", ("x",))
+        self.assertEqual((rows.fetchone(), rows.fetchall()), (("x",), [("x",)]))
 
     def test_batch_is_one_commit(self) -> None:
         """persist() of several events is a single transaction."""

@@ -1,0 +1,58 @@
+"""A room DB's sqlite3 connection: every statement runs on one reused cursor.
+
+``sqlite3.Connection.execute`` makes a new cursor per call, and CPython 3.11's sqlite3
+module keeps a weak reference to every cursor a connection ever made, pruning the dead
+ones only every 200th cursor. An awake room therefore carried up to 200 dead weakrefs
+(~19 KB), made one by one in the middle of its requests: in a burst of new rooms they
+were a quarter of what each open room held in Python objects, and, being long-lived
+among short-lived request objects, they kept CPython's allocator arenas resident after
+the rooms hibernated (measured with ``make bench``, "rooms at rest"; see the README's
+Performance section).
+
+:class:`RoomConnection` is the ``factory`` for ``sqlite3.connect``: ``execute`` and
+``executemany`` run on one cursor and hand back every row at once (:class:`Rows`), so
+a caller may run other statements while it walks the rows (the state store does, to
+look up interned strings). Everything else is the plain connection.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any, Iterable
+
+
+class Rows(list):
+    """All rows of one statement, with the cursor's ``lastrowid`` and ``rowcount``."""
+
+    __slots__ = ("lastrowid", "rowcount")
+
+    def __init__(self, cursor: sqlite3.Cursor) -> None:
+        super().__init__(cursor)
+        self.lastrowid = cursor.lastrowid
+        self.rowcount = cursor.rowcount
+
+    def fetchone(self) -> Any:
+        return self[0] if self else None
+
+    def fetchall(self) -> list:
+        return self
+
+
+class RoomConnection(sqlite3.Connection):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._cursor = self.cursor()
+
+    def execute(self, sql: str, parameters: Any = (), /) -> Rows:  # type: ignore[override]
+        return Rows(self._cursor.execute(sql, parameters))
+
+    def executemany(self, sql: str, parameters: Iterable[Any], /  # type: ignore[override]
+                    ) -> Rows:
+        return Rows(self._cursor.executemany(sql, parameters))
+
+
+def connect(path: str) -> RoomConnection:
+    """A room DB connection in autocommit mode (the store runs its own transactions),
+    used by one thread at a time: the reactor's, and a closer thread at the end."""
+    return sqlite3.connect(path, isolation_level=None, check_same_thread=False,
+                           factory=RoomConnection)
