@@ -1,7 +1,8 @@
 """Rows of a room's ``events`` table as PDUs: the JSON codec, and the recently read
 events kept decoded (a room's hot set: its state, its newest messages).
 
-A row is ``EVENT_COLUMNS``. A redacted event is handed out in its pruned form (spec:
+A row is ``EVENT_COLUMNS``; its state groups ride in ``internal_metadata`` (``state_before``,
+``state_after``), so history visibility of a cached event needs no query. A redacted event is handed out in its pruned form (spec:
 "Redactions"), with ``internal_metadata["redacted_by"]``; ``original=True`` gives the
 event as received and is never cached.
 """
@@ -19,7 +20,8 @@ from homeserver.events.pdu import PDU
 from homeserver.events.redaction import redact_event_dict
 from homeserver.events.room_versions import RoomVersion
 
-EVENT_COLUMNS = "seq, event_id, json, outlier, rejected, soft_failed, redacted_by"
+EVENT_COLUMNS = ("seq, event_id, json, outlier, rejected, soft_failed, redacted_by,"
+                 " state_before, state_after")
 #: decoded events kept per room
 CACHE_SIZE = 256
 
@@ -68,7 +70,8 @@ class DecodedEvents:
     def from_row(self, row: tuple, room_version: RoomVersion, original: bool = False
                  ) -> PDU:
         """The PDU of an ``EVENT_COLUMNS`` row (from the cache unless ``original``)."""
-        seq, event_id, raw, outlier, rejected, soft_failed, redacted_by = row
+        (seq, event_id, raw, outlier, rejected, soft_failed, redacted_by, state_before,
+         state_after) = row
         if not original:
             cached = self.get(event_id)
             if cached is not None:
@@ -82,7 +85,8 @@ class DecodedEvents:
         # event does without them (a third of its memory)
         pdu = PDU(room_version, event_dict, event_id, raw if original else None)
         pdu.internal_metadata.update(seq=seq, outlier=bool(outlier), rejected=rejected,
-                                     soft_failed=bool(soft_failed), redacted_by=redacted_by)
+                                     soft_failed=bool(soft_failed), redacted_by=redacted_by,
+                                     state_before=state_before, state_after=state_after)
         if not original:
             self._keep(pdu)
         return pdu

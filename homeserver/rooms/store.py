@@ -276,13 +276,15 @@ class RoomStore:
         except sqlite3.IntegrityError:
             raise DuplicateEvent(pdu.event_id) from None
         ctx.seq = seq
-        pdu.internal_metadata.update(seq=seq, outlier=ctx.outlier, rejected=ctx.rejected,
-                                     soft_failed=ctx.soft_failed, redacted_by=None)
-        self._events.written(pdu)
         if new_state:
             ctx.state_after = self.state.new_group(ctx.state_before, {pdu.state_pair: seq})
             self._conn.execute("UPDATE events SET state_after = ? WHERE seq = ?",
                                (ctx.state_after, seq))
+        pdu.internal_metadata.update(seq=seq, outlier=ctx.outlier, rejected=ctx.rejected,
+                                     soft_failed=ctx.soft_failed, redacted_by=None,
+                                     state_before=ctx.state_before,
+                                     state_after=ctx.state_after)
+        self._events.written(pdu)
         self._conn.executemany("INSERT OR IGNORE INTO event_edges VALUES (?, ?)",
                                [(seq, p) for p in pdu.prev_event_ids])
         self._conn.executemany("INSERT OR IGNORE INTO event_auth VALUES (?, ?)",
@@ -505,6 +507,10 @@ class RoomStore:
     # -- state --------------------------------------------------------------------------
     def state_groups_of(self, event_id: str) -> tuple[int | None, int | None] | None:
         """(state group before, state group after) ``event_id``; None if unknown."""
+        cached = self._events.get(event_id)
+        if cached is not None:
+            meta = cached.internal_metadata
+            return meta["state_before"], meta["state_after"]
         row = self._conn.execute(
             "SELECT state_before, state_after FROM events WHERE event_id = ?",
             (event_id,)).fetchone()

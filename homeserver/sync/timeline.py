@@ -36,7 +36,8 @@ async def load_timeline(actor: Any, lower: int, upper: int, limit: int,
     if upper <= lower or limit <= 0:
         return Timeline([], upper > lower)
     slack = max(0, await actor.last_seq() - upper)
-    wanted = limit
+    # one more than the limit: a full page then tells by itself whether it is limited
+    wanted = limit + 1
     while True:
         raw, raw_limited = await actor.events_since(lower, wanted + slack)
         matching = [e for e in raw

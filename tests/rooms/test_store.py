@@ -117,8 +117,12 @@ class WriteTests(StoreTestCase):
         statements: list[str] = []
         self.store._conn.set_trace_callback(statements.append)
         pdu = self.store.get_event(ctx.pdu.event_id)
+        groups = self.store.state_groups_of(ctx.pdu.event_id)
         self.store._conn.set_trace_callback(None)
         self.assertEqual(statements, [])
+        self.assertEqual(groups, (None, ctx.state_after))
+        self.assertIsNotNone(ctx.state_after)
+        self.assertEqual(self.reopen().state_groups_of(ctx.pdu.event_id), groups)
         self.assertEqual(pdu.get_dict(), ctx.pdu.get_dict())
         self.assertEqual(pdu.internal_metadata["seq"], ctx.seq)
         self.assertFalse(pdu.internal_metadata["outlier"])

@@ -46,6 +46,8 @@ class TxnIdOfTests(unittest.TestCase):
         fields = ["@a:t", "a\\", "b|", "c\\|d"]
         self.assertEqual(split_txn_key(txn_key(*fields)), fields)
         self.assertEqual(txn_key("@a:t", "DEV", "send/!r/m", "t1"), "@a:t|DEV|send/!r/m|t1")
+        self.assertEqual(split_txn_key("@a:t|DEV|send/!r/m|t1"),
+                         ["@a:t", "DEV", "send/!r/m", "t1"])
 
 
 class RoomTransactionIdsTests(RoomHarness, unittest.TestCase):
