@@ -42,7 +42,7 @@ class Listener:
 class RoomsConfig:
     idle_seconds: float = 300.0
     max_open: int = 256
-    max_warm: int = 64
+    max_warm: int = 256
 
 
 @dataclasses.dataclass(frozen=True)
@@ -259,7 +259,7 @@ def parse_config(raw: Mapping[str, Any], config_dir: str) -> Config:
                                                   check=lambda v: v > 0, why="must be > 0")),
         max_open=_Reader(rooms_raw).get("max_open", int, 256, check=lambda v: v > 0,
                                         why="must be > 0"),
-        max_warm=_Reader(rooms_raw).get("max_warm", int, 64, check=lambda v: v > 0,
+        max_warm=_Reader(rooms_raw).get("max_warm", int, 256, check=lambda v: v > 0,
                                         why="must be > 0"),
     )
     http_raw = r.get("http", dict, {})

@@ -82,7 +82,7 @@ class ParseConfigTests(unittest.TestCase):
         c = load_config_files([a, b])
         self.assertEqual(c.rooms.idle_seconds, 9)
         self.assertEqual(c.rooms.max_open, 7)
-        self.assertEqual(c.rooms.max_warm, 64)  # the default
+        self.assertEqual(c.rooms.max_warm, 256)  # the default
 
 
 class CliTests(unittest.TestCase):
