@@ -1,10 +1,11 @@
 """Rows of a room's ``events`` table as PDUs: the JSON codec, and the recently read
 events kept decoded (a room's hot set: its state, its newest messages).
 
-A row is ``EVENT_COLUMNS``; its state groups ride in ``internal_metadata`` (``state_before``,
-``state_after``), so history visibility of a cached event needs no query. A redacted event is handed out in its pruned form (spec:
-"Redactions"), with ``internal_metadata["redacted_by"]``; ``original=True`` gives the
-event as received and is never cached.
+A row is ``EVENT_COLUMNS``; its state groups ride in ``internal_metadata``
+(``state_before``, ``state_after``), so history visibility of a cached event needs no
+query. A redacted event is handed out in its pruned form (spec: "Redactions"), with
+``internal_metadata["redacted_by"]``; ``original=True`` gives the event as received and
+is never cached.
 """
 
 from __future__ import annotations
