@@ -84,7 +84,7 @@ def build_service(config: Config, reactor) -> HomeServer:
         max_open=config.rooms.max_open,
         max_warm=config.rooms.max_warm,
         now_ms=now_ms,
-        close_in_thread=closer.callInThread,
+        close_in_thread=lambda fn: threads.deferToThreadPool(reactor, closer, fn),
     )
     # replayed announcements reach waiting /syncs through the notifier like new events
     _Stoppable("rooms", start=lambda: defer.ensureDeferred(rooms.recover_unclean()).addErrback(

@@ -150,12 +150,13 @@ class RoomActor:
         self._drained.append(d)
         return d
 
-    def close(self, closer: Callable[[Callable[[], None]], Any] | None = None) -> None:
+    def close(self, closer: Callable[[Callable[[], None]], Any] | None = None) -> Any:
         """Close the room DB and leave memory. Only legal when not busy.
 
-        ``closer`` runs the file's final close elsewhere (see ``RoomStore.close``)."""
+        ``closer`` runs the file's final close elsewhere (see ``RoomStore.close``,
+        whose result this returns)."""
         if self.closed:
-            return
+            return None
         if self.busy:
             raise RuntimeError(f"closing {self.room_id} with work in progress")
         self.closed = True
@@ -165,7 +166,7 @@ class RoomActor:
         self._idle_call = self._flush_call = self._retry_call = None
         if self._services.warm is not None:
             self._services.warm.forget(self)
-        self._store.close(closer)
+        return self._store.close(closer)
 
     def shed_caches(self) -> None:
         """Drop what this room caches in memory (see ``rooms.memory.WarmRooms``); the

@@ -26,6 +26,7 @@ from typing import Any, Callable, Mapping, Sequence
 from twisted.internet import defer
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from homeserver.crypto.signing import SigningKey
 from homeserver.errors import MatrixError, NotFound, RoomInUse, UnsupportedRoomVersionError
@@ -51,8 +52,9 @@ class RoomRegistry:
                  now_ms: Callable[[], int] | None = None, full_every: int = 100,
                  close_in_thread: Callable[[Callable[[], None]], Any] | None = None
                  ) -> None:
-        """``close_in_thread`` (e.g. ``reactor.callInThread``) takes the fsyncs of
-        closing a hibernating room's DB off the reactor thread; None closes inline."""
+        """``close_in_thread(fn)`` takes the fsyncs of closing a hibernating room's DB
+        off the reactor thread and returns a Deferred that fires once ``fn`` ran (e.g.
+        ``deferToThreadPool`` on a pool of its own); None closes inline."""
         if max_open < 1:
             raise ValueError("max_open must be at least 1")
         self._data_dir = data_dir
@@ -285,8 +287,17 @@ class RoomRegistry:
             log.info("{n} rooms over max_open: all busy or subscribed", n=excess)
 
     def _asleep(self, actor: RoomActor) -> None:
-        actor.close(self._closer)
+        closing = actor.close(self._closer)
         self._services.stream_writer.room_hibernated(actor.room_id)
+        if isinstance(closing, defer.Deferred):
+            # the room's memory is free once its file is closed, in the closer thread
+            closing.addBoth(self._closed_elsewhere, actor.room_id)
+        else:
+            self._memory.rooms_closed()
+
+    def _closed_elsewhere(self, result: Any, room_id: str) -> None:
+        if isinstance(result, Failure):
+            log.failure("closing the DB of {room_id} failed", result, room_id=room_id)
         self._memory.rooms_closed()
 
     # -- shutdown -----------------------------------------------------------------------

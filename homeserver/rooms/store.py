@@ -115,16 +115,18 @@ class RoomStore:
             raise
         return cls(conn, path, full_every)
 
-    def close(self, closer: Callable[[Callable[[], None]], Any] | None = None) -> None:
+    def close(self, closer: Callable[[Callable[[], None]], Any] | None = None) -> Any:
         """Write deferred bookkeeping and close the file. Idempotent.
 
         Closing the last connection checkpoints the WAL into the DB with two fsyncs
-        (~10 ms on a VM disk). ``closer(fn)``, e.g. ``reactor.callInThread``, runs that
-        final step off the caller's thread; everything committed is already durable,
-        so a close that never runs (shutdown) costs only a checkpoint at next open.
+        (~10 ms on a VM disk). ``closer(fn)``, e.g. ``deferToThreadPool`` on a pool of
+        its own, runs that final step off the caller's thread; everything committed is
+        already durable, so a close that never runs (shutdown) costs only a checkpoint
+        at next open. Returns what ``closer`` returned (None when closed inline or
+        already closed).
         """
         if self._conn is None:
-            return
+            return None
         if self._deferred_meta and not self._depth:
             with self.transaction():
                 pass
@@ -132,8 +134,8 @@ class RoomStore:
         self._events.clear()
         if closer is None:
             conn.close()
-        else:
-            closer(conn.close)
+            return None
+        return closer(conn.close)
 
     @property
     def closed(self) -> bool:

@@ -159,6 +159,52 @@ class HibernationTests(RoomHarness, unittest.TestCase):
         self.clock.advance(2)
         self.assertEqual(self.stream.hibernated, [self.room_id])
 
+    def test_memory_is_returned_after_the_file_closed_elsewhere(self) -> None:
+        """With a closer thread, the trim waits until the room's file has really
+        closed there (its memory is free only then), however long that takes."""
+        closes: list[tuple[defer.Deferred, object]] = []
+
+        def close_in_thread(fn):
+            d = defer.Deferred()
+            closes.append((d, fn))
+            return d
+
+        registry = self.make_registry(data_dir=self.data_dir + "-closer",
+                                      close_in_thread=close_in_thread)
+        room_id, _ = self.create_room(registry=registry)
+        trims = []
+        registry._memory._trim = lambda: trims.append(self.clock.seconds())
+        self.clock.advance(self.idle_seconds + 1)
+        self.assertFalse(registry.is_awake(room_id))
+        self.assertEqual(len(closes), 1)
+        self.clock.advance(30)          # the closer thread is slow: nothing to trim yet
+        self.assertEqual(trims, [])
+        done, fn = closes[0]
+        fn()
+        done.callback(None)
+        self.clock.advance(1)
+        self.assertEqual(len(trims), 1)
+
+    def test_failed_close_elsewhere_is_logged_and_still_trims(self) -> None:
+        """A close that fails in the closer thread is logged, not left unhandled."""
+        closing: list[defer.Deferred] = []
+
+        def close_in_thread(fn):
+            fn()
+            closing.append(defer.Deferred())
+            return closing[-1]
+
+        registry = self.make_registry(data_dir=self.data_dir + "-failing",
+                                      close_in_thread=close_in_thread)
+        self.create_room(registry=registry)
+        trims = []
+        registry._memory._trim = lambda: trims.append(True)
+        self.clock.advance(self.idle_seconds + 1)
+        closing[0].errback(OSError("disk gone"))
+        self.assertEqual(len(self.flushLoggedErrors(OSError)), 1)
+        self.clock.advance(1)
+        self.assertEqual(trims, [True])
+
     def test_activity_postpones_hibernation(self) -> None:
         """Each request restarts the idle countdown."""
         self.clock.advance(self.idle_seconds - 1)
