@@ -60,7 +60,8 @@ class Database(Service):
         self._pool = ThreadPool(min_threads, max_threads, name="global-db")
         self._advance_listeners: list[Callable[[dict[str, int]], None]] = []
         #: run_batched: calls waiting for the next batch, and its state
-        self._batch: list[tuple[Callable[..., Any], tuple, defer.Deferred]] = []
+        self._batch: list[tuple[Callable[..., Any], tuple, defer.Deferred,
+                                Callable[[Any], None] | None]] = []
         self._batch_busy = False
         self._batch_call: Any = None
 
@@ -158,7 +159,8 @@ class Database(Service):
         self._tell_listeners(advanced)
         return results[0][1]  # a batch of one: its failure raised above
 
-    async def run_batched(self, fn: Callable[..., T], *args: Any) -> T:
+    async def run_batched(self, fn: Callable[..., T], *args: Any,
+                          on_commit: Callable[[T], None] | None = None) -> T:
         """Like :meth:`run`, for short writes that many callers issue at once (room
         announcements, client transaction records): calls made in the same reactor
         turn, or while the previous batch is being written, go together into one
@@ -166,10 +168,17 @@ class Database(Service):
 
         Each call of a batch runs in its own savepoint, so one that raises fails
         alone; if the commit fails, every call of the batch fails.
+
+        ``on_commit(result)`` runs on the reactor thread once the batch committed,
+        before the advance listeners hear of its positions and before *any* caller of
+        the batch resumes. In-memory views of what the call wrote belong there: the
+        first caller to resume may wake code (a long-polling /sync) that reads the
+        batch's new positions at once, while the other callers of the batch have not
+        resumed yet.
         """
         self._check_running()
         done: defer.Deferred = defer.Deferred()
-        self._batch.append((fn, args, done))
+        self._batch.append((fn, args, done, on_commit))
         if not self._batch_busy and self._batch_call is None:
             self._batch_call = self.reactor.callLater(0, self._write_batch)
         return await done
@@ -185,23 +194,35 @@ class Database(Service):
             self._check_running()
         except DatabaseNotRunning:
             failure = Failure()
-            for _, _, done in items:
+            for _, _, done, _ in items:
                 done.errback(failure)
             return
         self._batch_busy = True
         d = threads.deferToThreadPool(self.reactor, self._pool, self._transact_batch,
-                                      [(fn, args) for fn, args, _ in items])
-        d.addBoth(self._batch_written, [done for _, _, done in items])
+                                      [(fn, args) for fn, args, _, _ in items])
+        d.addBoth(self._batch_written, [(done, hook) for _, _, done, hook in items])
 
-    def _batch_written(self, outcome: Any, waiting: list[defer.Deferred]) -> None:
+    def _batch_written(self, outcome: Any,
+                       waiting: list[tuple[defer.Deferred, Callable[[Any], None] | None]]
+                       ) -> None:
         self._batch_busy = False
         if isinstance(outcome, Failure):
-            for done in waiting:
+            for done, _ in waiting:
                 done.errback(outcome)
         else:
             results, advanced = outcome
-            self._tell_listeners(advanced)  # before anyone resumes, as in run()
-            for (ok, value), done in zip(results, waiting):
+            # Resuming a caller runs its code (and whatever it wakes) to its next real
+            # wait, before the next caller resumes: every caller's in-memory view of
+            # the batch is updated first, then its positions are published
+            # (as in run()), and only then does anyone resume.
+            for (ok, value), (_, hook) in zip(results, waiting):
+                if ok and hook is not None:
+                    try:
+                        hook(value)
+                    except Exception:
+                        self.log.failure("on_commit hook of a batched write failed")
+            self._tell_listeners(advanced)
+            for (ok, value), (done, _) in zip(results, waiting):
                 done.callback(value) if ok else done.errback(value)
         if self._batch and self._batch_call is None:
             self._batch_call = self.reactor.callLater(0, self._write_batch)

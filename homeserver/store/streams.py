@@ -154,19 +154,26 @@ class Streams:
         """See :meth:`homeserver.rooms.protocols.RoomStreamWriter.announce`."""
         if not announcements:
             return []
+        members = [a.state_key for a in announcements
+                   if a.membership is not None and a.state_key]
+
+        def committed(result: list[int]) -> None:
+            # Run before any caller of the group commit resumes (Database.run_batched):
+            # the first to resume wakes long-polls that read the batch's new position
+            # at once, and must find every entry of the batch in the tail and every
+            # membership of it out of the cache, not only its own.
+            for a, pos in zip(announcements, result):
+                self.tail.record(a.room_id, pos, a.room_seq, a.event_id)
+            self._invalidate(members)
+
         try:
-            result = await self._db.run_batched(_announce, list(announcements))
+            return await self._db.run_batched(_announce, list(announcements),
+                                              on_commit=committed)
         except BaseException:
             # it may have committed all the same: these rooms are read from the DB now
             self.tail.mark_unsure({a.room_id for a in announcements})
+            self._invalidate(members)
             raise
-        else:
-            for a, pos in zip(announcements, result):
-                self.tail.record(a.room_id, pos, a.room_seq, a.event_id)
-            return result
-        finally:
-            self._invalidate(a.state_key for a in announcements
-                             if a.membership is not None and a.state_key)
 
     async def current_room_stream_pos(self) -> int:
         """The highest committed room stream position."""

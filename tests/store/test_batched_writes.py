@@ -78,6 +78,50 @@ class BatchedWriteTests(StoreTests):
         with self.assertRaises(sa.exc.IntegrityError):
             await self.db.run_batched(duplicate)
 
+    async def test_every_hook_runs_before_any_caller_resumes(self) -> None:
+        """on_commit hooks of a batch all run, then listeners, then callers resume."""
+        order: list[str] = []
+        self.db.add_advance_listener(lambda advanced: order.append("listeners"))
+
+        def advancing(conn: sa.Connection, token: str) -> str:
+            positions.advance(conn, positions.ROOM, 1)
+            return insert(conn, token)
+
+        async def call(token: str) -> None:
+            await self.db.run_batched(advancing, token,
+                                      on_commit=lambda r: order.append(f"hook {r}"))
+            order.append(f"resumed {token}")
+
+        await defer.gatherResults([defer.ensureDeferred(call(t)) for t in "abc"])
+        self.assertEqual(order, ["hook a", "hook b", "hook c", "listeners",
+                                 "resumed a", "resumed b", "resumed c"])
+
+    async def test_hooks_of_failed_calls_do_not_run(self) -> None:
+        """A call rolled back to its savepoint (or whose batch failed) has no hook run."""
+        ran: list[str] = []
+
+        def boom(conn: sa.Connection) -> None:
+            raise ValueError("boom")
+
+        ok = defer.ensureDeferred(self.db.run_batched(insert, "h1", on_commit=ran.append))
+        bad = defer.ensureDeferred(self.db.run_batched(boom, on_commit=ran.append))
+        self.assertEqual(await ok, "h1")
+        with self.assertRaises(ValueError):
+            await bad
+        with self.assertRaises(sa.exc.IntegrityError):  # alone: the batch fails
+            await self.db.run_batched(insert, "h1", on_commit=ran.append)
+        self.assertEqual(ran, ["h1"])
+
+    async def test_a_failing_hook_fails_nobody(self) -> None:
+        """A hook that raises is logged; its call and the others still succeed."""
+        def broken(_result: str) -> None:
+            raise RuntimeError("hook")
+
+        ds = [defer.ensureDeferred(self.db.run_batched(insert, "f1", on_commit=broken)),
+              defer.ensureDeferred(self.db.run_batched(insert, "f2"))]
+        self.assertEqual(await defer.gatherResults(ds), ["f1", "f2"])
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+
     async def test_after_stop_raises(self) -> None:
         db = Database.from_config(type(self)._shared.config, reactor,
                                   migrate_on_start=False)

@@ -3,6 +3,8 @@ two positions."""
 
 from __future__ import annotations
 
+from twisted.internet import defer
+
 from tests.store.backends import StoreTests, on_both_backends
 from tests.store.test_streams import R1, R2, R3, msg
 
@@ -79,7 +81,7 @@ class TailAgreesWithDatabaseTests(StoreTests):
         await self.store.announce([msg(R1, 1)])
         real_run = self.db.run_batched
 
-        async def failing_run(fn, *args):
+        async def failing_run(fn, *args, **kwargs):
             await real_run(fn, *args)  # committed, but the caller hears of a failure
             raise ConnectionError("lost after commit")
 
@@ -89,6 +91,37 @@ class TailAgreesWithDatabaseTests(StoreTests):
         self.db.run_batched = real_run
         changes = await self.store.sync_reads.rooms_changed_between(0, 10, [R1])
         self.assertEqual(changes[R1].max_room_seq, 2)
+
+    async def test_first_caller_of_a_group_commit_sees_the_whole_batch(self) -> None:
+        """Announcements committed together are all in the tail (and the memberships
+        cache) when the first of their callers resumes (issue #12: a /sync woken by
+        that caller took the batch's position but missed the other rooms' events)."""
+        from tests.store.test_streams import member
+        # the floor, the positions and bob's rooms are all in memory, as in a server
+        await self.store.sync_reads.room_points([R1], 0)
+        await self.store.current_positions()
+        self.assertEqual(await self.store.streams.get_rooms_for_user("@bob:example.org"),
+                         [])
+        seen: dict = {}
+
+        async def first_then_sync() -> None:
+            await self.store.announce([msg(R1, 1)])
+            # what a long-poll woken right now by R1's notification does
+            upto = (await self.store.current_positions())["room"]
+            seen["changes"] = await self.store.sync_reads.rooms_changed_between(
+                0, upto, [R1, R2, R3])
+            seen["rooms"] = await self.store.streams.get_rooms_for_user(
+                "@bob:example.org")
+
+        calls = [defer.ensureDeferred(first_then_sync()),
+                 defer.ensureDeferred(self.store.announce([msg(R2, 1), msg(R2, 2)])),
+                 defer.ensureDeferred(self.store.announce(
+                     [member(R3, 1, "@bob:example.org", "join")]))]
+        await defer.gatherResults(calls)
+        self.assertEqual({r: (c.min_room_seq, c.max_room_seq)
+                          for r, c in seen["changes"].items()},
+                         {R1: (1, 1), R2: (1, 2), R3: (1, 1)})
+        self.assertEqual([m.room_id for m in seen["rooms"]], [R3])
 
 
 TailTestsSQLite, TailTestsPostgres = on_both_backends(TailAgreesWithDatabaseTests)
