@@ -102,7 +102,8 @@ class RoomHistory:
         chunk, end = await self._scan(actor, user_id, dir_, start, stop, limit,
                                       event_filter)
         response: dict[str, Any] = {
-            "start": str(start),
+            # spec: "the same as the value given in from" (a /sync token stays one)
+            "start": from_token if from_token else str(start),
             "chunk": await self._serializer.serialize(actor, chunk, user_id=user_id,
                                                       scope=scope)}
         if end is not None:

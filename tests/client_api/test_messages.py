@@ -86,6 +86,83 @@ class PaginationTests(RoomsTestCase):
         _, backwards = await self.messages(tok, room_id, limit=1, **{"from": token})
         self.assertEqual(bodies(backwards["chunk"]), ["old"])
 
+    async def test_start_is_the_given_from(self):
+        """`start` is the `from` token as given (spec: "the same as the value given in
+        from"), for /messages and /sync tokens alike."""
+        _, tok = await self.register("alice")
+        room_id = await self.create_room(tok)
+        await self.send(tok, room_id, text("old"))
+        sync_token = str(StreamToken.from_positions(await self.c["store"].current_positions()))
+        _, page = await self.messages(tok, room_id, limit=1)
+        for given in (page["end"], sync_token):
+            for direction in ("b", "f"):
+                _, again = await self.messages(tok, room_id, dir=direction,
+                                               **{"from": given})
+                self.assertEqual(again["start"], given)
+
+    async def test_prev_batch_pages_strictly_before_the_timeline(self):
+        """dir=b from a limited timeline's prev_batch starts with the event just before
+        its first one and walks back to what an earlier sync gave: nothing skipped,
+        nothing repeated (spec: "Syncing", limited timelines)."""
+        _, tok = await self.register("alice")
+        room_id = await self.create_room(tok)
+        for i in range(8):
+            await self.send(tok, room_id, text(f"m{i}"))
+        flt = json.dumps({"room": {"timeline": {"limit": 3}}})
+        _, first = await self.request("GET", f"/_matrix/client/v3/sync?filter={q(flt)}",
+                                      token=tok)
+        timeline = first["rooms"]["join"][room_id]["timeline"]
+        self.assertEqual((bodies(timeline["events"]), timeline["limited"]),
+                         (["m5", "m6", "m7"], True))
+        older = await self.walk(tok, room_id, "b", 4, start=timeline["prev_batch"])
+        self.assertEqual(bodies(older), ["m4", "m3", "m2", "m1", "m0"])
+        self.assertEqual(older[-1]["type"], "m.room.create")
+        known = {e["event_id"] for e in timeline["events"] + older}
+        self.assertEqual(len(known), len(timeline["events"]) + len(older))
+
+        for i in range(8, 14):
+            await self.send(tok, room_id, text(f"m{i}"))
+        _, second = await self.request(
+            "GET", f"/_matrix/client/v3/sync?filter={q(flt)}&since={first['next_batch']}",
+            token=tok)
+        timeline = second["rooms"]["join"][room_id]["timeline"]
+        self.assertEqual((bodies(timeline["events"]), timeline["limited"]),
+                         (["m11", "m12", "m13"], True))
+        _, gap = await self.messages(tok, room_id, limit=4,
+                                     **{"from": timeline["prev_batch"]})
+        self.assertEqual(bodies(gap["chunk"]), ["m10", "m9", "m8", "m7"])
+        self.assertIn(gap["chunk"][-1]["event_id"], known)
+
+    async def test_forwards_from_the_end_of_a_backward_walk(self):
+        """`end` of a dir=b page is the cut just before its oldest event: dir=f from
+        the last `end` of a complete walk gives the room's earliest events from that
+        event on, never an empty chunk; for every page size."""
+        _, tok = await self.register("alice")
+        room_id = await self.create_room(tok)
+        for i in range(6):
+            await self.send(tok, room_id, text(f"m{i}"))
+        _, everything = await self.messages(tok, room_id, dir="f", limit=100)
+        oldest_first = [e["event_id"] for e in everything["chunk"]]
+        self.assertEqual(everything["chunk"][0]["type"], "m.room.create")
+        for limit in range(1, len(oldest_first) + 2):
+            params, last_end, walked, before_end = {"limit": limit}, None, [], 0
+            while True:
+                _, page = await self.messages(tok, room_id, **params)
+                walked += [e["event_id"] for e in page["chunk"]]
+                if "end" not in page:
+                    break
+                last_end = params["from"] = page["end"]
+                before_end = len(walked)
+            self.assertEqual(walked, oldest_first[::-1], limit)
+            if last_end is None:
+                self.assertGreaterEqual(limit, len(oldest_first))  # one page held all
+                continue
+            _, forwards = await self.messages(tok, room_id, dir="f", limit=limit,
+                                              **{"from": last_end})
+            first = len(oldest_first) - before_end
+            self.assertEqual([e["event_id"] for e in forwards["chunk"]],
+                             oldest_first[first:first + limit], limit)
+
     async def test_filters(self):
         """types/not_types (with *), senders/not_senders and contains_url filter the
         chunk; lazy_load_members adds the senders' member events as state."""

@@ -113,6 +113,32 @@ class SyncThroughCrashTests(unittest.TestCase):
         self.assertEqual(status, 200, body)
         return body["access_token"]
 
+    def _check_walks(self, server: ServerProcess, token: str, room_id: str) -> None:
+        """A complete dir=b walk gives the room newest first down to its create event;
+        dir=f from the walk's last `end` gives the earliest events, in order."""
+        def page(**params) -> dict:
+            status, body = server.request(
+                "GET", f"/_matrix/client/v3/rooms/{_q(room_id)}/messages?"
+                       + urllib.parse.urlencode(params), token=token)
+            self.assertEqual(status, 200, body)
+            return body
+
+        everything = [e["event_id"] for e in page(dir="f", limit=1000)["chunk"]]
+        walked, params, last_end, before_end = [], {"dir": "b", "limit": 7}, None, 0
+        for _ in range(100):
+            body = page(**params)
+            walked += [e["event_id"] for e in body["chunk"]]
+            if "end" not in body:
+                break
+            last_end = params["from"] = body["end"]
+            before_end = len(walked)
+        self.assertEqual(walked, everything[::-1], room_id)
+        # `end` is the cut just before the oldest event of its page
+        forwards = page(dir="f", limit=7, **{"from": last_end})["chunk"]
+        first = len(everything) - before_end
+        self.assertEqual([e["event_id"] for e in forwards], everything[first:first + 7],
+                         room_id)
+
     def test_client_resuming_after_sigkill_misses_no_acknowledged_event(self):
         """SIGKILL mid-storm: after restart, sync + gap filling yield every 200'd event once."""
         server = ServerProcess()
@@ -194,6 +220,8 @@ class SyncThroughCrashTests(unittest.TestCase):
                 duplicated[room_id] = dup
             if acked[room_id] - have:
                 missing[room_id] = acked[room_id] - have
+        for room_id in rooms:
+            self._check_walks(server, reader, room_id)
         self.assertEqual(duplicated, {}, "an event came down /sync twice")
         self.assertEqual(
             {r: len(m) for r, m in missing.items()}, {},
