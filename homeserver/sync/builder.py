@@ -86,8 +86,8 @@ class SyncBuilder:
         # positions first: every membership up to them is then in the index
         positions = await store.current_positions()
         upto = StreamToken.from_positions(positions, typing=self._typing.position)
-        if since is not None and since.room > upto.room:
-            upto = upto.replace(room=since.room)  # never move the client back
+        if since is not None:
+            since = since.capped_at(upto)  # a position this server lost (see there)
         # a membership newer than the token is the next sync's news
         memberships = [m for m in await store.streams.get_rooms_for_user(
             req.user_id, ALL_MEMBERSHIPS)

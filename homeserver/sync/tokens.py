@@ -65,6 +65,21 @@ class StreamToken:
         """True if some component is ahead of ``other``'s (there is news since it)."""
         return any(getattr(self, n) > getattr(other, n) for n in FIELDS)
 
+    def capped_at(self, current: "StreamToken") -> "StreamToken":
+        """This token with no persisted stream past ``current``'s position.
+
+        A client's position beyond the server's own comes from writes the global DB
+        no longer has (a power cut lost its last commits, a backup was restored).
+        Trusting it would hide for good whatever the server writes at those positions
+        again, the room events its outbox replays included; from ``current`` on the
+        client gets them (perhaps some a second time: clients de-duplicate by event
+        ID). ``typing`` is in memory and starts again with each process; the typing
+        service tells a position from an earlier process by itself.
+        """
+        return StreamToken(*(getattr(self, n) if n == "typing"
+                             else min(getattr(self, n), getattr(current, n))
+                             for n in FIELDS))
+
     def upper_bound(self, other: "StreamToken") -> "StreamToken":
         """Component-wise maximum: a token never moves a stream backwards."""
         return StreamToken(*(max(getattr(self, n), getattr(other, n)) for n in FIELDS))

@@ -74,6 +74,23 @@ class IncrementalSyncTests(SyncTestCase):
         again = await self.sync_ok(token, since=body["next_batch"])
         self.assertEqual(again["rooms"]["join"], {})
 
+    async def test_token_past_the_servers_positions_hides_nothing(self):
+        """A since token beyond the server's own stream positions (commits a power cut
+        or a restored backup took away) is answered from the server's position, and
+        next_batch is the server's: events the server then writes at the positions
+        the token claimed are delivered, not skipped."""
+        _, token = await self.register("alice")
+        room_id = await self.create_room(token)
+        first = StreamToken.parse((await self.sync_ok(token))["next_batch"])
+        ahead = first.replace(room=first.room + 50, to_device=first.to_device + 50)
+        body = await self.sync_ok(token, since=str(ahead))
+        resumed = StreamToken.parse(body["next_batch"])
+        self.assertEqual((resumed.room, resumed.to_device), (first.room, first.to_device))
+        sent = await self.send(token, room_id, {"msgtype": "m.text", "body": "again"})
+        body = await self.sync_ok(token, since=body["next_batch"])
+        events = body["rooms"]["join"][room_id]["timeline"]["events"]
+        self.assertEqual([e["event_id"] for e in events], [sent])
+
     async def test_transaction_id_only_for_the_sending_device(self):
         """The sending device sees unsigned.transaction_id; another device does not."""
         _, token = await self.register("alice", device_id="PHONE")

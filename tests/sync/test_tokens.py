@@ -39,3 +39,9 @@ class StreamTokenTests(unittest.TestCase):
         self.assertFalse(a.is_after(a))
         self.assertEqual(a.upper_bound(b), StreamToken(2, 5))
         self.assertEqual(a.replace(typing=9).typing, 9)
+
+    def test_capped_at(self):
+        """capped_at lowers persisted streams to the server's position, not typing."""
+        client, server = StreamToken(9, 1, 5, 0, 7, 2, 40), StreamToken(4, 3, 5, 1, 2, 2, 3)
+        self.assertEqual(client.capped_at(server), StreamToken(4, 1, 5, 0, 2, 2, 40))
+        self.assertEqual(server.capped_at(server), server)
