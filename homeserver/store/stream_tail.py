@@ -7,8 +7,13 @@ a position (its last entry at or before it). A long-poll woken by a new message 
 them again for every receiver, and each was a trip through the database thread pool.
 
 This index records each entry :class:`homeserver.store.streams.Streams` announces, on
-the reactor thread, in the same callback that commits it (so no sync can read a
-position its entry is not yet in). It answers only what it is sure of:
+the reactor thread, once its transaction committed and before the new position is
+published or any announcer of the same group commit resumes (``Database.run_batched``'s
+``on_commit``), so no sync can read a position whose entry is not yet in it. (Recording
+it when each announcer resumed was not enough: the first to resume wakes long-polls,
+which took the batch's position while the other rooms of the batch were still
+unrecorded, and skipped their events for good; issue #12.) It answers only what it is
+sure of:
 
 - ``floor``: the room stream position when this process started. Every entry above it
   was announced by this process and recorded, so a room with no record here has no
