@@ -98,8 +98,9 @@ class E2eKeys:
     async def upload(self, user_id: str, device_id: str,
                      device_keys: Mapping[str, Any] | None,
                      one_time_keys: Mapping[str, Any],
-                     fallback_keys: Mapping[str, Any]) -> KeyCounts:
-        """Store what a device uploaded, all or nothing; returns its key counts.
+                     fallback_keys: Mapping[str, Any]) -> tuple[KeyCounts, bool]:
+        """Store what a device uploaded, all or nothing; returns its key counts and
+        whether its identity keys changed (then its user's device list did).
 
         A one-time key ID already stored with different content is 400
         M_INVALID_PARAM (as Synapse); the same key again is ignored. A fallback key
@@ -110,7 +111,8 @@ class E2eKeys:
         fallbacks = [(*split_key_id(k), v) for k, v in sorted(fallback_keys.items())]
         now = self._db.now_ms()
 
-        def txn(conn: Connection) -> KeyCounts:
+        def txn(conn: Connection) -> tuple[KeyCounts, bool]:
+            changed = False
             if device_keys is not None:
                 old = conn.execute(sa.select(_dk.key_json).where(
                     _dk.user_id == user_id, _dk.device_id == device_id)).scalar()
@@ -119,6 +121,7 @@ class E2eKeys:
                         user_id=user_id, device_id=device_id, key_json=dict(device_keys)),
                         ["user_id", "device_id"])
                     mark_device_lists_changed(conn, user_id, [device_id], now)
+                    changed = True
             for algorithm, key_id, key in otks:
                 old = conn.execute(sa.select(_otk.key_json).where(
                     _otk.user_id == user_id, _otk.device_id == device_id,
@@ -141,13 +144,12 @@ class E2eKeys:
                     user_id=user_id, device_id=device_id, algorithm=algorithm,
                     key_id=key_id, key_json=key, used=False),
                     ["user_id", "device_id", "algorithm"])
-            return _counts(conn, user_id, device_id)
+            return _counts(conn, user_id, device_id), changed
 
         try:
-            counts = await self._db.run(txn)
+            return await self._db.run(txn)
         finally:
             self._invalidate([(user_id, device_id)])
-        return counts
 
     # -- counts (every /sync) ---------------------------------------------------------
     async def key_counts(self, user_id: str, device_id: str) -> KeyCounts:
