@@ -17,7 +17,6 @@ from homeserver.e2e.device_lists import DeviceListChanges
 from homeserver.errors import BadJson, InvalidParam, MatrixError
 from homeserver.http.validate import optional, require
 from homeserver.ids import InvalidId, UserID
-from homeserver.store.cross_signing import KEY_TYPES
 from homeserver.sync.tokens import FIELDS, StreamToken
 
 #: the ``failures`` entry for a server we cannot ask (no federation yet)
@@ -184,4 +183,4 @@ class KeyService:
         await self._device_lists_changed(user_id)
 
 
-__all__ = ["KeyService", "InvalidSignature", "KEY_TYPES"]
+__all__ = ["KeyService", "InvalidSignature"]
