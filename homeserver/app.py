@@ -170,6 +170,13 @@ def build_service(config: Config, reactor) -> HomeServer:
         "reports": ContentReports(rooms=rooms, store=store, visibility=history),
     })
 
+    # --- domain services: end-to-end encryption plumbing (helper e2ee) ---
+    from homeserver.e2e import wiring as e2e_wiring
+
+    extra_components.update(e2e_wiring.build(
+        store=store, uia=uia, notifier=notifier, device_manager=device_manager,
+        server_name=config.server_name))
+
     top.components = {
         "config": config, "store": store, "rooms": rooms, "notifier": notifier,
         "signing_keys": signing_keys, "ratelimiter": ratelimiter, "reactor": reactor,
@@ -233,6 +240,10 @@ def _register_resources(router, listener: Listener, c: dict, now_ms) -> None:
 
         for module in (profile, user_directory, relations, search, report):
             module.register(router, c)
+        # --- servlets: end-to-end encryption plumbing (helper e2ee) ---
+        from homeserver.e2e import wiring as e2e_wiring
+
+        e2e_wiring.register_servlets(router, c)
 
 
 def _listen(listener: Listener, address: str, site, config: Config, reactor):

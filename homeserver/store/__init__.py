@@ -20,10 +20,14 @@ from homeserver.store import positions
 from homeserver.store.account_data import AccountData
 from homeserver.store.access_tokens import AccessTokens
 from homeserver.store.accounts import Accounts
+from homeserver.store.cross_signing import CrossSigning
 from homeserver.store.database import Database
 from homeserver.store.devices import Devices
 from homeserver.store.directory_entries import DirectoryEntries
+from homeserver.store.e2e_keys import E2eKeys
 from homeserver.store.filters import Filters
+from homeserver.store.key_backups import KeyBackups
+from homeserver.store.outbox import FederationOutbox
 from homeserver.store.presence import Presence
 from homeserver.store.receipts import Receipts
 from homeserver.store.registration_tokens import RegistrationTokens
@@ -70,6 +74,10 @@ class GlobalStore:
         self.directory_entries = DirectoryEntries(db)
         self.reports = Reports(db)
         self.room_positions = RoomPositions(db, tail)
+        self.e2e_keys = E2eKeys(db)
+        self.cross_signing = CrossSigning(db)
+        self.key_backups = KeyBackups(db)
+        self.federation_outbox = FederationOutbox(db)
 
     @classmethod
     def from_config(cls, database_config: Mapping[str, Any], reactor: Any, *,

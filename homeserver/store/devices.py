@@ -21,7 +21,7 @@ from typing import Iterable, NamedTuple
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from homeserver.store import positions
+from homeserver.store import outbox, positions
 from homeserver.store.accounts import users
 from homeserver.store.database import Database
 from homeserver.store.sql import Position, insert_if_absent, metadata
@@ -123,14 +123,22 @@ def _device(row: sa.Row) -> Device:
     return Device(**{f.name: row._mapping[f.name] for f in dataclasses.fields(Device)})
 
 
-def _mark_changed(conn: Connection, user_id: str, device_ids: Iterable[str | None]) -> int:
+def mark_device_lists_changed(conn: Connection, user_id: str,
+                              device_ids: Iterable[str | None], now_ms: int, *,
+                              edu_type: str = outbox.DEVICE_LIST_UPDATE) -> int:
+    """Inside the caller's transaction: the user's devices (or, with ``None``, their
+    cross-signing keys) changed. Local syncs see it on the device-lists stream; other
+    servers will through the federation outbox (written in the same transaction)."""
     positions.lock_stream(conn, positions.DEVICE_LISTS)
-    pos = 0
+    pos, entries = 0, []
     for device_id in device_ids:
         pos = conn.execute(sa.insert(device_list_changes)
                            .values(user_id=user_id, device_id=device_id)
                            .returning(device_list_changes.c.pos)).scalar_one()
+        entries.append(outbox.OutboxEntry(edu_type, user_id, {
+            "user_id": user_id, "device_id": device_id, "stream_id": pos}))
     positions.advance(conn, positions.DEVICE_LISTS, pos)
+    outbox.append(conn, entries, now_ms)
     return pos
 
 
@@ -153,7 +161,7 @@ class Devices:
         def txn(conn: Connection) -> bool:
             if not insert_if_absent(conn, user_devices, values, ["user_id", "device_id"]):
                 return False
-            _mark_changed(conn, user_id, [device_id])
+            mark_device_lists_changed(conn, user_id, [device_id], self._db.now_ms())
             return True
 
         return await self._db.run(txn)
@@ -185,7 +193,7 @@ class Devices:
                 .values(display_name=display_name))
             if res.rowcount == 0:
                 return False
-            _mark_changed(conn, user_id, [device_id])
+            mark_device_lists_changed(conn, user_id, [device_id], self._db.now_ms())
             return True
 
         return await self._db.run(txn)
@@ -221,7 +229,7 @@ class Devices:
             conn.execute(sa.delete(user_devices).where(
                 _d.user_id == user_id, _d.device_id.in_(wanted)))
             if existing:
-                _mark_changed(conn, user_id, existing)
+                mark_device_lists_changed(conn, user_id, existing, self._db.now_ms())
             return existing
 
         return await self._db.run(txn)
@@ -230,7 +238,8 @@ class Devices:
     async def mark_device_list_changed(self, user_id: str,
                                        device_id: str | None = None) -> int:
         """Note that the user's devices or keys changed; returns the stream position."""
-        return await self._db.run(_mark_changed, user_id, [device_id])
+        return await self._db.run(mark_device_lists_changed, user_id, [device_id],
+                                  self._db.now_ms())
 
     async def users_with_device_list_changes(
             self, since: int, upto: int | None = None,

@@ -16,7 +16,9 @@ cost: writes to one stream are serialised; transactions are short, so this is ch
 A reader bounds its query by :func:`read_position` and never sees a gap fill later.
 
 Rule: a transaction touches at most one stream's row, so there is no lock ordering to
-get wrong. The counter also survives deletes (``device_inbox`` rows are deleted, yet
+get wrong, with one exception: a change other servers must hear of also appends to the
+federation outbox (``store/outbox.py``) in its own transaction, and always takes the
+outbox's row last, after its own stream's. The counter also survives deletes (``device_inbox`` rows are deleted, yet
 the to-device position never goes backwards).
 """
 
@@ -33,9 +35,12 @@ RECEIPTS = "receipts"
 PRESENCE = "presence"
 TO_DEVICE = "to_device"
 DEVICE_LISTS = "device_lists"
+#: what other servers must be told besides room events (store/outbox.py); not in a
+#: sync token
+OUTBOX = "federation_outbox"
 
-#: every stream, in the order a sync token lists them
-STREAMS = (ROOM, ACCOUNT_DATA, RECEIPTS, PRESENCE, TO_DEVICE, DEVICE_LISTS)
+#: every stream: those of a sync token, in its order, then the outbox
+STREAMS = (ROOM, ACCOUNT_DATA, RECEIPTS, PRESENCE, TO_DEVICE, DEVICE_LISTS, OUTBOX)
 
 stream_positions = sa.Table(
     "stream_positions", metadata,

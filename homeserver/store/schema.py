@@ -6,8 +6,12 @@ Importing this module imports every store part, each of which declares its table
 from homeserver.store import (  # noqa: F401  (imported for their tables)
     account_data,
     accounts,
+    cross_signing,
     devices,
+    e2e_keys,
     filters,
+    key_backups,
+    outbox,
     positions,
     presence,
     receipts,

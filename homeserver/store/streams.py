@@ -55,6 +55,8 @@ room_memberships = sa.Table(
 _s, _m = room_stream.c, room_memberships.c
 
 _ROOMS_CACHE_SIZE = 50_000
+#: ``Streams.member_changes`` of a room whose announcement may or may not have committed
+UNSURE = 2 ** 62
 
 MEMBER_EVENT = "m.room.member"
 #: memberships after which a user may forget a room (spec: ``/forget``)
@@ -143,6 +145,10 @@ class Streams:
         self._rooms_cache: collections.OrderedDict[str, list[Membership]] = \
             collections.OrderedDict()
         self._generation: dict[str, int] = {}
+        #: room → the stream position of its latest membership change announced by
+        #: this process (UNSURE after a failed announcement), recorded in the same
+        #: callback that commits it; /sync's device lists ask it which rooms to read
+        self.member_changes: dict[str, int] = {}
 
     def _invalidate(self, user_ids: Iterable[str]) -> None:
         for user_id in user_ids:
@@ -164,6 +170,9 @@ class Streams:
             # membership of it out of the cache, not only its own.
             for a, pos in zip(announcements, result):
                 self.tail.record(a.room_id, pos, a.room_seq, a.event_id)
+                if a.membership is not None and \
+                        self.member_changes.get(a.room_id, 0) < pos:
+                    self.member_changes[a.room_id] = pos
             self._invalidate(members)
 
         try:
@@ -172,6 +181,9 @@ class Streams:
         except BaseException:
             # it may have committed all the same: these rooms are read from the DB now
             self.tail.mark_unsure({a.room_id for a in announcements})
+            for a in announcements:
+                if a.membership is not None:
+                    self.member_changes[a.room_id] = UNSURE
             self._invalidate(members)
             raise
 
@@ -305,6 +317,21 @@ class Streams:
             stmt = sa.select(other.c.user_id).distinct().where(
                 other.c.room_id.in_(mine), other.c.membership == "join")
             return set(conn.execute(stmt).scalars())
+
+        return await self._db.run(txn)
+
+    async def membership_changes(self, room_ids: Collection[str], since: int,
+                                 upto: int) -> list[Membership]:
+        """Current memberships in ``room_ids`` last changed at positions in
+        ``(since, upto]`` (for /sync's ``device_lists``)."""
+        rooms = sorted(set(room_ids))
+        if not rooms:
+            return []
+
+        def txn(conn: Connection) -> list[Membership]:
+            rows = conn.execute(sa.select(room_memberships).where(
+                _m.room_id.in_(rooms), _m.stream_pos > since, _m.stream_pos <= upto))
+            return [_membership(r) for r in rows]
 
         return await self._db.run(txn)
 

@@ -13,9 +13,10 @@ from typing import Any, Mapping, Sequence
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from homeserver.store import positions
+from homeserver.store import outbox, positions
 from homeserver.store.database import Database
 from homeserver.store.sql import JsonText, Position, insert_if_absent, metadata
+from homeserver.store.transactions import client_txn_ids
 
 device_inbox = sa.Table(
     "device_inbox", metadata,
@@ -66,6 +67,40 @@ class ToDevice:
             return pos
 
         return await self._db.run(txn)
+
+    async def send_once(self, txn: tuple[str, str, str], marker: str,
+                        deliveries: Sequence[Delivery],
+                        remote: Sequence[outbox.OutboxEntry] = ()) -> bool:
+        """Queue a client's to-device transaction exactly once, in one transaction:
+        the local deliveries, the messages for other servers (federation outbox) and
+        the record of ``txn`` = (user, scope, txn ID) in ``client_txn_ids``.
+
+        False (and nothing queued) if that transaction was recorded before: a retry,
+        or a concurrent duplicate that committed first.
+        """
+        user_id, scope, txn_id = txn
+        record = dict(user_id=user_id, scope=scope, txn_id=txn_id, event_id=marker,
+                      created_ts=self._db.now_ms())
+        rows = [dict(user_id=u, device_id=d, message=dict(m)) for u, d, m in deliveries]
+        now = self._db.now_ms()
+
+        def run(conn: Connection) -> bool:
+            if rows:
+                # our stream's lock first (see positions.py): a duplicate waits here
+                positions.lock_stream(conn, positions.TO_DEVICE)
+            if not insert_if_absent(conn, client_txn_ids, record,
+                                    ["user_id", "scope", "txn_id"]):
+                return False
+            pos = 0
+            for row in rows:
+                pos = conn.execute(sa.insert(device_inbox).values(**row)
+                                   .returning(_c.stream_id)).scalar_one()
+            if rows:
+                positions.advance(conn, positions.TO_DEVICE, pos)
+            outbox.append(conn, remote, now)
+            return True
+
+        return await self._db.run(run)
 
     async def get_messages(self, user_id: str, device_id: str, since: int,
                            upto: int | None = None, limit: int = 100,

@@ -14,10 +14,10 @@ long-poll. The token it returns holds, per stream, the position the answer cover
 
 Sections follow sync.yaml: ``rooms.{join,invite,leave,knock}``, ``presence``,
 ``account_data``, ``to_device`` (delivered here, deleted once the device syncs
-with a later token), ``device_lists`` (``changed``: users sharing a room with the
-user whose devices changed; ``left`` is not computed yet and always empty, as
-end-to-end keys are not implemented) — ``device_one_time_keys_count`` is omitted
-for the same reason.
+with a later token), ``device_lists`` (``changed``/``left``, see
+``homeserver.e2e.device_lists``), ``device_one_time_keys_count`` and
+``device_unused_fallback_key_types`` (spec: "Extensions to sync" of end-to-end
+encryption; for the syncing device, from ``store.e2e_keys``' in-memory counts).
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from typing import Any, Iterable
 
 from twisted.logger import Logger
 
+from homeserver.e2e.device_lists import DeviceListChanges
 from homeserver.errors import NotFound
 from homeserver.store.streams import Membership, RoomChange
 from homeserver.sync.filters import SyncFilter
@@ -80,6 +81,7 @@ class SyncBuilder:
         self._acked_to_device: dict[tuple[str, str], int] = {}
         #: user → (account-data position read at, ignored users)
         self._ignored_cache: dict[str, tuple[int, frozenset[str]]] = {}
+        self._device_list_changes = DeviceListChanges(store)
 
     async def build(self, req: SyncRequest) -> SyncResult:
         store, since, f = self._store, req.since, req.sync_filter
@@ -179,6 +181,14 @@ class SyncBuilder:
             "to_device": {"events": to_device},
             "device_lists": device_lists,
         }
+        if req.device_id is not None:
+            counts = await store.e2e_keys.key_counts(req.user_id, req.device_id)
+            body["device_one_time_keys_count"] = dict(counts.one_time_keys)
+            body["device_unused_fallback_key_types"] = list(
+                counts.unused_fallback_key_types)
+            # the name clients read before v1.2 (Synapse still sends both)
+            body["org.matrix.msc2732.device_unused_fallback_key_types"] = list(
+                counts.unused_fallback_key_types)
         empty = not (any(rooms.values()) or presence or global_account_data or to_device
                      or device_lists["changed"] or device_lists["left"])
         return SyncResult(body, upto, empty, tuple(m.room_id for m in joined))
@@ -375,8 +385,8 @@ class SyncBuilder:
         return [dict(m) for m in messages], upto.replace(to_device=max(pos, since))
 
     async def _device_lists(self, ctx: SyncContext, sharing) -> dict[str, list]:
-        if ctx.since is None or ctx.since.device_lists >= ctx.upto.device_lists:
-            return {"changed": [], "left": []}
-        changed = await self._store.devices.users_with_device_list_changes(
-            ctx.since.device_lists, ctx.upto.device_lists, user_ids=await sharing())
-        return {"changed": sorted(changed), "left": []}
+        if ctx.since is None:
+            return {"changed": [], "left": []}  # an initial sync: the client asks all
+        delta = await self._device_list_changes.between(ctx.user_id, ctx.since,
+                                                        ctx.upto, sharing)
+        return delta.to_json()

@@ -1,0 +1,38 @@
+"""Composition of the E2EE part of the service tree (called from
+``homeserver.app.build_service``, the composition root).
+
+Components published: ``keys``, ``cross_signing``, ``key_backups``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from homeserver.e2e.backups import KeyBackupService
+from homeserver.e2e.cross_signing import CrossSigningService
+from homeserver.e2e.keys import KeyService
+
+
+def build(*, store: Any, uia: Any, notifier: Any, device_manager: Any,
+          server_name: str) -> dict[str, Any]:
+    async def device_lists_changed(user_id: str) -> None:
+        # wake the long-polls of everyone whose /sync will list the user as changed
+        sharing = await store.streams.users_sharing_a_room_with(user_id)
+        notifier.notify_users(sharing | {user_id})
+
+    keys = KeyService(store=store, server_name=server_name,
+                      device_lists_changed=device_lists_changed)
+    device_manager.add_deletion_hook(keys.devices_deleted)
+    return {
+        "keys": keys,
+        "cross_signing": CrossSigningService(store=store, uia=uia, server_name=server_name,
+                                             device_lists_changed=device_lists_changed),
+        "key_backups": KeyBackupService(store=store),
+    }
+
+
+def register_servlets(router: Any, c: dict[str, Any]) -> None:
+    from homeserver.client_api import keys, room_keys
+
+    keys.register(router, auth=c["auth"], keys=c["keys"], cross_signing=c["cross_signing"])
+    room_keys.register(router, auth=c["auth"], backups=c["key_backups"])

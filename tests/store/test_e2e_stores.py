@@ -1,0 +1,95 @@
+"""The E2EE stores on both backends: keys and their counts, the federation outbox
+written with device-list changes and to-device sends, backup keys' replacement rule."""
+
+from __future__ import annotations
+
+from twisted.internet import defer
+from twisted.trial import unittest
+
+from homeserver.store.key_backups import RoomKey
+from homeserver.store.outbox import (DEVICE_LIST_UPDATE, DIRECT_TO_DEVICE,
+                                     SIGNING_KEY_UPDATE, OutboxEntry)
+from tests.store.backends import StoreTests, on_both_backends
+
+ALICE, BOB = "@alice:example.org", "@bob:example.org"
+
+
+class E2eStoreTests(StoreTests):
+    async def test_device_list_changes_go_to_the_outbox(self) -> None:
+        """A new device and new cross-signing keys each append an outbox entry, in
+        order, carrying the device-list position."""
+        await self.store.accounts.create_user(ALICE, None)
+        await self.store.devices.create_device(ALICE, "D1")
+        await self.store.cross_signing.set_keys(ALICE, {"master": {"keys": {}}})
+        entries = await self.store.federation_outbox.entries(0)
+        self.assertEqual([(e.edu_type, e.user_id, e.destination) for e in entries],
+                         [(DEVICE_LIST_UPDATE, ALICE, None),
+                          (SIGNING_KEY_UPDATE, ALICE, None)])
+        self.assertEqual(entries[0].content["device_id"], "D1")
+        positions = await self.store.current_positions()
+        self.assertEqual(entries[1].content["stream_id"], positions["device_lists"])
+        self.assertEqual(positions["federation_outbox"], entries[-1].pos)
+        self.assertEqual(await self.store.federation_outbox.delete_upto(entries[0].pos), 1)
+        self.assertEqual(len(await self.store.federation_outbox.entries(0)), 1)
+
+    async def test_to_device_send_once(self) -> None:
+        """A to-device transaction queues local and remote messages once, together."""
+        remote = [OutboxEntry(DIRECT_TO_DEVICE, ALICE, {"messages": {}},
+                              destination="far.example")]
+        txn = (ALICE, "dev", "/sendToDevice/t/1")
+        td = self.store.to_device
+        self.assertTrue(await td.send_once(txn, "to-device", [(BOB, "B", {"n": 1})], remote))
+        self.assertFalse(await td.send_once(txn, "to-device", [(BOB, "B", {"n": 1})],
+                                            remote))
+        self.assertEqual(len((await td.get_messages(BOB, "B", 0))[0]), 1)
+        entries = await self.store.federation_outbox.entries(0)
+        self.assertEqual([e.destination for e in entries], ["far.example"])
+
+    async def test_concurrent_duplicates(self) -> None:
+        """Two sends of one transaction at the same time queue it once."""
+        td = self.store.to_device
+        txn = (ALICE, "dev", "/sendToDevice/t/2")
+        results = await defer.gatherResults([defer.ensureDeferred(td.send_once(
+            txn, "to-device", [(BOB, "B", {"n": i})])) for i in range(2)])
+        self.assertEqual(sorted(results), [False, True])
+        self.assertEqual(len((await td.get_messages(BOB, "B", 0))[0]), 1)
+
+    async def test_key_counts_are_cached_and_invalidated(self) -> None:
+        """Counts follow uploads and claims (the cache never answers stale)."""
+        keys = self.store.e2e_keys
+        self.assertEqual((await keys.key_counts(ALICE, "D")).one_time_keys,
+                         {"signed_curve25519": 0})
+        await keys.upload(ALICE, "D", None, {"signed_curve25519:a": {"k": 1},
+                                             "signed_curve25519:b": {"k": 2}}, {})
+        self.assertEqual((await keys.key_counts(ALICE, "D")).one_time_keys,
+                         {"signed_curve25519": 2})
+        claimed = await keys.claim([(ALICE, "D", "signed_curve25519")])
+        self.assertEqual(claimed, {ALICE: {"D": {"signed_curve25519:a": {"k": 1}}}})
+        self.assertEqual((await keys.key_counts(ALICE, "D")).one_time_keys,
+                         {"signed_curve25519": 1})
+        await keys.claim([(ALICE, "D", "signed_curve25519")])
+        self.assertEqual((await keys.key_counts(ALICE, "D")).one_time_keys,
+                         {"signed_curve25519": 0})
+
+    async def test_identity_key_change_bumps_device_list_once(self) -> None:
+        """Uploading the same device keys twice changes the device list once."""
+        keys = {"user_id": ALICE, "device_id": "D", "keys": {"ed25519:D": "x"}}
+        _, changed = await self.store.e2e_keys.upload(ALICE, "D", keys, {}, {})
+        _, again = await self.store.e2e_keys.upload(ALICE, "D", dict(keys), {}, {})
+        self.assertEqual((changed, again), (True, False))
+        self.assertEqual(await self.store.devices.users_with_device_list_changes(0),
+                         {ALICE})
+
+
+E2eStoreTestsSQLite, E2eStoreTestsPostgres = on_both_backends(E2eStoreTests)
+
+
+class RoomKeyRuleTests(unittest.TestCase):
+    def test_better_than(self) -> None:
+        """Verified first, then lower first_message_index, then lower forwarded_count."""
+        base = RoomKey(5, 2, False, {})
+        self.assertTrue(RoomKey(9, 9, True, {}).better_than(base))
+        self.assertFalse(base.better_than(RoomKey(9, 9, True, {})))
+        self.assertTrue(RoomKey(4, 9, False, {}).better_than(base))
+        self.assertTrue(RoomKey(5, 1, False, {}).better_than(base))
+        self.assertFalse(RoomKey(5, 2, False, {"other": 1}).better_than(base))
