@@ -118,8 +118,9 @@ def build_service(config: Config, reactor) -> HomeServer:
     registrar = Registrar(store, ratelimiter, config.server_name)
     extra_components.update({
         "uia": uia, "sessions": login_sessions, "device_manager": device_manager,
+        # the login response's well_known matches /.well-known/matrix/client
         "password_login": PasswordLogin(password_verifier, login_sessions, ratelimiter,
-                                        public_baseurl=config.public_baseurl),
+                                        public_baseurl=_advertised_baseurl(config)),
         "registration": RegistrationService(config, registrar, login_sessions, uia,
                                             password_hasher, store),
         "password_changer": PasswordChanger(store.accounts, device_manager,
@@ -197,6 +198,15 @@ def build_service(config: Config, reactor) -> HomeServer:
     return top
 
 
+def _advertised_baseurl(config: Config) -> str | None:
+    from homeserver.client_api.versions import well_known_client
+
+    body = well_known_client(serve=config.serve_client_wellknown,
+                             public_baseurl=config.public_baseurl,
+                             server_name=config.server_name)
+    return None if body is None else body["m.homeserver"]["base_url"]
+
+
 def _register_resources(router, listener: Listener, c: dict, now_ms) -> None:
     from federation.key_server import KeyServer
     from homeserver.client_api import versions
@@ -209,7 +219,8 @@ def _register_resources(router, listener: Listener, c: dict, now_ms) -> None:
                           public_baseurl=config.public_baseurl,
                           server_name=config.server_name,
                           default_room_version=config.default_room_version,
-                          unstable_features={"org.roomserver.ws": True})
+                          unstable_features={"org.roomserver.ws": True},
+                          serve_client_wellknown=config.serve_client_wellknown)
         # --- servlets: accounts (helper E) ---
         from homeserver.client_api import account as account_servlets
         from homeserver.client_api import devices as device_servlets
@@ -233,6 +244,11 @@ def _register_resources(router, listener: Listener, c: dict, now_ms) -> None:
 
         for module in (profile, user_directory, relations, search, report):
             module.register(router, c)
+        # --- servlets: VoIP, third parties, legacy events (issue 12, misc) ---
+        from homeserver.client_api import thirdparty, voip
+
+        voip.register(router, auth=c["auth"], turn=config.turn, now_ms=now_ms)
+        thirdparty.register(router, c)
 
 
 def _listen(listener: Listener, address: str, site, config: Config, reactor):
