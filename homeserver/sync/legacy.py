@@ -141,17 +141,18 @@ class LegacySync:
 
     async def _peek(self, requester: Any, actor: Any, start: StreamToken,
                     timeout_ms: int, cancellation: Cancellation) -> dict[str, Any] | None:
-        """A world-readable room the user is not in: its events from the room stream
-        after ``start``, waiting for one as /sync waits."""
+        """A world-readable room the user is not in: what a member would see of it
+        after ``start`` (events, typing, receipts, its members' presence), waiting for
+        something as /sync waits."""
         deadline = self._now_ms() + timeout_ms
         while True:
             upto = await self.current_token()
             remaining = max(0, deadline - self._now_ms())
             waiter = self._notifier.wait(requester.user_id, [actor.room_id], remaining)
-            events = await self._room_events_between(actor, requester, start.room, upto.room)
-            if events or remaining <= 0:
+            chunk = await self._peeked(actor, requester, start, upto)
+            if chunk or remaining <= 0:
                 _discard(waiter)
-                return {"chunk": events, "start": str(start), "end": str(upto)}
+                return {"chunk": chunk, "start": str(start), "end": str(upto)}
             cancellation.watch(waiter)
             try:
                 woken = await waiter
@@ -159,6 +160,22 @@ class LegacySync:
                 return None
             if not woken:
                 return {"chunk": [], "start": str(start), "end": str(upto)}
+
+    async def _peeked(self, actor: Any, requester: Any, start: StreamToken,
+                      upto: StreamToken) -> list[dict[str, Any]]:
+        room_id = actor.room_id
+        chunk = await self._room_events_between(actor, requester, start.room, upto.room)
+        if self._typing.rooms_changed(start.typing, [room_id], upto.typing):
+            chunk.append({**self._typing.event_for(room_id), "room_id": room_id})
+        if start.receipts < upto.receipts:
+            chunk += await self._receipts([room_id], requester.user_id,
+                                          since=start.receipts, upto=upto.receipts)
+        if self._presence.enabled and start.presence < upto.presence:
+            members = await self._store.streams.get_room_members(room_id)
+            rows = await self._store.presence.get_presence_changes(
+                start.presence, upto.presence, user_ids=set(members))
+            chunk += self._presence_rows(rows)
+        return chunk
 
     async def _room_events_between(self, actor: Any, requester: Any, since: int,
                                    upto: int) -> list[dict[str, Any]]:
@@ -258,16 +275,22 @@ class LegacySync:
                                own_user_id: str) -> list[dict[str, Any]]:
         if not self._presence.enabled:
             return []
-        now = self._now_ms()
         rows = await self._store.presence.get_presence_for_users(user_ids)
+        return self._presence_rows([r for r in rows.values()
+                                    if r.state != OFFLINE or r.user_id == own_user_id])
+
+    def _presence_rows(self, rows: Iterable[Any]) -> list[dict[str, Any]]:
+        now = self._now_ms()
+        latest = {r.user_id: r for r in rows}  # changes come oldest first
         return [v1_presence(UserPresence(r.user_id, r.state, r.last_active_ts,
                                          r.status_msg, bool(r.currently_active)).event(now))
-                for r in rows.values()
-                if r.state != OFFLINE or r.user_id == own_user_id]
+                for r in latest.values()]
 
-    async def _receipts(self, room_ids: list[str], user_id: str) -> list[dict[str, Any]]:
+    async def _receipts(self, room_ids: list[str], user_id: str, *, since: int = 0,
+                        upto: int | None = None) -> list[dict[str, Any]]:
         by_room: dict[str, dict[str, Any]] = {}
-        for r in await self._store.receipts.get_receipts_since(0, room_ids=room_ids):
+        for r in await self._store.receipts.get_receipts_since(since, upto,
+                                                               room_ids=room_ids):
             if r.receipt_type == "m.read.private" and r.user_id != user_id:
                 continue  # spec: seen by its sender only
             content = by_room.setdefault(r.room_id, {})

@@ -119,6 +119,35 @@ class EventsTests(LegacySyncTestCase):
         status, body = await self.events(guest, room_id=room_id, **{"from": body["end"]})
         self.assertEqual(body["chunk"], [])
 
+    async def test_peek_sees_receipts_typing_presence(self):
+        """A peeker sees the room's receipts, typing and its members' presence, with
+        content.user_id, but not the presence of users outside the room."""
+        owner, o_token = await self.register("owner")
+        _, outsider = await self.register("outsider")
+        room_id = await self.create_room(o_token, preset="public_chat")
+        await self.put_state(o_token, room_id, "m.room.history_visibility",
+                             {"history_visibility": "world_readable"})
+        event_id = await self.send(o_token, room_id, {"msgtype": "m.text", "body": "x"})
+        _, peeker = await self.register("peeker")
+        _, body = await self.events(peeker, room_id=room_id)
+        start = body["end"]
+        await self.ok("PUT", f"{V3}/presence/{q(owner)}/status",
+                      {"presence": "online", "status_msg": "here"}, token=o_token)
+        outsider_id = "@outsider:test.local"
+        await self.ok("PUT", f"{V3}/presence/{q(outsider_id)}/status",
+                      {"presence": "online"}, token=outsider)
+        await self.post(o_token, self.room(room_id, f"/receipt/m.read/{q(event_id)}"), {})
+        await self.ok("PUT", self.room(room_id, f"/typing/{q(owner)}"),
+                      {"typing": True, "timeout": 30000}, token=o_token)
+        _, body = await self.events(peeker, room_id=room_id, **{"from": start})
+        by_type: dict = {}
+        for e in body["chunk"]:
+            by_type.setdefault(e["type"], []).append(e)
+        self.assertEqual([p["content"]["user_id"] for p in by_type["m.presence"]], [owner])
+        self.assertIn(owner, by_type["m.receipt"][0]["content"][event_id]["m.read"])
+        self.assertEqual(by_type["m.typing"][0]["content"]["user_ids"], [owner])
+        self.assertEqual(by_type["m.typing"][0]["room_id"], room_id)
+
     async def test_peek_private_room_forbidden(self):
         """Peeking a room that is not world-readable is 403."""
         _, owner = await self.register("owner")
