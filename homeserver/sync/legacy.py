@@ -194,6 +194,15 @@ class LegacySync:
     # -- GET /initialSync ---------------------------------------------------------------
     async def initial_sync(self, requester: Any, *, limit: int,
                            archived: bool) -> dict[str, Any]:
+        # a sync like /sync's: it marks the user active (so they see themselves online)
+        await self._presence.connected(requester.user_id, None)
+        try:
+            return await self._initial_sync(requester, limit, archived)
+        finally:
+            self._presence.disconnected(requester.user_id)
+
+    async def _initial_sync(self, requester: Any, limit: int,
+                            archived: bool) -> dict[str, Any]:
         user_id = requester.user_id
         now = await self.current_token()
         wanted = ("join", "invite", "leave", "ban") if archived else ("join", "invite")

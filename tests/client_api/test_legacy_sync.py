@@ -180,6 +180,15 @@ class InitialSyncTests(LegacySyncTestCase):
         self.assertEqual(tags[0]["content"]["tags"], {"u.work": {"order": 0.5}})
         self.assertIn({"type": "my.data", "content": {"a": 1}}, body["account_data"])
 
+    async def test_own_presence_of_new_user(self):
+        """A new user sees their own presence (with last_active_ago) in /initialSync."""
+        alice, token = await self.register("alice")
+        body = await self.ok("GET", V3 + "/initialSync", token=token)
+        (mine,) = [p for p in body["presence"] if p["content"]["user_id"] == alice]
+        self.assertEqual(mine["type"], "m.presence")
+        self.assertIn("last_active_ago", mine["content"])
+        self.assertIn("presence", mine["content"])
+
     async def test_limit_zero_and_bad_limit(self):
         """limit=0 gives no messages; a non-numeric limit is 400."""
         _, token = await self.register("alice")
