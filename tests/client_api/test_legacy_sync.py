@@ -244,6 +244,30 @@ class InitialSyncTests(LegacySyncTestCase):
         body = await self.ok("GET", self.room(room_id, "/initialSync?limit=0"), token=token)
         self.assertEqual(body["messages"]["chunk"], [])
 
+    async def test_departed_room(self):
+        """A departed room shows state and messages as they were at the leave, with no
+        presence or receipts (sytest SPEC-216)."""
+        _, a_token = await self.register("alice")
+        bob, b_token = await self.register("bob")
+        room_id = await self.create_room(a_token, preset="public_chat")
+        await self.join(b_token, room_id)
+        await self.put_state(a_token, room_id, "madeup.test.state", {"body": "S1"})
+        await self.send(a_token, room_id, {"msgtype": "m.text", "body": "M1"})
+        await self.send(a_token, room_id, {"msgtype": "m.text", "body": "M2"})
+        await self.leave(b_token, room_id)
+        await self.send(a_token, room_id, {"msgtype": "m.text", "body": "M3"})
+        await self.put_state(a_token, room_id, "madeup.test.state", {"body": "S2"})
+        glob = await self.ok("GET", V3 + "/initialSync?limit=2&archived=true", token=b_token)
+        (in_global,) = [r for r in glob["rooms"] if r["room_id"] == room_id]
+        room = await self.ok("GET", self.room(room_id, "/initialSync?limit=2"),
+                             token=b_token)
+        for body in (in_global, room):
+            self.assertEqual(body["membership"], "leave")
+            (made_up,) = [e for e in body["state"] if e["type"] == "madeup.test.state"]
+            self.assertEqual(made_up["content"]["body"], "S1")
+            self.assertEqual(body["messages"]["chunk"][0]["content"]["body"], "M2")
+        self.assertEqual((room["presence"], room["receipts"]), ([], []))
+
     async def test_room_initial_sync_forbidden(self):
         """A non-member of a room that is not world-readable gets 403."""
         _, owner = await self.register("owner")
