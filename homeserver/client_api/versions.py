@@ -45,8 +45,11 @@ VERSION_ENDPOINTS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
 
 # Unstable feature flags (MSCs merged into versions above) that clients such as
 # matrix-js-sdk check when the server does not advertise the version: threads
-# (MSC3440, MSC3856 thread list, MSC3715 forward relations), threaded and private
-# read receipts (MSC3771, MSC2285). Each holds only if its route is served.
+# (MSC3440, MSC3856 thread list, MSC3715 forward relations, MSC3981 recursion),
+# threaded and private read receipts (MSC3771, MSC2285), and, with the push rules
+# API (whose default rules include them, issue 12), intentional mentions (MSC3952)
+# and per-thread notification counts (MSC3773). Each holds only if its route is
+# served.
 _UNSTABLE_ENDPOINTS: tuple[tuple[str, tuple[str, str]], ...] = (
     ("org.matrix.msc3440.stable", ("GET", f"/_matrix/client/v1/rooms/{_R}/threads")),
     ("org.matrix.msc3856", ("GET", f"/_matrix/client/v1/rooms/{_R}/threads")),
@@ -54,6 +57,9 @@ _UNSTABLE_ENDPOINTS: tuple[tuple[str, tuple[str, str]], ...] = (
     ("org.matrix.msc3771", ("POST", f"/_matrix/client/v3/rooms/{_R}/receipt/m.read/$e")),
     ("org.matrix.msc2285.stable",
      ("POST", f"/_matrix/client/v3/rooms/{_R}/receipt/m.read.private/$e")),
+    ("org.matrix.msc3981", ("GET", f"/_matrix/client/v1/rooms/{_R}/relations/$e")),
+    ("org.matrix.msc3952_intentional_mentions", ("GET", "/_matrix/client/v3/pushrules/")),
+    ("org.matrix.msc3773", ("GET", "/_matrix/client/v3/pushrules/")),
 )
 
 

@@ -57,6 +57,9 @@ class SupportedVersionsTests(unittest.TestCase):
         flags = unstable_flags(router, {"own.flag": True})
         self.assertTrue(flags["org.matrix.msc3440.stable"])
         self.assertTrue(flags["own.flag"])
+        self.assertFalse(flags["org.matrix.msc3952_intentional_mentions"])
+        router.add("GET", r"/_matrix/client/(?:v3|r0)/pushrules/", _handler)
+        self.assertTrue(unstable_flags(router, {})["org.matrix.msc3952_intentional_mentions"])
 
 
 class VersionsEndpointTests(ServerTestCase):
