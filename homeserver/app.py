@@ -245,13 +245,16 @@ def _register_resources(router, listener: Listener, c: dict, now_ms) -> None:
         for module in (profile, user_directory, relations, search, report):
             module.register(router, c)
         # --- servlets: VoIP, third parties, spaces (issue 12, misc) ---
-        from homeserver.client_api import spaces, thirdparty, voip
+        from homeserver.client_api import spaces, thirdparty, timestamps, voip
         from homeserver.rooms.hierarchy import SpaceHierarchy
+        from homeserver.rooms.timestamps import TimestampToEvent
 
         voip.register(router, auth=c["auth"], turn=config.turn, now_ms=now_ms)
         thirdparty.register(router, c)
         spaces.register(router, auth=c["auth"],
                         hierarchy=SpaceHierarchy(rooms=c["rooms"], store=c["store"]))
+        timestamps.register(router, auth=c["auth"], finder=TimestampToEvent(
+            rooms=c["rooms"], visibility=c["room_service"].visibility))
 
 
 def _listen(listener: Listener, address: str, site, config: Config, reactor):

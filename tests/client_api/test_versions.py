@@ -73,6 +73,18 @@ class VersionsEndpointTests(ServerTestCase):
         self.assertTrue(flags["org.matrix.msc3771"])
         self.assertTrue(flags["org.roomserver.ws"])
 
+    async def test_served_endpoints_reach_v1_6(self):
+        """The server serves every endpoint v1.2 to v1.6 introduced: with v1.1's
+        (E2EE) routes it advertises up to v1.6, and v1.7 (media) stays out."""
+        from tests.client_api.test_bad_input import routes
+
+        router = Router()
+        for method, pattern in routes(self.hs):
+            router.add(method, pattern.pattern[1:-1], _handler)
+        for method, path in dict(VERSION_ENDPOINTS)["v1.1"]:
+            router.add(method, path, _handler)
+        self.assertEqual(supported_versions(router)[-1], "v1.6")
+
     async def test_well_known_not_served_by_default(self):
         """Without serve_client_wellknown or public_baseurl the file is 404 M_NOT_FOUND."""
         status, body = await self.request("GET", "/.well-known/matrix/client")
