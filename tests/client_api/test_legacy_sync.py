@@ -99,6 +99,12 @@ class EventsTests(LegacySyncTestCase):
         status, body = await self.events(token)
         self.assertEqual((status, body["errcode"]), (403, "M_GUEST_ACCESS_FORBIDDEN"))
 
+    async def test_guest_global_initial_sync_forbidden(self):
+        """Guests may not use the global /initialSync (as in Synapse)."""
+        _, token = await self.guest()
+        status, body = await self.request("GET", V3 + "/initialSync", token=token)
+        self.assertEqual((status, body["errcode"]), (403, "M_GUEST_ACCESS_FORBIDDEN"))
+
     async def test_peek_world_readable(self):
         """A non-member reads a world-readable room's new events with room_id, and
         /events does not answer the same events again (no tight loop)."""
