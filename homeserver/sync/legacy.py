@@ -27,6 +27,7 @@ from typing import Any, Callable, Iterable
 from twisted.internet import defer
 
 from homeserver.errors import Forbidden, GuestAccessForbidden
+from homeserver.rooms.pagination import TopologicalToken
 from homeserver.rooms.transactions import scope_of
 from homeserver.sync.builder import SyncRequest
 from homeserver.sync.filters import MAX_TIMELINE_LIMIT, parse_filter
@@ -267,9 +268,10 @@ class LegacySync:
         page = await self._history.messages(room_id, user_id, direction="b", limit=limit,
                                             scope=scope_of(requester))
         chunk = [v1_event(e, room_id) for e in reversed(page["chunk"])]
-        # end: the stream now, from which /events goes on; start: older history
-        messages = {"chunk": chunk, "start": page.get("end", page["start"]),
-                    "end": str(now)}
+        # end: the stream now, from which /events goes on; start: where /messages
+        # goes back from (the room's beginning once the chunk reaches it)
+        start = page.get("end", str(TopologicalToken.START))  # type: ignore[attr-defined]
+        messages = {"chunk": chunk, "start": start, "end": str(now)}
         state = [v1_event(e, room_id) for e in await self._history.state(room_id, user_id)]
         account_data = [{"type": t, "content": c} for t, c in room_account_data.items()]
         if room_tags is not None:

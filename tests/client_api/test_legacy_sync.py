@@ -249,6 +249,18 @@ class InitialSyncTests(LegacySyncTestCase):
         self.assertTrue(body["messages"]["chunk"])
         body = await self.ok("GET", self.room(room_id, "/initialSync?limit=0"), token=token)
         self.assertEqual(body["messages"]["chunk"], [])
+        body = await self.ok("GET", self.room(room_id, "/initialSync?limit=1"), token=token)
+        (newest,) = body["messages"]["chunk"]
+        self.assertEqual(newest["content"]["body"], "m")
+        _, older = await self.messages(token, room_id, dir="b", limit=50,
+                                       **{"from": body["messages"]["start"]})
+        ids = [e["event_id"] for e in older["chunk"]]
+        self.assertNotIn(newest["event_id"], ids)
+        self.assertEqual(older["chunk"][-1]["type"], "m.room.create")
+        body = await self.ok("GET", self.room(room_id, "/initialSync?limit=100"), token=token)
+        _, older = await self.messages(token, room_id, dir="b",
+                                       **{"from": body["messages"]["start"]})
+        self.assertEqual(older["chunk"], [])
 
     async def test_departed_room(self):
         """A departed room shows state and messages as they were at the leave, with no
