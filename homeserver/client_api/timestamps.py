@@ -14,7 +14,7 @@ from homeserver.rooms.timestamps import TimestampToEvent
 
 def register(router: Router, *, auth: Any, finder: TimestampToEvent) -> None:
     async def timestamp_to_event(request: ApiRequest) -> tuple[int, Any]:
-        requester = await auth.authenticate(request, allow_guest=True)
+        requester = await auth.authenticate(request)  # not among guests' endpoints
         for name in ("ts", "dir"):
             if request.arg(name) is None:
                 raise MissingParam(f"Missing parameter: {name}")
