@@ -255,7 +255,8 @@ class LegacySync:
                                           tags.get(room_id)))
         members = [] if access.left_event is not None else \
             await self._store.streams.get_room_members(room_id)
-        body["presence"] = await self._presence_events(set(members), user_id)
+        body["presence"] = await self._presence_events(members, user_id,
+                                                       include_offline=True)
         body["receipts"] = [] if access.left_event is not None else \
             await self._receipts([room_id], user_id)
         return body
@@ -282,13 +283,20 @@ class LegacySync:
         info = await self._store.rooms.get_room(room_id)
         return "public" if info is not None and info.is_public else "private"
 
-    async def _presence_events(self, user_ids: Iterable[str],
-                               own_user_id: str) -> list[dict[str, Any]]:
+    async def _presence_events(self, user_ids: Iterable[str], own_user_id: str, *,
+                               include_offline: bool = False) -> list[dict[str, Any]]:
+        """Presence of ``user_ids``: those around (and the asker), or, for a room's
+        members (``include_offline``, as Synapse), everyone, offline by default."""
         if not self._presence.enabled:
             return []
-        rows = await self._store.presence.get_presence_for_users(user_ids)
-        return self._presence_rows([r for r in rows.values()
-                                    if r.state != OFFLINE or r.user_id == own_user_id])
+        user_ids = set(user_ids)
+        rows: dict[str, Any] = dict(await self._store.presence.get_presence_for_users(
+            user_ids))
+        if include_offline:
+            for user_id in user_ids - set(rows):
+                rows[user_id] = UserPresence(user_id)
+        return self._presence_rows([r for r in rows.values() if include_offline
+                                    or r.state != OFFLINE or r.user_id == own_user_id])
 
     def _presence_rows(self, rows: Iterable[Any]) -> list[dict[str, Any]]:
         now = self._now_ms()

@@ -286,6 +286,17 @@ class InitialSyncTests(LegacySyncTestCase):
             self.assertEqual(body["messages"]["chunk"][0]["content"]["body"], "M2")
         self.assertEqual((room["presence"], room["receipts"]), ([], []))
 
+    async def test_room_initial_sync_lists_offline_members(self):
+        """Room initialSync gives every member's presence, offline ones too (sytest
+        "New room members see existing users' presence in room initialSync")."""
+        creator, c_token = await self.register("creator")
+        _, token = await self.register("joiner")
+        room_id = await self.create_room(c_token, preset="public_chat")
+        await self.join(token, room_id)
+        body = await self.ok("GET", self.room(room_id, "/initialSync"), token=token)
+        presence = {e["content"]["user_id"]: e for e in body["presence"]}
+        self.assertEqual(presence[creator]["content"]["presence"], "offline")
+
     async def test_room_initial_sync_forbidden(self):
         """A non-member of a room that is not world-readable gets 403."""
         _, owner = await self.register("owner")
