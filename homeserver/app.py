@@ -171,6 +171,15 @@ def build_service(config: Config, reactor) -> HomeServer:
         "reports": ContentReports(rooms=rooms, store=store, visibility=history),
     })
 
+    # --- domain services: spaces, jump to date (issue 12, misc) ---
+    from homeserver.rooms.hierarchy import SpaceHierarchy
+    from homeserver.rooms.timestamps import TimestampToEvent
+
+    extra_components.update({
+        "space_hierarchy": SpaceHierarchy(rooms=rooms, store=store),
+        "timestamp_to_event": TimestampToEvent(rooms=rooms, visibility=history),
+    })
+
     top.components = {
         "config": config, "store": store, "rooms": rooms, "notifier": notifier,
         "signing_keys": signing_keys, "ratelimiter": ratelimiter, "reactor": reactor,
@@ -246,15 +255,11 @@ def _register_resources(router, listener: Listener, c: dict, now_ms) -> None:
             module.register(router, c)
         # --- servlets: VoIP, third parties, spaces (issue 12, misc) ---
         from homeserver.client_api import spaces, thirdparty, timestamps, voip
-        from homeserver.rooms.hierarchy import SpaceHierarchy
-        from homeserver.rooms.timestamps import TimestampToEvent
 
         voip.register(router, auth=c["auth"], turn=config.turn, now_ms=now_ms)
         thirdparty.register(router, c)
-        spaces.register(router, auth=c["auth"],
-                        hierarchy=SpaceHierarchy(rooms=c["rooms"], store=c["store"]))
-        timestamps.register(router, auth=c["auth"], finder=TimestampToEvent(
-            rooms=c["rooms"], visibility=c["room_service"].visibility))
+        spaces.register(router, auth=c["auth"], hierarchy=c["space_hierarchy"])
+        timestamps.register(router, auth=c["auth"], finder=c["timestamp_to_event"])
 
 
 def _listen(listener: Listener, address: str, site, config: Config, reactor):
