@@ -85,6 +85,18 @@ class VersionsEndpointTests(ServerTestCase):
             router.add(method, path, _handler)
         self.assertEqual(supported_versions(router)[-1], "v1.6")
 
+    async def test_e2ee_server_advertises_v1_6(self):
+        """Once the E2EE endpoints are served (issue 12), /versions reaches v1.6, which
+        matrix-js-sdk needs (it refuses a server listing none of v1.1+ and warns below
+        v1.5). Skipped on a tree without /keys/upload."""
+        from tests.client_api.test_bad_input import routes
+
+        if not any(m == "POST" and p.match("/_matrix/client/v3/keys/upload")
+                   for m, p in routes(self.hs)):
+            raise unittest.SkipTest("no E2EE endpoints in this tree")
+        _, body = await self.request("GET", "/_matrix/client/versions")
+        self.assertEqual(body["versions"][-1], "v1.6", body)
+
     async def test_well_known_not_served_by_default(self):
         """Without serve_client_wellknown or public_baseurl the file is 404 M_NOT_FOUND."""
         status, body = await self.request("GET", "/.well-known/matrix/client")
