@@ -275,8 +275,8 @@ class LegacySync:
         messages = {"chunk": chunk, "start": start, "end": str(now)}
         state = [v1_event(e, room_id) for e in await self._history.state(room_id, user_id)]
         account_data = [{"type": t, "content": c} for t, c in room_account_data.items()]
-        if room_tags is not None:
-            account_data.append({"type": "m.tag", "content": {"tags": room_tags}})
+        if room_tags is not None:  # first, as Synapse lists it
+            account_data.insert(0, {"type": "m.tag", "content": {"tags": room_tags}})
         return {"messages": messages, "state": state, "account_data": account_data}
 
     async def _directory_visibility(self, room_id: str) -> str:
