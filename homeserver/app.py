@@ -118,8 +118,9 @@ def build_service(config: Config, reactor) -> HomeServer:
     registrar = Registrar(store, ratelimiter, config.server_name)
     extra_components.update({
         "uia": uia, "sessions": login_sessions, "device_manager": device_manager,
+        # the login response's well_known matches /.well-known/matrix/client
         "password_login": PasswordLogin(password_verifier, login_sessions, ratelimiter,
-                                        public_baseurl=config.public_baseurl),
+                                        public_baseurl=_advertised_baseurl(config)),
         "registration": RegistrationService(config, registrar, login_sessions, uia,
                                             password_hasher, store),
         "password_changer": PasswordChanger(store.accounts, device_manager,
@@ -176,6 +177,14 @@ def build_service(config: Config, reactor) -> HomeServer:
     extra_components.update(e2e_wiring.build(
         store=store, uia=uia, notifier=notifier, device_manager=device_manager,
         server_name=config.server_name))
+    # --- domain services: spaces, jump to date (issue 12, misc) ---
+    from homeserver.rooms.hierarchy import SpaceHierarchy
+    from homeserver.rooms.timestamps import TimestampToEvent
+
+    extra_components.update({
+        "space_hierarchy": SpaceHierarchy(rooms=rooms, store=store),
+        "timestamp_to_event": TimestampToEvent(rooms=rooms, visibility=history),
+    })
 
     top.components = {
         "config": config, "store": store, "rooms": rooms, "notifier": notifier,
@@ -204,6 +213,15 @@ def build_service(config: Config, reactor) -> HomeServer:
     return top
 
 
+def _advertised_baseurl(config: Config) -> str | None:
+    from homeserver.client_api.versions import well_known_client
+
+    body = well_known_client(serve=config.serve_client_wellknown,
+                             public_baseurl=config.public_baseurl,
+                             server_name=config.server_name)
+    return None if body is None else body["m.homeserver"]["base_url"]
+
+
 def _register_resources(router, listener: Listener, c: dict, now_ms) -> None:
     from federation.key_server import KeyServer
     from homeserver.client_api import versions
@@ -216,7 +234,8 @@ def _register_resources(router, listener: Listener, c: dict, now_ms) -> None:
                           public_baseurl=config.public_baseurl,
                           server_name=config.server_name,
                           default_room_version=config.default_room_version,
-                          unstable_features={"org.roomserver.ws": True})
+                          unstable_features={"org.roomserver.ws": True},
+                          serve_client_wellknown=config.serve_client_wellknown)
         # --- servlets: accounts (helper E) ---
         from homeserver.client_api import account as account_servlets
         from homeserver.client_api import devices as device_servlets
@@ -244,6 +263,13 @@ def _register_resources(router, listener: Listener, c: dict, now_ms) -> None:
         from homeserver.e2e import wiring as e2e_wiring
 
         e2e_wiring.register_servlets(router, c)
+        # --- servlets: VoIP, third parties, spaces (issue 12, misc) ---
+        from homeserver.client_api import spaces, thirdparty, timestamps, voip
+
+        voip.register(router, auth=c["auth"], turn=config.turn, now_ms=now_ms)
+        thirdparty.register(router, c)
+        spaces.register(router, auth=c["auth"], hierarchy=c["space_hierarchy"])
+        timestamps.register(router, auth=c["auth"], finder=c["timestamp_to_event"])
 
 
 def _listen(listener: Listener, address: str, site, config: Config, reactor):

@@ -46,6 +46,21 @@ class RoomsConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class TurnConfig:
+    """TURN relay settings under Synapse's key names (``turn_*``), answered by
+    ``GET /voip/turnServer``. Either a shared secret (time-limited credentials, the
+    coturn ``use-auth-secret`` scheme) or a static username and password."""
+
+    uris: tuple[str, ...] = ()
+    shared_secret: str | None = None
+    username: str | None = None
+    password: str | None = None
+    #: how long handed-out credentials stay valid, in milliseconds
+    user_lifetime_ms: int = 3_600_000
+    allow_guests: bool = True
+
+
+@dataclasses.dataclass(frozen=True)
 class Config:
     server_name: str
     config_dir: str
@@ -71,6 +86,10 @@ class Config:
     rate_limits: Mapping[str, RateLimit]
     rooms: RoomsConfig
     presence_enabled: bool
+    #: serve /.well-known/matrix/client (Synapse: serve_client_wellknown, or implied by
+    #: an explicit public_baseurl)
+    serve_client_wellknown: bool = False
+    turn: TurnConfig = TurnConfig()
     warnings: tuple[str, ...] = ()
 
 
@@ -206,6 +225,62 @@ def _parse_listeners(raw: Any, default_port: int) -> tuple[Listener, ...]:
     return tuple(out)
 
 
+_DURATION_UNITS_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000,
+                      "w": 604_800_000, "y": 31_536_000_000}
+
+
+def _parse_duration_ms(key: str, value: Any) -> int:
+    """Synapse durations: an int of milliseconds or a string like "30s", "1h", "7d"."""
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    if isinstance(value, str):
+        v = value.strip().lower()
+        for unit in ("ms", "s", "m", "h", "d", "w", "y"):
+            if v.endswith(unit) and v[:-len(unit)].isdigit() and int(v[:-len(unit)]) > 0:
+                return int(v[:-len(unit)]) * _DURATION_UNITS_MS[unit]
+        if v.isdigit() and int(v) > 0:
+            return int(v)
+    raise ConfigError(f"{key}: expected a duration such as 1h or 30m, got {value!r}")
+
+
+def _parse_baseurl(value: str | None) -> str | None:
+    """``public_baseurl``: an http(s) URL, kept with a trailing slash as Synapse does."""
+    if value is None:
+        return None
+    if not value.startswith(("https://", "http://")) or len(value.split("://", 1)[1]) < 1:
+        raise ConfigError(f"public_baseurl: expected an http(s) URL, got {value!r}")
+    return value if value.endswith("/") else value + "/"
+
+
+def _parse_turn(r: "_Reader", config_dir: str) -> TurnConfig:
+    uris = r.get("turn_uris", list, [])
+    if not all(isinstance(u, str) and u.startswith(("turn:", "turns:", "stun:", "stuns:"))
+               for u in uris):
+        raise ConfigError("turn_uris: expected a list of turn:/turns: URIs")
+    secret = r.get("turn_shared_secret", str, None)
+    secret_path = r.get("turn_shared_secret_path", str, None)
+    if secret is not None and secret_path is not None:
+        raise ConfigError("turn_shared_secret_path: give turn_shared_secret or its path, "
+                          "not both")
+    if secret_path is not None:
+        try:
+            with open(os.path.join(config_dir, secret_path), encoding="utf-8") as f:
+                secret = f.read().strip()
+        except OSError as e:
+            raise ConfigError(f"turn_shared_secret_path: cannot read: {e.strerror}") from None
+    username = r.get("turn_username", str, None)
+    password = r.get("turn_password", str, None)
+    if (username is None) != (password is None):
+        raise ConfigError("turn_username: turn_username and turn_password go together")
+    if secret == "":
+        raise ConfigError("turn_shared_secret: must not be empty")
+    return TurnConfig(
+        uris=tuple(uris), shared_secret=secret, username=username, password=password,
+        user_lifetime_ms=_parse_duration_ms(
+            "turn_user_lifetime", r.get("turn_user_lifetime", (int, str), "1h")),
+        allow_guests=r.get("turn_allow_guests", bool, True))
+
+
 def _parse_rate_limits(raw: Mapping[str, Any]) -> dict[str, RateLimit]:
     limits = dict(_RATE_LIMIT_DEFAULTS)
     for key, value in raw.items():
@@ -292,10 +367,12 @@ def parse_config(raw: Mapping[str, Any], config_dir: str) -> Config:
         max_request_body_size=max(body_limit, 1024),
         media_store_path=path("media_store_path", "media_store"),
         default_room_version=room_version,
-        public_baseurl=r.get("public_baseurl", str, None),
+        public_baseurl=_parse_baseurl(r.get("public_baseurl", str, None)),
         rate_limits=_parse_rate_limits(raw),
         rooms=rooms,
         presence_enabled=bool(presence_raw.get("enabled", True)),
+        serve_client_wellknown=r.get("serve_client_wellknown", bool, False),
+        turn=_parse_turn(r, config_dir),
     )
     if (config.enable_registration and not config.enable_registration_without_verification
             and not config.registration_requires_token):

@@ -156,8 +156,9 @@ def _validated(field: str, value: Any) -> str | None:
         if any(ord(ch) < 0x20 and ch not in "\t" for ch in value):
             raise InvalidParam("displayname may not contain control characters")
     else:
+        # any string, as in Synapse: the spec's "format: uri" is not enforced there
+        # and clients and sytest ("avatar_url updates affect room member events")
+        # set http(s) URLs and plain strings
         if len(value) > MAX_AVATAR_URL_LEN:
             raise InvalidParam(f"avatar_url is too long (max {MAX_AVATAR_URL_LEN})")
-        if not value.startswith("mxc://"):
-            raise InvalidParam("avatar_url must be an mxc:// URI")
     return value

@@ -73,6 +73,48 @@ class ParseConfigTests(unittest.TestCase):
             self.assertIn(key, str(cm.exception))
             self.assertNotIn("\n", str(cm.exception))
 
+    def test_turn_keys(self):
+        """Synapse's turn_* keys: URIs, secret, lifetime as a duration, guests flag."""
+        c = parse_config({"server_name": "a.b", "turn_uris": ["turn:t.a.b:3478"],
+                          "turn_shared_secret": "s", "turn_user_lifetime": "1d",
+                          "turn_allow_guests": False}, "/tmp")
+        self.assertEqual(c.turn.uris, ("turn:t.a.b:3478",))
+        self.assertEqual(c.turn.user_lifetime_ms, 86_400_000)
+        self.assertFalse(c.turn.allow_guests)
+        defaults = parse_config({"server_name": "a.b"}, "/tmp").turn
+        self.assertEqual((defaults.uris, defaults.user_lifetime_ms, defaults.allow_guests),
+                         ((), 3_600_000, True))
+        self.assertEqual(parse_config({"server_name": "a.b", "turn_user_lifetime": 5000},
+                                      "/tmp").turn.user_lifetime_ms, 5000)
+
+    def test_turn_secret_path(self):
+        """turn_shared_secret_path reads the secret from a file next to the config."""
+        d = tempfile.mkdtemp()
+        with open(os.path.join(d, "turn.secret"), "w") as f:
+            f.write("from-file\n")
+        c = parse_config({"server_name": "a.b", "turn_shared_secret_path": "turn.secret"}, d)
+        self.assertEqual(c.turn.shared_secret, "from-file")
+
+    def test_invalid_turn_and_baseurl(self):
+        """Bad turn_* values and a non-URL public_baseurl are errors naming the key."""
+        cases = [
+            ({"turn_uris": ["http://x"]}, "turn_uris"),
+            ({"turn_uris": "turn:x"}, "turn_uris"),
+            ({"turn_user_lifetime": "soon"}, "turn_user_lifetime"),
+            ({"turn_user_lifetime": 0}, "turn_user_lifetime"),
+            ({"turn_username": "u"}, "turn_username"),
+            ({"turn_shared_secret": ""}, "turn_shared_secret"),
+            ({"turn_shared_secret": "a", "turn_shared_secret_path": "b"},
+             "turn_shared_secret_path"),
+            ({"turn_allow_guests": "no"}, "turn_allow_guests"),
+            ({"public_baseurl": "matrix.a.b"}, "public_baseurl"),
+            ({"serve_client_wellknown": "yes"}, "serve_client_wellknown"),
+        ]
+        for extra, key in cases:
+            with self.assertRaises(ConfigError) as cm:
+                parse_config({"server_name": "a.b", **extra}, "/tmp")
+            self.assertIn(key, str(cm.exception))
+
     def test_deep_merge(self):
         """Later files override earlier ones, merging mappings deeply."""
         d = tempfile.mkdtemp()

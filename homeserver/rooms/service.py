@@ -62,7 +62,7 @@ from homeserver.rooms.transactions import (
 from homeserver.rooms.upgrade import RoomUpgrader
 from homeserver.rooms.visibility import HistoryVisibility
 
-_ALIAS_LOCALPART_RE = re.compile(r"^[^\s:#]+$")
+_ALIAS_LOCALPART_RE = re.compile(r"^[^\s:#]+\Z")
 
 
 @dataclasses.dataclass(frozen=True)

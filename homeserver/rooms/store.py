@@ -29,6 +29,7 @@ from homeserver.rooms.connection import RoomConnection, connect
 from homeserver.rooms.event_rows import EVENT_COLUMNS, DecodedEvents, encode
 from homeserver.rooms.pagination import Direction, TopologicalToken, topological_window
 from homeserver.rooms.relations import RelationIndex
+from homeserver.rooms.timestamps import TimestampLookup
 from homeserver.rooms.search_index import SearchIndex
 from homeserver.rooms.transactions import txn_id_of
 from homeserver.rooms.state_store import StateFilter, StateGroupStore, StateKey
@@ -76,6 +77,7 @@ class RoomStore:
         #: indexes other modules read; kept in step with the timeline by ``persist``
         self.relations = RelationIndex(conn)
         self.search = SearchIndex(conn)
+        self.timestamps = TimestampLookup(conn)
         self.commit_count = 0
         self._depth = 0
         self._meta_cache: dict[str, Any] = {}

@@ -10,7 +10,10 @@ machine below lists those automatic moves; a trigger missing for a state leaves 
 state as it is (an idle user who keeps syncing stays ``unavailable`` until they act):
 
 - ``sync_online`` / ``sync_unavailable``: a /sync or WebSocket with ``set_presence``;
-- ``activity``: the user did something (sent an event, set themselves online);
+- ``activity``: the user did something (sent an event); it brings an ``unavailable``
+  user back ``online`` but leaves an ``offline`` one offline, as Synapse does: with no
+  client syncing nobody is there to talk to (a user joining a room before their first
+  /sync must not show as online);
 - ``idle``: no activity for ``idle_after_s`` (spec: "Idle timeout", 5 minutes);
 - ``disconnected``: no /sync in flight or WebSocket open for ``offline_after_s``.
 
@@ -40,7 +43,6 @@ TRANSITIONS: Mapping[tuple[str, str], str] = {
     (OFFLINE, "sync_online"): ONLINE,
     (OFFLINE, "sync_unavailable"): UNAVAILABLE,
     (ONLINE, "sync_unavailable"): UNAVAILABLE,
-    (OFFLINE, "activity"): ONLINE,
     (UNAVAILABLE, "activity"): ONLINE,
     (ONLINE, "activity"): ONLINE,
     (ONLINE, "idle"): UNAVAILABLE,
@@ -163,11 +165,13 @@ class PresenceService:
                 before.last_active_ts is not None and \
                 now - before.last_active_ts < ACTIVE_WINDOW_MS:
             return  # still currently active: nothing a client needs to hear
+        after = TRANSITIONS.get((before.state, "activity"), before.state)
+        if after == OFFLINE:
+            return  # no client connected (see the module docstring)
         # acting implies a live client: the disconnect timer restarts too
         self._last_connected[user_id] = now
         await self._write(dataclasses.replace(
-            before, state=TRANSITIONS.get((before.state, "activity"), before.state),
-            last_active_ts=now, currently_active=True))
+            before, state=after, last_active_ts=now, currently_active=True))
 
     def on_room_event(self, event: Any, stream_pos: int) -> None:
         """Notifier observer: a local user's new event is activity (an old one

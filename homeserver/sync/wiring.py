@@ -3,7 +3,8 @@
 
 Components published (``components[...]``): ``typing``, ``presence``,
 ``account_data_service``, ``receipts``, ``to_device``, ``sync_builder``,
-``sync_service`` and ``sync_stream`` (the WebSocket endpoint).
+``sync_service``, ``sync_stream`` (the WebSocket endpoint) and ``legacy_sync``
+(``/events``, ``/initialSync``).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from twisted.logger import Logger
 from homeserver.sync.account_data import AccountDataService
 from homeserver.sync.builder import SyncBuilder
 from homeserver.sync.lazy_members import LazyMemberCache
+from homeserver.sync.legacy import LegacySync
 from homeserver.sync.presence import PresenceService
 from homeserver.sync.receipts import ReceiptService
 from homeserver.sync.room_sections import RoomSections
@@ -61,6 +63,9 @@ def build_live_data(*, reactor: Any, config: Any, store: Any, rooms: Any, notifi
                           presence=presence, now_ms=now_ms)
     sync_service = SyncService(builder=builder, notifier=notifier, presence=presence,
                                store=store, clock=reactor)
+    legacy = LegacySync(sync_service=sync_service, store=store, rooms=rooms,
+                        room_service=room_service, typing=typing, presence=presence,
+                        notifier=notifier, now_ms=now_ms)
     stream = SyncStream(auth=auth, sync_service=sync_service, builder=builder,
                         notifier=notifier, presence=presence, store=store, reactor=reactor)
 
@@ -77,13 +82,13 @@ def build_live_data(*, reactor: Any, config: Any, store: Any, rooms: Any, notifi
     return LiveData({
         "typing": typing, "presence": presence, "account_data_service": account_data,
         "receipts": receipts, "to_device": to_device, "sync_builder": builder,
-        "sync_service": sync_service, "sync_stream": stream,
+        "sync_service": sync_service, "sync_stream": stream, "legacy_sync": legacy,
     }, start, stop)
 
 
 def register_servlets(router: Any, c: dict[str, Any]) -> None:
     from homeserver.client_api import (
-        account_data, filters, presence, receipts, sync, to_device, typing)
+        account_data, filters, legacy_sync, presence, receipts, sync, to_device, typing)
 
     auth = c["auth"]
     sync.register(router, auth=auth, sync_service=c["sync_service"])
@@ -94,3 +99,4 @@ def register_servlets(router: Any, c: dict[str, Any]) -> None:
                       ratelimiter=c["ratelimiter"])
     account_data.register(router, auth=auth, account_data=c["account_data_service"])
     to_device.register(router, auth=auth, to_device=c["to_device"])
+    legacy_sync.register(router, auth=auth, legacy=c["legacy_sync"])

@@ -102,7 +102,8 @@ class RegisterTests(ServerTestCase):
 
     async def test_invalid_usernames(self):
         """Bad characters, a leading underscore, digits only, or too long: M_INVALID_USERNAME."""
-        for name in ("bad name", "a:b", "_hidden", "12345", "x" * 300, "é"):
+        for name in ("bad name", "a:b", "_hidden", "12345", "x" * 300, "é",
+                     "trailing-newline\n", "quote'"):
             status, resp = await self.request("POST", REGISTER, {
                 "username": name, "password": "pw", "auth": {"type": "m.login.dummy"}})
             self.assertEqual((status, resp["errcode"]), (400, "M_INVALID_USERNAME"), name)

@@ -203,6 +203,18 @@ class FilterTests(SyncTestCase):
         self.assertEqual(timeline(body, room_id), [{"type": "m.room.message",
                                                     "content": {"body": "x"}}])
 
+    async def test_inline_filter_state_without_timeline(self):
+        """An inline JSON filter with timeline limit 0 and state types gives the room's
+        one member event and no timeline (sytest "Can pass a JSON filter as a query
+        parameter")."""
+        _, token = await self.register("alice")
+        room_id = await self.create_room(token)
+        body = await self.sync_ok(token, filter={"room": {
+            "state": {"types": ["m.room.member"]}, "timeline": {"limit": 0}}})
+        room = body["rooms"]["join"][room_id]
+        self.assertEqual(room["timeline"]["events"], [])
+        self.assertEqual([e["type"] for e in room["state"]["events"]], ["m.room.member"])
+
     async def test_bad_filters_and_tokens(self):
         """Malformed filters are M_BAD_JSON, unknown filter IDs and bad tokens
         M_INVALID_PARAM, all 400."""

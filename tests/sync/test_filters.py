@@ -23,11 +23,15 @@ class ParseTests(unittest.TestCase):
         f = parse_filter({"room": {"timeline": {"limit": 10 ** 6}}})
         self.assertEqual(f.timeline_limit, MAX_TIMELINE_LIMIT)
 
+    def test_limit_zero_is_allowed(self):
+        """A timeline limit of 0 is accepted (as Synapse): state without messages."""
+        self.assertEqual(parse_filter({"room": {"timeline": {"limit": 0}}}).timeline_limit, 0)
+
     def test_malformed_filters(self):
         """Every malformed part is M_BAD_JSON."""
         for bad in ([], "x", {"event_fields": "type"}, {"event_format": "raw"},
                     {"presence": []}, {"room": {"rooms": ["not-a-room"]}},
-                    {"room": {"timeline": {"limit": 0}}},
+                    {"room": {"timeline": {"limit": -1}}},
                     {"room": {"timeline": {"limit": True}}},
                     {"room": {"timeline": {"types": [1]}}},
                     {"room": {"timeline": {"senders": ["bob"]}}},

@@ -123,11 +123,20 @@ class PresenceTests(unittest.TestCase):
 
     async def test_activity_within_the_window_is_not_written(self):
         """Repeated activity while currently active costs no presence update."""
+        await self.presence.connected("@a:x", None)
         await self.presence.user_active("@a:x")
         writes = len(self.store.writes)
         self.clock.advance(10)
         await self.presence.user_active("@a:x")
         self.assertEqual(len(self.store.writes), writes)
+        self.presence.disconnected("@a:x")
+
+    async def test_activity_leaves_an_offline_user_offline(self):
+        """Sending an event with no client connected does not make a user online (as
+        Synapse: others see them come online when they first sync)."""
+        await self.presence.user_active("@a:x")
+        self.assertEqual((await self.state())["presence"], "offline")
+        self.assertEqual(self.store.writes, [])
 
     async def test_visibility(self):
         """Presence is visible to the user and those sharing a room; 403 otherwise."""
