@@ -86,6 +86,7 @@ class KeyService:
         if not all(isinstance(v, str) for v in key_map.values()):
             raise BadJson("device_keys.keys values must be strings")
         require(keys, "signatures", dict)
+        optional(keys, "unsigned", dict)
         if not sigs.self_signed_device(keys):
             raise InvalidSignature("device_keys are not signed by the device's "
                                    f"{ED25519}:{device_id} key")
