@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from homeserver.e2e.cross_signing import CrossSigningService
-from homeserver.e2e.keys import KeyService
+from homeserver.e2ee.cross_signing import CrossSigningService
+from homeserver.e2ee.keys import KeyService
 from homeserver.http.server import ApiRequest, Router
 
 _KEYS = "/_matrix/client/(?:v3|r0)/keys"

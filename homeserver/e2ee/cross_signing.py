@@ -13,7 +13,7 @@ its error; the good ones are stored:
 - a device of the user, signed by the user's self-signing key;
 - the user's master key, signed by one of the user's devices;
 - another user's master key, signed by the user's user-signing key (shown to the
-  signer only, see :meth:`homeserver.e2e.keys.KeyService.query`).
+  signer only, see :meth:`homeserver.e2ee.keys.KeyService.query`).
 
 The signed object must equal the stored one apart from ``signatures`` and
 ``unsigned``: the signature is stored, not the object.
@@ -25,8 +25,8 @@ from typing import Any, Awaitable, Callable, Mapping
 
 from homeserver.client_api.uia import PASSWORD_FLOWS
 from homeserver.crypto.signing import decode_base64
-from homeserver.e2e import signatures as sigs
-from homeserver.e2e.keys import UNREACHABLE, InvalidSignature
+from homeserver.e2ee import signatures as sigs
+from homeserver.e2ee.keys import UNREACHABLE, InvalidSignature
 from homeserver.errors import BadJson, InvalidParam, MatrixError, MissingParam, NotFound
 from homeserver.ids import InvalidId, UserID
 from homeserver.store.cross_signing import KEY_TYPES, Signature

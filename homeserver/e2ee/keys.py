@@ -12,8 +12,8 @@ from __future__ import annotations
 from typing import Any, Awaitable, Callable, Iterable, Mapping
 
 from homeserver.crypto.signing import ED25519
-from homeserver.e2e import signatures as sigs
-from homeserver.e2e.device_lists import DeviceListChanges
+from homeserver.e2ee import signatures as sigs
+from homeserver.e2ee.device_lists import DeviceListChanges
 from homeserver.errors import BadJson, InvalidParam, MatrixError
 from homeserver.http.validate import optional, require
 from homeserver.ids import InvalidId, UserID
