@@ -172,7 +172,7 @@ def build_service(config: Config, reactor) -> HomeServer:
     })
 
     # --- domain services: end-to-end encryption plumbing (helper e2ee) ---
-    from homeserver.e2e import wiring as e2e_wiring
+    from homeserver.e2ee import wiring as e2e_wiring
 
     extra_components.update(e2e_wiring.build(
         store=store, uia=uia, notifier=notifier, device_manager=device_manager,
@@ -260,7 +260,7 @@ def _register_resources(router, listener: Listener, c: dict, now_ms) -> None:
         for module in (profile, user_directory, relations, search, report):
             module.register(router, c)
         # --- servlets: end-to-end encryption plumbing (helper e2ee) ---
-        from homeserver.e2e import wiring as e2e_wiring
+        from homeserver.e2ee import wiring as e2e_wiring
 
         e2e_wiring.register_servlets(router, c)
         # --- servlets: VoIP, third parties, spaces (issue 12, misc) ---

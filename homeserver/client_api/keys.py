@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from homeserver.e2e.cross_signing import CrossSigningService
-from homeserver.e2e.keys import KeyService
+from homeserver.e2ee.cross_signing import CrossSigningService
+from homeserver.e2ee.keys import KeyService
 from homeserver.http.server import ApiRequest, Router
 
 _KEYS = "/_matrix/client/(?:v3|r0)/keys"
@@ -48,7 +48,7 @@ def register(router: Router, *, auth: Any, keys: KeyService,
     router.add("POST", _KEYS + "/query", query)
     router.add("POST", _KEYS + "/claim", claim)
     router.add("GET", _KEYS + "/changes", changes)
-    router.add("POST", "/_matrix/client/(?:v3|unstable)/keys/device_signing/upload",
+    router.add("POST", "/_matrix/client/(?:v3|r0|unstable)/keys/device_signing/upload",
                device_signing)
-    router.add("POST", "/_matrix/client/(?:v3|unstable)/keys/signatures/upload",
+    router.add("POST", "/_matrix/client/(?:v3|r0|unstable)/keys/signatures/upload",
                signatures)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from homeserver.e2e.backups import KeyBackupService
+from homeserver.e2ee.backups import KeyBackupService
 from homeserver.http.server import ApiRequest, Router
 
 _RK = "/_matrix/client/(?:v3|r0|unstable)/room_keys"

@@ -97,8 +97,10 @@ class GlobalStore:
         await self.rooms.register_room(room_id, room_version, creator, is_public)
 
     def room_hibernated(self, room_id: str) -> None:
-        """See :meth:`RoomStreamWriter.room_hibernated`: its stream tail goes."""
+        """See :meth:`RoomStreamWriter.room_hibernated`: its stream tail goes, and
+        its last membership change position (``Streams.member_changes``)."""
         self.streams.tail.forget(room_id)
+        self.streams.forget_member_changes(room_id, self._positions.get(positions.ROOM, 0))
 
     # -- stream positions -------------------------------------------------------------
     async def current_position(self, stream_name: str) -> int:

@@ -189,7 +189,8 @@ class E2eKeys:
                     stmt = stmt.where(_dk.device_id.in_(device_ids))
                 for row in conn.execute(stmt.order_by(_dk.device_id)):
                     keys = dict(row.key_json)
-                    unsigned = dict(keys.get("unsigned") or {})
+                    unsigned = keys.get("unsigned")
+                    unsigned = dict(unsigned) if isinstance(unsigned, dict) else {}
                     if row.display_name is not None:
                         unsigned["device_display_name"] = row.display_name
                     if unsigned:

@@ -147,8 +147,11 @@ class Streams:
         self._generation: dict[str, int] = {}
         #: room → the stream position of its latest membership change announced by
         #: this process (UNSURE after a failed announcement), recorded in the same
-        #: callback that commits it; /sync's device lists ask it which rooms to read
+        #: callback that commits it; /sync's device lists ask it which rooms to read.
+        #: A hibernating room's entry goes (``forget_member_changes``), raising
+        #: ``member_changes_floor``: a ``since`` below it must read every room.
         self.member_changes: dict[str, int] = {}
+        self.member_changes_floor = 0
 
     def _invalidate(self, user_ids: Iterable[str]) -> None:
         for user_id in user_ids:
@@ -319,6 +322,14 @@ class Streams:
             return set(conn.execute(stmt).scalars())
 
         return await self._db.run(txn)
+
+    def forget_member_changes(self, room_id: str, current_pos: int) -> None:
+        """Drop a room's entry in ``member_changes`` (it hibernates); an unsure
+        entry counts as a change at ``current_pos`` (the room stream's now)."""
+        pos = self.member_changes.pop(room_id, 0)
+        if pos == UNSURE:
+            pos = current_pos
+        self.member_changes_floor = max(self.member_changes_floor, pos)
 
     async def membership_changes(self, room_ids: Collection[str], since: int,
                                  upto: int) -> list[Membership]:

@@ -15,7 +15,7 @@ long-poll. The token it returns holds, per stream, the position the answer cover
 Sections follow sync.yaml: ``rooms.{join,invite,leave,knock}``, ``presence``,
 ``account_data``, ``to_device`` (delivered here, deleted once the device syncs
 with a later token), ``device_lists`` (``changed``/``left``, see
-``homeserver.e2e.device_lists``), ``device_one_time_keys_count`` and
+``homeserver.e2ee.device_lists``), ``device_one_time_keys_count`` and
 ``device_unused_fallback_key_types`` (spec: "Extensions to sync" of end-to-end
 encryption; for the syncing device, from ``store.e2e_keys``' in-memory counts).
 """
@@ -27,7 +27,7 @@ from typing import Any, Iterable
 
 from twisted.logger import Logger
 
-from homeserver.e2e.device_lists import DeviceListChanges
+from homeserver.e2ee.device_lists import DeviceListChanges
 from homeserver.errors import NotFound
 from homeserver.store.streams import Membership, RoomChange
 from homeserver.sync.filters import SyncFilter

@@ -78,7 +78,8 @@ class CrossSigningTests(SyncTestCase):
                   "M_INVALID_PARAM"),
                  ({"master_key": bobs}, 400, "M_INVALID_PARAM"),
                  ({"master_key": two_keys}, 400, "M_INVALID_PARAM"),
-                 ({"master_key": "x"}, 400, "M_BAD_JSON")]
+                 ({"master_key": "x"}, 400, "M_BAD_JSON"),
+                 ({"master_key": dict(master, signatures=[])}, 400, "M_BAD_JSON")]
         for body, status, errcode in cases:
             self.assertError(await self.request("POST", f"{V3}/keys/device_signing/upload",
                                                 body, token=alice), status, errcode)
@@ -159,3 +160,8 @@ class CrossSigningTests(SyncTestCase):
         for body in ({alice_id: []}, {alice_id: {"DEV": "x"}}):
             self.assertError(await self.request("POST", f"{V3}/keys/signatures/upload",
                                                 body, token=alice), 400, "M_BAD_JSON")
+        # odd shapes inside a signed object are per-key failures, never a 500
+        await self._user_with_device("bob")
+        resp = await self.ok("POST", f"{V3}/keys/signatures/upload", {alice_id: {
+            "DEV": {"signatures": []}, "X": {"signatures": {alice_id: []}}}}, token=alice)
+        self.assertEqual(sorted(resp["failures"][alice_id]), ["DEV", "X"])

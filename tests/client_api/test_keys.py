@@ -270,6 +270,22 @@ class DeviceListTests(KeysTestCase):
         body = await self.sync_ok(alice, since=since)
         self.assertEqual(body["device_lists"], {"changed": [], "left": []})
 
+    async def test_left_room_hibernates_before_the_sync(self):
+        """A leave in a room that hibernated before the client synced still reaches
+        device_lists.left (the room's in-memory record is gone; the index is read)."""
+        alice_id, alice, bob_id, bob, room = await self._shared_room()
+        since = (await self.sync_ok(alice))["next_batch"]
+        since = (await self.sync_ok(alice, since=since))["next_batch"]
+        await self.leave(bob, room)
+        await self.leave(alice, room)
+        registry = self.c["rooms"]
+        actor = await registry.get(room)
+        await actor.drain()
+        registry._hibernate(actor)
+        self.assertNotIn(room, self.c["store"].streams.member_changes)
+        body = await self.sync_ok(alice, since=since)
+        self.assertEqual(body["device_lists"]["left"], [bob_id])
+
     async def test_changes_needs_from(self):
         """/keys/changes without from is 400; a malformed token is M_INVALID_PARAM."""
         _, alice = await self.register("alice")

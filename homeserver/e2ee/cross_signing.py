@@ -13,7 +13,7 @@ its error; the good ones are stored:
 - a device of the user, signed by the user's self-signing key;
 - the user's master key, signed by one of the user's devices;
 - another user's master key, signed by the user's user-signing key (shown to the
-  signer only, see :meth:`homeserver.e2e.keys.KeyService.query`).
+  signer only, see :meth:`homeserver.e2ee.keys.KeyService.query`).
 
 The signed object must equal the stored one apart from ``signatures`` and
 ``unsigned``: the signature is stored, not the object.
@@ -25,8 +25,8 @@ from typing import Any, Awaitable, Callable, Mapping
 
 from homeserver.client_api.uia import PASSWORD_FLOWS
 from homeserver.crypto.signing import decode_base64
-from homeserver.e2e import signatures as sigs
-from homeserver.e2e.keys import UNREACHABLE, InvalidSignature
+from homeserver.e2ee import signatures as sigs
+from homeserver.e2ee.keys import UNREACHABLE, InvalidSignature
 from homeserver.errors import BadJson, InvalidParam, MatrixError, MissingParam, NotFound
 from homeserver.ids import InvalidId, UserID
 from homeserver.store.cross_signing import KEY_TYPES, Signature
@@ -41,8 +41,14 @@ def _same(a: Any, b: Any) -> bool:
     return canonical_json_text(a) == canonical_json_text(b)
 
 
+def _signatures_by(obj: Mapping[str, Any], user_id: str) -> dict[str, Any]:
+    signatures = obj.get("signatures")
+    by_user = signatures.get(user_id) if isinstance(signatures, dict) else None
+    return by_user if isinstance(by_user, dict) else {}
+
+
 def _signature(obj: Mapping[str, Any], user_id: str, key_id: str) -> str:
-    value = ((obj.get("signatures") or {}).get(user_id) or {}).get(key_id)
+    value = _signatures_by(obj, user_id).get(key_id)
     if not isinstance(value, str):
         raise InvalidSignature(f"No signature by {user_id} {key_id}")
     return value
@@ -77,6 +83,10 @@ class CrossSigningService:
                 raise InvalidParam(f"{key_type}_key must have usage {key_type!r}")
             if sigs.cross_signing_key_id(key) is None:
                 raise InvalidParam(f"{key_type}_key must hold one ed25519 key")
+            signatures = key.get("signatures", {})
+            if not isinstance(signatures, dict) or not all(
+                    isinstance(v, dict) for v in signatures.values()):
+                raise BadJson(f"{key_type}_key.signatures must map users to objects")
             keys[key_type] = key
         stored = (await self._store.cross_signing.get_keys([user_id])).get(user_id, {})
         if "master" in stored and any(not _same(k, stored.get(t)) for t, k in keys.items()):
@@ -150,11 +160,11 @@ class CrossSigningService:
                            devices: Mapping[str, Mapping]) -> list[Signature]:
         master_id, _ = sigs.cross_signing_key_id(master)
         _check_same_key(obj, master)
-        by_user = (obj.get("signatures") or {}).get(user_id)
-        if not isinstance(by_user, dict) or not by_user:
+        by_user = _signatures_by(obj, user_id)
+        if not by_user:
             raise InvalidSignature("No signature")
         out = []
-        known = (master.get("signatures") or {}).get(user_id) or {}
+        known = _signatures_by(master, user_id)
         for key_id, signature in by_user.items():
             if key_id == master_id or known.get(key_id) == signature:
                 continue  # the master key's own signature, or one stored with it

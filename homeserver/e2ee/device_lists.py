@@ -12,7 +12,8 @@ Between two sync tokens:
 
 The second part reads the memberships index only for the rooms whose memberships
 changed in the token range. Which rooms those are, ``Streams.member_changes`` knows
-for everything this process announced; a ``since`` older than the process start
+for everything this process announced in rooms still awake; a ``since`` older than
+the process start, or than the last change of a room that has since hibernated,
 reads every room of ours. So a message that wakes a thousand long-polls costs none
 of them a query here.
 
@@ -74,7 +75,7 @@ class DeviceListChanges:
         streams = self._store.streams
         mine = await streams.get_rooms_for_user(user_id, ALL_MEMBERSHIPS,
                                                 include_forgotten=True)
-        if since < (self._floor or 0):
+        if since < max(self._floor or 0, streams.member_changes_floor):
             rooms = [m.room_id for m in mine]
         else:
             rooms = [m.room_id for m in mine

@@ -67,8 +67,9 @@ def merge_signatures(obj: Mapping[str, Any],
                      extra: list[tuple[str, str, str]]) -> dict[str, Any]:
     """A copy of ``obj`` with ``(signer user, key ID, signature)`` entries added."""
     out = dict(obj)
-    signatures = {u: dict(s) for u, s in (obj.get("signatures") or {}).items()
-                  if isinstance(s, Mapping)}
+    existing = obj.get("signatures")
+    signatures = {u: dict(s) for u, s in existing.items() if isinstance(s, Mapping)} \
+        if isinstance(existing, Mapping) else {}
     for user_id, key_id, signature in extra:
         signatures.setdefault(user_id, {})[key_id] = signature
     if signatures:

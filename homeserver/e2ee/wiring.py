@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from homeserver.e2e.backups import KeyBackupService
-from homeserver.e2e.cross_signing import CrossSigningService
-from homeserver.e2e.keys import KeyService
+from homeserver.e2ee.backups import KeyBackupService
+from homeserver.e2ee.cross_signing import CrossSigningService
+from homeserver.e2ee.keys import KeyService
 
 
 def build(*, store: Any, uia: Any, notifier: Any, device_manager: Any,

@@ -12,8 +12,8 @@ from __future__ import annotations
 from typing import Any, Awaitable, Callable, Iterable, Mapping
 
 from homeserver.crypto.signing import ED25519
-from homeserver.e2e import signatures as sigs
-from homeserver.e2e.device_lists import DeviceListChanges
+from homeserver.e2ee import signatures as sigs
+from homeserver.e2ee.device_lists import DeviceListChanges
 from homeserver.errors import BadJson, InvalidParam, MatrixError
 from homeserver.http.validate import optional, require
 from homeserver.ids import InvalidId, UserID
@@ -86,6 +86,7 @@ class KeyService:
         if not all(isinstance(v, str) for v in key_map.values()):
             raise BadJson("device_keys.keys values must be strings")
         require(keys, "signatures", dict)
+        optional(keys, "unsigned", dict)
         if not sigs.self_signed_device(keys):
             raise InvalidSignature("device_keys are not signed by the device's "
                                    f"{ED25519}:{device_id} key")
