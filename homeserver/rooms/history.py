@@ -140,10 +140,13 @@ class RoomHistory:
                     if len(found) == limit:
                         return found, cursor
             if len(events) < page:
-                # the end of the room (or of the requested range) is reached
-                if dir_ is Direction.FORWARDS and found:
-                    return found, cursor
-                return found, None
+                # The end of the room (or of the requested range) is reached. A page
+                # that found events still ends with a token, as in Synapse: clients
+                # keep a complete backward walk's last `end` as the point before the
+                # room's earliest event, and read the room from the start with dir=f
+                # from it. Only a page that found nothing omits `end` ("no further
+                # events"), so a walk ends with one empty page.
+                return found, cursor if found else None
         return found, cursor
 
     async def _shown(self, actor: RoomActor, viewer: Viewer, event: PDU,
