@@ -14,11 +14,12 @@ MAX_ID_BYTES = 255
 
 # server_name = hostname [ ":" port ]; hostname = IPv4 / "[" IPv6 "]" / dns-name
 _SERVER_NAME_RE = re.compile(
-    r"^(?:\d{1,3}(?:\.\d{1,3}){3}|\[[0-9A-Fa-f:.]{2,45}\]|[A-Za-z0-9\-.]{1,255})(?::\d{1,5})?$"
+    r"^(?:\d{1,3}(?:\.\d{1,3}){3}|\[[0-9A-Fa-f:.]{2,45}\]|[A-Za-z0-9\-.]{1,255})(?::\d{1,5})?\Z"
 )
-# historical user IDs allow any printable ASCII except ':'; new ones are stricter
-_LOCALPART_HISTORICAL_RE = re.compile(r"^[\x21-\x39\x3b-\x7e]+$")
-_LOCALPART_STRICT_RE = re.compile(r"^[a-z0-9._=\-/+]+$")
+# historical user IDs allow any printable ASCII except ':'; new ones are stricter.
+# ``\Z``, not ``$``: ``$`` also matches before a trailing newline ("alice\n")
+_LOCALPART_HISTORICAL_RE = re.compile(r"^[\x21-\x39\x3b-\x7e]+\Z")
+_LOCALPART_STRICT_RE = re.compile(r"^[a-z0-9._=\-/+]+\Z")
 
 
 class InvalidId(InvalidParam):
