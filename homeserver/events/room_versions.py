@@ -1,7 +1,7 @@
 """Room versions as data: one frozen object of flags per version.
 
 Code asks ``version.knock_join_rule``, never ``if version == "7"`` (STYLE.md 9).
-See the Matrix spec, "Room Versions" (rooms/v3 … rooms/v12).
+See the Matrix spec, "Room Versions" (rooms/v2 … rooms/v12).
 """
 
 from __future__ import annotations
@@ -11,6 +11,10 @@ from typing import Mapping
 
 
 class EventIdFormat:
+    #: rooms/v1, v2 ("event format v1"): the creating server picks ``$random:server``
+    #: and the event carries it in ``event_id``; ``prev_events`` and ``auth_events``
+    #: are ``[event_id, {"sha256": reference hash}]`` pairs
+    V1 = "v1"
     #: "$" + standard unpadded base64 of the reference hash (room v3)
     BASE64 = "base64"
     #: "$" + URL-safe unpadded base64 of the reference hash (room v4+)
@@ -61,6 +65,11 @@ class RoomVersion:
     def supports_knock(self) -> bool:
         return self.knock_join_rule
 
+    @property
+    def event_format_v1(self) -> bool:
+        """Events carry their own ``event_id`` and cite others as (ID, hashes) pairs."""
+        return self.event_id_format == EventIdFormat.V1
+
 
 _V3 = RoomVersion(
     identifier="3",
@@ -81,6 +90,9 @@ _V3 = RoomVersion(
     room_id_from_create_event=False,
     privileged_creators=False,
 )
+# Room version 2: version 1 with state resolution v2. Version 1 itself (state
+# resolution v1) is not served.
+_V2 = dataclasses.replace(_V3, identifier="2", event_id_format=EventIdFormat.V1)
 _V4 = dataclasses.replace(_V3, identifier="4", event_id_format=EventIdFormat.URLSAFE_BASE64)
 _V5 = dataclasses.replace(_V4, identifier="5", enforce_key_validity=True)
 _V6 = dataclasses.replace(
@@ -112,7 +124,7 @@ _V12 = dataclasses.replace(
 )
 
 KNOWN_ROOM_VERSIONS: Mapping[str, RoomVersion] = {
-    v.identifier: v for v in (_V3, _V4, _V5, _V6, _V7, _V8, _V9, _V10, _V11, _V12)
+    v.identifier: v for v in (_V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9, _V10, _V11, _V12)
 }
 
 DEFAULT_ROOM_VERSION = "12"

@@ -19,9 +19,10 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from twisted.logger import Logger
 
-from homeserver.crypto.signing import SigningKey
+from homeserver.crypto.signing import SigningKey, encode_base64
 from homeserver.errors import AuthError, Forbidden, InvalidRoomState
 from homeserver.events.builder import finalize_event
+from homeserver.events.hashing import compute_reference_hash
 from homeserver.events.pdu import PDU
 from homeserver.events.room_versions import RoomVersion
 from homeserver.rooms import power_levels as pl
@@ -151,7 +152,7 @@ class RoomWriter:
         if partial.get("redacts") is not None:
             event["redacts"] = partial["redacts"]
         pdu = finalize_event(self.version, event, self._server_name, self._signing_key,
-                             self._now_ms())
+                             self._now_ms(), cited_hash=self._reference_hash)
         check_auth_rules(self.version, pdu, state)
         ctx = EventContext(pdu, state_before=before, txn_key=txn_key)
         if pdu.type == "m.room.redaction" and pdu.redacts:
@@ -159,6 +160,14 @@ class RoomWriter:
         self._store.persist([ctx])
         self._advance_current_state(ctx)
         return pdu
+
+    def _reference_hash(self, event_id: str) -> str:
+        """The reference hash a room v1/v2 event cites ``event_id`` with (the pruned
+        form a redacted event is stored in hashes the same)."""
+        cited = self._store.get_event(event_id)
+        if cited is None:
+            raise InvalidRoomState(f"cannot cite unknown event {event_id}")
+        return encode_base64(compute_reference_hash(self.version, cited.get_dict()))
 
     def _check_local_redaction(self, redaction: PDU, state: Mapping[StateKey, PDU]) -> bool:
         has_power = pl.user_power_level(redaction.sender, state) >= pl.redact_level(state)

@@ -72,6 +72,9 @@ class Room:
         body.update(extra)
         auth = auth_types_for_event(self.version, type_, sender, state_key, content)
         body["auth_events"] = [self.state[k].event_id for k in sorted(auth) if k in self.state]
+        if self.version.event_format_v1:  # rooms v1/v2 cite (ID, hashes) pairs
+            for key in ("prev_events", "auth_events"):
+                body[key] = [[e, {"sha256": "h"}] for e in body[key]]
         return PDU(self.version, body, f"$e{next(_counter)}")
 
     def check(self, event: PDU) -> None:
@@ -668,7 +671,10 @@ class StateIndependentTests(_Base):
 
     def _event_with_auth(self, room: Room, auth: list[PDU]) -> PDU:
         event = room.build("m.room.message", ALICE, {"body": "x"})
-        body = dict(event.get_dict(), auth_events=[a.event_id for a in auth])
+        cited: list = [a.event_id for a in auth]
+        if room.version.event_format_v1:
+            cited = [[e, {"sha256": "h"}] for e in cited]
+        body = dict(event.get_dict(), auth_events=cited)
         return PDU(room.version, body, event.event_id)
 
     def _selected(self, room: Room) -> list[PDU]:
