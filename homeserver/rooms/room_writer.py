@@ -117,7 +117,8 @@ class RoomWriter:
 
         ``partial`` has ``type``, ``sender``, ``content`` and optionally ``state_key``
         and ``redacts``. Raises AuthError (403) if the auth rules refuse it, Forbidden
-        for a redaction of someone else's event without the redact level.
+        for a redaction of someone else's event without the redact level, BadJson for
+        power levels that are not integers.
         """
         store = self._store
         if txn_key is not None:
@@ -127,6 +128,8 @@ class RoomWriter:
         event_type, sender = partial["type"], partial["sender"]
         state_key = partial.get("state_key")
         content = partial.get("content", {})
+        if event_type == "m.room.power_levels":
+            pl.check_new_power_levels(content)
         extremities = store.forward_extremities()
         if not extremities:
             raise InvalidRoomState("the room has no events to build on")

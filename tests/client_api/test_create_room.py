@@ -111,6 +111,26 @@ class CreateRoomTests(RoomsTestCase):
         event = await self.ok("GET", self.room(room_id, f"/event/{q(sent)}"), token=bob_tok)
         self.assertEqual(event["event_id"], sent)
 
+    async def test_non_integer_power_levels(self):
+        """A non-integer level in power_level_content_override or in an initial_state
+        m.room.power_levels is 400 M_BAD_JSON in every room version (as Synapse), and
+        no room is made; a valid initial_state m.room.power_levels is applied."""
+        alice, tok = await self.register("alice")
+        for version in ("2", "9", "10", "12"):
+            for body in ({"power_level_content_override": {"users_default": "50"}},
+                         {"power_level_content_override": {"events": {"m.room.name": 1.5}}},
+                         {"initial_state": [{"type": "m.room.power_levels",
+                                             "content": {"ban": "x"}}]}):
+                result = await self.post(tok, V3 + "/createRoom",
+                                         dict(body, room_version=version))
+                self.assertError(result, 400, "M_BAD_JSON")
+        joined = await self.ok("GET", V3 + "/joined_rooms", token=tok)
+        self.assertEqual(joined["joined_rooms"], [])
+        room_id = await self.create_room(tok, room_version="10", initial_state=[
+            {"type": "m.room.power_levels", "content": {"users": {alice: 100}, "ban": 7}}])
+        power = (await self.state_map(tok, room_id))[("m.room.power_levels", "")]
+        self.assertEqual(power["content"], {"users": {alice: 100}, "ban": 7})
+
     async def test_creation_content_cannot_set_version(self):
         """creation_content's room_version is ignored, its other keys kept (sytest)."""
         _, tok = await self.register("alice")
