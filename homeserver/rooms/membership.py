@@ -181,11 +181,15 @@ class MembershipService:
         return room_id
 
     async def join(self, room_id_or_alias: str, user_id: str, *, reason: str | None = None,
-                   is_guest: bool = False) -> str:
-        """POST /join/{roomIdOrAlias} and /rooms/{roomId}/join: returns the room ID."""
+                   content: Mapping[str, Any] | None = None, is_guest: bool = False) -> str:
+        """POST /join/{roomIdOrAlias} and /rooms/{roomId}/join: returns the room ID.
+
+        ``content``: further keys of the member event (the request body's other
+        fields, as Synapse keeps them: e.g. a per-room ``displayname``, which then
+        wins over the profile's)."""
         room_id = await self.resolve_room(room_id_or_alias)
         await self.change(room_id, user_id, user_id, "join", reason=reason,
-                          sender_is_guest=is_guest)
+                          content=content, sender_is_guest=is_guest)
         return room_id
 
     async def knock(self, room_id_or_alias: str, user_id: str, *,
