@@ -22,7 +22,7 @@ at each event from the room's actor.
 from __future__ import annotations
 
 import dataclasses
-from typing import Mapping, Sequence
+from typing import Collection, Mapping, Sequence
 
 from homeserver.errors import Forbidden, NotFound
 from homeserver.events.pdu import PDU
@@ -176,13 +176,32 @@ class HistoryVisibility:
                              forgotten=viewer.forgotten)
 
     async def filter_events(self, actor: RoomActor, user_id: str, events: Sequence[PDU],
-                            viewer: Viewer | None = None) -> list[PDU]:
-        """The events of ``events`` (one room) that ``user_id`` may see, in order."""
+                            viewer: Viewer | None = None, *,
+                            always_include: Collection[str] = ()) -> list[PDU]:
+        """The events of ``events`` (one room) that ``user_id`` may see, in order;
+        ``always_include``: event IDs kept whatever the rules say."""
         if not events:
             return []
         viewer = viewer or await self.viewer(actor, user_id)
         states: dict[int | None, dict] = {}
-        return [e for e in events if await self.is_visible(actor, viewer, e, states)]
+        return [e for e in events if e.event_id in always_include
+                or await self.is_visible(actor, viewer, e, states)]
+
+    @staticmethod
+    async def current_state_among(actor: RoomActor, events: Sequence[PDU]) -> frozenset[str]:
+        """The IDs of those ``events`` that are part of the room's current state.
+
+        A member who joins sees the room's current state anyway (the ``state`` of
+        its sync), so a /sync timeline shows such events even where the history
+        rules hide the time they were sent in: a client then learns, say, who joined
+        while it was away in order (as Synapse; sytest "Current state appears in
+        timeline in private history").
+        """
+        keys = list({e.state_pair for e in events if e.is_state()})
+        if not keys:
+            return frozenset()
+        current = await actor.current_state_ids(keys)
+        return frozenset(current.values())
 
     async def access(self, actor: RoomActor, user_id: str) -> Access:
         """May ``user_id`` read this room at all? Raises Forbidden (403) if not.
