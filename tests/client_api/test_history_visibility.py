@@ -48,3 +48,119 @@ class CurrentStateInTimelineTests(RoomsTestCase):
     async def test_with_many_messages_after(self):
         """sytest "… in private history with many messages after"."""
         await self._scenario(0, 50)
+
+
+#: sytest's %PERMITTED_ACTIONS: (see without join, see before join, see after invite)
+_PERMITTED = {
+    "world_readable": (True, True, True),
+    "shared": (False, True, True),
+    "invited": (False, False, True),
+    "joined": (False, False, False),
+    "default": (False, True, True),  # left as the preset set it (shared)
+}
+
+
+async def set_visibility(case: RoomsTestCase, token: str, room_id: str,
+                         visibility: str) -> None:
+    """sytest's matrix_set_room_history_visibility: "default" sets nothing."""
+    if visibility != "default":
+        await case.put_state(token, room_id, "m.room.history_visibility",
+                             {"history_visibility": visibility})
+
+
+class SytestHistoryVisibilityTests(RoomsTestCase):
+    """sytest tests/30rooms/30history-visibility.pl, for real (non-guest) users."""
+
+    async def test_messages_allow_and_forbid(self):
+        """'m.room.history_visibility == "…" allows/forbids appropriately for Real
+        users' (/messages before joining, and after)."""
+        _, creator = await self.register("creator")
+        for i, (visibility, (without, before, after)) in enumerate(_PERMITTED.items()):
+            joiner, joiner_tok = await self.register(f"joiner{i}")
+            room_id = await self.create_room(creator)
+            await set_visibility(self, creator, room_id, visibility)
+            await self.put_state(creator, room_id, "m.room.guest_access",
+                                 {"guest_access": "can_join"})
+            before_join = await self.send(creator, room_id, {"msgtype": "m.text",
+                                                             "body": "Before join"})
+            status, resp = await self.messages(joiner_tok, room_id, limit=10)
+            seen = status == 200 and before_join in {e["event_id"] for e in resp["chunk"]}
+            self.assertEqual(seen, without, visibility)
+            await self.invite(creator, room_id, joiner)
+            after_invite = await self.send(creator, room_id, {"msgtype": "m.text",
+                                                              "body": "After invite"})
+            await self.join(joiner_tok, room_id)
+            status, resp = await self.messages(joiner_tok, room_id, limit=10)
+            ids = {e["event_id"] for e in resp["chunk"]}
+            self.assertEqual((before_join in ids, after_invite in ids), (before, after),
+                             visibility)
+
+    async def test_sync_from_rooms_if_joined(self):
+        """'Real users can sync from … guest_access rooms if joined': the last four
+        timeline events of the joiner's first sync."""
+        _, creator = await self.register("creator")
+        for i, visibility in enumerate(_PERMITTED):
+            _, joiner_tok = await self.register(f"joiner{i}")
+            room_id = await self.create_room(creator, preset="public_chat")
+            await self.put_state(creator, room_id, "m.room.guest_access",
+                                 {"guest_access": "can_join"})
+            await self.send(creator, room_id, {"msgtype": "m.text", "body": "shared"})
+            await set_visibility(self, creator, room_id, visibility)
+            await self.send(creator, room_id, {"msgtype": "m.text", "body": "pre_join"})
+            await self.join(joiner_tok, room_id)
+            await self.send(creator, room_id, {"msgtype": "m.text", "body": "post_join"})
+            sync = await self.sync(joiner_tok)
+            chunk = sync["rooms"]["join"][room_id]["timeline"]["events"][-4:]
+            got = [(e["type"], e["content"].get("body")) for e in chunk]
+            if _PERMITTED[visibility][1]:
+                first = "m.room.message" if visibility in ("shared", "default") \
+                    else "m.room.history_visibility"
+                self.assertEqual([t for t, _ in got[:1]], [first], visibility)
+                self.assertEqual(got[1], ("m.room.message", "pre_join"), visibility)
+            else:
+                self.assertEqual(got[:2], [("m.room.message", "shared"),
+                                           ("m.room.history_visibility", None)], visibility)
+            self.assertEqual(got[2][0], "m.room.member", visibility)
+            self.assertEqual(got[3], ("m.room.message", "post_join"), visibility)
+
+    async def test_changes_on_boundaries(self):
+        """'Only see history_visibility changes on boundaries'."""
+        _, creator = await self.register("creator")
+        _, joiner_tok = await self.register("joiner")
+        room_id = await self.create_room(creator, preset="public_chat")
+        for visibility, body in (("joined", "1"), ("invited", "2"), ("shared", "3")):
+            await self.put_state(creator, room_id, "m.room.history_visibility",
+                                 {"history_visibility": visibility})
+            await self.send(creator, room_id, {"msgtype": "m.text", "body": body})
+        await self.join(joiner_tok, room_id)
+        sync = await self.sync(joiner_tok)
+        chunk = sync["rooms"]["join"][room_id]["timeline"]["events"][-4:]
+        self.assertEqual([(e["type"], e["content"].get("history_visibility")
+                           or e["content"].get("body") or e["content"].get("membership"))
+                          for e in chunk],
+                         [("m.room.history_visibility", "joined"),
+                          ("m.room.history_visibility", "shared"),
+                          ("m.room.message", "3"), ("m.room.member", "join")])
+
+    async def test_state_for_world_readable_rooms(self):
+        """'non-joined users can get state / individual state for world_readable
+        rooms', also 'after leaving'; they cannot send to a can_join room unjoined."""
+        creator, creator_tok = await self.register("creator")
+        _, other = await self.register("other")
+        room_id = await self.create_room(creator_tok)
+        await self.put_state(creator_tok, room_id, "m.room.history_visibility",
+                             {"history_visibility": "world_readable"})
+        await self.ok("GET", self.room(room_id, "/state"), token=other)
+        await self.ok("GET", self.room(room_id, f"/state/m.room.member/{creator}"),
+                      token=other)
+        await self.put_state(creator_tok, room_id, "m.room.join_rules",
+                             {"join_rule": "public"})
+        await self.put_state(creator_tok, room_id, "m.room.guest_access",
+                             {"guest_access": "can_join"})
+        status, _ = await self.request("PUT", self.room(room_id, "/send/m.room.message/t"),
+                                       {"msgtype": "m.text", "body": "sup"}, token=other)
+        self.assertEqual(status, 403)
+        await self.join(other, room_id)
+        await self.leave(other, room_id)
+        await self.ok("GET", self.room(room_id, f"/state/m.room.member/{creator}"),
+                      token=other)
