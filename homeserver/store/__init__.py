@@ -27,6 +27,7 @@ from homeserver.store.filters import Filters
 from homeserver.store.presence import Presence
 from homeserver.store.receipts import Receipts
 from homeserver.store.registration_tokens import RegistrationTokens
+from homeserver.store.erased_users import ErasedUsers
 from homeserver.store.reports import Reports
 from homeserver.store.room_positions import RoomPositions
 from homeserver.store.rooms import Rooms
@@ -69,6 +70,7 @@ class GlobalStore:
         self.sync_reads = SyncReads(db, tail)
         self.directory_entries = DirectoryEntries(db)
         self.reports = Reports(db)
+        self.erased_users = ErasedUsers(db)
         self.room_positions = RoomPositions(db, tail)
 
     @classmethod

@@ -7,6 +7,7 @@ from homeserver.store import (  # noqa: F401  (imported for their tables)
     account_data,
     accounts,
     devices,
+    erased_users,
     filters,
     positions,
     presence,

@@ -182,8 +182,12 @@ class RoomSections:
         limit = f.timeline_limit
         timeline = await load_timeline(actor, rng.lower, rng.upper, limit,
                                        ctx.wanted_in_timeline)
-        if not (check_visibility and timeline.events):
+        if not timeline.events:
             return timeline
+        if not check_visibility:
+            # all visible; an erased sender's events may still be served pruned
+            seen = await self._visibility.as_seen(actor, ctx.user_id, timeline.events)
+            return Timeline(seen, timeline.limited)
         load = limit
         for _ in range(_HIDDEN_HISTORY_ROUNDS):
             shown = await self._visibility.current_state_among(
@@ -196,10 +200,9 @@ class RoomSections:
             load *= 2
             timeline = await load_timeline(actor, rng.lower, rng.upper, load,
                                            ctx.wanted_in_timeline)
-        if len(visible) != len(timeline.events):
-            # hidden history is a gap too: the client may paginate into it
-            timeline = Timeline(visible[-limit:], True)
-        return timeline
+        # hidden history is a gap too: the client may paginate into it
+        return Timeline(visible[-limit:],
+                        timeline.limited or len(visible) != len(timeline.events))
 
     async def _timeline_body(self, actor: Any, ctx: SyncContext, rng: RoomRange,
                              timeline: Timeline) -> dict[str, Any]:

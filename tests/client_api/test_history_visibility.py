@@ -4,7 +4,7 @@ appears in timeline in private history", tests/30rooms/30history-visibility.pl).
 
 from __future__ import annotations
 
-from tests.client_api.room_helpers import RoomsTestCase
+from tests.client_api.room_helpers import RoomsTestCase, q
 
 
 class CurrentStateInTimelineTests(RoomsTestCase):
@@ -164,3 +164,65 @@ class SytestHistoryVisibilityTests(RoomsTestCase):
         await self.leave(other, room_id)
         await self.ok("GET", self.room(room_id, f"/state/m.room.member/{creator}"),
                       token=other)
+
+
+class ErasureTests(RoomsTestCase):
+    async def test_only_original_members_see_erased_messages(self):
+        """sytest "Only original members of the room can see messages from erased
+        users": after ``erase: true`` the member who was there still sees the
+        message in /sync; the later joiner gets it pruned in /sync, /messages,
+        /event and /context."""
+        creator, creator_tok = await self.register("creator")
+        _, member_tok = await self.register("member")
+        _, joiner_tok = await self.register("joiner")
+        room_id = await self.create_room(creator_tok, preset="public_chat")
+        await self.join(member_tok, room_id)
+        message = await self.send(creator_tok, room_id, {"msgtype": "m.text",
+                                                         "body": "body1"})
+        await self.join(joiner_tok, room_id)
+
+        def find(sync: dict) -> dict:
+            events = sync["rooms"]["join"][room_id]["timeline"]["events"]
+            return next(e for e in events if e["event_id"] == message)
+
+        self.assertEqual(find(await self.sync(joiner_tok))["content"]["body"], "body1")
+        await self.ok("POST", "/_matrix/client/v3/account/deactivate",
+                      {"erase": True, "auth": {
+                          "type": "m.login.password", "password": "correct horse",
+                          "identifier": {"type": "m.id.user", "user": creator}}},
+                      token=creator_tok)
+        self.assertEqual(find(await self.sync(member_tok))["content"]["body"], "body1")
+        pruned = find(await self.sync(joiner_tok))
+        self.assertEqual((pruned["type"], pruned["content"]), ("m.room.message", {}))
+        _, resp = await self.messages(joiner_tok, room_id, limit=20)
+        self.assertEqual(next(e for e in resp["chunk"] if e["event_id"] == message)
+                         ["content"], {})
+        _, resp = await self.messages(member_tok, room_id, limit=20)
+        self.assertEqual(next(e for e in resp["chunk"] if e["event_id"] == message)
+                         ["content"]["body"], "body1")
+        event = await self.ok("GET", self.room(room_id, f"/event/{q(message)}"),
+                              token=joiner_tok)
+        self.assertEqual(event["content"], {})
+        context = await self.ok("GET", self.room(room_id, f"/context/{q(message)}"),
+                                token=joiner_tok)
+        self.assertEqual(context["event"]["content"], {})
+        # the stored event stays whole
+        event = await self.ok("GET", self.room(room_id, f"/event/{q(message)}"),
+                              token=member_tok)
+        self.assertEqual(event["content"]["body"], "body1")
+
+    async def test_deactivation_without_erase(self):
+        """Without ``erase`` later joiners still see the messages."""
+        creator, creator_tok = await self.register("creator")
+        _, joiner_tok = await self.register("joiner")
+        room_id = await self.create_room(creator_tok, preset="public_chat")
+        message = await self.send(creator_tok, room_id, {"msgtype": "m.text",
+                                                         "body": "kept"})
+        await self.ok("POST", "/_matrix/client/v3/account/deactivate",
+                      {"auth": {"type": "m.login.password", "password": "correct horse",
+                                "identifier": {"type": "m.id.user", "user": creator}}},
+                      token=creator_tok)
+        await self.join(joiner_tok, room_id)
+        event = await self.ok("GET", self.room(room_id, f"/event/{q(message)}"),
+                              token=joiner_tok)
+        self.assertEqual(event["content"]["body"], "kept")
