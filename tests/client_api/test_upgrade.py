@@ -290,3 +290,24 @@ class SytestUpgradeTests(_UpgradeCase):
             "PUT", self.room(room_id, "/state/m.room.tombstone/"),
             {"replacement_room": room_id}, token=tok)
         self.assertEqual(status, 400, resp)
+
+    async def test_copies_power_levels_from_pre_v12_room(self):
+        """"/upgrade copies the power levels to the new room" and "… preserves the
+        power level of the upgrading user in old and new rooms": exactly, from a v10
+        room (sytest's rooms are the server default; from a v12 room the old
+        creators are added as admins, or nobody could manage the replacement)."""
+        alice, tok = await self.register("alice")
+        mod, mod_tok = await self.register("mod")
+        old = await self.create_room(tok, room_version="10", preset="public_chat")
+        await self.join(mod_tok, old)
+        power = (await self.get_state(tok, old, "m.room.power_levels"))[1]
+        power["users"]["@test:xyz"] = 40
+        power["users"][mod] = 50
+        power["events"]["m.room.tombstone"] = 50
+        await self.put_state(tok, old, "m.room.power_levels", power)
+        new = await self.upgrade_ok(mod_tok, old)
+        self.assertEqual((await self.get_state(mod_tok, new, "m.room.power_levels"))[1],
+                         power)
+        # the moderator could not restrict the old room (power levels need 100)
+        self.assertEqual((await self.get_state(mod_tok, old, "m.room.power_levels"))[1],
+                         power)
