@@ -1,7 +1,7 @@
 """Room versions as data: one frozen object of flags per version.
 
 Code asks ``version.knock_join_rule``, never ``if version == "7"`` (STYLE.md 9).
-See the Matrix spec, "Room Versions" (rooms/v2 … rooms/v12).
+See the Matrix spec, "Room Versions" (rooms/v1 … rooms/v12).
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ class EventIdFormat:
 
 
 class StateResAlgorithm:
+    #: rooms/v1: conflicts resolved by depth and sha1(event_id), auth events first
+    V1 = "v1"
     V2 = "v2"
     #: MSC4297, room v12: conflicted subgraph, auth replayed from an empty state
     V2_1 = "v2.1"
@@ -34,8 +36,11 @@ class RoomVersion:
     state_res: str
     #: server signing keys must be valid at origin_server_ts (v5+)
     enforce_key_validity: bool
-    #: m.room.aliases has special auth and redaction rules (v3-v5)
+    #: m.room.aliases has special auth and redaction rules (v1-v5)
     special_case_aliases_auth: bool
+    #: m.room.redaction has an auth rule: the redact level, or the redacted event's
+    #: ID on the redaction's server (rooms v1, v2; v3 moved the check to serving)
+    redaction_auth_rule: bool
     #: integers outside ±(2^53-1) and floats rejected in events (v6+)
     strict_canonical_json: bool
     #: power_levels.notifications is checked by auth rules (v6+)
@@ -77,6 +82,7 @@ _V3 = RoomVersion(
     state_res=StateResAlgorithm.V2,
     enforce_key_validity=False,
     special_case_aliases_auth=True,
+    redaction_auth_rule=False,
     strict_canonical_json=False,
     limit_notifications_power_levels=False,
     knock_join_rule=False,
@@ -90,9 +96,10 @@ _V3 = RoomVersion(
     room_id_from_create_event=False,
     privileged_creators=False,
 )
-# Room version 2: version 1 with state resolution v2. Version 1 itself (state
-# resolution v1) is not served.
-_V2 = dataclasses.replace(_V3, identifier="2", event_id_format=EventIdFormat.V1)
+# Room versions 1 and 2: the first event format; 2 brought state resolution v2.
+_V2 = dataclasses.replace(_V3, identifier="2", event_id_format=EventIdFormat.V1,
+                          redaction_auth_rule=True)
+_V1 = dataclasses.replace(_V2, identifier="1", state_res=StateResAlgorithm.V1)
 _V4 = dataclasses.replace(_V3, identifier="4", event_id_format=EventIdFormat.URLSAFE_BASE64)
 _V5 = dataclasses.replace(_V4, identifier="5", enforce_key_validity=True)
 _V6 = dataclasses.replace(
@@ -124,7 +131,7 @@ _V12 = dataclasses.replace(
 )
 
 KNOWN_ROOM_VERSIONS: Mapping[str, RoomVersion] = {
-    v.identifier: v for v in (_V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9, _V10, _V11, _V12)
+    v.identifier: v for v in (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9, _V10, _V11, _V12)
 }
 
 DEFAULT_ROOM_VERSION = "12"

@@ -80,23 +80,28 @@ class CreateRoomTests(RoomsTestCase):
         """An unknown room_version is 400 M_UNSUPPORTED_ROOM_VERSION, a number M_BAD_JSON
         (sytest "rejects attempts to create rooms with numeric/unknown versions")."""
         _, tok = await self.register("alice")
-        for version in ("99", "1", "agjkyhdsghkjackljkj"):
+        for version in ("99", "0", "agjkyhdsghkjackljkj"):
             result = await self.post(tok, V3 + "/createRoom", {"room_version": version})
             self.assertError(result, 400, "M_UNSUPPORTED_ROOM_VERSION")
         result = await self.post(tok, V3 + "/createRoom", {"room_version": 1})
         self.assertError(result, 400, "M_BAD_JSON")
 
-    async def test_room_version_2(self):
-        """Room version 2 (sytest's "creates a room with the given version"): the
+    async def test_room_versions_1_and_2(self):
+        """Room versions 1 and 2 (sytest's "creates a room with the given version",
+        "User can create and send/receive messages in a room with version 1"): the
         create event comes first in /sync and events name themselves ($x:server);
         messages, state, redactions and a second member work."""
-        alice, tok = await self.register("alice")
-        bob, bob_tok = await self.register("bob")
-        room_id = await self.create_room(tok, room_version="2", preset="public_chat")
+        for version in ("1", "2"):
+            await self._old_format_room(version)
+
+    async def _old_format_room(self, version: str):
+        alice, tok = await self.register("alice" + version)
+        bob, bob_tok = await self.register("bob" + version)
+        room_id = await self.create_room(tok, room_version=version, preset="public_chat")
         sync = await self.sync(tok)
         first = sync["rooms"]["join"][room_id]["timeline"]["events"][0]
         self.assertEqual(first["type"], "m.room.create")
-        self.assertEqual(first["content"]["room_version"], "2")
+        self.assertEqual(first["content"]["room_version"], version)
         self.assertTrue(first["event_id"].endswith(":test.local"))
         await self.join(bob_tok, room_id)
         sent = await self.send(bob_tok, room_id, {"msgtype": "m.text", "body": "hi"})

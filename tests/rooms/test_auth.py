@@ -869,3 +869,22 @@ for _mixin, _predicate in _GROUPS:
 
 class V12AuthTests(V12Tests, unittest.TestCase):
     pass
+
+
+class RedactionRuleTests(unittest.TestCase):
+    def test_v1_v2_redactions_below_the_redact_level(self):
+        """Rooms v1/v2 rule 11: below the redact level a redaction passes only for an
+        event of its own server; from v3 the auth rules leave that to serving."""
+        for version, ruled in (("1", True), ("2", True), ("3", False)):
+            room = standard_room(version)
+            room.member(BOB, BOB, "join")
+            for redacts, allowed in (("$x:b.test", True), ("$x:a.test", not ruled)):
+                built = room.build("m.room.redaction", BOB, {}, redacts=redacts)
+                event = PDU(room.version, built.get_dict(), "$r:b.test")
+                if allowed:
+                    room.check(event)
+                else:
+                    self.assertRaises(AuthError, room.check, event)
+            # an admin may redact anything
+            built = room.build("m.room.redaction", ALICE, {}, redacts="$x:b.test")
+            room.check(PDU(room.version, built.get_dict(), "$r:a.test"))
