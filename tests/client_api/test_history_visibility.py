@@ -226,3 +226,42 @@ class ErasureTests(RoomsTestCase):
         event = await self.ok("GET", self.room(room_id, f"/event/{q(message)}"),
                               token=joiner_tok)
         self.assertEqual(event["content"]["body"], "kept")
+
+
+class FetchEventTests(RoomsTestCase):
+    """Complement apidoc_room_history_visibility_test.go: GET /rooms/{id}/event/{id}."""
+
+    async def _fetch(self, visibility: str, *, invite_before: bool, invite_after: bool,
+                     join: bool) -> int:
+        _, alice = await self.register(f"alice-{visibility}-{invite_before}-{join}")
+        bob, bob_tok = await self.register(f"bob-{visibility}-{invite_before}-{join}")
+        room_id = await self.create_room(alice, preset="public_chat", initial_state=[
+            {"type": "m.room.history_visibility", "state_key": "",
+             "content": {"history_visibility": visibility}}])
+        if invite_before:
+            await self.invite(alice, room_id, bob)
+        event_id = await self.send(alice, room_id, {"msgtype": "m.text", "body": "hi"})
+        if invite_after:
+            await self.invite(alice, room_id, bob)
+        if join:
+            await self.join(bob_tok, room_id)
+        status, _ = await self.request("GET", self.room(room_id, f"/event/{q(event_id)}"),
+                                       token=bob_tok)
+        return status
+
+    async def test_fetch_event_cases(self):
+        """TestFetchHistoricalJoinedEventDenied (404), …SharedEvent (200),
+        …InvitedEventFromBetweenInvite (200), …FromBeforeInvite (404),
+        TestFetchEventNonWorldReadable (404), TestFetchEventWorldReadable (200)."""
+        cases = [
+            ("joined", dict(invite_before=False, invite_after=False, join=True), 404),
+            ("shared", dict(invite_before=False, invite_after=False, join=True), 200),
+            ("invited", dict(invite_before=True, invite_after=False, join=True), 200),
+            ("invited", dict(invite_before=False, invite_after=True, join=True), 404),
+            ("shared", dict(invite_before=False, invite_after=False, join=False), 404),
+            ("world_readable", dict(invite_before=False, invite_after=False, join=False),
+             200),
+        ]
+        for visibility, flow, expected in cases:
+            self.assertEqual(await self._fetch(visibility, **flow), expected,
+                             (visibility, flow))
