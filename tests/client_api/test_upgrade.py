@@ -311,3 +311,27 @@ class SytestUpgradeTests(_UpgradeCase):
         # the moderator could not restrict the old room (power levels need 100)
         self.assertEqual((await self.get_state(mod_tok, old, "m.room.power_levels"))[1],
                          power)
+
+    async def test_settings_copiers(self):
+        """Copiers added with ``add_settings_copier`` (room push rules, once served)
+        run for the upgrader at the upgrade and for a member on joining the new room;
+        one that fails stops neither the others nor the join."""
+        alice, tok = await self.register("alice")
+        bob, bob_tok = await self.register("bob")
+        old = await self.create_room(tok, preset="public_chat")
+        await self.join(bob_tok, old)
+        calls = []
+
+        async def broken(user_id, old_room, new_room):
+            raise RuntimeError("broken copier")
+
+        async def record(user_id, old_room, new_room):
+            calls.append((user_id, old_room, new_room))
+
+        membership = self.c["room_service"].membership
+        membership.add_settings_copier(broken)
+        membership.add_settings_copier(record)
+        new = await self.upgrade_ok(tok, old)
+        await self.join(bob_tok, new)
+        self.assertEqual(calls, [(alice, old, new), (bob, old, new)])
+        self.flushLoggedErrors(RuntimeError)
