@@ -4,9 +4,10 @@ This is check 1 of "Checks performed on receipt of a PDU" (server-server API): a
 event that fails it is dropped, before signatures, hashes or auth are looked at. It is
 also run on every event we build, so we never emit one that others would drop.
 
-Sources: the PDU schemas (``pdu_v1`` for rooms v1/v2, ``pdu_v3``, ``pdu_v4``, ``pdu_v6``, ``pdu_v11``, ``pdu_v12``
-in the server-server API), client-server API "Size limits" (65,536 bytes of canonical
-JSON; 255 bytes for IDs, ``type`` and ``state_key``), and rooms/v6 "Canonical JSON".
+Sources: the PDU schemas (``pdu_v1`` for rooms v1/v2, ``pdu_v3``, ``pdu_v4``,
+``pdu_v6``, ``pdu_v11``, ``pdu_v12`` in the server-server API), client-server API "Size
+limits" (65,536 bytes of canonical JSON; 255 bytes for IDs, ``type`` and
+``state_key``), and rooms/v6 "Canonical JSON".
 """
 
 from __future__ import annotations

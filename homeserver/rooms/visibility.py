@@ -228,7 +228,8 @@ class HistoryVisibility:
         return membership_in(before, user_id) == "join"
 
     @staticmethod
-    async def current_state_among(actor: RoomActor, events: Sequence[PDU]) -> frozenset[str]:
+    async def current_state_among(actor: RoomActor, events: Sequence[PDU]
+                                  ) -> frozenset[str]:
         """The IDs of those ``events`` that are part of the room's current state.
 
         A member who joins sees the room's current state anyway (the ``state`` of

@@ -95,7 +95,8 @@ class RoomSections:
         time since ``since``, so every new event is visible without checking.
         """
         actor = await self._rooms.get(room_id)
-        timeline = await self._timeline(actor, ctx, rng, check_visibility=not joined_throughout,
+        timeline = await self._timeline(actor, ctx, rng,
+                                        check_visibility=not joined_throughout,
                                         show_current_state=True)
         state = await self._state(actor, ctx, rng, timeline, full)
         if not (full or timeline.events or state or ephemeral or account_data):

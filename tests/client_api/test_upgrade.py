@@ -87,8 +87,8 @@ class UpgradeTests(_UpgradeCase):
         create = new_state[("m.room.create", "")]
         self.assertEqual(create["predecessor"]["room_id"], old)
         self.assertEqual(create["creator"], bob)
-        tombstone = await self.ok("GET", self.room(old, "/state/m.room.tombstone/?format=event"),
-                                  token=bob_tok)
+        tombstone = await self.ok(
+            "GET", self.room(old, "/state/m.room.tombstone/?format=event"), token=bob_tok)
         self.assertEqual(create["predecessor"]["event_id"], tombstone["event_id"])
         power = new_state[("m.room.power_levels", "")]
         # both v12 creators had unbounded power: in v10 they are admins
@@ -276,7 +276,8 @@ class SytestUpgradeTests(_UpgradeCase):
         _, bob_tok = await self.register("bob")
         room_id = await self.create_room(tok, preset="public_chat")
         await self.join(bob_tok, room_id)
-        self.assertError(await self.upgrade(tok, room_id, {"new_version": "my_bad_version"}),
+        self.assertError(await self.upgrade(tok, room_id,
+                                            {"new_version": "my_bad_version"}),
                          400, "M_UNSUPPORTED_ROOM_VERSION")
         self.assertError(await self.upgrade(bob_tok, room_id, {"new_version": "2"}),
                          403, "M_FORBIDDEN")
