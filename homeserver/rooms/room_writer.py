@@ -20,7 +20,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 from twisted.logger import Logger
 
 from homeserver.crypto.signing import SigningKey, encode_base64
-from homeserver.errors import AuthError, BadJson, Forbidden, InvalidRoomState
+from homeserver.errors import AuthError, BadJson, Forbidden, InvalidParam, InvalidRoomState
 from homeserver.events.builder import finalize_event
 from homeserver.events.hashing import compute_reference_hash
 from homeserver.events.pdu import PDU
@@ -188,9 +188,19 @@ class RoomWriter:
         return encode_base64(compute_reference_hash(self.version, cited.get_dict()))
 
     def _check_local_redaction(self, redaction: PDU, state: Mapping[StateKey, PDU]) -> bool:
+        """Whether the redactor has the redact level; raises for a redaction a local
+        user may not send (as Synapse): of an event this room does not have (400: a
+        local user can only know it from another room, sytest "PUT /redact disallows
+        redaction of event in different room"), of the create or server ACL event,
+        or of someone else's event without the redact level (403)."""
         has_power = pl.user_power_level(redaction.sender, state) >= pl.redact_level(state)
         target = self._store.get_event(redaction.redacts)
-        if target is not None and target.sender != redaction.sender and not has_power:
+        if target is None:
+            raise InvalidParam("Cannot redact an event that is not in this room")
+        if target.is_state() and target.state_key == "" \
+                and target.type in ("m.room.create", "m.room.server_acl"):
+            raise Forbidden(f"Redacting {target.type} events is not permitted")
+        if target.sender != redaction.sender and not has_power:
             raise Forbidden("you may not redact other users' events")
         return has_power
 
