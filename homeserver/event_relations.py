@@ -19,7 +19,7 @@ from typing import Any, Callable, Sequence
 from homeserver.errors import Forbidden, InvalidParam, MatrixError, NotFound
 from homeserver.events.client_format import serialize_event
 from homeserver.events.pdu import PDU
-from homeserver.events.redaction import redact_event_dict
+from homeserver.events.redaction import pruned_event
 from homeserver.rooms.actor import RoomActor
 from homeserver.rooms.pagination import Direction, TopologicalToken
 from homeserver.rooms.relations import (
@@ -284,8 +284,4 @@ def _valid_edit(edit: PDU) -> bool:
 
 def _redacted(event: PDU) -> PDU:
     """The pruned form of ``event`` (a thread root from an ignored user)."""
-    pruned = PDU(event.room_version, redact_event_dict(event.room_version,
-                                                        dict(event.get_dict())),
-                 event.event_id, None)
-    pruned.internal_metadata.update(event.internal_metadata)
-    return pruned
+    return pruned_event(event)

@@ -19,6 +19,9 @@ from homeserver.rooms.transactions import scope_of
 
 _C = "/_matrix/client/(?:v3|r0)"
 _ROOM = _C + "/rooms/(?P<room_id>[^/]+)"
+#: request parameters of the join endpoints, not member event content
+_JOIN_PARAMETERS = ("reason", "membership", "third_party_signed",
+                    "join_authorised_via_users_server")
 
 
 def register(router: Router, *, auth: Any, room_service: RoomService) -> None:
@@ -29,12 +32,18 @@ def register(router: Router, *, auth: Any, room_service: RoomService) -> None:
         room_id = await room_service.create_room(requester, request.json())
         return 200, {"room_id": room_id}
 
+    def join_content(body: dict[str, Any]) -> dict[str, Any]:
+        """The body's other keys go into the member event (Synapse keeps them; sytest
+        "POST /join/:room_id can join a room with custom content")."""
+        return {k: v for k, v in body.items() if k not in _JOIN_PARAMETERS}
+
     async def join_by_id_or_alias(request: ApiRequest) -> tuple[int, Any]:
         requester = await auth.authenticate(request, allow_guest=True)
         body = request.json(allow_empty=True)
         room_id = await membership.join(
             request.path["room"], requester.user_id,
-            reason=optional(body, "reason", str), is_guest=requester.is_guest)
+            reason=optional(body, "reason", str), content=join_content(body),
+            is_guest=requester.is_guest)
         return 200, {"room_id": room_id}
 
     async def join_by_id(request: ApiRequest) -> tuple[int, Any]:
@@ -42,7 +51,8 @@ def register(router: Router, *, auth: Any, room_service: RoomService) -> None:
         body = request.json(allow_empty=True)
         room_id = await membership.join(
             parse_room_id(request.path["room_id"]), requester.user_id,
-            reason=optional(body, "reason", str), is_guest=requester.is_guest)
+            reason=optional(body, "reason", str), content=join_content(body),
+            is_guest=requester.is_guest)
         return 200, {"room_id": room_id}
 
     async def knock(request: ApiRequest) -> tuple[int, Any]:
@@ -87,10 +97,12 @@ def register(router: Router, *, auth: Any, room_service: RoomService) -> None:
 
     async def send(request: ApiRequest) -> tuple[int, Any]:
         requester = await auth.authenticate(request, allow_guest=True)
+        txn_id = request.path.get("txn_id")
         event_id = await room_service.send_event(
             parse_room_id(request.path["room_id"]), requester.user_id,
             request.path["event_type"], request.json(),
-            txn=Txn(scope_of(requester), request.path["txn_id"]), ratelimit=True)
+            txn=None if txn_id is None else Txn(scope_of(requester), txn_id),
+            ratelimit=True)
         return 200, {"event_id": event_id}
 
     async def redact(request: ApiRequest) -> tuple[int, Any]:
@@ -126,6 +138,9 @@ def register(router: Router, *, auth: Any, room_service: RoomService) -> None:
     for kind in ("kick", "ban", "unban"):
         router.add("POST", _ROOM + "/" + kind, moderation(kind))
     router.add("PUT", _ROOM + "/send/(?P<event_type>[^/]+)/(?P<txn_id>[^/]+)", send)
+    # without a transaction ID (no retry safety): not in the spec, but Synapse serves
+    # it and sytest uses it ("POST /rooms/:room_id/send/:event_type sends a message")
+    router.add("POST", _ROOM + "/send/(?P<event_type>[^/]+)", send)
     router.add(("PUT", "POST"),
                _ROOM + "/redact/(?P<event_id>[^/]+)/(?P<txn_id>[^/]+)", redact)
     router.add("POST", _ROOM + "/redact/(?P<event_id>[^/]+)", redact)

@@ -11,7 +11,9 @@ PR #998) and Synapse stopped sending it; a partial that carries one (e.g. a remo
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import secrets
+import string
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from homeserver.crypto.canonical_json import CanonicalJsonError
@@ -56,8 +58,23 @@ def _normalise_redacts(room_version: RoomVersion, event: dict[str, Any]) -> None
         event["redacts"] = content["redacts"]
 
 
+def _v1_references(room_version: RoomVersion, event: dict[str, Any],
+                   cited_hash: Callable[[str], str] | None) -> None:
+    """Event format v1 (rooms v1, v2): cite prev and auth events as
+    ``[event_id, {"sha256": reference hash}]`` pairs."""
+    for key in ("prev_events", "auth_events"):
+        refs = event.get(key)
+        if not isinstance(refs, list) or all(isinstance(r, list) for r in refs):
+            continue
+        if cited_hash is None:
+            raise ValueError(f"{key} of a room v{room_version.identifier} event need "
+                             "the cited events' reference hashes")
+        event[key] = [[r, {"sha256": cited_hash(r)}] for r in refs]
+
+
 def finalize_event(room_version: RoomVersion, partial: Mapping[str, Any], server_name: str,
-                   signing_key: SigningKey, now_ms: int | None = None) -> PDU:
+                   signing_key: SigningKey, now_ms: int | None = None, *,
+                   cited_hash: Callable[[str], str] | None = None) -> PDU:
     """Hash, sign and validate ``partial``; return the PDU with its event ID.
 
     ``partial`` holds ``type``, ``sender``, ``content``, ``room_id`` (absent for a v12
@@ -66,6 +83,10 @@ def finalize_event(room_version: RoomVersion, partial: Mapping[str, Any], server
     (``now_ms`` is used when it is missing; one of the two is required). Any
     ``event_id``, ``hashes`` or ``signatures`` in it are discarded and recomputed.
     ``partial`` is not modified.
+
+    For room versions 1 and 2 an ``event_id`` is made up here, and ``cited_hash``
+    gives the (unpadded base64) reference hash of each event ID in ``prev_events``
+    and ``auth_events``, which that event format cites with their hashes.
 
     Raises EventValidationError (M_BAD_JSON / M_TOO_LARGE) if the result is not a
     valid event for ``room_version``, e.g. content with a float in a v6+ room.
@@ -76,6 +97,11 @@ def finalize_event(room_version: RoomVersion, partial: Mapping[str, Any], server
             raise ValueError("finalize_event needs origin_server_ts or now_ms")
         event["origin_server_ts"] = now_ms
     _normalise_redacts(room_version, event)
+    if room_version.event_format_v1:
+        # rooms v1/v2: the creating server names the event (spec: rooms/v1 "Event IDs")
+        localpart = "".join(secrets.choice(string.ascii_letters) for _ in range(18))
+        event["event_id"] = f"${localpart}:{server_name}"
+        _v1_references(room_version, event, cited_hash)
 
     try:
         event["hashes"] = {"sha256": compute_content_hash(event)}

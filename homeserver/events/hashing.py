@@ -70,7 +70,13 @@ def compute_event_id(room_version: RoomVersion, event_dict: Mapping[str, Any]) -
     """``$`` + the reference hash in the room version's base64 flavour.
 
     Room version 3 uses standard unpadded base64; 4 and later the URL-safe alphabet.
+    Events of room versions 1 and 2 name themselves: their ``event_id`` is returned.
     """
+    if room_version.event_format_v1:
+        event_id = event_dict.get("event_id")
+        if not isinstance(event_id, str):
+            raise ValueError("an event of this room version needs its event_id")
+        return event_id
     digest = compute_reference_hash(room_version, event_dict)
     urlsafe = room_version.event_id_format == EventIdFormat.URLSAFE_BASE64
     return "$" + encode_base64(digest, urlsafe=urlsafe)

@@ -3,7 +3,7 @@
 ``PDU`` is immutable. Everything that inspects events (auth rules, state resolution,
 the room store, the client API) uses this one class. Its ``event_id`` is computed by
 the room version's rules (spec: "Event IDs" in rooms/v3+, the reference hash) and is
-never taken from the JSON for v3+ rooms.
+never taken from the JSON for v3+ rooms; events of rooms v1/v2 carry theirs.
 """
 
 from __future__ import annotations
@@ -88,10 +88,14 @@ class PDU:
 
     @property
     def prev_event_ids(self) -> Sequence[str]:
+        if self.room_version.event_format_v1:
+            return [pair[0] for pair in self._dict.get("prev_events", [])]
         return self._dict.get("prev_events", [])
 
     @property
     def auth_event_ids(self) -> Sequence[str]:
+        if self.room_version.event_format_v1:
+            return [pair[0] for pair in self._dict.get("auth_events", [])]
         return self._dict.get("auth_events", [])
 
     @property

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from homeserver.events.pdu import PDU
 from homeserver.events.room_versions import RoomVersion
 
 # Top-level keys every version keeps. ``unsigned`` is not among them: the spec drops it
@@ -94,3 +95,13 @@ def redact_event_dict(room_version: RoomVersion, event_dict: Mapping[str, Any]) 
     redacted["content"] = redact_content(
         room_version, event_dict.get("type", ""), event_dict.get("content", {}))
     return redacted
+
+
+def pruned_event(event: PDU) -> PDU:
+    """A copy of ``event`` in its redacted form (same ID and local metadata), for
+    serving it pruned to one viewer while the stored event stays whole."""
+    pruned = PDU(event.room_version, redact_event_dict(event.room_version,
+                                                        event.get_dict()),
+                 event.event_id)
+    pruned.internal_metadata.update(event.internal_metadata)
+    return pruned

@@ -1,7 +1,7 @@
 """Room versions as data: one frozen object of flags per version.
 
 Code asks ``version.knock_join_rule``, never ``if version == "7"`` (STYLE.md 9).
-See the Matrix spec, "Room Versions" (rooms/v3 … rooms/v12).
+See the Matrix spec, "Room Versions" (rooms/v1 … rooms/v12).
 """
 
 from __future__ import annotations
@@ -11,6 +11,10 @@ from typing import Mapping
 
 
 class EventIdFormat:
+    #: rooms/v1, v2 ("event format v1"): the creating server picks ``$random:server``
+    #: and the event carries it in ``event_id``; ``prev_events`` and ``auth_events``
+    #: are ``[event_id, {"sha256": reference hash}]`` pairs
+    V1 = "v1"
     #: "$" + standard unpadded base64 of the reference hash (room v3)
     BASE64 = "base64"
     #: "$" + URL-safe unpadded base64 of the reference hash (room v4+)
@@ -18,6 +22,8 @@ class EventIdFormat:
 
 
 class StateResAlgorithm:
+    #: rooms/v1: conflicts resolved by depth and sha1(event_id), auth events first
+    V1 = "v1"
     V2 = "v2"
     #: MSC4297, room v12: conflicted subgraph, auth replayed from an empty state
     V2_1 = "v2.1"
@@ -30,8 +36,11 @@ class RoomVersion:
     state_res: str
     #: server signing keys must be valid at origin_server_ts (v5+)
     enforce_key_validity: bool
-    #: m.room.aliases has special auth and redaction rules (v3-v5)
+    #: m.room.aliases has special auth and redaction rules (v1-v5)
     special_case_aliases_auth: bool
+    #: m.room.redaction has an auth rule: the redact level, or the redacted event's
+    #: ID on the redaction's server (rooms v1, v2; v3 moved the check to serving)
+    redaction_auth_rule: bool
     #: integers outside ±(2^53-1) and floats rejected in events (v6+)
     strict_canonical_json: bool
     #: power_levels.notifications is checked by auth rules (v6+)
@@ -61,6 +70,11 @@ class RoomVersion:
     def supports_knock(self) -> bool:
         return self.knock_join_rule
 
+    @property
+    def event_format_v1(self) -> bool:
+        """Events carry their own ``event_id`` and cite others as (ID, hashes) pairs."""
+        return self.event_id_format == EventIdFormat.V1
+
 
 _V3 = RoomVersion(
     identifier="3",
@@ -68,6 +82,7 @@ _V3 = RoomVersion(
     state_res=StateResAlgorithm.V2,
     enforce_key_validity=False,
     special_case_aliases_auth=True,
+    redaction_auth_rule=False,
     strict_canonical_json=False,
     limit_notifications_power_levels=False,
     knock_join_rule=False,
@@ -81,6 +96,10 @@ _V3 = RoomVersion(
     room_id_from_create_event=False,
     privileged_creators=False,
 )
+# Room versions 1 and 2: the first event format; 2 brought state resolution v2.
+_V2 = dataclasses.replace(_V3, identifier="2", event_id_format=EventIdFormat.V1,
+                          redaction_auth_rule=True)
+_V1 = dataclasses.replace(_V2, identifier="1", state_res=StateResAlgorithm.V1)
 _V4 = dataclasses.replace(_V3, identifier="4", event_id_format=EventIdFormat.URLSAFE_BASE64)
 _V5 = dataclasses.replace(_V4, identifier="5", enforce_key_validity=True)
 _V6 = dataclasses.replace(
@@ -112,7 +131,7 @@ _V12 = dataclasses.replace(
 )
 
 KNOWN_ROOM_VERSIONS: Mapping[str, RoomVersion] = {
-    v.identifier: v for v in (_V3, _V4, _V5, _V6, _V7, _V8, _V9, _V10, _V11, _V12)
+    v.identifier: v for v in (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9, _V10, _V11, _V12)
 }
 
 DEFAULT_ROOM_VERSION = "12"

@@ -4,9 +4,10 @@ This is check 1 of "Checks performed on receipt of a PDU" (server-server API): a
 event that fails it is dropped, before signatures, hashes or auth are looked at. It is
 also run on every event we build, so we never emit one that others would drop.
 
-Sources: the PDU schemas (``pdu_v3``, ``pdu_v4``, ``pdu_v6``, ``pdu_v11``, ``pdu_v12``
-in the server-server API), client-server API "Size limits" (65,536 bytes of canonical
-JSON; 255 bytes for IDs, ``type`` and ``state_key``), and rooms/v6 "Canonical JSON".
+Sources: the PDU schemas (``pdu_v1`` for rooms v1/v2, ``pdu_v3``, ``pdu_v4``,
+``pdu_v6``, ``pdu_v11``, ``pdu_v12`` in the server-server API), client-server API "Size
+limits" (65,536 bytes of canonical JSON; 255 bytes for IDs, ``type`` and
+``state_key``), and rooms/v6 "Canonical JSON".
 """
 
 from __future__ import annotations
@@ -61,10 +62,18 @@ def _check_id_size(name: str, value: str) -> None:
         raise EventTooLarge(f"{name!r} is longer than {MAX_ID_BYTES} bytes")
 
 
-def _check_event_id_list(event: Mapping[str, Any], key: str, limit: int) -> None:
+def _check_event_id_list(room_version: RoomVersion, event: Mapping[str, Any], key: str,
+                         limit: int) -> None:
     ids = _require(event, key, list, "a list of event IDs")
     if len(ids) > limit:
         raise EventValidationError(f"{key!r} has more than {limit} entries")
+    if room_version.event_format_v1:
+        # pdu_v1: [event_id, {"sha256": hash}] pairs
+        for pair in ids:
+            if not isinstance(pair, list) or len(pair) != 2 \
+                    or not isinstance(pair[1], Mapping):
+                raise EventValidationError(f"{key!r} must contain [event ID, hashes] pairs")
+        ids = [pair[0] for pair in ids]
     for event_id in ids:
         if not isinstance(event_id, str) or not event_id.startswith("$"):
             raise EventValidationError(f"{key!r} must contain event IDs")
@@ -115,6 +124,10 @@ def validate_event_dict(room_version: RoomVersion, event_dict: Mapping[str, Any]
     _check_room_id(room_version, event_dict)
     if "state_key" in event_dict:
         _check_id_size("state_key", _require(event_dict, "state_key", str, "a string"))
+    if room_version.event_format_v1:
+        event_id = _require(event_dict, "event_id", str, "a string")
+        if not event_id.startswith("$") or ":" not in event_id:
+            raise EventValidationError("'event_id' must be an event ID")
     if "event_id" in event_dict:
         # v3+ events carry no event_id, but one that does is kept by redaction and so
         # covered by the event ID; just bound it like any other ID.
@@ -125,8 +138,8 @@ def validate_event_dict(room_version: RoomVersion, event_dict: Mapping[str, Any]
     depth = _require(event_dict, "depth", int, "an integer")
     if depth < 0 or depth > MAX_DEPTH_LEGACY:
         raise EventValidationError("'depth' is out of range")
-    _check_event_id_list(event_dict, "prev_events", MAX_PREV_EVENTS)
-    _check_event_id_list(event_dict, "auth_events", MAX_AUTH_EVENTS)
+    _check_event_id_list(room_version, event_dict, "prev_events", MAX_PREV_EVENTS)
+    _check_event_id_list(room_version, event_dict, "auth_events", MAX_AUTH_EVENTS)
 
     hashes = _require(event_dict, "hashes", Mapping, "an object")
     if not isinstance(hashes.get("sha256"), str):

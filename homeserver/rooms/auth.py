@@ -57,6 +57,12 @@ def _default_is_rejected(event: PDU) -> bool:
     return bool(event.internal_metadata.get("rejected"))
 
 
+def _event_id_server(event_id: str) -> str | None:
+    """The server of a room v1/v2 event ID (``$opaque:server``)."""
+    _, sep, server = event_id.partition(":")
+    return server if sep else None
+
+
 def _server_of(user_id: Any) -> str | None:
     try:
         return UserID.parse(user_id).domain
@@ -177,7 +183,7 @@ def check_auth_rules(room_version: RoomVersion, event: PDU,
                      is_signed_by: SignatureCheck | None = None) -> None:
     """Raise ``AuthError`` unless ``event`` is allowed given the state ``auth_events``.
 
-    Spec: rooms/v3 .. rooms/v12, "Authorisation rules". ``auth_events`` maps
+    Spec: rooms/v1 .. rooms/v12, "Authorisation rules". ``auth_events`` maps
     ``(type, state_key)`` to the events to judge by; it must include the create
     event (also in v12) and no rejected events: the caller knows which events were
     rejected. ``is_signed_by(event, server)`` answers rule 5.2.1 (v8+
@@ -248,6 +254,16 @@ def check_auth_rules(room_version: RoomVersion, event: PDU,
     if event.type == "m.room.power_levels":
         pl.check_power_levels_change(room_version, event.sender, event.content,
                                      auth_events, sender_level)
+
+    # v1-v2 rule 11: a redaction needs the redact level, or to come from the server
+    # of the event it redacts (both event IDs carry their server).
+    if room_version.redaction_auth_rule and event.type == "m.room.redaction":
+        if sender_level >= pl.redact_level(auth_events):
+            return
+        redacts = event.redacts
+        if not isinstance(redacts, str) or \
+                _event_id_server(redacts) != _event_id_server(event.event_id):
+            raise AuthError(f"{event.sender} may not redact this event")
 
 
 def _membership(state: StateMap, user_id: Any) -> str:

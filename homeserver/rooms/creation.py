@@ -136,7 +136,7 @@ def initial_room_events(room_version: RoomVersion, creator: str, body: Mapping[s
                 or not isinstance(item.get("content", {}), dict) \
                 or not isinstance(item.get("state_key", ""), str):
             raise BadJson("initial_state entries need type, state_key and content")
-        if item["type"] in ("m.room.create", "m.room.member", "m.room.power_levels"):
+        if item["type"] in ("m.room.create", "m.room.member"):
             continue  # the spec gives these their own parameters
         overridden = {"m.room.name": "name", "m.room.topic": "topic"}.get(item["type"])
         if overridden and body.get(overridden) is not None \

@@ -127,6 +127,14 @@ class RoomHistory:
         if not event_filter.allows_room(actor.room_id):
             return [], None
         viewer = await self._visibility.viewer(actor, user_id)
+        found, cursor = await self._walk(actor, viewer, user_id, dir_, start, stop, limit,
+                                         event_filter)
+        return await self._visibility.as_seen(actor, user_id, found), cursor
+
+    async def _walk(self, actor: RoomActor, viewer: Viewer, user_id: str, dir_: Direction,
+                    start: TopologicalToken, stop: TopologicalToken | None, limit: int,
+                    event_filter: RoomEventFilter
+                    ) -> tuple[list[PDU], TopologicalToken | None]:
         ignored = await self._ignored_users(user_id)
         found: list[PDU] = []
         cursor, page = start, max(limit, _MIN_PAGE)
@@ -213,7 +221,7 @@ class RoomHistory:
         viewer = await self._visibility.viewer(actor, user_id)
         if not await self._visibility.is_visible(actor, viewer, event):
             raise NotFound("Event not found.")
-        return event
+        return (await self._visibility.as_seen(actor, user_id, [event]))[0]
 
     # -- /event -------------------------------------------------------------------------
     async def event(self, room_id: str, user_id: str, event_id: str, *,

@@ -15,7 +15,8 @@ the rules do not know:
   ``join_authorised_via_users_server``, once the joiner is found in an allowed room;
 - rate limits ``rc_joins.local`` and ``rc_invites.per_room``/``per_user``;
 - joining a room that replaced another (``predecessor``) carries the user's tags and
-  ``m.direct`` entry over (spec: "Room Upgrades", server behaviour).
+  ``m.direct`` entry over, and whatever ``add_settings_copier`` adds (spec: "Room
+  Upgrades", server behaviour).
 
 Rooms on other servers are not reachable yet (no federation): joining or knocking on
 them, and inviting remote users, fail with a clear error.
@@ -23,7 +24,7 @@ them, and inviting remote users, fail with a clear error.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Awaitable, Callable, Mapping
 
 from twisted.internet import defer
 from twisted.logger import Logger
@@ -39,6 +40,8 @@ from homeserver.rooms.power_levels import CREATE_KEY, POWER_LEVELS_KEY
 
 log = Logger()
 
+#: ``await copier(user_id, old_room_id, new_room_id)``: see ``add_settings_copier``
+SettingsCopier = Callable[[str, str, str], Awaitable[None]]
 MEMBERSHIPS = frozenset({"join", "invite", "leave", "ban", "knock"})
 #: a repeated change to one of these with the same content changes nothing
 _IDEMPOTENT = frozenset({"join", "invite", "ban", "knock"})
@@ -53,6 +56,15 @@ class MembershipService:
         self._ratelimiter = ratelimiter
         self._notifier = notifier
         self._server_name = server_name
+        self._settings_copiers: list[SettingsCopier] = []
+
+    def add_settings_copier(self, copier: "SettingsCopier") -> None:
+        """Have ``await copier(user_id, old_room, new_room)`` carry more of a local
+        user's per-room settings over to an upgraded room (e.g. room push rules,
+        sytest "local user has push rules copied to upgraded room"), next to the tags
+        and ``m.direct`` entry copied here. A copier's failure is logged, never
+        raised."""
+        self._settings_copiers.append(copier)
 
     # -- the one write path ---------------------------------------------------------
     async def change(self, room_id: str, sender: str, target: str, membership: str, *,
@@ -181,11 +193,15 @@ class MembershipService:
         return room_id
 
     async def join(self, room_id_or_alias: str, user_id: str, *, reason: str | None = None,
-                   is_guest: bool = False) -> str:
-        """POST /join/{roomIdOrAlias} and /rooms/{roomId}/join: returns the room ID."""
+                   content: Mapping[str, Any] | None = None, is_guest: bool = False) -> str:
+        """POST /join/{roomIdOrAlias} and /rooms/{roomId}/join: returns the room ID.
+
+        ``content``: further keys of the member event (the request body's other
+        fields, as Synapse keeps them: e.g. a per-room ``displayname``, which then
+        wins over the profile's)."""
         room_id = await self.resolve_room(room_id_or_alias)
         await self.change(room_id, user_id, user_id, "join", reason=reason,
-                          sender_is_guest=is_guest)
+                          content=content, sender_is_guest=is_guest)
         return room_id
 
     async def knock(self, room_id_or_alias: str, user_id: str, *,
@@ -272,7 +288,13 @@ class MembershipService:
                         changed = True
                 if changed:
                     await data.set_account_data(user_id, "m.direct", direct)
-            self._notifier.notify_user(user_id)
         except Exception:
             log.failure("copying settings of {user} to upgraded room {room}",
                         user=user_id, room=room_id)
+        for copier in self._settings_copiers:
+            try:
+                await copier(user_id, old_room, room_id)
+            except Exception:
+                log.failure("copying settings of {user} to upgraded room {room}",
+                            user=user_id, room=room_id)
+        self._notifier.notify_user(user_id)

@@ -14,7 +14,7 @@ import re
 
 from homeserver.errors import InvalidParam
 
-_TOKEN_RE = re.compile(r"^t(-?\d{1,19})_(-?\d{1,19})$")
+_TOKEN_RE = re.compile(r"^t(-?\d{1,19})_(-?\d{1,19})\Z")
 _MAX = 2 ** 63 - 1
 
 

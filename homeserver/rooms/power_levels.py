@@ -17,7 +17,7 @@ import math
 import re
 from typing import Any, Mapping
 
-from homeserver.errors import AuthError
+from homeserver.errors import AuthError, BadJson
 from homeserver.events.pdu import PDU
 from homeserver.events.room_versions import RoomVersion
 from homeserver.ids import InvalidId, UserID
@@ -236,6 +236,36 @@ def can_redact(user_id: str, original_sender: str, state: StateMap) -> bool:
 #: power_levels keys holding a single level (rules 10.1 and 10.6)
 LEVEL_KEYS = ("users_default", "events_default", "state_default", "ban", "redact",
               "kick", "invite")
+
+
+#: canonical JSON's integer range, which a level we write must stay within
+_MAX_LEVEL = 2 ** 53 - 1
+
+
+def check_new_power_levels(content: Mapping[str, Any]) -> None:
+    """Raise BadJson (400 M_BAD_JSON) unless every level in power levels content we
+    are about to create is an integer in canonical JSON's range.
+
+    Applies to events made for local users in every room version, as Synapse's
+    ``POWER_LEVELS_SCHEMA`` does: the "stringy" levels older room versions accept
+    from other servers are not written by us (v10+ would reject them as events).
+    """
+    def is_level(value: Any) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool) \
+            and -_MAX_LEVEL <= value <= _MAX_LEVEL
+
+    for key in LEVEL_KEYS:
+        if key in content and not is_level(content[key]):
+            raise BadJson(f"power_levels {key} must be an integer")
+    for key in ("events", "notifications", "users"):
+        if key not in content:
+            continue
+        value = content[key]
+        if not isinstance(value, Mapping):
+            raise BadJson(f"power_levels {key} must be an object")
+        for name, level in value.items():
+            if not is_level(level):
+                raise BadJson(f"power_levels {key}[{name!r}] must be an integer")
 
 
 def _strict_levels(value: Any, version: RoomVersion, what: str) -> dict[str, int]:

@@ -156,9 +156,19 @@ class RoomRegistry:
         return recovered
 
     # -- creation -----------------------------------------------------------------------
+    def new_room_id(self) -> str:
+        """A free room ID of the pre-v12 form (``!random:our.server``), for a room
+        whose ID must be known before it is created (an upgrade's tombstone)."""
+        while True:
+            localpart = "".join(secrets.choice(_ROOM_ID_ALPHABET) for _ in range(18))
+            room_id = f"!{localpart}:{self._services.server_name}"
+            if not self.known(room_id):
+                return room_id
+
     async def create_room(self, creator: str, room_version: str,
                           initial_partials: Sequence[Mapping[str, Any]],
-                          is_public: bool = False) -> tuple[str, list[PDU]]:
+                          is_public: bool = False, room_id: str | None = None
+                          ) -> tuple[str, list[PDU]]:
         """Create a room: its DB file, the create event and ``initial_partials``.
 
         ``initial_partials`` are partial events (type, sender, content, state_key) as
@@ -167,6 +177,9 @@ class RoomRegistry:
         in one transaction, then the room is registered in the global rooms index and
         its events announced. Raises UnsupportedRoomVersionError, or AuthError if an
         initial event is refused (and then nothing is left on disk).
+
+        ``room_id`` (from :meth:`new_room_id`) names the room in versions before 12,
+        whose room IDs are not derived from the create event; RoomInUse if taken.
         """
         self._check_running()
         try:
@@ -174,6 +187,9 @@ class RoomRegistry:
         except UnsupportedRoomVersion:
             raise UnsupportedRoomVersionError(
                 f"unsupported room version {room_version!r}") from None
+        if room_id is not None and (version.room_id_from_create_event
+                                    or self.known(room_id)):
+            raise RoomInUse(f"room ID {room_id} cannot be used for this room")
         partials = [dict(p) for p in initial_partials]
         if not partials or partials[0].get("type") != "m.room.create":
             partials.insert(0, {"type": "m.room.create", "sender": creator, "content": {}})
@@ -182,7 +198,7 @@ class RoomRegistry:
         # on disk moves on (older versions draw a new random ID each attempt)
         ts = max(self._services.now_ms(), self._last_create_ts + 1)
         for _attempt in range(100):
-            create = self._build_create(version, creator, partials[0], ts)
+            create = self._build_create(version, creator, partials[0], ts, room_id)
             room_id, path = create.room_id, self.path_for(create.room_id)
             if not os.path.exists(path):
                 break
@@ -248,7 +264,7 @@ class RoomRegistry:
                 os.remove(path + suffix)
 
     def _build_create(self, version, creator: str, partial: Mapping[str, Any],
-                      now_ms: int) -> PDU:
+                      now_ms: int, room_id: str | None = None) -> PDU:
         content = dict(partial.get("content") or {})
         content.setdefault("room_version", version.identifier)
         if not version.implicit_room_creator:
@@ -257,11 +273,7 @@ class RoomRegistry:
                  "state_key": "", "content": content, "prev_events": [],
                  "auth_events": [], "depth": 1}
         if not version.room_id_from_create_event:
-            while True:
-                localpart = "".join(secrets.choice(_ROOM_ID_ALPHABET) for _ in range(18))
-                event["room_id"] = f"!{localpart}:{self._services.server_name}"
-                if not self.known(event["room_id"]):
-                    break
+            event["room_id"] = room_id or self.new_room_id()
         return finalize_event(version, event, self._services.server_name,
                               self._services.signing_key, now_ms)
 

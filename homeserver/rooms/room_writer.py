@@ -19,9 +19,10 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from twisted.logger import Logger
 
-from homeserver.crypto.signing import SigningKey
-from homeserver.errors import AuthError, Forbidden, InvalidRoomState
+from homeserver.crypto.signing import SigningKey, encode_base64
+from homeserver.errors import AuthError, BadJson, Forbidden, InvalidParam, InvalidRoomState
 from homeserver.events.builder import finalize_event
+from homeserver.events.hashing import compute_reference_hash
 from homeserver.events.pdu import PDU
 from homeserver.events.room_versions import RoomVersion
 from homeserver.rooms import power_levels as pl
@@ -116,7 +117,8 @@ class RoomWriter:
 
         ``partial`` has ``type``, ``sender``, ``content`` and optionally ``state_key``
         and ``redacts``. Raises AuthError (403) if the auth rules refuse it, Forbidden
-        for a redaction of someone else's event without the redact level.
+        for a redaction of someone else's event without the redact level, BadJson for
+        power levels that are not integers or a tombstone naming no other room.
         """
         store = self._store
         if txn_key is not None:
@@ -126,6 +128,10 @@ class RoomWriter:
         event_type, sender = partial["type"], partial["sender"]
         state_key = partial.get("state_key")
         content = partial.get("content", {})
+        if event_type == "m.room.power_levels":
+            pl.check_new_power_levels(content)
+        elif event_type == "m.room.tombstone":
+            self._check_new_tombstone(state_key, content)
         extremities = store.forward_extremities()
         if not extremities:
             raise InvalidRoomState("the room has no events to build on")
@@ -151,7 +157,7 @@ class RoomWriter:
         if partial.get("redacts") is not None:
             event["redacts"] = partial["redacts"]
         pdu = finalize_event(self.version, event, self._server_name, self._signing_key,
-                             self._now_ms())
+                             self._now_ms(), cited_hash=self._reference_hash)
         check_auth_rules(self.version, pdu, state)
         ctx = EventContext(pdu, state_before=before, txn_key=txn_key)
         if pdu.type == "m.room.redaction" and pdu.redacts:
@@ -160,10 +166,41 @@ class RoomWriter:
         self._advance_current_state(ctx)
         return pdu
 
+    def _check_new_tombstone(self, state_key: str | None, content: Mapping[str, Any]
+                             ) -> None:
+        """A tombstone we write is a state event naming another room (spec "Room
+        Upgrades"; Synapse refuses the rest with 400, as sytest "Cannot send tombstone
+        event that points to the same room" checks)."""
+        if state_key is None:
+            raise BadJson("m.room.tombstone must be a state event")
+        replacement = content.get("replacement_room")
+        if not isinstance(replacement, str):
+            raise BadJson("m.room.tombstone needs a replacement_room")
+        if replacement == self.room_id:
+            raise BadJson("a tombstone cannot name the room it is sent in")
+
+    def _reference_hash(self, event_id: str) -> str:
+        """The reference hash a room v1/v2 event cites ``event_id`` with (the pruned
+        form a redacted event is stored in hashes the same)."""
+        cited = self._store.get_event(event_id)
+        if cited is None:
+            raise InvalidRoomState(f"cannot cite unknown event {event_id}")
+        return encode_base64(compute_reference_hash(self.version, cited.get_dict()))
+
     def _check_local_redaction(self, redaction: PDU, state: Mapping[StateKey, PDU]) -> bool:
+        """Whether the redactor has the redact level; raises for a redaction a local
+        user may not send (as Synapse): of an event this room does not have (400: a
+        local user can only know it from another room, sytest "PUT /redact disallows
+        redaction of event in different room"), of the create or server ACL event,
+        or of someone else's event without the redact level (403)."""
         has_power = pl.user_power_level(redaction.sender, state) >= pl.redact_level(state)
         target = self._store.get_event(redaction.redacts)
-        if target is not None and target.sender != redaction.sender and not has_power:
+        if target is None:
+            raise InvalidParam("Cannot redact an event that is not in this room")
+        if target.is_state() and target.state_key == "" \
+                and target.type in ("m.room.create", "m.room.server_acl"):
+            raise Forbidden(f"Redacting {target.type} events is not permitted")
+        if target.sender != redaction.sender and not has_power:
             raise Forbidden("you may not redact other users' events")
         return has_power
 

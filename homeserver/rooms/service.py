@@ -83,7 +83,7 @@ class RoomService:
         self._default_room_version = str(default_room_version)
         self.transactions = TransactionLog(store)
         self.serializer = ClientEventSerializer(now_ms)
-        self.visibility = HistoryVisibility(store.streams)
+        self.visibility = HistoryVisibility(store.streams, store.erased_users)
         self.membership = MembershipService(rooms=rooms, store=store,
                                             ratelimiter=ratelimiter, notifier=notifier,
                                             server_name=server_name)

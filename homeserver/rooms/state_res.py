@@ -1,4 +1,5 @@
-"""State resolution v2 (room versions 3-11) and v2.1 (room version 12).
+"""State resolution v2 (room versions 2-11) and v2.1 (room version 12); room version
+1's algorithm is in :mod:`homeserver.rooms.state_res_v1`.
 
 Pure: state maps of event IDs and a ``fetch_event`` callback in, a state map out.
 Spec: rooms/v2 "State resolution" (fragment v2-state-res) and rooms/v12 "State
@@ -29,6 +30,7 @@ from homeserver.events.pdu import PDU
 from homeserver.events.room_versions import RoomVersion, StateResAlgorithm
 from homeserver.rooms.auth import auth_types_for_event, check_auth_rules
 from homeserver.rooms.power_levels import POWER_LEVELS_KEY
+from homeserver.rooms.state_res_v1 import resolve_v1
 from homeserver.rooms.state_res_ordering import (
     EventSource, mainline_order, reverse_topological_power_order)
 
@@ -200,6 +202,8 @@ def resolve_state_groups(room_version: RoomVersion, state_sets: Sequence[StateId
     """
     if not state_sets:
         return {}
+    if room_version.state_res == StateResAlgorithm.V1:
+        return resolve_v1(room_version, state_sets, fetch_event, is_rejected)
     unconflicted, conflicted_ids = split_conflicted(state_sets)
     if not conflicted_ids:
         return unconflicted

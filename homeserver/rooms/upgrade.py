@@ -6,7 +6,9 @@ The steps, in the spec's order:
 1. the upgrader must be joined and able to send ``m.room.tombstone``;
 2. a new room whose create event has ``predecessor`` (``room_id``, and ``event_id``
    = the old room's last event, which v12 may omit and we do), the old ``type`` and
-   ``m.federate``, and for v12 the requested ``additional_creators``;
+   ``m.federate``, and for v12 the requested ``additional_creators``. Before v12 the
+   new room's ID is chosen first and the tombstone (step 5) sent before the room is
+   made, so that ``event_id`` names it, as with Synapse;
 3. the transferable state is copied (server ACL, encryption, name, avatar, topic,
    guest access, history visibility, join rules, power levels). Power levels keep
    every user's level, except that v12 creators may not be listed (they are removed)
@@ -14,9 +16,10 @@ The steps, in the spec's order:
    power (100). Before v12 the upgrader is temporarily given the highest level in the
    copied power levels so they can send the copied state, then the copy is restored.
    A v12 room's tombstone level stays above ``state_default`` (MSC4289);
-4. local aliases move to the new room, with the canonical alias event;
+4. bans are copied;
 5. the old room gets an ``m.room.tombstone`` pointing at the new one;
-6. where the upgrader may, the old room's ``events_default`` and ``invite`` levels
+6. local aliases move to the new room, with the canonical alias event;
+7. where the upgrader may, the old room's ``events_default`` and ``invite`` levels
    are raised to ``max(50, users_default + 1)`` (as the spec suggests).
 
 A published old room is unpublished and its replacement published. The upgrader's
@@ -35,7 +38,6 @@ from homeserver.events.room_versions import RoomVersion, UnsupportedRoomVersion,
 from homeserver.ids import UserID
 from homeserver.rooms import power_levels as pl
 from homeserver.rooms.creation import initial_room_events
-from homeserver.rooms.pagination import Direction
 from homeserver.rooms.power_levels import CREATE_KEY, POWER_LEVELS_KEY
 
 #: state copied into the replacement room (spec: "recommended state events")
@@ -134,10 +136,6 @@ class RoomUpgrader:
             else frozenset()
 
         creation_content: dict[str, Any] = {"predecessor": {"room_id": room_id}}
-        if not version.room_id_from_create_event:
-            newest, _ = await old_actor.paginate(None, Direction.BACKWARDS, 1)
-            if newest:
-                creation_content["predecessor"]["event_id"] = newest[0].event_id
         old_create = state[CREATE_KEY]
         for key in ("type", "m.federate"):
             if key in old_create.content:
@@ -153,31 +151,65 @@ class RoomUpgrader:
                                    "content": dict(state[(t, "")].content)}
                                   for t in TRANSFERRED_TYPES if (t, "") in state]}
         profile = await self._store.accounts.get_profile(user_id)
-        partials = [p for p in initial_room_events(
+
+        def partials() -> list[dict]:
+            return [p for p in initial_room_events(
                         version, user_id, body,
                         creator_profile=None if profile is None else {
                             "displayname": profile.displayname,
                             "avatar_url": profile.avatar_url})
                     if not (p["type"] in _PRESET_TYPES and (p["type"], "") not in state)]
+
+        partials()  # a body the new room would refuse fails before anything is written
+        new_room_id = None
+        if not version.room_id_from_create_event:
+            # The new room's ID can be chosen first, so the tombstone goes first and
+            # the predecessor names it: the old room's last event (as Synapse does).
+            new_room_id = self._rooms.new_room_id()
+            tombstone = await self._send_tombstone(old_actor, user_id, new_room_id)
+            creation_content["predecessor"]["event_id"] = tombstone
         new_room_id, _ = await self._rooms.create_room(user_id, version.identifier,
-                                                       partials)
-        new_actor = await self._rooms.get(new_room_id)
+                                                       partials(), room_id=new_room_id)
+        await self._copy_bans(state, new_room_id, user_id)
         if initial_pl != final_pl:
+            new_actor = await self._rooms.get(new_room_id)
             await new_actor.create_event({"type": "m.room.power_levels", "sender": user_id,
                                           "state_key": "", "content": final_pl})
+        if version.room_id_from_create_event:
+            await self._send_tombstone(old_actor, user_id, new_room_id)
 
         await self._move_aliases(room_id, new_room_id, user_id, state)
         info = await self._store.rooms.get_room(room_id)
         if info is not None and info.is_public:
             await self._store.rooms.set_room_public(new_room_id, True)
             await self._store.rooms.set_room_public(room_id, False)
-        await old_actor.create_event({
-            "type": "m.room.tombstone", "sender": user_id, "state_key": "",
-            "content": {"body": "This room has been replaced",
-                        "replacement_room": new_room_id}})
         await self._restrict_old_room(old_actor, user_id)
         await self._membership.carry_over_settings(user_id, room_id, new_room_id)
         return new_room_id
+
+    @staticmethod
+    async def _send_tombstone(old_actor, user_id: str, new_room_id: str) -> str:
+        event = await old_actor.create_event({
+            "type": "m.room.tombstone", "sender": user_id, "state_key": "",
+            "content": {"body": "This room has been replaced",
+                        "replacement_room": new_room_id}})
+        return event.event_id
+
+    async def _copy_bans(self, state: Mapping, new_room_id: str, user_id: str) -> None:
+        """Ban in the new room whoever is banned in the old one (as Synapse; sytest
+        "/upgrade copies ban events to the new room"), with the ban's content."""
+        for (event_type, target), event in sorted(state.items()):
+            if event_type != "m.room.member" or event.membership != "ban":
+                continue
+            extra = {k: v for k, v in event.content.items()
+                     if k not in ("membership", "reason")}
+            reason = event.content.get("reason")
+            try:
+                await self._membership.change(
+                    new_room_id, user_id, target, "ban", ratelimit=False, content=extra,
+                    reason=reason if isinstance(reason, str) else None)
+            except Forbidden:
+                pass  # the upgrader cannot ban there: the new room starts without it
 
     def _additional_creators(self, value: Any, user_id: str) -> list[str]:
         if value is None:

@@ -22,10 +22,11 @@ at each event from the room's actor.
 from __future__ import annotations
 
 import dataclasses
-from typing import Mapping, Sequence
+from typing import Collection, Mapping, Sequence
 
 from homeserver.errors import Forbidden, NotFound
 from homeserver.events.pdu import PDU
+from homeserver.events.redaction import pruned_event
 from homeserver.rooms.actor import RoomActor
 from homeserver.rooms.state_store import StateKey
 
@@ -125,9 +126,11 @@ class Access:
 class HistoryVisibility:
     """Applies the rules to events of one room, reading state from its actor."""
 
-    def __init__(self, memberships) -> None:
-        """``memberships``: the memberships index (``store.streams``), for ``forgotten``."""
+    def __init__(self, memberships, erased_users=None) -> None:
+        """``memberships``: the memberships index (``store.streams``), for ``forgotten``;
+        ``erased_users``: ``store.erased_users`` (None: nobody is erased)."""
         self._memberships = memberships
+        self._erased_users = erased_users
 
     async def viewer(self, actor: RoomActor, user_id: str) -> Viewer:
         key = ("m.room.member", user_id)
@@ -150,19 +153,26 @@ class HistoryVisibility:
             forgotten = bool(indexed is not None and indexed.forgotten)
         return Viewer(user_id, membership, last_join, forgotten)
 
+    @staticmethod
+    async def _state(actor: RoomActor, user_id: str, event: PDU, after: bool,
+                     states: dict[int | None, dict]) -> dict:
+        """The visibility and the viewer's membership before (after) ``event``;
+        ``states`` caches them by state group."""
+        group = await actor.state_group_at(event.event_id, after=after)
+        if group not in states:
+            states[group] = await actor.state_of_group(
+                group, [HISTORY_VISIBILITY_KEY, ("m.room.member", user_id)])
+        return states[group]
+
     async def is_visible(self, actor: RoomActor, viewer: Viewer, event: PDU,
                          states: dict[int | None, dict] | None = None) -> bool:
         """``states``: group → the state this needs of it, shared by calls for one
         viewer (consecutive messages share their state group: read it once)."""
         user_id = viewer.user_id
-        types = [HISTORY_VISIBILITY_KEY, ("m.room.member", user_id)]
         states = {} if states is None else states
 
         async def state(after: bool) -> dict:
-            group = await actor.state_group_at(event.event_id, after=after)
-            if group not in states:
-                states[group] = await actor.state_of_group(group, types)
-            return states[group]
+            return await self._state(actor, user_id, event, after, states)
 
         try:
             if event.type == "m.room.create" and event.state_key == "":
@@ -176,13 +186,63 @@ class HistoryVisibility:
                              forgotten=viewer.forgotten)
 
     async def filter_events(self, actor: RoomActor, user_id: str, events: Sequence[PDU],
-                            viewer: Viewer | None = None) -> list[PDU]:
-        """The events of ``events`` (one room) that ``user_id`` may see, in order."""
+                            viewer: Viewer | None = None, *,
+                            always_include: Collection[str] = ()) -> list[PDU]:
+        """The events of ``events`` (one room) that ``user_id`` may see, in order;
+        ``always_include``: event IDs kept whatever the rules say."""
         if not events:
             return []
         viewer = viewer or await self.viewer(actor, user_id)
         states: dict[int | None, dict] = {}
-        return [e for e in events if await self.is_visible(actor, viewer, e, states)]
+        visible = [e for e in events if e.event_id in always_include
+                   or await self.is_visible(actor, viewer, e, states)]
+        return await self.as_seen(actor, user_id, visible, states)
+
+    async def as_seen(self, actor: RoomActor, user_id: str, events: Sequence[PDU],
+                      states: dict[int | None, dict] | None = None) -> list[PDU]:
+        """``events`` (visible to ``user_id``) as the user gets them: those sent by
+        an erased user are pruned for a viewer who was not joined when they were
+        sent (spec ``/account/deactivate`` ``erase``; Synapse does the same, and
+        sytest "Only original members of the room can see messages from erased
+        users" checks it)."""
+        if self._erased_users is None or not events:
+            return list(events)
+        erased = await self._erased_users.erased_among({e.sender for e in events})
+        if not erased:
+            return list(events)
+        states = {} if states is None else states
+        seen = []
+        for event in events:
+            if event.sender in erased and not await self._joined_at(actor, user_id, event,
+                                                                      states):
+                event = pruned_event(event)
+            seen.append(event)
+        return seen
+
+    async def _joined_at(self, actor: RoomActor, user_id: str, event: PDU,
+                         states: dict[int | None, dict]) -> bool:
+        try:
+            before = await self._state(actor, user_id, event, False, states)
+        except NotFound:
+            return False
+        return membership_in(before, user_id) == "join"
+
+    @staticmethod
+    async def current_state_among(actor: RoomActor, events: Sequence[PDU]
+                                  ) -> frozenset[str]:
+        """The IDs of those ``events`` that are part of the room's current state.
+
+        A member who joins sees the room's current state anyway (the ``state`` of
+        its sync), so a /sync timeline shows such events even where the history
+        rules hide the time they were sent in: a client then learns, say, who joined
+        while it was away in order (as Synapse; sytest "Current state appears in
+        timeline in private history").
+        """
+        keys = list({e.state_pair for e in events if e.is_state()})
+        if not keys:
+            return frozenset()
+        current = await actor.current_state_ids(keys)
+        return frozenset(current.values())
 
     async def access(self, actor: RoomActor, user_id: str) -> Access:
         """May ``user_id`` read this room at all? Raises Forbidden (403) if not.

@@ -31,6 +31,7 @@ from homeserver.store.outbox import FederationOutbox
 from homeserver.store.presence import Presence
 from homeserver.store.receipts import Receipts
 from homeserver.store.registration_tokens import RegistrationTokens
+from homeserver.store.erased_users import ErasedUsers
 from homeserver.store.reports import Reports
 from homeserver.store.room_positions import RoomPositions
 from homeserver.store.rooms import Rooms
@@ -73,6 +74,7 @@ class GlobalStore:
         self.sync_reads = SyncReads(db, tail)
         self.directory_entries = DirectoryEntries(db)
         self.reports = Reports(db)
+        self.erased_users = ErasedUsers(db)
         self.room_positions = RoomPositions(db, tail)
         self.e2e_keys = E2eKeys(db)
         self.cross_signing = CrossSigning(db)

@@ -9,6 +9,7 @@ from homeserver.store import (  # noqa: F401  (imported for their tables)
     cross_signing,
     devices,
     e2e_keys,
+    erased_users,
     filters,
     key_backups,
     outbox,

@@ -28,6 +28,9 @@ from homeserver.sync.unread import UnreadCounter
 
 MEMBER = "m.room.member"
 _HERO_COUNT = 5
+#: a timeline whose page is hidden history is read again this many times, each twice
+#: as far back (limit 10: up to 160 events), to fill it with what the user may see
+_HIDDEN_HISTORY_ROUNDS = 5
 _NAME_KEYS = [("m.room.name", ""), ("m.room.canonical_alias", "")]
 
 
@@ -92,7 +95,9 @@ class RoomSections:
         time since ``since``, so every new event is visible without checking.
         """
         actor = await self._rooms.get(room_id)
-        timeline = await self._timeline(actor, ctx, rng, check_visibility=not joined_throughout)
+        timeline = await self._timeline(actor, ctx, rng,
+                                        check_visibility=not joined_throughout,
+                                        show_current_state=True)
         state = await self._state(actor, ctx, rng, timeline, full)
         if not (full or timeline.events or state or ephemeral or account_data):
             return None
@@ -167,20 +172,38 @@ class RoomSections:
 
     # -- timeline -----------------------------------------------------------------------
     async def _timeline(self, actor: Any, ctx: SyncContext, rng: RoomRange, *,
-                        check_visibility: bool, viewer: Any = None) -> Timeline:
+                        check_visibility: bool, viewer: Any = None,
+                        show_current_state: bool = False) -> Timeline:
+        """``show_current_state``: events that are current state are shown even from
+        hidden history (see ``HistoryVisibility.current_state_among``)."""
         f = ctx.sync_filter
         if rng.lower is None or rng.upper is None or \
                 not f.timeline.room_allowed(actor.room_id):
             return Timeline([], False)
-        timeline = await load_timeline(actor, rng.lower, rng.upper, f.timeline_limit,
+        limit = f.timeline_limit
+        timeline = await load_timeline(actor, rng.lower, rng.upper, limit,
                                        ctx.wanted_in_timeline)
-        if check_visibility and timeline.events:
+        if not timeline.events:
+            return timeline
+        if not check_visibility:
+            # all visible; an erased sender's events may still be served pruned
+            seen = await self._visibility.as_seen(actor, ctx.user_id, timeline.events)
+            return Timeline(seen, timeline.limited)
+        load = limit
+        for _ in range(_HIDDEN_HISTORY_ROUNDS):
+            shown = await self._visibility.current_state_among(
+                actor, timeline.events) if show_current_state else ()
             visible = await self._visibility.filter_events(
-                actor, ctx.user_id, timeline.events, viewer)
-            if len(visible) != len(timeline.events):
-                # hidden history is a gap too: the client may paginate into it
-                timeline = Timeline(visible, True)
-        return timeline
+                actor, ctx.user_id, timeline.events, viewer, always_include=shown)
+            if len(visible) >= limit or not timeline.limited:
+                break
+            # hidden history took the page: look further back (as Synapse does)
+            load *= 2
+            timeline = await load_timeline(actor, rng.lower, rng.upper, load,
+                                           ctx.wanted_in_timeline)
+        # hidden history is a gap too: the client may paginate into it
+        return Timeline(visible[-limit:],
+                        timeline.limited or len(visible) != len(timeline.events))
 
     async def _timeline_body(self, actor: Any, ctx: SyncContext, rng: RoomRange,
                              timeline: Timeline) -> dict[str, Any]:

@@ -77,11 +77,74 @@ class CreateRoomTests(RoomsTestCase):
             self.assertError(result, 400, "M_INVALID_PARAM")
 
     async def test_unsupported_room_version(self):
-        """An unknown room_version is 400 M_UNSUPPORTED_ROOM_VERSION."""
+        """An unknown room_version is 400 M_UNSUPPORTED_ROOM_VERSION, a number M_BAD_JSON
+        (sytest "rejects attempts to create rooms with numeric/unknown versions")."""
         _, tok = await self.register("alice")
-        for version in ("99", "1"):
+        for version in ("99", "0", "agjkyhdsghkjackljkj"):
             result = await self.post(tok, V3 + "/createRoom", {"room_version": version})
             self.assertError(result, 400, "M_UNSUPPORTED_ROOM_VERSION")
+        result = await self.post(tok, V3 + "/createRoom", {"room_version": 1})
+        self.assertError(result, 400, "M_BAD_JSON")
+
+    async def test_room_versions_1_and_2(self):
+        """Room versions 1 and 2 (sytest's "creates a room with the given version",
+        "User can create and send/receive messages in a room with version 1"): the
+        create event comes first in /sync and events name themselves ($x:server);
+        messages, state, redactions and a second member work."""
+        for version in ("1", "2"):
+            await self._old_format_room(version)
+
+    async def _old_format_room(self, version: str):
+        alice, tok = await self.register("alice" + version)
+        bob, bob_tok = await self.register("bob" + version)
+        room_id = await self.create_room(tok, room_version=version, preset="public_chat")
+        sync = await self.sync(tok)
+        first = sync["rooms"]["join"][room_id]["timeline"]["events"][0]
+        self.assertEqual(first["type"], "m.room.create")
+        self.assertEqual(first["content"]["room_version"], version)
+        self.assertTrue(first["event_id"].endswith(":test.local"))
+        await self.join(bob_tok, room_id)
+        sent = await self.send(bob_tok, room_id, {"msgtype": "m.text", "body": "hi"})
+        self.assertRegex(sent, r"^\$[A-Za-z]{18}:test\.local$")
+        await self.put_state(tok, room_id, "m.room.topic", {"topic": "v2"})
+        await self.ok("PUT", self.room(room_id, f"/redact/{q(sent)}/r1"), {}, token=tok)
+        status, resp = await self.messages(bob_tok, room_id, limit=3)
+        self.assertEqual(status, 200, resp)
+        self.assertEqual([e["type"] for e in resp["chunk"]],
+                         ["m.room.redaction", "m.room.topic", "m.room.message"])
+        self.assertEqual(resp["chunk"][2]["content"], {})
+        event = await self.ok("GET", self.room(room_id, f"/event/{q(sent)}"), token=bob_tok)
+        self.assertEqual(event["event_id"], sent)
+
+    async def test_non_integer_power_levels(self):
+        """A non-integer level in power_level_content_override or in an initial_state
+        m.room.power_levels is 400 M_BAD_JSON in every room version (as Synapse), and
+        no room is made; a valid initial_state m.room.power_levels is applied."""
+        alice, tok = await self.register("alice")
+        for version in ("2", "9", "10", "12"):
+            for body in ({"power_level_content_override": {"users_default": "50"}},
+                         {"power_level_content_override": {"events": {"m.room.name": 1.5}}},
+                         {"initial_state": [{"type": "m.room.power_levels",
+                                             "content": {"ban": "x"}}]}):
+                result = await self.post(tok, V3 + "/createRoom",
+                                         dict(body, room_version=version))
+                self.assertError(result, 400, "M_BAD_JSON")
+        joined = await self.ok("GET", V3 + "/joined_rooms", token=tok)
+        self.assertEqual(joined["joined_rooms"], [])
+        room_id = await self.create_room(tok, room_version="10", initial_state=[
+            {"type": "m.room.power_levels", "content": {"users": {alice: 100}, "ban": 7}}])
+        power = (await self.state_map(tok, room_id))[("m.room.power_levels", "")]
+        self.assertEqual(power["content"], {"users": {alice: 100}, "ban": 7})
+
+    async def test_creation_content_cannot_set_version(self):
+        """creation_content's room_version is ignored, its other keys kept (sytest)."""
+        _, tok = await self.register("alice")
+        room_id = await self.create_room(
+            tok, creation_content={"test": "azerty", "room_version": "test"})
+        sync = await self.sync(tok)
+        first = sync["rooms"]["join"][room_id]["timeline"]["events"][0]
+        self.assertEqual(first["content"]["room_version"], "12")
+        self.assertEqual(first["content"]["test"], "azerty")
 
     async def test_public_visibility_publishes_and_uses_public_chat(self):
         """visibility public: public_chat preset and published in the directory."""

@@ -31,6 +31,27 @@ class MembershipTests(RoomsTestCase):
         joined = await self.ok("GET", V3 + "/joined_rooms", token=bob_tok)
         self.assertEqual(sorted(joined["joined_rooms"]), sorted([room_id, other]))
 
+    async def test_join_with_custom_content(self):
+        """sytest "POST /join/:room_id (and :room_alias) can join a room with custom
+        content": the body's other keys land in the member event, a displayname in
+        it beats the profile's, and a claimed join authoriser is not taken."""
+        alice, alice_tok = await self.register("alice")
+        bob, bob_tok = await self.register("bob")
+        room_id = await self.create_room(alice_tok, visibility="public",
+                                         room_alias_name="club")
+        for target in (room_id, "#club:test.local"):
+            resp = await self.ok("POST", f"{V3}/join/{q(target)}", {"foo": "bar"},
+                                 token=bob_tok)
+            self.assertEqual(resp, {"room_id": room_id})
+            self.assertEqual(await self.member(alice_tok, room_id, bob),
+                             {"membership": "join", "displayname": "bob", "foo": "bar"})
+            await self.leave(bob_tok, room_id)
+        await self.ok("POST", self.room(room_id, "/join"),
+                      {"displayname": "Bobby", "join_authorised_via_users_server": alice,
+                       "membership": "leave", "reason": "hi"}, token=bob_tok)
+        self.assertEqual(await self.member(alice_tok, room_id, bob),
+                         {"membership": "join", "displayname": "Bobby", "reason": "hi"})
+
     async def test_joining_twice_changes_nothing(self):
         """A second join with the same profile answers 200 with no new event."""
         _, alice_tok = await self.register("alice")

@@ -108,6 +108,19 @@ class RegisterTests(ServerTestCase):
                 "username": name, "password": "pw", "auth": {"type": "m.login.dummy"}})
             self.assertEqual((status, resp["errcode"]), (400, "M_INVALID_USERNAME"), name)
 
+    async def test_sytest_odd_characters(self):
+        """As sytest's "rejects registration of usernames with '…'": each of these
+        characters (a trailing newline too) is refused; each of 'q3._=-/' allowed."""
+        for i, char in enumerate('!":?\\@[]{|}£é\n\''):
+            name = f"chrtestuser-{i}-"
+            await self.register(name)
+            status, resp = await self.request("POST", REGISTER, {
+                "username": name + char, "password": "pw",
+                "auth": {"type": "m.login.dummy"}})
+            self.assertEqual((status, resp["errcode"]), (400, "M_INVALID_USERNAME"), char)
+        for char in "q3._=-/":
+            await self.register("chrtestuser" + char)
+
     async def test_upper_case_username_is_lowered(self):
         """The username is mapped onto a lower-case localpart (spec allows mapping)."""
         status, resp = await self.request("POST", REGISTER, {

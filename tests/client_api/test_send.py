@@ -183,6 +183,40 @@ class RedactionTests(RoomsTestCase):
                                                              "/send/m.room.redaction/z"),
                                             {}, token=tok), 400, "M_BAD_JSON")
 
+    async def test_redactions_refused(self):
+        """An event of another room (or none) is 400 (sytest "PUT /redact disallows
+        redaction of event in different room"); the create and server ACL events may
+        not be redacted (403), as with Synapse."""
+        _, tok = await self.register("alice")
+        room_id = await self.create_room(tok)
+        other = await self.create_room(tok)
+        elsewhere = await self.send(tok, other, TEXT)
+        for target in (elsewhere, "$nothing"):
+            self.assertError(await self.request(
+                "PUT", self.redact_path(room_id, target, "x" + target[1:4]), {}, token=tok),
+                400, "M_INVALID_PARAM")
+        await self.put_state(tok, room_id, "m.room.server_acl", {"allow": ["*"]})
+        state = await self.ok("GET", self.room(room_id, "/state"), token=tok)
+        for event_type in ("m.room.create", "m.room.server_acl"):
+            event_id = next(e["event_id"] for e in state if e["type"] == event_type)
+            self.assertError(await self.request(
+                "PUT", self.redact_path(room_id, event_id, "y" + event_type), {},
+                token=tok), 403, "M_FORBIDDEN")
+
+    async def test_post_send_without_transaction_id(self):
+        """POST /rooms/{id}/send/{type} (Synapse's, used by sytest "POST
+        /rooms/:room_id/send/:event_type sends a message"): each call a new event."""
+        _, tok = await self.register("alice")
+        room_id = await self.create_room(tok)
+        first = await self.ok("POST", self.room(room_id, "/send/m.room.message"), TEXT,
+                              token=tok)
+        second = await self.ok("POST", self.room(room_id, "/send/m.room.message"), TEXT,
+                               token=tok)
+        self.assertNotEqual(first["event_id"], second["event_id"])
+        event = await self.ok("GET", self.room(room_id, f"/event/{q(first['event_id'])}"),
+                              token=tok)
+        self.assertEqual(event["content"], TEXT)
+
 
 class MessageRateLimitTests(RoomsTestCase):
     config_overrides = {"rc_message": {"per_second": 0.0001, "burst_count": 3}}

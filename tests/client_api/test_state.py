@@ -111,6 +111,22 @@ class StateTests(RoomsTestCase):
             token=alice_tok), 403, "M_FORBIDDEN")
         await self.put_state(alice_tok, room_id, "org.example.x", {}, alice)
 
+    async def test_non_integer_power_levels(self):
+        """PUT m.room.power_levels with a string, float, boolean or too large level is
+        400 M_BAD_JSON, also in rooms (v2, v9) whose auth rules accept strings; the
+        levels stay as they were."""
+        _, tok = await self.register("alice")
+        for version in ("2", "9", "12"):
+            room_id = await self.create_room(tok, room_version=version)
+            power = (await self.get_state(tok, room_id, "m.room.power_levels"))[1]
+            for bad in ({"kick": "50"}, {"events": {"m.room.name": "50"}},
+                        {"kick": 2 ** 60}, {"kick": True}, {"users": []}):
+                self.assertError(await self.request(
+                    "PUT", self.room(room_id, "/state/m.room.power_levels/"),
+                    {**power, **bad}, token=tok), 400, "M_BAD_JSON")
+            self.assertEqual((await self.get_state(tok, room_id, "m.room.power_levels"))[1],
+                             power)
+
     async def test_canonical_alias_must_point_here(self):
         """m.room.canonical_alias may only add well-formed aliases pointing to the
         room: M_BAD_ALIAS otherwise, M_INVALID_PARAM for a malformed one."""

@@ -5,13 +5,16 @@ from __future__ import annotations
 from tests.client_api.room_helpers import V3, RoomsTestCase, q
 
 
-class UpgradeTests(RoomsTestCase):
+class _UpgradeCase(RoomsTestCase):
     async def state_map(self, token: str, room_id: str) -> dict:
         events = await self.ok("GET", self.room(room_id, "/state"), token=token)
         return {(e["type"], e["state_key"]): e["content"] for e in events}
 
     async def upgrade(self, token: str, room_id: str, body: dict) -> tuple:
         return await self.request("POST", self.room(room_id, "/upgrade"), body, token=token)
+
+
+class UpgradeTests(_UpgradeCase):
 
     async def test_v10_to_v12(self):
         """Upgrading v10 → v12: tombstone, predecessor without event_id, copied state,
@@ -70,20 +73,23 @@ class UpgradeTests(RoomsTestCase):
             403, "M_FORBIDDEN")
 
     async def test_v12_to_v10_keeps_event_id_and_admins(self):
-        """Into a pre-v12 version the predecessor names the old room's last event, the
+        """Into a pre-v12 version the predecessor names the old room's last event (the
+        tombstone, sent first), the
         upgrader keeps full power and the old room's other creators become admins."""
         alice, alice_tok = await self.register("alice")
         bob, bob_tok = await self.register("bob")
         old = await self.create_room(alice_tok, preset="trusted_private_chat", invite=[bob])
         await self.join(bob_tok, old)
-        last = await self.send(alice_tok, old, {"msgtype": "m.text", "body": "last"})
+        await self.send(alice_tok, old, {"msgtype": "m.text", "body": "last"})
         status, resp = await self.upgrade(bob_tok, old, {"new_version": "10"})
         self.assertEqual(status, 200, resp)
         new_state = await self.state_map(bob_tok, resp["replacement_room"])
         create = new_state[("m.room.create", "")]
         self.assertEqual(create["predecessor"]["room_id"], old)
         self.assertEqual(create["creator"], bob)
-        self.assertEqual(create["predecessor"]["event_id"], last)
+        tombstone = await self.ok(
+            "GET", self.room(old, "/state/m.room.tombstone/?format=event"), token=bob_tok)
+        self.assertEqual(create["predecessor"]["event_id"], tombstone["event_id"])
         power = new_state[("m.room.power_levels", "")]
         # both v12 creators had unbounded power: in v10 they are admins
         self.assertEqual(power["users"], {alice: 100, bob: 100})
@@ -133,3 +139,200 @@ class UpgradeTests(RoomsTestCase):
         await self.join(bob_tok, new)
         tags = await self.c["store"].account_data.get_tags_for_room(bob, new)
         self.assertEqual(tags, {"m.favourite": {"order": 0.5}})
+
+
+class SytestUpgradeTests(_UpgradeCase):
+    """sytest tests/30rooms/60version_upgrade.pl, which upgrades default rooms to v2."""
+
+    async def upgrade_ok(self, token: str, room_id: str) -> str:
+        status, resp = await self.upgrade(token, room_id, {"new_version": "2"})
+        self.assertEqual(status, 200, resp)
+        return resp["replacement_room"]
+
+    async def test_creates_new_room(self):
+        """"/upgrade creates a new room": in the next incremental sync the new room
+        starts with its v2 create event, whose predecessor names the tombstone that
+        starts the old room's timeline."""
+        _, tok = await self.register("alice")
+        old = await self.create_room(tok)
+        since = (await self.sync(tok))["next_batch"]
+        new = await self.upgrade_ok(tok, old)
+        sync = await self.sync(tok, since=since)
+        create = sync["rooms"]["join"][new]["timeline"]["events"][0]
+        self.assertEqual(create["type"], "m.room.create")
+        self.assertEqual(create["content"]["room_version"], "2")
+        tombstone = sync["rooms"]["join"][old]["timeline"]["events"][0]
+        self.assertEqual(tombstone["type"], "m.room.tombstone")
+        self.assertEqual(tombstone["content"]["replacement_room"], new)
+        self.assertEqual(create["content"]["predecessor"],
+                         {"room_id": old, "event_id": tombstone["event_id"]})
+
+    async def test_preserves_visibility(self):
+        """"/upgrade should preserve room visibility for public/private rooms"."""
+        _, tok = await self.register("alice")
+        for visibility in ("public", "private"):
+            old = await self.create_room(tok)
+            await self.ok("PUT", f"{V3}/directory/list/room/{q(old)}",
+                          {"visibility": visibility}, token=tok)
+            new = await self.upgrade_ok(tok, old)
+            self.assertEqual(await self.ok("GET", f"{V3}/directory/list/room/{q(new)}"),
+                             {"visibility": visibility})
+
+    async def test_copies_large_power_levels(self):
+        """"/upgrade copies >100 power levels to the new room" (from a v10 room: in
+        sytest's default v12 room the creator may not be listed at all)."""
+        alice, tok = await self.register("alice")
+        old = await self.create_room(tok, room_version="10", power_level_content_override={
+            "users": {alice: 500}})
+        new = await self.upgrade_ok(tok, old)
+        power = (await self.state_map(tok, new))[("m.room.power_levels", "")]
+        self.assertEqual(power["users"], {alice: 500})
+
+    async def test_copies_important_state(self):
+        """"/upgrade copies important state to the new room"."""
+        _, tok = await self.register("alice")
+        old = await self.create_room(tok)
+        wanted = {
+            "m.room.topic": {"topic": "topic"},
+            "m.room.name": {"name": "name"},
+            "m.room.join_rules": {"join_rule": "public"},
+            "m.room.guest_access": {"guest_access": "forbidden"},
+            "m.room.history_visibility": {"history_visibility": "joined"},
+            "m.room.avatar": {"url": "http://something"},
+            "m.room.encryption": {"algorithm": "m.megolm.v1.aes-sha2"},
+            "m.room.server_acl": {"allow": ["*"], "allow_ip_literals": "false",
+                                  "deny": ["*.evil.com", "evil.com"]},
+        }
+        for event_type, content in wanted.items():
+            await self.put_state(tok, old, event_type, content)
+        since = (await self.sync(tok))["next_batch"]
+        new = await self.upgrade_ok(tok, old)
+        timeline = (await self.sync(tok, since=since))["rooms"]["join"][new]["timeline"]
+        for event_type, content in wanted.items():
+            event = next(e for e in timeline["events"]
+                         if e["type"] == event_type and e["state_key"] == "")
+            self.assertEqual(event["content"], content, event_type)
+
+    async def test_copies_bans(self):
+        """"/upgrade copies ban events to the new room"."""
+        _, tok = await self.register("alice")
+        old = await self.create_room(tok)
+        await self.put_state(tok, old, "m.room.member", {"membership": "ban"},
+                             "@bob:matrix.org")
+        new = await self.upgrade_ok(tok, old)
+        state = await self.state_map(tok, new)
+        self.assertEqual(state[("m.room.member", "@bob:matrix.org")], {"membership": "ban"})
+
+    async def test_moves_aliases(self):
+        """"/upgrade moves aliases to the new room" (canonical alias with alt_aliases)."""
+        _, tok = await self.register("alice")
+        old = await self.create_room(tok)
+        one, two = "#one:test.local", "#two:test.local"
+        for alias in (one, two):
+            await self.ok("PUT", f"{V3}/directory/room/{q(alias)}", {"room_id": old},
+                          token=tok)
+        await self.put_state(tok, old, "m.room.canonical_alias",
+                             {"alias": one, "alt_aliases": [two]})
+        new = await self.upgrade_ok(tok, old)
+        self.assertEqual((await self.get_state(tok, old, "m.room.canonical_alias"))[1], {})
+        self.assertEqual((await self.get_state(tok, new, "m.room.canonical_alias"))[1],
+                         {"alias": one, "alt_aliases": [two]})
+        for alias in (one, two):
+            resolved = await self.ok("GET", f"{V3}/directory/room/{q(alias)}")
+            self.assertEqual(resolved["room_id"], new)
+
+    async def test_preserves_direct_and_federate(self):
+        """"/upgrade preserves direct room state" (the upgrader's m.direct) and
+        "preserves room federation ability" (m.federate in the create event)."""
+        alice, tok = await self.register("alice")
+        old = await self.create_room(tok, creation_content={"m.federate": False})
+        await self.ok("PUT", f"{V3}/user/{q(alice)}/account_data/m.direct", {alice: [old]},
+                      token=tok)
+        new = await self.upgrade_ok(tok, old)
+        direct = await self.ok("GET", f"{V3}/user/{q(alice)}/account_data/m.direct",
+                               token=tok)
+        self.assertIn(new, direct[alice])
+        create = (await self.get_state(tok, new, "m.room.create"))[1]
+        self.assertIs(create["m.federate"], False)
+
+    async def test_restricts_old_power_levels(self):
+        """"/upgrade restricts power levels in the old room" (to 50), "… when the old
+        PLs are unusual" (users_default 80: to 81)."""
+        _, tok = await self.register("alice")
+        for users_default, expected in ((0, 50), (80, 81)):
+            old = await self.create_room(tok)
+            power = (await self.get_state(tok, old, "m.room.power_levels"))[1]
+            await self.put_state(tok, old, "m.room.power_levels",
+                                 {**power, "users_default": users_default})
+            await self.upgrade_ok(tok, old)
+            power = (await self.get_state(tok, old, "m.room.power_levels"))[1]
+            self.assertEqual((power["events_default"], power["invite"]),
+                             (expected, expected))
+
+    async def test_rejections(self):
+        """Unknown version 400, a joiner without power 403, "!fail:unknown" 404, and
+        "Cannot send tombstone event that points to the same room" (400)."""
+        _, tok = await self.register("alice")
+        _, bob_tok = await self.register("bob")
+        room_id = await self.create_room(tok, preset="public_chat")
+        await self.join(bob_tok, room_id)
+        self.assertError(await self.upgrade(tok, room_id,
+                                            {"new_version": "my_bad_version"}),
+                         400, "M_UNSUPPORTED_ROOM_VERSION")
+        self.assertError(await self.upgrade(bob_tok, room_id, {"new_version": "2"}),
+                         403, "M_FORBIDDEN")
+        self.assertError(await self.upgrade(tok, "!fail:unknown", {"new_version": "2"}),
+                         404, "M_NOT_FOUND")
+        status, resp = await self.request(
+            "PUT", self.room(room_id, "/send/m.room.tombstone/t1"),
+            {"replacement_room": room_id}, token=tok)
+        self.assertEqual(status, 400, resp)
+        status, resp = await self.request(
+            "PUT", self.room(room_id, "/state/m.room.tombstone/"),
+            {"replacement_room": room_id}, token=tok)
+        self.assertEqual(status, 400, resp)
+
+    async def test_copies_power_levels_from_pre_v12_room(self):
+        """"/upgrade copies the power levels to the new room" and "… preserves the
+        power level of the upgrading user in old and new rooms": exactly, from a v10
+        room (sytest's rooms are the server default; from a v12 room the old
+        creators are added as admins, or nobody could manage the replacement)."""
+        alice, tok = await self.register("alice")
+        mod, mod_tok = await self.register("mod")
+        old = await self.create_room(tok, room_version="10", preset="public_chat")
+        await self.join(mod_tok, old)
+        power = (await self.get_state(tok, old, "m.room.power_levels"))[1]
+        power["users"]["@test:xyz"] = 40
+        power["users"][mod] = 50
+        power["events"]["m.room.tombstone"] = 50
+        await self.put_state(tok, old, "m.room.power_levels", power)
+        new = await self.upgrade_ok(mod_tok, old)
+        self.assertEqual((await self.get_state(mod_tok, new, "m.room.power_levels"))[1],
+                         power)
+        # the moderator could not restrict the old room (power levels need 100)
+        self.assertEqual((await self.get_state(mod_tok, old, "m.room.power_levels"))[1],
+                         power)
+
+    async def test_settings_copiers(self):
+        """Copiers added with ``add_settings_copier`` (room push rules, once served)
+        run for the upgrader at the upgrade and for a member on joining the new room;
+        one that fails stops neither the others nor the join."""
+        alice, tok = await self.register("alice")
+        bob, bob_tok = await self.register("bob")
+        old = await self.create_room(tok, preset="public_chat")
+        await self.join(bob_tok, old)
+        calls = []
+
+        async def broken(user_id, old_room, new_room):
+            raise RuntimeError("broken copier")
+
+        async def record(user_id, old_room, new_room):
+            calls.append((user_id, old_room, new_room))
+
+        membership = self.c["room_service"].membership
+        membership.add_settings_copier(broken)
+        membership.add_settings_copier(record)
+        new = await self.upgrade_ok(tok, old)
+        await self.join(bob_tok, new)
+        self.assertEqual(calls, [(alice, old, new), (bob, old, new)])
+        self.flushLoggedErrors(RuntimeError)

@@ -34,7 +34,8 @@ def lookup(server, key_id, valid_at):
 
 
 def build(version, now_ms=1234, **fields):
-    return finalize_event(V(version), partial(**fields), "example.org", KEY, now_ms=now_ms)
+    return finalize_event(V(version), partial(**fields), "example.org", KEY, now_ms=now_ms,
+                          cited_hash=lambda event_id: "hash-of-" + event_id)
 
 
 class FinalizeTests(unittest.TestCase):
@@ -54,6 +55,20 @@ class FinalizeTests(unittest.TestCase):
         self.assertEqual(pdu.raw, encode_canonical_json(pdu.get_dict()))
         self.assertEqual(json.loads(pdu.raw), pdu.get_dict())
         self.assertRegex(pdu.event_id, r"^\$[A-Za-z0-9_-]{43}$")
+
+    def test_v2_events_name_themselves(self):
+        """Room v2 (event format v1): a fresh $random:server ID inside the event, and
+        prev/auth events cited as (ID, hashes) pairs; the PDU still lists plain IDs."""
+        pdu = build("2")
+        self.assertRegex(pdu.event_id, r"^\$[A-Za-z]{18}:example\.org$")
+        self.assertEqual(pdu.get_dict()["event_id"], pdu.event_id)
+        self.assertEqual(pdu.get_dict()["prev_events"], [["$p", {"sha256": "hash-of-$p"}]])
+        self.assertEqual(pdu.prev_event_ids, ["$p"])
+        self.assertEqual(pdu.auth_event_ids, ["$a"])
+        self.assertEqual(compute_event_id(V("2"), pdu.get_dict()), pdu.event_id)
+        self.assertNotEqual(build("2").event_id, pdu.event_id)
+        with self.assertRaises(ValueError):  # no way to cite the events
+            finalize_event(V("2"), partial(), "example.org", KEY, now_ms=1)
 
     def test_v3_event_id_alphabet(self):
         """v3 IDs use the standard base64 alphabet."""

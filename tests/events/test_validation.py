@@ -23,6 +23,12 @@ def event(**fields):
     return ev
 
 
+def event_v1(**fields):
+    """An event of rooms v1/v2 (event format v1)."""
+    return event(**{"event_id": "$e:a", "prev_events": [["$p", {"sha256": "x"}]],
+                    "auth_events": [["$a", {"sha256": "y"}]], **fields})
+
+
 def without(key, **fields):
     ev = event(**fields)
     del ev[key]
@@ -33,8 +39,18 @@ class ValidEventTests(unittest.TestCase):
     def test_valid_in_every_version(self):
         """A well-formed event passes in every version and its canonical bytes are returned."""
         for version in KNOWN_ROOM_VERSIONS.values():
-            self.assertEqual(validate_event_dict(version, event()),
-                             encode_canonical_json(event()))
+            ev = event_v1() if version.event_format_v1 else event()
+            self.assertEqual(validate_event_dict(version, ev), encode_canonical_json(ev))
+
+    def test_event_format_v1(self):
+        """Room v2 events need their own event_id and (ID, hashes) pairs as references."""
+        for bad in (event(), event_v1(event_id="nope"), without("event_id", **event_v1()),
+                    event_v1(prev_events=[["$p"]]), event_v1(auth_events=[["$a", "h"]]),
+                    event_v1(prev_events=[[1, {}]])):
+            with self.assertRaises(EventValidationError):
+                validate_event_dict(V("2"), bad)
+        with self.assertRaises(EventValidationError):
+            validate_event_dict(V("3"), event_v1())
 
     def test_optional_fields(self):
         """state_key, unsigned, origin and redacts are all optional."""

@@ -210,3 +210,22 @@ class PowerLevelsChangeTests(unittest.TestCase):
         """v12 refuses power levels that list a creator in users."""
         self.assertRaises(AuthError, self._check, "12", None, {"users": {ALICE: 100}})
         self._check("12", None, {"users": {CAROL: 100}})
+
+
+class NewPowerLevelsTests(unittest.TestCase):
+    def test_integers_in_range_pass(self):
+        """Integer levels (negative and up to 2^53-1 too) and absent keys pass."""
+        pl.check_new_power_levels({})
+        pl.check_new_power_levels({"ban": -5, "kick": 2 ** 53 - 1, "users": {ALICE: 100},
+                                   "events": {"m.room.name": 50},
+                                   "notifications": {"room": 50}})
+
+    def test_anything_else_is_bad_json(self):
+        """Strings, floats, booleans, out-of-range numbers, non-object maps: M_BAD_JSON."""
+        from homeserver.errors import BadJson
+        for bad in ({"ban": "50"}, {"kick": 1.5}, {"redact": True}, {"invite": 2 ** 53},
+                    {"users_default": None}, {"users": {ALICE: "100"}},
+                    {"events": {"m.room.name": 1.0}}, {"notifications": {"room": "50"}},
+                    {"users": []}, {"events": "x"}):
+            with self.assertRaises(BadJson, msg=repr(bad)):
+                pl.check_new_power_levels(bad)

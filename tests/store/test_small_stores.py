@@ -123,7 +123,21 @@ class ServerKeysTests(StoreTests):
                          [("ed25519:1", "VK", 123)])
 
 
+class ErasedUsersTests(StoreTests):
+    async def test_mark_and_ask(self) -> None:
+        """Marked users are erased (twice is fine); a fresh store reads them back."""
+        erased = self.store.erased_users
+        self.assertEqual(await erased.erased_among([ALICE, BOB]), frozenset())
+        await erased.mark_erased(ALICE)
+        await erased.mark_erased(ALICE)
+        self.assertEqual(await erased.erased_among([ALICE, BOB]), {ALICE})
+        from homeserver.store.erased_users import ErasedUsers
+        self.assertEqual(await ErasedUsers(self.store.db).erased_among([ALICE, BOB]),
+                         {ALICE})
+
+
 FiltersTestsSQLite, FiltersTestsPostgres = on_both_backends(FiltersTests)
+ErasedUsersTestsSQLite, ErasedUsersTestsPostgres = on_both_backends(ErasedUsersTests)
 TransactionsTestsSQLite, TransactionsTestsPostgres = on_both_backends(TransactionsTests)
 RegistrationTokensTestsSQLite, RegistrationTokensTestsPostgres = \
     on_both_backends(RegistrationTokensTests)
