@@ -31,6 +31,7 @@ from __future__ import annotations
 import copy
 from typing import Any, Mapping, Sequence
 
+from homeserver.crypto.canonical_json import encode_canonical_json
 from homeserver.errors import (
     BadJson, Forbidden, InvalidParam, UnsupportedRoomVersionError)
 from homeserver.events.room_versions import RoomVersion, UnsupportedRoomVersion, \
@@ -160,7 +161,11 @@ class RoomUpgrader:
                             "avatar_url": profile.avatar_url})
                     if not (p["type"] in _PRESET_TYPES and (p["type"], "") not in state)]
 
-        partials()  # a body the new room would refuse fails before anything is written
+        for partial in partials():
+            # a body the new room would refuse fails before anything is written: the
+            # tombstone may go first. Content of rooms v1-v5 may hold floats or big
+            # integers that later versions' canonical JSON refuses.
+            encode_canonical_json(partial["content"], strict=version.strict_canonical_json)
         new_room_id = None
         if not version.room_id_from_create_event:
             # The new room's ID can be chosen first, so the tombstone goes first and

@@ -336,3 +336,20 @@ class SytestUpgradeTests(_UpgradeCase):
         await self.join(bob_tok, new)
         self.assertEqual(calls, [(alice, old, new), (bob, old, new)])
         self.flushLoggedErrors(RuntimeError)
+
+    async def test_uncopyable_state_writes_nothing(self):
+        """A v5 room whose topic holds a float cannot become v10 (strict canonical
+        JSON): 400 M_BAD_JSON before the tombstone (which goes first before v12) or
+        any room is written."""
+        _, tok = await self.register("alice")
+        old = await self.create_room(tok, room_version="5")
+        await self.put_state(tok, old, "m.room.topic", {"topic": "t", "weight": 1.5})
+        joined_before = await self.ok("GET", V3 + "/joined_rooms", token=tok)
+        for version in ("10", "12"):
+            self.assertError(await self.upgrade(tok, old, {"new_version": version}), 400,
+                             "M_BAD_JSON")
+        self.assertEqual((await self.get_state(tok, old, "m.room.tombstone"))[0], 404)
+        self.assertEqual(await self.ok("GET", V3 + "/joined_rooms", token=tok),
+                         joined_before)
+        # into a version that still takes floats it works
+        await self.upgrade_ok(tok, old)
