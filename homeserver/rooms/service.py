@@ -241,7 +241,9 @@ class RoomService:
         if not isinstance(content, Mapping):
             raise BadJson("content must be an object")
         if event_type == "m.room.create":
-            raise Forbidden("m.room.create events can only be sent when creating a room")
+            # 400 as Synapse ("Cannot resend"; Complement
+            # TestMSC4291RoomIDAsHashOfCreateEvent_CannotSendCreateEvent)
+            raise InvalidParam("m.room.create events can only be sent when creating a room")
         if event_type == "m.room.member":
             membership = content.get("membership")
             if not isinstance(membership, str):

@@ -12,8 +12,8 @@ The steps, in the spec's order:
 3. the transferable state is copied (server ACL, encryption, name, avatar, topic,
    guest access, history visibility, join rules, power levels). Power levels keep
    every user's level, except that v12 creators may not be listed (they are removed)
-   and the old room's v12 creators who are not creators of the new room keep admin
-   power (100). Before v12 the upgrader is temporarily given the highest level in the
+   and the old room's v12 creators who are not creators of the new room get the
+   highest level the power levels name (at least 100: they could do everything). Before v12 the upgrader is temporarily given the highest level in the
    copied power levels so they can send the copied state, then the copy is restored.
    A v12 room's tombstone level stays above ``state_default`` (MSC4289);
 4. bans are copied;
@@ -31,6 +31,7 @@ from __future__ import annotations
 import copy
 from typing import Any, Mapping, Sequence
 
+from homeserver.crypto.canonical_json import encode_canonical_json
 from homeserver.errors import (
     BadJson, Forbidden, InvalidParam, UnsupportedRoomVersionError)
 from homeserver.events.room_versions import RoomVersion, UnsupportedRoomVersion, \
@@ -79,10 +80,13 @@ def new_power_levels(old_state: Mapping, old: RoomVersion, new: RoomVersion,
     users: dict[str, int] = dict(content.get("users", {}))
     old_creators = pl.room_creators(old_state)
     if old.privileged_creators or event is None:
-        # they had unbounded power (v12), or 100 from having no power levels at all
+        # they had unbounded power (v12), or 100 from having no power levels at all:
+        # they keep the power to do everything the levels name (a v12 room's
+        # tombstone level, 150, included, or they could never upgrade again)
+        top = _highest_level(content)
         for creator in old_creators:
             if creator not in new_creators:
-                users[creator] = max(users.get(creator, 0), ADMIN_LEVEL)
+                users[creator] = max(users.get(creator, 0), top)
     if new.privileged_creators:
         for creator in new_creators:
             users.pop(creator, None)
@@ -95,11 +99,16 @@ def new_power_levels(old_state: Mapping, old: RoomVersion, new: RoomVersion,
     return content
 
 
-def boosted(content: Mapping[str, Any], user_id: str) -> dict[str, Any]:
-    """``content`` with ``user_id`` raised to the highest level it names (or 100)."""
+def _highest_level(content: Mapping[str, Any]) -> int:
+    """The highest level power levels content (ints only) names, at least 100."""
     levels = [content.get(k, 0) for k in _LEVEL_KEYS] + \
         list(content.get("events", {}).values()) + [ADMIN_LEVEL]
-    needed = max(levels)
+    return max(levels)
+
+
+def boosted(content: Mapping[str, Any], user_id: str) -> dict[str, Any]:
+    """``content`` with ``user_id`` raised to the highest level it names (or 100)."""
+    needed = _highest_level(content)
     users = dict(content.get("users", {}))
     if users.get(user_id, content.get("users_default", 0)) >= needed:
         return dict(content)
@@ -160,7 +169,11 @@ class RoomUpgrader:
                             "avatar_url": profile.avatar_url})
                     if not (p["type"] in _PRESET_TYPES and (p["type"], "") not in state)]
 
-        partials()  # a body the new room would refuse fails before anything is written
+        for partial in partials():
+            # a body the new room would refuse fails before anything is written: the
+            # tombstone may go first. Content of rooms v1-v5 may hold floats or big
+            # integers that later versions' canonical JSON refuses.
+            encode_canonical_json(partial["content"], strict=version.strict_canonical_json)
         new_room_id = None
         if not version.room_id_from_create_event:
             # The new room's ID can be chosen first, so the tombstone goes first and

@@ -88,13 +88,14 @@ class StateTests(RoomsTestCase):
         self.assertEqual(by_key[("m.room.member", bob)]["content"]["membership"], "leave")
 
     async def test_create_event_cannot_be_sent(self):
-        """m.room.create cannot be set through the state API (v10 and v12)."""
+        """m.room.create cannot be set through the state API (v10 and v12): 400
+        M_INVALID_PARAM, as Synapse."""
         _, tok = await self.register("alice")
         for version in ("10", "12"):
             room_id = await self.create_room(tok, room_version=version)
             self.assertError(await self.request(
                 "PUT", self.room(room_id, "/state/m.room.create"), {"room_version": "12"},
-                token=tok), 403, "M_FORBIDDEN")
+                token=tok), 400, "M_INVALID_PARAM")
 
     async def test_power_needed(self):
         """A member below the state level cannot set it (403); state keys naming

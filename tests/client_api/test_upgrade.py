@@ -74,8 +74,8 @@ class UpgradeTests(_UpgradeCase):
 
     async def test_v12_to_v10_keeps_event_id_and_admins(self):
         """Into a pre-v12 version the predecessor names the old room's last event (the
-        tombstone, sent first), the
-        upgrader keeps full power and the old room's other creators become admins."""
+        tombstone, sent first), and the old room's creators (the upgrader too) get
+        the highest level named."""
         alice, alice_tok = await self.register("alice")
         bob, bob_tok = await self.register("bob")
         old = await self.create_room(alice_tok, preset="trusted_private_chat", invite=[bob])
@@ -91,8 +91,9 @@ class UpgradeTests(_UpgradeCase):
             "GET", self.room(old, "/state/m.room.tombstone/?format=event"), token=bob_tok)
         self.assertEqual(create["predecessor"]["event_id"], tombstone["event_id"])
         power = new_state[("m.room.power_levels", "")]
-        # both v12 creators had unbounded power: in v10 they are admins
-        self.assertEqual(power["users"], {alice: 100, bob: 100})
+        # both v12 creators had unbounded power: in v10 they get the highest level
+        # named (the v12 tombstone level, so that they can upgrade again)
+        self.assertEqual(power["users"], {alice: 150, bob: 150})
 
     async def test_v12_additional_creators(self):
         """additional_creators become creators of a v12 replacement."""
@@ -336,3 +337,41 @@ class SytestUpgradeTests(_UpgradeCase):
         await self.join(bob_tok, new)
         self.assertEqual(calls, [(alice, old, new), (bob, old, new)])
         self.flushLoggedErrors(RuntimeError)
+
+    async def test_uncopyable_state_writes_nothing(self):
+        """A v5 room whose topic holds a float cannot become v10 (strict canonical
+        JSON): 400 M_BAD_JSON before the tombstone (which goes first before v12) or
+        any room is written."""
+        _, tok = await self.register("alice")
+        old = await self.create_room(tok, room_version="5")
+        await self.put_state(tok, old, "m.room.topic", {"topic": "t", "weight": 1.5})
+        joined_before = await self.ok("GET", V3 + "/joined_rooms", token=tok)
+        for version in ("10", "12"):
+            self.assertError(await self.upgrade(tok, old, {"new_version": version}), 400,
+                             "M_BAD_JSON")
+        self.assertEqual((await self.get_state(tok, old, "m.room.tombstone"))[0], 404)
+        self.assertEqual(await self.ok("GET", V3 + "/joined_rooms", token=tok),
+                         joined_before)
+        # into a version that still takes floats it works
+        await self.upgrade_ok(tok, old)
+
+    async def test_between_event_formats(self):
+        """v12 → v1 → v12: the predecessor of the v1 room names the old room's
+        tombstone, the v12 one only the room; v1 events carry $random:server IDs."""
+        alice, tok = await self.register("alice")
+        first = await self.create_room(tok, name="Formats")
+        status, resp = await self.upgrade(tok, first, {"new_version": "1"})
+        self.assertEqual(status, 200, resp)
+        v1 = resp["replacement_room"]
+        create = (await self.get_state(tok, v1, "m.room.create"))[1]
+        tombstone = await self.ok(
+            "GET", self.room(first, "/state/m.room.tombstone/?format=event"), token=tok)
+        self.assertEqual(create["predecessor"]["event_id"], tombstone["event_id"])
+        self.assertEqual((await self.get_state(tok, v1, "m.room.name"))[1],
+                         {"name": "Formats"})
+        sent = await self.send(tok, v1, {"msgtype": "m.text", "body": "in v1"})
+        self.assertTrue(sent.endswith(":test.local"))
+        status, resp = await self.upgrade(tok, v1, {"new_version": "12"})
+        self.assertEqual(status, 200, resp)
+        create = (await self.get_state(tok, resp["replacement_room"], "m.room.create"))[1]
+        self.assertEqual(create["predecessor"], {"room_id": v1})
