@@ -1,0 +1,211 @@
+"""Push rule evaluation (spec: Client-Server API, "Push Notifications", "Push Rules",
+"Conditions", "Actions"; appendices "Glob-style matching", "Dot-separated property
+paths").
+
+Pure: an event (as a dict), a user's ruleset (``rulesets.ruleset``) and what the
+conditions need to know of the room (:class:`RoomFacts`) in; the matching rule's
+actions out. The first enabled rule whose conditions all hold wins; no match means no
+notification.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import re
+from typing import Any, Iterable, Mapping, Sequence
+
+from homeserver.push.default_rules import KINDS, LEGACY_MENTION_RULES
+
+_NOT_WORD = "A-Za-z0-9_"
+_COUNT_RE = re.compile(r"^(==|<=|>=|<|>)?([0-9]+)$")
+_MISSING = object()
+
+
+@dataclasses.dataclass(frozen=True)
+class RoomFacts:
+    """What conditions read from the room at the event."""
+
+    #: joined members (``room_member_count``)
+    member_count: int
+    #: the sender's power level (``sender_notification_permission``)
+    sender_power_level: float
+    #: the ``notifications`` levels of ``m.room.power_levels`` (default ``room``: 50)
+    notification_levels: Mapping[str, int] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True)
+class Outcome:
+    """What the actions mean for counts and pushes."""
+
+    actions: tuple[Any, ...]
+    notify: bool
+    highlight: bool
+    sound: str | None
+
+
+def split_path(key: str) -> tuple[str, ...]:
+    """``content.m\\.relates_to.rel_type`` → ("content", "m.relates_to", "rel_type"):
+    ``\\.`` is a dot and ``\\\\`` a backslash inside a name; other escapes stay as
+    they are."""
+    parts, current, i = [], [], 0
+    while i < len(key):
+        c = key[i]
+        if c == "\\" and i + 1 < len(key) and key[i + 1] in ".\\":
+            current.append(key[i + 1])
+            i += 2
+            continue
+        if c == ".":
+            parts.append("".join(current))
+            current = []
+        else:
+            current.append(c)
+        i += 1
+    parts.append("".join(current))
+    return tuple(parts)
+
+
+@functools.lru_cache(maxsize=4096)
+def _path(key: str) -> tuple[str, ...]:
+    return split_path(key)
+
+
+def lookup(event: Mapping[str, Any], key: str) -> Any:
+    """The value at a dotted path, or ``_MISSING``."""
+    value: Any = event
+    for part in _path(key):
+        if not isinstance(value, Mapping) or part not in value:
+            return _MISSING
+        value = value[part]
+    return value
+
+
+@functools.lru_cache(maxsize=4096)
+def glob_regex(pattern: str, words: bool) -> re.Pattern:
+    """``*`` any run, ``?`` one character, case-insensitive; ``words``: the match may
+    be any substring bounded by word boundaries (``content.body``), else the whole
+    value."""
+    body = "".join(".*?" if c == "*" else "." if c == "?" else re.escape(c)
+                   for c in pattern)
+    if words:
+        return re.compile(f"(?<![{_NOT_WORD}]){body}(?![{_NOT_WORD}])",
+                          re.IGNORECASE | re.DOTALL)
+    return re.compile(f"{body}\\Z", re.IGNORECASE | re.DOTALL)
+
+
+def _event_match(event: Mapping[str, Any], key: Any, pattern: Any) -> bool:
+    if not isinstance(key, str) or not isinstance(pattern, str):
+        return False
+    value = lookup(event, key)
+    if not isinstance(value, str):
+        return False
+    if key == "content.body":
+        return glob_regex(pattern, True).search(value) is not None
+    return glob_regex(pattern, False).match(value) is not None
+
+
+def _is_scalar(value: Any) -> bool:
+    return value is None or isinstance(value, (str, bool, int)) and not isinstance(value, float)
+
+
+def _same(a: Any, b: Any) -> bool:
+    # JSON true is not 1: compare types as well as values
+    return _is_scalar(a) and _is_scalar(b) and type(a) is type(b) and a == b
+
+
+def _member_count(spec: Any, count: int) -> bool:
+    if not isinstance(spec, str):
+        return False
+    m = _COUNT_RE.match(spec)
+    if m is None:
+        return False
+    op, number = m.group(1) or "==", int(m.group(2))
+    return {"==": count == number, "<": count < number, ">": count > number,
+            "<=": count <= number, ">=": count >= number}[op]
+
+
+def _contains_display_name(event: Mapping[str, Any], name: str | None) -> bool:
+    body = lookup(event, "content.body")
+    if not name or not isinstance(body, str):
+        return False
+    return re.search(f"(?<![{_NOT_WORD}]){re.escape(name)}(?![{_NOT_WORD}])", body,
+                     re.IGNORECASE) is not None
+
+
+def condition_holds(condition: Mapping[str, Any], event: Mapping[str, Any],
+                    display_name: str | None, room: RoomFacts) -> bool:
+    """One condition; unknown kinds never hold (spec: they disable the rule)."""
+    kind = condition.get("kind")
+    if kind == "event_match":
+        return _event_match(event, condition.get("key"), condition.get("pattern"))
+    if kind == "event_property_is":
+        key = condition.get("key")
+        return isinstance(key, str) and _same(lookup(event, key), condition.get("value"))
+    if kind == "event_property_contains":
+        key = condition.get("key")
+        values = lookup(event, key) if isinstance(key, str) else _MISSING
+        wanted = condition.get("value")
+        return isinstance(values, list) and any(_same(v, wanted) for v in values)
+    if kind == "contains_display_name":
+        return _contains_display_name(event, display_name)
+    if kind == "room_member_count":
+        return _member_count(condition.get("is"), room.member_count)
+    if kind == "sender_notification_permission":
+        key = condition.get("key")
+        if not isinstance(key, str):
+            return False
+        needed = room.notification_levels.get(key, 50)
+        return room.sender_power_level >= needed
+    return False
+
+
+def conditions_of(kind: str, rule: Mapping[str, Any]) -> Sequence[Mapping[str, Any]]:
+    """The conditions a rule stands for: ``content``, ``room`` and ``sender`` rules
+    have theirs implied by their pattern or ID (spec: "Push Rules")."""
+    if kind == "content":
+        return [{"kind": "event_match", "key": "content.body",
+                 "pattern": rule.get("pattern")}]
+    if kind == "room":
+        return [{"kind": "event_match", "key": "room_id", "pattern": rule["rule_id"]}]
+    if kind == "sender":
+        return [{"kind": "event_match", "key": "sender", "pattern": rule["rule_id"]}]
+    return rule.get("conditions") or []
+
+
+def matching_rule(rules: Mapping[str, Iterable[Mapping[str, Any]]],
+                  event: Mapping[str, Any], display_name: str | None,
+                  room: RoomFacts) -> Mapping[str, Any] | None:
+    """The first enabled rule that matches, in priority order, or None."""
+    content = event.get("content")
+    has_mentions = isinstance(content, Mapping) and "m.mentions" in content
+    for kind in KINDS:
+        for rule in rules.get(kind, ()):
+            if not rule.get("enabled", True):
+                continue
+            if has_mentions and rule.get("rule_id") in LEGACY_MENTION_RULES:
+                continue  # spec v1.7: m.mentions replaces the body-based rules
+            if all(condition_holds(c, event, display_name, room)
+                   for c in conditions_of(kind, rule)):
+                return rule
+    return None
+
+
+def outcome(actions: Sequence[Any]) -> Outcome:
+    """Interpret actions: ``notify``; tweaks ``highlight`` (value default true) and
+    ``sound``. ``dont_notify``, ``coalesce`` and unknown actions notify nobody."""
+    highlight, sound = False, None
+    for action in actions:
+        if isinstance(action, Mapping):
+            if action.get("set_tweak") == "highlight":
+                highlight = action.get("value", True) is True
+            elif action.get("set_tweak") == "sound" and isinstance(action.get("value"), str):
+                sound = action["value"]
+    notify = "notify" in actions
+    return Outcome(tuple(actions), notify, highlight and notify, sound if notify else None)
+
+
+def evaluate(rules: Mapping[str, Iterable[Mapping[str, Any]]], event: Mapping[str, Any],
+             display_name: str | None, room: RoomFacts) -> Outcome:
+    """The outcome of ``rules`` for one event and one user."""
+    rule = matching_rule(rules, event, display_name, room)
+    return outcome(rule.get("actions", []) if rule is not None else [])
