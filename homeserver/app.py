@@ -233,6 +233,10 @@ def _register_resources(router, listener: Listener, c: dict, now_ms) -> None:
 
         for module in (profile, user_directory, relations, search, report):
             module.register(router, c)
+        # --- servlets: push ---
+        from homeserver.push import wiring as push_wiring
+
+        push_wiring.register_servlets(router, c)
 
 
 def _listen(listener: Listener, address: str, site, config: Config, reactor):

@@ -24,7 +24,10 @@ from homeserver.store.database import Database
 from homeserver.store.devices import Devices
 from homeserver.store.directory_entries import DirectoryEntries
 from homeserver.store.filters import Filters
+from homeserver.store.notifications import Notifications
 from homeserver.store.presence import Presence
+from homeserver.store.push_rules import PushRules
+from homeserver.store.pushers import Pushers
 from homeserver.store.receipts import Receipts
 from homeserver.store.registration_tokens import RegistrationTokens
 from homeserver.store.reports import Reports
@@ -70,6 +73,9 @@ class GlobalStore:
         self.directory_entries = DirectoryEntries(db)
         self.reports = Reports(db)
         self.room_positions = RoomPositions(db, tail)
+        self.push_rules = PushRules(db)
+        self.notifications = Notifications(db)
+        self.pushers = Pushers(db)
 
     @classmethod
     def from_config(cls, database_config: Mapping[str, Any], reactor: Any, *,

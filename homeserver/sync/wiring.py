@@ -3,7 +3,8 @@
 
 Components published (``components[...]``): ``typing``, ``presence``,
 ``account_data_service``, ``receipts``, ``to_device``, ``sync_builder``,
-``sync_service`` and ``sync_stream`` (the WebSocket endpoint).
+``sync_service``, ``sync_stream`` (the WebSocket endpoint) and ``push_rules`` (whose
+ruleset an initial sync sends as account data).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any, Callable
 from twisted.internet import defer
 from twisted.logger import Logger
 
+from homeserver.push.rules_service import PushRulesService
 from homeserver.sync.account_data import AccountDataService
 from homeserver.sync.builder import SyncBuilder
 from homeserver.sync.lazy_members import LazyMemberCache
@@ -57,8 +59,9 @@ def build_live_data(*, reactor: Any, config: Any, store: Any, rooms: Any, notifi
         rooms=rooms, serializer=EventSerializer(now_ms),
         visibility=room_service.visibility, receipts=store.receipts,
         unread=UnreadCounter(), lazy=LazyMemberCache())
+    push_rules = PushRulesService(store.push_rules, notifier.notify_user)
     builder = SyncBuilder(store=store, rooms=rooms, sections=sections, typing=typing,
-                          presence=presence, now_ms=now_ms)
+                          presence=presence, now_ms=now_ms, push_rules=push_rules)
     sync_service = SyncService(builder=builder, notifier=notifier, presence=presence,
                                store=store, clock=reactor)
     stream = SyncStream(auth=auth, sync_service=sync_service, builder=builder,
@@ -77,7 +80,7 @@ def build_live_data(*, reactor: Any, config: Any, store: Any, rooms: Any, notifi
     return LiveData({
         "typing": typing, "presence": presence, "account_data_service": account_data,
         "receipts": receipts, "to_device": to_device, "sync_builder": builder,
-        "sync_service": sync_service, "sync_stream": stream,
+        "sync_service": sync_service, "sync_stream": stream, "push_rules": push_rules,
     }, start, stop)
 
 
