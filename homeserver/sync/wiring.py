@@ -3,8 +3,9 @@
 
 Components published (``components[...]``): ``typing``, ``presence``,
 ``account_data_service``, ``receipts``, ``to_device``, ``sync_builder``,
-``sync_service``, ``sync_stream`` (the WebSocket endpoint) and ``push_rules`` (whose
-ruleset an initial sync sends as account data).
+``sync_service``, ``sync_stream`` (the WebSocket endpoint), ``push_rules`` (whose
+ruleset an initial sync sends as account data) and ``push_evaluation`` (the push rules'
+outcome for each event feeds the unread counts).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any, Callable
 from twisted.internet import defer
 from twisted.logger import Logger
 
+from homeserver.push.room_evaluation import RoomPushEvaluator
 from homeserver.push.rules_service import PushRulesService
 from homeserver.sync.account_data import AccountDataService
 from homeserver.sync.builder import SyncBuilder
@@ -55,11 +57,19 @@ def build_live_data(*, reactor: Any, config: Any, store: Any, rooms: Any, notifi
                               notify_user=notifier.notify_user, now_ms=now_ms)
     to_device = ToDeviceService(store=store, server_name=config.server_name,
                                 notify_user=notifier.notify_user)
+    push_rules = PushRulesService(store.push_rules, notifier.notify_user)
+    # every committed event is evaluated against its recipients' push rules, per room
+    # in order, off the room's write path (see homeserver/push/room_evaluation.py)
+    push_evaluation = RoomPushEvaluator(
+        rooms=rooms, push_rules=push_rules, notifications=store.notifications,
+        server_name=config.server_name, now_ms=now_ms)
+    notifier.add_event_observer(push_evaluation.on_room_event)
+    unread = UnreadCounter(store.notifications, store.receipts, push_evaluation)
+    push_evaluation.add_observer(unread.note)
     sections = RoomSections(
         rooms=rooms, serializer=EventSerializer(now_ms),
         visibility=room_service.visibility, receipts=store.receipts,
-        unread=UnreadCounter(), lazy=LazyMemberCache())
-    push_rules = PushRulesService(store.push_rules, notifier.notify_user)
+        unread=unread, lazy=LazyMemberCache())
     builder = SyncBuilder(store=store, rooms=rooms, sections=sections, typing=typing,
                           presence=presence, now_ms=now_ms, push_rules=push_rules)
     sync_service = SyncService(builder=builder, notifier=notifier, presence=presence,
@@ -76,11 +86,13 @@ def build_live_data(*, reactor: Any, config: Any, store: Any, rooms: Any, notifi
         stream.stop()
         typing.stop()
         presence.stop()
+        push_evaluation.stop()
 
     return LiveData({
         "typing": typing, "presence": presence, "account_data_service": account_data,
         "receipts": receipts, "to_device": to_device, "sync_builder": builder,
         "sync_service": sync_service, "sync_stream": stream, "push_rules": push_rules,
+        "push_evaluation": push_evaluation, "unread_counter": unread,
     }, start, stop)
 
 

@@ -1,0 +1,184 @@
+"""Push rule evaluation of every committed event, per room, in order (spec:
+Client-Server API, "Push Notifications": the homeserver evaluates each event against
+each recipient's rules).
+
+Where: an observer of the room's committed events. The actor tells its listener
+about each event in room order once it is durable and announced; this observer
+queues it and one worker per room evaluates the queue in that order, off the write
+path: the room's inbox never waits for rule evaluation, the global-DB write of the
+notifications or a push gateway. /sync asks :meth:`caught_up` before counting, so a
+client that hears of an event also sees the counts it causes.
+
+Who: every joined local member except the sender, and the invited user of an invite
+(``.m.rule.invite_for_me`` is for them). With what: the room's current member count,
+power levels and each recipient's display name, read from the awake actor.
+"""
+
+from __future__ import annotations
+
+import collections
+from typing import Any, Callable, Iterable, Mapping
+
+from twisted.internet import defer
+from twisted.logger import Logger
+
+from homeserver.events.pdu import PDU
+from homeserver.push.evaluator import RoomFacts, evaluate
+from homeserver.rooms import power_levels
+from homeserver.store.notifications import Notification
+
+log = Logger()
+
+MEMBER = "m.room.member"
+_STATE_KEYS = [(MEMBER, None), ("m.room.power_levels", ""), ("m.room.create", "")]
+
+
+def thread_of(event: Mapping[str, Any]) -> str | None:
+    """The thread root an event belongs to (spec: "Threading"), or None (main)."""
+    content = event.get("content")
+    relates = content.get("m.relates_to") if isinstance(content, Mapping) else None
+    if isinstance(relates, Mapping) and relates.get("rel_type") == "m.thread" and \
+            isinstance(relates.get("event_id"), str):
+        return relates["event_id"]
+    return None
+
+
+def _notification_levels(state: Mapping) -> dict[str, int]:
+    levels = {"room": power_levels.notification_level(state, "room")}
+    pl = state.get(("m.room.power_levels", ""))
+    extra = pl.content.get("notifications") if pl is not None else None
+    if isinstance(extra, Mapping):
+        for key in extra:
+            if isinstance(key, str):
+                levels[key] = power_levels.notification_level(state, key)
+    return levels
+
+
+class RoomPushEvaluator:
+    def __init__(self, *, rooms: Any, push_rules: Any, notifications: Any,
+                 server_name: str, now_ms: Callable[[], int],
+                 on_notified: Iterable[Callable[[list[Notification], PDU], Any]] = ()
+                 ) -> None:
+        """``push_rules``: the PushRulesService; ``notifications``:
+        ``store.notifications``; ``on_notified``: told of each event's notifications
+        once stored (the unread counts' cache, push delivery)."""
+        self._rooms = rooms
+        self._push_rules = push_rules
+        self._notifications = notifications
+        self._suffix = ":" + server_name
+        self._now_ms = now_ms
+        self._on_notified = list(on_notified)
+        self._queues: dict[str, collections.deque[tuple[PDU, int]]] = {}
+        #: room → Deferreds waiting for the queue to pass a seq
+        self._waiters: dict[str, list[tuple[int, defer.Deferred]]] = {}
+        #: room → the seq being evaluated (its queue is empty then)
+        self._current: dict[str, int] = {}
+        self._stopped = False
+
+    # -- the observer -----------------------------------------------------------------
+    def on_room_event(self, event: PDU, stream_pos: int) -> None:
+        """Notifier observer: queue a committed event of its room."""
+        if self._stopped:
+            return
+        queue = self._queues.get(event.room_id)
+        if queue is None:
+            queue = self._queues[event.room_id] = collections.deque()
+            queue.append((event, stream_pos))
+            defer.ensureDeferred(self._work(event.room_id)).addErrback(
+                lambda f: log.failure("push evaluation of {room}", f, room=event.room_id))
+        else:
+            queue.append((event, stream_pos))
+
+    def caught_up(self, room_id: str, seq: int) -> defer.Deferred:
+        """Fires once every queued event of the room up to ``seq`` is evaluated."""
+        if self._pending_upto(room_id) > seq or room_id not in self._queues:
+            return defer.succeed(None)
+        d: defer.Deferred = defer.Deferred()
+        self._waiters.setdefault(room_id, []).append((seq, d))
+        return d
+
+    def _pending_upto(self, room_id: str) -> int:
+        """The lowest seq not yet evaluated (a huge number if none is pending)."""
+        queue = self._queues.get(room_id)
+        lowest = [self._current[room_id]] if room_id in self._current else []
+        if queue:
+            lowest.append(queue[0][0].internal_metadata.get("seq", 0))
+        return min(lowest) if lowest else 2 ** 62
+
+    def stop(self) -> None:
+        self._stopped = True
+
+    # -- the worker -------------------------------------------------------------------
+    async def _work(self, room_id: str) -> None:
+        queue = self._queues[room_id]
+        try:
+            while queue:
+                event, stream_pos = queue.popleft()
+                self._current[room_id] = event.internal_metadata.get("seq", 0)
+                try:
+                    await self._evaluate(event, stream_pos)
+                except Exception:
+                    # one event's failure must not stop the room's later ones
+                    log.failure("push evaluation of {event_id}", event_id=event.event_id)
+                del self._current[room_id]
+                self._wake(room_id)
+        finally:
+            del self._queues[room_id]
+            self._current.pop(room_id, None)
+            self._wake(room_id)
+
+    def _wake(self, room_id: str) -> None:
+        waiting = self._waiters.get(room_id)
+        if not waiting:
+            return
+        done_below = self._pending_upto(room_id) if room_id in self._queues else 2 ** 62
+        keep = []
+        for seq, d in waiting:
+            if seq < done_below:
+                d.callback(None)
+            else:
+                keep.append((seq, d))
+        if keep:
+            self._waiters[room_id] = keep
+        else:
+            del self._waiters[room_id]
+
+    async def _evaluate(self, event: PDU, stream_pos: int) -> None:
+        if event.internal_metadata.get("outlier"):
+            return
+        actor = await self._rooms.get(event.room_id)
+        state = await actor.current_state(_STATE_KEYS)
+        members = {k: e for (t, k), e in state.items() if t == MEMBER}
+        joined = [u for u, e in members.items() if e.membership == "join"]
+        recipients = [u for u in joined if u.endswith(self._suffix) and u != event.sender]
+        if event.type == MEMBER and event.membership == "invite" and \
+                event.state_key.endswith(self._suffix) and event.state_key not in recipients:
+            recipients.append(event.state_key)
+        if not recipients:
+            return
+        facts = RoomFacts(member_count=len(joined),
+                          sender_power_level=power_levels.user_power_level(event.sender, state),
+                          notification_levels=_notification_levels(state))
+        rules = await self._push_rules.rulesets(recipients)
+        as_dict = event.get_dict()
+        thread = thread_of(as_dict)
+        seq, ts = event.internal_metadata.get("seq", 0), self._now_ms()
+        found = []
+        for user_id in recipients:
+            member = members.get(user_id)
+            name = member.content.get("displayname") if member is not None else None
+            result = evaluate(rules[user_id], as_dict,
+                              name if isinstance(name, str) else None, facts)
+            if result.notify:
+                found.append(Notification(user_id, event.room_id, seq, event.event_id,
+                                          stream_pos, thread, result.highlight,
+                                          list(result.actions), ts))
+        if not found:
+            return
+        await self._notifications.add(found)
+        for observer in self._on_notified:
+            observer(found, event)
+
+    def add_observer(self, observer: Callable[[list[Notification], PDU], Any]) -> None:
+        self._on_notified.append(observer)
+
