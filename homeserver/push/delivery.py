@@ -169,15 +169,18 @@ class PushDelivery:
 
 
 def treq_post(reactor: Any, timeout: float = 30.0) -> Post:
-    """The real gateway client: treq over the reactor, JSON in and out."""
-    import treq
-    from treq.client import HTTPClient
-    from twisted.web.client import Agent, HTTPConnectionPool
-
-    client = HTTPClient(Agent(reactor, pool=HTTPConnectionPool(reactor)))
+    """The real gateway client: treq over the reactor, JSON in and out. treq (and
+    with it TLS) loads on the first push, not at start (see homeserver/reactor.py)."""
+    clients: list[Any] = []
 
     async def post(url: str, body: Mapping[str, Any]) -> tuple[int, Any]:
-        response = await client.post(url, json=dict(body), timeout=timeout)
+        import treq
+        from treq.client import HTTPClient
+        from twisted.web.client import Agent, HTTPConnectionPool
+
+        if not clients:
+            clients.append(HTTPClient(Agent(reactor, pool=HTTPConnectionPool(reactor))))
+        response = await clients[0].post(url, json=dict(body), timeout=timeout)
         try:
             answer = await treq.json_content(response)
         except Exception:
