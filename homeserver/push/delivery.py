@@ -87,15 +87,35 @@ class PushDelivery:
         self._describe = describe
         self._queues: dict[tuple[str, str, str], collections.deque] = {}
         self._running: set[tuple[str, str, str]] = set()
+        #: room → the dispatch of its latest notified event (see on_notified)
+        self._dispatching: dict[str, defer.Deferred] = {}
         self._stopped = False
         #: for tests and metrics: pushes given up after MAX_ATTEMPTS
         self.dropped = 0
 
     def on_notified(self, found: list[Notification], event: PDU) -> None:
-        """Evaluator observer: push the event to the notified users' gateways."""
-        if not self._stopped:
-            defer.ensureDeferred(self._dispatch(found, event)).addErrback(
-                lambda f: log.failure("push dispatch of {e}", f, e=event.event_id))
+        """Evaluator observer: push the event to the notified users' gateways. A
+        room's events are dispatched one after the other, so they reach each pusher's
+        queue in room order."""
+        if self._stopped:
+            return
+        room_id = event.room_id
+        previous = self._dispatching.get(room_id)
+
+        async def dispatch() -> None:
+            if previous is not None:
+                await previous
+            await self._dispatch(found, event)
+
+        d = defer.ensureDeferred(dispatch()).addErrback(
+            lambda f: log.failure("push dispatch of {e}", f, e=event.event_id))
+        self._dispatching[room_id] = d
+
+        def finished(_: Any) -> None:
+            if self._dispatching.get(room_id) is d:
+                del self._dispatching[room_id]
+
+        d.addBoth(finished)
 
     def stop(self) -> None:
         self._stopped = True

@@ -155,3 +155,31 @@ class DeliveryTests(unittest.TestCase):
         d, _, _ = make(gateway, pushers=[])
         notify(d)
         self.assertEqual(gateway.calls, [])
+
+
+class OrderTests(unittest.TestCase):
+    def test_room_order_kept_when_lookups_are_slow(self):
+        """A room's pushes reach the gateway in event order even if looking up the
+        first event's details takes longer than the second's."""
+        gateway = _Gateway()
+        gates = {"$1": defer.Deferred()}
+
+        async def describe(ev):
+            if ev.event_id in gates:
+                await gates[ev.event_id]
+            return None, None
+
+        async def unread(user_id):
+            return 0
+
+        d = PushDelivery(pushers=_Pushers([pusher()]), clock=task.Clock(),
+                         post=gateway.post, unread_count=unread, describe=describe)
+        for event_id in ("$1", "$2"):
+            ev = PDU(get_room_version("10"), {"type": "m.room.message", "sender": "@b:x",
+                                              "room_id": "!r:x", "content": {}}, event_id)
+            d.on_notified([Notification(ALICE, "!r:x", 1, event_id, 1, None, False,
+                                        ["notify"], 0)], ev)
+        self.assertEqual(gateway.calls, [])
+        gates["$1"].callback(None)
+        self.assertEqual([c[1]["notification"]["event_id"] for c in gateway.calls],
+                         ["$1", "$2"])
