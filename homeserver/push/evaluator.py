@@ -172,10 +172,25 @@ def conditions_of(kind: str, rule: Mapping[str, Any]) -> Sequence[Mapping[str, A
     return rule.get("conditions") or []
 
 
+def _memo_key(condition: Mapping[str, Any], display_name: str | None) -> Any:
+    """What a condition's outcome depends on besides the event and the room, or None
+    if it cannot be a dict key (a compound ``value``)."""
+    value = condition.get("value")
+    if not _is_scalar(value):
+        return None
+    kind = condition.get("kind")
+    return (kind, condition.get("key"), condition.get("pattern"), type(value), value,
+            condition.get("is"), display_name if kind == "contains_display_name" else None)
+
+
 def matching_rule(rules: Mapping[str, Iterable[Mapping[str, Any]]],
                   event: Mapping[str, Any], display_name: str | None,
-                  room: RoomFacts) -> Mapping[str, Any] | None:
-    """The first enabled rule that matches, in priority order, or None."""
+                  room: RoomFacts, memo: dict | None = None) -> Mapping[str, Any] | None:
+    """The first enabled rule that matches, in priority order, or None.
+
+    ``memo``: a dict shared by the evaluations of one event for many users: most
+    conditions are the same for all of them (the defaults), so each is tested once.
+    """
     content = event.get("content")
     has_mentions = isinstance(content, Mapping) and "m.mentions" in content
     for kind in KINDS:
@@ -184,8 +199,18 @@ def matching_rule(rules: Mapping[str, Iterable[Mapping[str, Any]]],
                 continue
             if has_mentions and rule.get("rule_id") in LEGACY_MENTION_RULES:
                 continue  # spec v1.7: m.mentions replaces the body-based rules
-            if all(condition_holds(c, event, display_name, room)
-                   for c in conditions_of(kind, rule)):
+            for condition in conditions_of(kind, rule):
+                key = _memo_key(condition, display_name) if memo is not None else None
+                if key is None:
+                    holds = condition_holds(condition, event, display_name, room)
+                else:
+                    holds = memo.get(key)
+                    if holds is None:
+                        holds = memo[key] = condition_holds(condition, event,
+                                                            display_name, room)
+                if not holds:
+                    break
+            else:
                 return rule
     return None
 
@@ -205,7 +230,9 @@ def outcome(actions: Sequence[Any]) -> Outcome:
 
 
 def evaluate(rules: Mapping[str, Iterable[Mapping[str, Any]]], event: Mapping[str, Any],
-             display_name: str | None, room: RoomFacts) -> Outcome:
-    """The outcome of ``rules`` for one event and one user."""
-    rule = matching_rule(rules, event, display_name, room)
+             display_name: str | None, room: RoomFacts, memo: dict | None = None
+             ) -> Outcome:
+    """The outcome of ``rules`` for one event and one user (``memo``: see
+    :func:`matching_rule`)."""
+    rule = matching_rule(rules, event, display_name, room, memo)
     return outcome(rule.get("actions", []) if rule is not None else [])

@@ -6,8 +6,11 @@ Where: an observer of the room's committed events. The actor tells its listener
 about each event in room order once it is durable and announced; this observer
 queues it and one worker per room evaluates the queue in that order, off the write
 path: the room's inbox never waits for rule evaluation, the global-DB write of the
-notifications or a push gateway. /sync asks :meth:`caught_up` before counting, so a
-client that hears of an event also sees the counts it causes.
+notifications or a push gateway. The outcome goes at once to the ``on_evaluated``
+observers (the unread counter keeps it in memory until it is stored), then to the
+global DB (a room's writes in order, in the background), then to the ``on_stored``
+observers (push delivery). /sync asks :meth:`caught_up` before counting, so a client
+that hears of an event also sees the counts it causes, without waiting for the DB.
 
 Who: every joined local member except the sender, and the invited user of an invite
 (``.m.rule.invite_for_me`` is for them). With what: the room's current member count,
@@ -56,18 +59,18 @@ def _notification_levels(state: Mapping) -> dict[str, int]:
 
 class RoomPushEvaluator:
     def __init__(self, *, rooms: Any, push_rules: Any, notifications: Any,
-                 server_name: str, now_ms: Callable[[], int],
-                 on_notified: Iterable[Callable[[list[Notification], PDU], Any]] = ()
-                 ) -> None:
+                 server_name: str, now_ms: Callable[[], int]) -> None:
         """``push_rules``: the PushRulesService; ``notifications``:
-        ``store.notifications``; ``on_notified``: told of each event's notifications
-        once stored (the unread counts' cache, push delivery)."""
+        ``store.notifications``."""
         self._rooms = rooms
         self._push_rules = push_rules
         self._notifications = notifications
         self._suffix = ":" + server_name
         self._now_ms = now_ms
-        self._on_notified = list(on_notified)
+        self._on_evaluated: list[Callable[[list[Notification]], Any]] = []
+        self._on_stored: list[Callable[[list[Notification], PDU], Any]] = []
+        #: room → the write of its latest notifications (writes of a room chain)
+        self._writes: dict[str, defer.Deferred] = {}
         self._queues: dict[str, collections.deque[tuple[PDU, int]]] = {}
         #: room → Deferreds waiting for the queue to pass a seq
         self._waiters: dict[str, list[tuple[int, defer.Deferred]]] = {}
@@ -116,10 +119,15 @@ class RoomPushEvaluator:
                 event, stream_pos = queue.popleft()
                 self._current[room_id] = event.internal_metadata.get("seq", 0)
                 try:
-                    await self._evaluate(event, stream_pos)
+                    found = await self._evaluate(event, stream_pos)
                 except Exception:
                     # one event's failure must not stop the room's later ones
                     log.failure("push evaluation of {event_id}", event_id=event.event_id)
+                    found = []
+                if found:
+                    for observer in self._on_evaluated:
+                        observer(found)
+                    self._store(room_id, found, event)
                 del self._current[room_id]
                 self._wake(room_id)
         finally:
@@ -143,9 +151,10 @@ class RoomPushEvaluator:
         else:
             del self._waiters[room_id]
 
-    async def _evaluate(self, event: PDU, stream_pos: int) -> None:
+    async def _evaluate(self, event: PDU, stream_pos: int) -> list[Notification]:
+        """The notifications ``event`` causes."""
         if event.internal_metadata.get("outlier"):
-            return
+            return []
         actor = await self._rooms.get(event.room_id)
         state = await actor.current_state(_STATE_KEYS)
         members = {k: e for (t, k), e in state.items() if t == MEMBER}
@@ -155,7 +164,7 @@ class RoomPushEvaluator:
                 event.state_key.endswith(self._suffix) and event.state_key not in recipients:
             recipients.append(event.state_key)
         if not recipients:
-            return
+            return []
         facts = RoomFacts(member_count=len(joined),
                           sender_power_level=power_levels.user_power_level(event.sender, state),
                           notification_levels=_notification_levels(state))
@@ -163,22 +172,48 @@ class RoomPushEvaluator:
         as_dict = event.get_dict()
         thread = thread_of(as_dict)
         seq, ts = event.internal_metadata.get("seq", 0), self._now_ms()
-        found = []
+        found, memo = [], {}
         for user_id in recipients:
             member = members.get(user_id)
             name = member.content.get("displayname") if member is not None else None
             result = evaluate(rules[user_id], as_dict,
-                              name if isinstance(name, str) else None, facts)
+                              name if isinstance(name, str) else None, facts, memo)
             if result.notify:
                 found.append(Notification(user_id, event.room_id, seq, event.event_id,
                                           stream_pos, thread, result.highlight,
                                           list(result.actions), ts))
-        if not found:
-            return
-        await self._notifications.add(found)
-        for observer in self._on_notified:
-            observer(found, event)
+        return found
 
-    def add_observer(self, observer: Callable[[list[Notification], PDU], Any]) -> None:
-        self._on_notified.append(observer)
+    def _store(self, room_id: str, found: list[Notification], event: PDU) -> None:
+        previous = self._writes.get(room_id)
+
+        async def write() -> None:
+            if previous is not None:
+                await previous
+            try:
+                await self._notifications.add(found)
+            except Exception:
+                log.failure("storing notifications of {e}", e=event.event_id)
+                return
+            for observer in self._on_stored:
+                observer(found, event)
+
+        d = defer.ensureDeferred(write())
+        self._writes[room_id] = d
+
+        def written(_: Any) -> None:
+            if self._writes.get(room_id) is d:
+                del self._writes[room_id]
+
+        d.addBoth(written)
+
+    def add_observer(self, *, evaluated: Callable[[list[Notification]], Any] | None = None,
+                     stored: Callable[[list[Notification], PDU], Any] | None = None
+                     ) -> None:
+        """``evaluated(found)``: at once, in room order; ``stored(found, event)``:
+        once the notifications are in the global DB."""
+        if evaluated is not None:
+            self._on_evaluated.append(evaluated)
+        if stored is not None:
+            self._on_stored.append(stored)
 

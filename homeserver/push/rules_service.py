@@ -7,12 +7,14 @@ Only the ``global`` scope exists (spec: device-specific rules were removed).
 
 from __future__ import annotations
 
+import collections
 from typing import Any, Callable
 
 from homeserver.push import rulesets
 from homeserver.push.rulesets import Ruleset, UnrecognizedPath
 
 SCOPE = "global"
+_CACHE_SIZE = 20_000
 
 
 def _scope(scope: str) -> None:
@@ -25,14 +27,30 @@ class PushRulesService:
         """``store``: ``GlobalStore.push_rules``."""
         self._store = store
         self._notify_user = notify_user
+        #: user → merged ruleset: every event is evaluated for each local member,
+        #: and merging copies the defaults; dropped when the user changes a rule
+        self._merged: collections.OrderedDict[str, Ruleset] = collections.OrderedDict()
+        self._generation = 0
 
     async def ruleset(self, user_id: str) -> Ruleset:
         """The user's rules in evaluation order (what the evaluator uses)."""
         return rulesets.ruleset(user_id, await self._store.get_changes(user_id))
 
     async def rulesets(self, user_ids: list[str]) -> dict[str, Ruleset]:
-        changes = await self._store.get_many(user_ids)
-        return {u: rulesets.ruleset(u, changes[u]) for u in user_ids}
+        """user → ruleset, for evaluation (shared objects: callers must not change
+        them)."""
+        result = {u: self._merged[u] for u in user_ids if u in self._merged}
+        missing = [u for u in user_ids if u not in result]
+        if missing:
+            generation = self._generation
+            changes = await self._store.get_many(missing)
+            for user_id in missing:
+                result[user_id] = rulesets.ruleset(user_id, changes[user_id])
+                if generation == self._generation:  # no rule changed meanwhile
+                    self._merged[user_id] = result[user_id]
+            while len(self._merged) > _CACHE_SIZE:
+                self._merged.popitem(last=False)
+        return result
 
     async def account_data(self, user_id: str) -> dict[str, Any]:
         """``{"global": ruleset}``: ``GET /pushrules/`` and the ``m.push_rules``
@@ -86,5 +104,9 @@ class PushRulesService:
         # with any account data
         changes = edit(await self._store.get_changes(user_id))
         content = {SCOPE: rulesets.for_client(rulesets.ruleset(user_id, changes))}
-        await self._store.set_changes(user_id, changes, content)
+        try:
+            await self._store.set_changes(user_id, changes, content)
+        finally:
+            self._generation += 1
+            self._merged.pop(user_id, None)
         self._notify_user(user_id)

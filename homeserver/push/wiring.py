@@ -57,7 +57,7 @@ def build_push(*, reactor: Any, store: Any, rooms: Any, components: dict[str, An
 
     delivery = PushDelivery(pushers=store.pushers, clock=reactor, post=treq_post(reactor),
                             unread_count=unread_count, describe=describe)
-    components["push_evaluation"].add_observer(delivery.on_notified)
+    components["push_evaluation"].add_observer(stored=delivery.on_notified)
     return {
         "pushers": PusherService(store.pushers, now_ms),
         "push_delivery": delivery,

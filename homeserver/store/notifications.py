@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from homeserver.store.database import Database
-from homeserver.store.sql import JsonText, insert_if_absent, metadata
+from homeserver.store.sql import JsonText, insert_many_if_absent, metadata
 
 MAIN = ""
 
@@ -73,9 +73,9 @@ class Notifications:
             return
 
         def txn(conn: Connection) -> None:
-            for row in rows:
-                insert_if_absent(conn, event_push_actions, row,
-                                 ["user_id", "room_id", "room_seq"])
+            # one executemany: an event in a big room notifies many users at once
+            insert_many_if_absent(conn, event_push_actions, rows,
+                                  ["user_id", "room_id", "room_seq"])
 
         await self._db.run_batched(txn)
 

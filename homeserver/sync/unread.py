@@ -60,10 +60,15 @@ class UnreadCounter:
         self._cache: collections.OrderedDict[tuple[str, str], _Rows] = \
             collections.OrderedDict()
         self._generation = 0
+        #: (room, user) → room seq → notifications evaluated but not stored yet
+        self._pending: dict[tuple[str, str], dict[int, Notification]] = {}
 
-    def note(self, found: list[Notification], _event: Any = None) -> None:
-        """Evaluator observer: new notifications, already stored."""
+    def note(self, found: list[Notification]) -> None:
+        """Evaluator observer: new notifications, perhaps not stored yet (they are
+        counted from memory until :meth:`stored`)."""
         self._generation += 1
+        for n in found:
+            self._pending.setdefault((n.room_id, n.user_id), {})[n.room_seq] = n
         for n in found:
             entry = self._cache.get((n.room_id, n.user_id))
             if entry is None or n.room_seq <= entry.read_seq:
@@ -71,6 +76,16 @@ class UnreadCounter:
             entry.rows[n.room_seq] = n
             if len(entry.rows) > _MAX_ROWS:
                 del self._cache[(n.room_id, n.user_id)]
+
+    def stored(self, found: list[Notification], _event: Any = None) -> None:
+        """Evaluator observer: these notifications are in the global DB now."""
+        for n in found:
+            key = (n.room_id, n.user_id)
+            pending = self._pending.get(key)
+            if pending is not None:
+                pending.pop(n.room_seq, None)
+                if not pending:
+                    del self._pending[key]
 
     async def counts(self, actor: Any, user_id: str, read_seq: int, upper_seq: int, *,
                      threads: bool = False, wait: bool = True) -> UnreadCounts:
@@ -118,6 +133,7 @@ class UnreadCounter:
         generation = self._generation
         found = await self._notifications.in_room_after(user_id, room_id, read_seq, 2 ** 62)
         rows = {r.room_seq: r for r in found}
+        rows.update((s, r) for s, r in self._pending.get(key, {}).items() if s > read_seq)
         if generation == self._generation and len(rows) <= _MAX_ROWS:
             # nothing was noted meanwhile, so the rows are complete: keep them
             self._cache[key] = _Rows(read_seq, rows)

@@ -52,7 +52,11 @@ class _Rooms:
 
 
 class _Rules:
+    gate = None
+
     async def rulesets(self, users):
+        if self.gate is not None:
+            await self.gate
         return {u: rulesets.ruleset(u, None) for u in users}
 
 
@@ -67,9 +71,9 @@ class _Notifications:
         self.added += found
 
 
-def make(members):
+def make(members, rules=None):
     store = _Notifications()
-    ev = RoomPushEvaluator(rooms=_Rooms(_Actor(members)), push_rules=_Rules(),
+    ev = RoomPushEvaluator(rooms=_Rooms(_Actor(members)), push_rules=rules or _Rules(),
                            notifications=store, server_name="hs", now_ms=lambda: 7)
     return ev, store
 
@@ -102,20 +106,38 @@ class EvaluationTests(unittest.TestCase):
         self.assertEqual((n.highlight, n.thread_id), (True, "$root"))
 
     def test_caught_up_waits_for_queued_events(self):
-        """caught_up fires only once the events up to the seq are stored, in order."""
-        ev, store = make([member("@bob:hs"), member("@alice:hs")])
-        gate = store.gate = defer.Deferred()
+        """caught_up fires only once the events up to the seq are evaluated, in order."""
+        rules = _Rules()
+        gate = rules.gate = defer.Deferred()
+        ev, store = make([member("@bob:hs"), member("@alice:hs")], rules)
         ev.on_room_event(pdu(1), 10)
         ev.on_room_event(pdu(2), 11)
         waited = []
         ev.caught_up(ROOM, 2).addCallback(waited.append)
         ev.caught_up(ROOM, 0).addCallback(lambda _: waited.append("zero"))
         self.assertEqual(waited, ["zero"])
-        store.gate = None
+        rules.gate = None
         gate.callback(None)
         self.assertEqual([n.room_seq for n in store.added], [1, 2])
         self.assertEqual(waited, ["zero", None])
         self.assertTrue(ev.caught_up(ROOM, 99).called)
+
+    def test_evaluated_before_stored(self):
+        """Observers hear of the outcome at once and again once it is stored; a
+        room's writes keep their order."""
+        ev, store = make([member("@bob:hs"), member("@alice:hs")])
+        gate = store.gate = defer.Deferred()
+        heard = []
+        ev.add_observer(evaluated=lambda f: heard.append(("evaluated", f[0].room_seq)),
+                        stored=lambda f, e: heard.append(("stored", f[0].room_seq)))
+        ev.on_room_event(pdu(1), 10)
+        ev.on_room_event(pdu(2), 11)
+        self.assertEqual(heard, [("evaluated", 1), ("evaluated", 2)])
+        self.assertTrue(ev.caught_up(ROOM, 2).called)
+        store.gate = None
+        gate.callback(None)
+        self.assertEqual(heard[2:], [("stored", 1), ("stored", 2)])
+        self.assertEqual([n.room_seq for n in store.added], [1, 2])
 
     def test_thread_of(self):
         """Only m.thread relations put an event in a thread."""

@@ -77,6 +77,15 @@ class CounterTests(unittest.TestCase):
         moved = await self.counter.counts(_Actor(), ME, 3, 4)
         self.assertEqual((moved.room, self.store.reads), (counts(1, 1), 1))
 
+    async def test_pending_rows_counted_before_stored(self):
+        """Notifications evaluated but not yet in the DB already count."""
+        self.counter.note([note(2, highlight=True)])
+        result = await self.counter.counts(_Actor(), ME, 0, 2)
+        self.assertEqual(result.room, counts(1, 1))
+        self.store.rows.append(note(2, highlight=True))
+        self.counter.stored([note(2, highlight=True)])
+        self.assertEqual((await self.counter.counts(_Actor(), ME, 0, 2)).room, counts(1, 1))
+
     async def test_threads_split_out(self):
         """With threads asked for, thread notifications are counted per root and
         cleared by that thread's receipt; without, they count in the room."""
