@@ -236,3 +236,51 @@ def evaluate(rules: Mapping[str, Iterable[Mapping[str, Any]]], event: Mapping[st
     :func:`matching_rule`)."""
     rule = matching_rule(rules, event, display_name, room, memo)
     return outcome(rule.get("actions", []) if rule is not None else [])
+
+
+def default_rules_signature(event: Mapping[str, Any], user_id: str,
+                            display_name: str | None, room: RoomFacts,
+                            memo: dict) -> tuple[bool, ...]:
+    """For a user with the server-default rules only: the truth of the default rules'
+    only user-dependent conditions (``invite_for_me``'s state_key, ``is_user_mention``,
+    ``contains_display_name``, ``contains_user_name``). Users with equal signatures get
+    equal outcomes, so one evaluation serves them all (:class:`SharedEvaluation`)."""
+    localpart = user_id[1:].split(":", 1)[0]
+    conditions = (
+        {"kind": "event_match", "key": "state_key", "pattern": user_id},
+        {"kind": "event_property_contains", "key": "content.m\\.mentions.user_ids",
+         "value": user_id},
+        {"kind": "contains_display_name"},
+        {"kind": "event_match", "key": "content.body", "pattern": localpart},
+    )
+    signature = []
+    for condition in conditions:
+        key = _memo_key(condition, display_name)
+        holds = memo.get(key)
+        if holds is None:
+            holds = memo[key] = condition_holds(condition, event, display_name, room)
+        signature.append(holds)
+    return tuple(signature)
+
+
+class SharedEvaluation:
+    """The evaluations of one event for many users: conditions are memoised, and users
+    on the default rules share the outcome of equal :func:`default_rules_signature`."""
+
+    def __init__(self, event: Mapping[str, Any], room: RoomFacts) -> None:
+        self._event = event
+        self._room = room
+        self._memo: dict = {}
+        self._by_signature: dict[tuple[bool, ...], Outcome] = {}
+
+    def outcome(self, rules: Mapping[str, Iterable[Mapping[str, Any]]], user_id: str,
+                display_name: str | None, *, default_rules: bool) -> Outcome:
+        if not default_rules:
+            return evaluate(rules, self._event, display_name, self._room, self._memo)
+        signature = default_rules_signature(self._event, user_id, display_name,
+                                            self._room, self._memo)
+        found = self._by_signature.get(signature)
+        if found is None:
+            found = self._by_signature[signature] = evaluate(
+                rules, self._event, display_name, self._room, self._memo)
+        return found

@@ -26,7 +26,8 @@ from twisted.internet import defer
 from twisted.logger import Logger
 
 from homeserver.events.pdu import PDU
-from homeserver.push.evaluator import RoomFacts, evaluate
+from homeserver.push.evaluator import RoomFacts, SharedEvaluation
+from homeserver.push.rules_service import DefaultRuleset
 from homeserver.rooms import power_levels
 from homeserver.store.notifications import Notification
 
@@ -172,12 +173,14 @@ class RoomPushEvaluator:
         as_dict = event.get_dict()
         thread = thread_of(as_dict)
         seq, ts = event.internal_metadata.get("seq", 0), self._now_ms()
-        found, memo = [], {}
+        found = []
+        shared = SharedEvaluation(as_dict, facts)
         for user_id in recipients:
             member = members.get(user_id)
             name = member.content.get("displayname") if member is not None else None
-            result = evaluate(rules[user_id], as_dict,
-                              name if isinstance(name, str) else None, facts, memo)
+            result = shared.outcome(rules[user_id], user_id,
+                                    name if isinstance(name, str) else None,
+                                    default_rules=isinstance(rules[user_id], DefaultRuleset))
             if result.notify:
                 found.append(Notification(user_id, event.room_id, seq, event.event_id,
                                           stream_pos, thread, result.highlight,

@@ -14,6 +14,12 @@ from homeserver.push import rulesets
 from homeserver.push.rulesets import Ruleset, UnrecognizedPath
 
 SCOPE = "global"
+
+
+class DefaultRuleset(dict):
+    """The ruleset of a user who never changed a rule: the server defaults only (the
+    evaluator may then share outcomes between users, see SharedEvaluation)."""
+
 _CACHE_SIZE = 20_000
 
 
@@ -38,14 +44,16 @@ class PushRulesService:
 
     async def rulesets(self, user_ids: list[str]) -> dict[str, Ruleset]:
         """user → ruleset, for evaluation (shared objects: callers must not change
-        them)."""
+        them). A user who never changed a rule gets a :class:`DefaultRuleset`."""
         result = {u: self._merged[u] for u in user_ids if u in self._merged}
         missing = [u for u in user_ids if u not in result]
         if missing:
             generation = self._generation
             changes = await self._store.get_many(missing)
             for user_id in missing:
-                result[user_id] = rulesets.ruleset(user_id, changes[user_id])
+                result[user_id] = rulesets.ruleset(user_id, changes[user_id]) \
+                    if changes[user_id] is not None else \
+                    DefaultRuleset(rulesets.ruleset(user_id, None))
                 if generation == self._generation:  # no rule changed meanwhile
                     self._merged[user_id] = result[user_id]
             while len(self._merged) > _CACHE_SIZE:

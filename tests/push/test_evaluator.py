@@ -186,3 +186,26 @@ class CustomRuleTests(unittest.TestCase):
             facts = RoomFacts(member_count=count, sender_power_level=0)
             self.assertEqual(evaluate(rulesets.ruleset(ALICE, changes), message(), None,
                                       facts).highlight, expected, spec)
+
+
+class SharedEvaluationTests(unittest.TestCase):
+    def test_shared_outcomes_equal_individual_ones(self):
+        """For default-rule users, sharing by signature gives each user exactly what
+        evaluating their own rules gives."""
+        from homeserver.push.evaluator import SharedEvaluation
+
+        users = [(f"@u{i}:example.org", f"User{i}") for i in range(4)]
+        events = [
+            message("plain"), message("hi User1 and u2"),
+            message("x", **{"m.mentions": {"user_ids": ["@u3:example.org"]}}),
+            {"type": "m.room.member", "sender": BOB, "state_key": "@u0:example.org",
+             "content": {"membership": "invite"}},
+            message("@room", **{"m.mentions": {"room": True}}),
+        ]
+        room = RoomFacts(member_count=5, sender_power_level=100)
+        for event in events:
+            shared = SharedEvaluation(event, room)
+            for user_id, name in users:
+                rules = rulesets.ruleset(user_id, None)
+                self.assertEqual(shared.outcome(rules, user_id, name, default_rules=True),
+                                 evaluate(rules, event, name, room), (event, user_id))
