@@ -128,8 +128,7 @@ def _contains_display_name(event: Mapping[str, Any], name: str | None) -> bool:
     body = lookup(event, "content.body")
     if not name or not isinstance(body, str):
         return False
-    return re.search(f"(?<![{_NOT_WORD}]){re.escape(name)}(?![{_NOT_WORD}])", body,
-                     re.IGNORECASE) is not None
+    return _word_regex(name).search(body) is not None
 
 
 def condition_holds(condition: Mapping[str, Any], event: Mapping[str, Any],
@@ -238,29 +237,43 @@ def evaluate(rules: Mapping[str, Iterable[Mapping[str, Any]]], event: Mapping[st
     return outcome(rule.get("actions", []) if rule is not None else [])
 
 
-def default_rules_signature(event: Mapping[str, Any], user_id: str,
-                            display_name: str | None, room: RoomFacts,
-                            memo: dict) -> tuple[bool, ...]:
+@functools.lru_cache(maxsize=8192)
+def _word_regex(text: str) -> re.Pattern:
+    return re.compile(f"(?<![{_NOT_WORD}]){re.escape(text)}(?![{_NOT_WORD}])",
+                      re.IGNORECASE)
+
+
+class _EventFacts:
+    """What the default rules' user-dependent conditions read, taken once per event."""
+
+    def __init__(self, event: Mapping[str, Any]) -> None:
+        content = event.get("content")
+        content = content if isinstance(content, Mapping) else {}
+        self.legacy = "m.mentions" not in content  # the body-based rules apply
+        body = content.get("body")
+        self.body = body if isinstance(body, str) and self.legacy else None
+        mentions = lookup(event, "content.m\\.mentions.user_ids")
+        self.mentioned = frozenset(u for u in mentions if isinstance(u, str)) \
+            if isinstance(mentions, list) else frozenset()
+        state_key = event.get("state_key")
+        self.state_key = state_key.lower() if isinstance(state_key, str) else None
+
+
+def default_rules_signature(facts: _EventFacts, user_id: str,
+                            display_name: str | None) -> tuple[bool, ...]:
     """For a user with the server-default rules only: the truth of the default rules'
     only user-dependent conditions (``invite_for_me``'s state_key, ``is_user_mention``,
     ``contains_display_name``, ``contains_user_name``). Users with equal signatures get
     equal outcomes, so one evaluation serves them all (:class:`SharedEvaluation`)."""
-    localpart = user_id[1:].split(":", 1)[0]
-    conditions = (
-        {"kind": "event_match", "key": "state_key", "pattern": user_id},
-        {"kind": "event_property_contains", "key": "content.m\\.mentions.user_ids",
-         "value": user_id},
-        {"kind": "contains_display_name"},
-        {"kind": "event_match", "key": "content.body", "pattern": localpart},
-    )
-    signature = []
-    for condition in conditions:
-        key = _memo_key(condition, display_name)
-        holds = memo.get(key)
-        if holds is None:
-            holds = memo[key] = condition_holds(condition, event, display_name, room)
-        signature.append(holds)
-    return tuple(signature)
+    if "*" in user_id or "?" in user_id:
+        invited = facts.state_key is not None and \
+            glob_regex(user_id, False).match(facts.state_key) is not None
+    else:
+        invited = facts.state_key == user_id.lower()
+    body = facts.body
+    return (invited, user_id in facts.mentioned,
+            bool(body and display_name and _word_regex(display_name).search(body)),
+            bool(body and _word_regex(user_id[1:].split(":", 1)[0]).search(body)))
 
 
 class SharedEvaluation:
@@ -272,13 +285,13 @@ class SharedEvaluation:
         self._room = room
         self._memo: dict = {}
         self._by_signature: dict[tuple[bool, ...], Outcome] = {}
+        self._facts = _EventFacts(event)
 
     def outcome(self, rules: Mapping[str, Iterable[Mapping[str, Any]]], user_id: str,
                 display_name: str | None, *, default_rules: bool) -> Outcome:
         if not default_rules:
             return evaluate(rules, self._event, display_name, self._room, self._memo)
-        signature = default_rules_signature(self._event, user_id, display_name,
-                                            self._room, self._memo)
+        signature = default_rules_signature(self._facts, user_id, display_name)
         found = self._by_signature.get(signature)
         if found is None:
             found = self._by_signature[signature] = evaluate(

@@ -102,14 +102,6 @@ def insert_if_absent(conn: Connection, table: sa.Table, values: Mapping[str, Any
     return upsert(conn, table, values, key, update=()) == 1
 
 
-def insert_many_if_absent(conn: Connection, table: sa.Table,
-                          rows: Sequence[Mapping[str, Any]], key: Sequence[str]) -> None:
-    """:func:`insert_if_absent` for many rows of the same shape, in one executemany."""
-    if rows:
-        conn.execute(_cached_upsert(conn.dialect.name, table, tuple(key), ()),
-                     [dict(r) for r in rows])
-
-
 def excluded(table: sa.Table, column: str) -> sa.ColumnElement[Any]:
     """The proposed value of ``column`` inside an upsert's ``where`` clause.
 
