@@ -35,6 +35,8 @@ log = Logger()
 
 MEMBER = "m.room.member"
 _STATE_KEYS = [(MEMBER, None), ("m.room.power_levels", ""), ("m.room.create", "")]
+#: rooms whose members and power levels stay cached between their events
+_CONTEXTS = 1000
 
 
 def thread_of(event: Mapping[str, Any]) -> str | None:
@@ -58,6 +60,23 @@ def _notification_levels(state: Mapping) -> dict[str, int]:
     return levels
 
 
+class _RoomContext:
+    """What evaluation needs of a room's current state."""
+
+    def __init__(self, state: Mapping, suffix: str) -> None:
+        members = {k: e for (t, k), e in state.items() if t == MEMBER}
+        joined = [u for u, e in members.items() if e.membership == "join"]
+        self.member_count = len(joined)
+        self.local_joined = [u for u in joined if u.endswith(suffix)]
+        self.names: dict[str, str | None] = {}
+        for user_id in self.local_joined:
+            name = members[user_id].content.get("displayname")
+            self.names[user_id] = name if isinstance(name, str) else None
+        # power levels read from the create and power_levels events only
+        self.state = {k: e for k, e in state.items() if k[0] != MEMBER}
+        self.notification_levels = _notification_levels(self.state)
+
+
 class RoomPushEvaluator:
     def __init__(self, *, rooms: Any, push_rules: Any, notifications: Any,
                  server_name: str, now_ms: Callable[[], int]) -> None:
@@ -70,6 +89,9 @@ class RoomPushEvaluator:
         self._now_ms = now_ms
         self._on_evaluated: list[Callable[[list[Notification]], Any]] = []
         self._on_stored: list[Callable[[list[Notification], PDU], Any]] = []
+        #: room → members and power levels (see _context)
+        self._contexts: collections.OrderedDict[str, _RoomContext] = \
+            collections.OrderedDict()
         #: room → the write of its latest notifications (writes of a room chain)
         self._writes: dict[str, defer.Deferred] = {}
         self._queues: dict[str, collections.deque[tuple[PDU, int]]] = {}
@@ -152,39 +174,55 @@ class RoomPushEvaluator:
         else:
             del self._waiters[room_id]
 
+    async def _context(self, event: PDU) -> "_RoomContext":
+        """The room's members and power levels, read once and reused until the room's
+        next state event (reading every member per message was most of the cost)."""
+        room_id = event.room_id
+        if event.is_state():
+            self._contexts.pop(room_id, None)
+        context = self._contexts.get(room_id)
+        if context is None:
+            actor = await self._rooms.get(room_id)
+            state = await actor.current_state(_STATE_KEYS)
+            context = _RoomContext(state, self._suffix)
+            self._contexts[room_id] = context
+            while len(self._contexts) > _CONTEXTS:
+                self._contexts.popitem(last=False)
+        else:
+            self._contexts.move_to_end(room_id)
+        return context
+
     async def _evaluate(self, event: PDU, stream_pos: int) -> list[Notification]:
         """The notifications ``event`` causes."""
         if event.internal_metadata.get("outlier"):
             return []
-        actor = await self._rooms.get(event.room_id)
-        state = await actor.current_state(_STATE_KEYS)
-        members = {k: e for (t, k), e in state.items() if t == MEMBER}
-        joined = [u for u, e in members.items() if e.membership == "join"]
-        recipients = [u for u in joined if u.endswith(self._suffix) and u != event.sender]
+        context = await self._context(event)
+        recipients = [u for u in context.local_joined if u != event.sender]
         if event.type == MEMBER and event.membership == "invite" and \
                 event.state_key.endswith(self._suffix) and event.state_key not in recipients:
             recipients.append(event.state_key)
         if not recipients:
             return []
-        facts = RoomFacts(member_count=len(joined),
-                          sender_power_level=power_levels.user_power_level(event.sender, state),
-                          notification_levels=_notification_levels(state))
+        facts = RoomFacts(
+            member_count=context.member_count,
+            sender_power_level=power_levels.user_power_level(event.sender, context.state),
+            notification_levels=context.notification_levels)
         rules = await self._push_rules.rulesets(recipients)
         as_dict = event.get_dict()
         thread = thread_of(as_dict)
         seq, ts = event.internal_metadata.get("seq", 0), self._now_ms()
         found = []
         shared = SharedEvaluation(as_dict, facts)
+        actions: dict[int, list] = {}  # one list per distinct outcome, shared by rows
         for user_id in recipients:
-            member = members.get(user_id)
-            name = member.content.get("displayname") if member is not None else None
-            result = shared.outcome(rules[user_id], user_id,
-                                    name if isinstance(name, str) else None,
+            result = shared.outcome(rules[user_id], user_id, context.names.get(user_id),
                                     default_rules=isinstance(rules[user_id], DefaultRuleset))
             if result.notify:
+                listed = actions.get(id(result))
+                if listed is None:
+                    listed = actions[id(result)] = list(result.actions)
                 found.append(Notification(user_id, event.room_id, seq, event.event_id,
-                                          stream_pos, thread, result.highlight,
-                                          list(result.actions), ts))
+                                          stream_pos, thread, result.highlight, listed, ts))
         return found
 
     def _store(self, room_id: str, found: list[Notification], event: PDU) -> None:
