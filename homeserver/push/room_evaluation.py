@@ -89,6 +89,7 @@ class RoomPushEvaluator:
         self._now_ms = now_ms
         self._on_evaluated: list[Callable[[list[Notification]], Any]] = []
         self._on_stored: list[Callable[[list[Notification], PDU], Any]] = []
+        self._on_redacted: list[Callable[[str, str], Any]] = []
         #: room → members and power levels (see _context)
         self._contexts: collections.OrderedDict[str, _RoomContext] = \
             collections.OrderedDict()
@@ -150,7 +151,9 @@ class RoomPushEvaluator:
                 if found:
                     for observer in self._on_evaluated:
                         observer(found)
-                    self._store(room_id, found, event)
+                    self._chain(room_id, event, self._write(found, event))
+                if event.type == "m.room.redaction" and event.redacts:
+                    self._redacted(room_id, event)
                 del self._current[room_id]
                 self._wake(room_id)
         finally:
@@ -225,21 +228,40 @@ class RoomPushEvaluator:
                                           stream_pos, thread, result.highlight, listed, ts))
         return found
 
-    def _store(self, room_id: str, found: list[Notification], event: PDU) -> None:
+    async def _write(self, found: list[Notification], event: PDU) -> None:
+        try:
+            await self._notifications.add(found)
+        except Exception:
+            log.failure("storing notifications of {e}", e=event.event_id)
+            return
+        for observer in self._on_stored:
+            observer(found, event)
+
+    def _redacted(self, room_id: str, redaction: PDU) -> None:
+        """A redacted event notifies no more (as Synapse): forget its notifications
+        in the counts at once, and in the DB after its own write (same chain)."""
+        event_id = redaction.redacts
+        for observer in self._on_redacted:
+            observer(room_id, event_id)
+
+        async def delete() -> None:
+            try:
+                await self._notifications.remove_event(room_id, event_id)
+            except Exception:
+                log.failure("removing notifications of {e}", e=event_id)
+
+        self._chain(room_id, redaction, delete())
+
+    def _chain(self, room_id: str, event: PDU, step: Any) -> None:
+        """Run the coroutine ``step`` after the room's previous DB step (in order)."""
         previous = self._writes.get(room_id)
 
-        async def write() -> None:
+        async def run() -> None:
             if previous is not None:
                 await previous
-            try:
-                await self._notifications.add(found)
-            except Exception:
-                log.failure("storing notifications of {e}", e=event.event_id)
-                return
-            for observer in self._on_stored:
-                observer(found, event)
+            await step
 
-        d = defer.ensureDeferred(write())
+        d = defer.ensureDeferred(run())
         self._writes[room_id] = d
 
         def written(_: Any) -> None:
@@ -249,12 +271,15 @@ class RoomPushEvaluator:
         d.addBoth(written)
 
     def add_observer(self, *, evaluated: Callable[[list[Notification]], Any] | None = None,
-                     stored: Callable[[list[Notification], PDU], Any] | None = None
-                     ) -> None:
+                     stored: Callable[[list[Notification], PDU], Any] | None = None,
+                     redacted: Callable[[str, str], Any] | None = None) -> None:
         """``evaluated(found)``: at once, in room order; ``stored(found, event)``:
-        once the notifications are in the global DB."""
+        once the notifications are in the global DB; ``redacted(room_id, event_id)``:
+        that event's notifications no longer count."""
         if evaluated is not None:
             self._on_evaluated.append(evaluated)
         if stored is not None:
             self._on_stored.append(stored)
+        if redacted is not None:
+            self._on_redacted.append(redacted)
 

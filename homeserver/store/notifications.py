@@ -89,6 +89,14 @@ class Notifications:
 
         await self._db.run_batched(txn)
 
+    async def remove_event(self, room_id: str, event_id: str) -> None:
+        """Forget every user's notification of one event (it was redacted)."""
+        def txn(conn: Connection) -> None:
+            conn.execute(sa.delete(event_push_actions).where(
+                _c.room_id == room_id, _c.event_id == event_id))
+
+        await self._db.run(txn)
+
     async def in_room_after(self, user_id: str, room_id: str, after_seq: int,
                             upto_seq: int) -> list[Notification]:
         """The user's notifications in one room with after_seq < room_seq <= upto_seq."""

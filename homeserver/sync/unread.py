@@ -87,6 +87,17 @@ class UnreadCounter:
                 if not pending:
                     del self._pending[key]
 
+    def redacted(self, room_id: str, event_id: str) -> None:
+        """Evaluator observer: a redacted event's notifications no longer count."""
+        self._generation += 1
+        for (room, _), entry in list(self._cache.items()):
+            if room == room_id:
+                entry.rows = {s: r for s, r in entry.rows.items() if r.event_id != event_id}
+        for (room, user), pending in list(self._pending.items()):
+            if room == room_id:
+                for seq in [s for s, r in pending.items() if r.event_id == event_id]:
+                    del pending[seq]
+
     async def counts(self, actor: Any, user_id: str, read_seq: int, upper_seq: int, *,
                      threads: bool = False, wait: bool = True) -> UnreadCounts:
         """Counts for events up to ``upper_seq``; ``read_seq`` is the unthreaded read

@@ -65,7 +65,8 @@ def build_live_data(*, reactor: Any, config: Any, store: Any, rooms: Any, notifi
         server_name=config.server_name, now_ms=now_ms)
     notifier.add_event_observer(push_evaluation.on_room_event)
     unread = UnreadCounter(store.notifications, store.receipts, push_evaluation)
-    push_evaluation.add_observer(evaluated=unread.note, stored=unread.stored)
+    push_evaluation.add_observer(evaluated=unread.note, stored=unread.stored,
+                                 redacted=unread.redacted)
     sections = RoomSections(
         rooms=rooms, serializer=EventSerializer(now_ms),
         visibility=room_service.visibility, receipts=store.receipts,

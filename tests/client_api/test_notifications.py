@@ -127,3 +127,25 @@ class PushersApiTests(SyncTestCase):
             self.assertError(await self.request("POST", f"{V3}/pushers/set", body,
                                                 token=token), 400, code)
         self.assertEqual((await self.ok("GET", f"{V3}/pushers", token=token))["pushers"], [])
+
+
+class RedactionTests(SyncTestCase):
+    async def test_redacted_event_no_longer_counts(self):
+        """Redacting a notifying event removes it from the counts and the list."""
+        alice_id, alice = await self.register("alice")
+        _, bob = await self.register("bob")
+        room_id = await self.create_room(alice, preset="public_chat")
+        await self.join(bob, room_id)
+        await self.send(bob, room_id, {"msgtype": "m.text", "body": "keep"})
+        gone = await self.send(bob, room_id, {"msgtype": "m.text", "body": "oops",
+                                              "m.mentions": {"user_ids": [alice_id]}})
+        room = (await self.sync_ok(alice))["rooms"]["join"][room_id]
+        self.assertEqual(room["unread_notifications"],
+                         {"notification_count": 2, "highlight_count": 1})
+        await self.ok("PUT", self.room(room_id, f"/redact/{q(gone)}/r1"), {}, token=bob)
+        room = (await self.sync_ok(alice))["rooms"]["join"][room_id]
+        self.assertEqual(room["unread_notifications"],
+                         {"notification_count": 1, "highlight_count": 0})
+        listed = await self.ok("GET", f"{V3}/notifications", token=alice)
+        self.assertEqual([n["event"]["content"].get("body") for n in listed["notifications"]],
+                         ["keep"])
