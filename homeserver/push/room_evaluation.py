@@ -37,6 +37,10 @@ MEMBER = "m.room.member"
 _STATE_KEYS = [(MEMBER, None), ("m.room.power_levels", ""), ("m.room.create", "")]
 #: rooms whose members and power levels stay cached between their events
 _CONTEXTS = 1000
+#: progress is written at most this often (a crash re-evaluates at most this much)
+_FLUSH_SECONDS = 5.0
+#: events evaluated after a restart, per room at most
+_MAX_CATCH_UP = 1000
 
 
 def thread_of(event: Mapping[str, Any]) -> str | None:
@@ -79,9 +83,20 @@ class _RoomContext:
 
 class RoomPushEvaluator:
     def __init__(self, *, rooms: Any, push_rules: Any, notifications: Any,
-                 server_name: str, now_ms: Callable[[], int]) -> None:
+                 server_name: str, now_ms: Callable[[], int], progress: Any = None,
+                 clock: Any = None) -> None:
         """``push_rules``: the PushRulesService; ``notifications``:
-        ``store.notifications``."""
+        ``store.notifications``; ``progress``: ``store.push_progress`` and ``clock``
+        (for flushing it) to evaluate after a restart what a crash left out."""
+        self._progress = progress
+        self._clock = clock
+        #: rooms whose stored progress was checked by this process
+        self._known: set[str] = set()
+        #: room → highest seq whose notifications are stored, not yet flushed
+        self._dirty: dict[str, int] = {}
+        self._flush_call: Any = None
+        #: room → seq to catch up to, for a worker started by caught_up
+        self._recover_upto: dict[str, int] = {}
         self._rooms = rooms
         self._push_rules = push_rules
         self._notifications = notifications
@@ -111,13 +126,25 @@ class RoomPushEvaluator:
         if queue is None:
             queue = self._queues[event.room_id] = collections.deque()
             queue.append((event, stream_pos))
-            defer.ensureDeferred(self._work(event.room_id)).addErrback(
-                lambda f: log.failure("push evaluation of {room}", f, room=event.room_id))
+            self._start(event.room_id)
         else:
             queue.append((event, stream_pos))
 
+    def _start(self, room_id: str) -> None:
+        defer.ensureDeferred(self._work(room_id)).addErrback(
+            lambda f: log.failure("push evaluation of {room}", f, room=room_id))
+
+    def _needs_recovery(self, room_id: str) -> bool:
+        return self._progress is not None and room_id not in self._known
+
     def caught_up(self, room_id: str, seq: int) -> defer.Deferred:
-        """Fires once every queued event of the room up to ``seq`` is evaluated."""
+        """Fires once every queued event of the room up to ``seq`` is evaluated (and,
+        the first time this process sees the room, what a crash left unevaluated)."""
+        if self._needs_recovery(room_id) and room_id not in self._queues:
+            self._queues[room_id] = collections.deque()
+            self._recover_upto[room_id] = seq
+            self._current[room_id] = 0
+            self._start(room_id)
         if self._pending_upto(room_id) > seq or room_id not in self._queues:
             return defer.succeed(None)
         d: defer.Deferred = defer.Deferred()
@@ -132,34 +159,104 @@ class RoomPushEvaluator:
             lowest.append(queue[0][0].internal_metadata.get("seq", 0))
         return min(lowest) if lowest else 2 ** 62
 
-    def stop(self) -> None:
+    def stop(self) -> defer.Deferred:
+        """Stop evaluating; the returned Deferred fires once progress is flushed."""
         self._stopped = True
+        if self._flush_call is not None and self._flush_call.active():
+            self._flush_call.cancel()
+        self._flush_call = None
+        return defer.ensureDeferred(self._flush())
 
     # -- the worker -------------------------------------------------------------------
     async def _work(self, room_id: str) -> None:
         queue = self._queues[room_id]
         try:
+            if self._needs_recovery(room_id):
+                self._current[room_id] = 0
+                upto = queue[0][0].internal_metadata.get("seq", 0) - 1 if queue \
+                    else self._recover_upto.pop(room_id, 0)
+                try:
+                    await self._recover(room_id, upto)
+                except Exception:
+                    log.failure("push catch-up of {room}", room=room_id)
+                del self._current[room_id]
+                self._wake(room_id)
             while queue:
                 event, stream_pos = queue.popleft()
                 self._current[room_id] = event.internal_metadata.get("seq", 0)
-                try:
-                    found = await self._evaluate(event, stream_pos)
-                except Exception:
-                    # one event's failure must not stop the room's later ones
-                    log.failure("push evaluation of {event_id}", event_id=event.event_id)
-                    found = []
-                if found:
-                    for observer in self._on_evaluated:
-                        observer(found)
-                    self._chain(room_id, event, self._write(found, event))
-                if event.type == "m.room.redaction" and event.redacts:
-                    self._redacted(room_id, event)
+                await self._handle(room_id, event, stream_pos)
                 del self._current[room_id]
                 self._wake(room_id)
         finally:
             del self._queues[room_id]
             self._current.pop(room_id, None)
+            self._recover_upto.pop(room_id, None)
             self._wake(room_id)
+
+    async def _handle(self, room_id: str, event: PDU, stream_pos: int) -> None:
+        try:
+            found = await self._evaluate(event, stream_pos)
+        except Exception:
+            # one event's failure must not stop the room's later ones
+            log.failure("push evaluation of {event_id}", event_id=event.event_id)
+            found = []
+        if found:
+            for observer in self._on_evaluated:
+                observer(found)
+            self._chain(room_id, event, self._write(found, event))
+        if event.type == "m.room.redaction" and event.redacts:
+            self._redacted(room_id, event)
+        self._mark(room_id, event.internal_metadata.get("seq", 0))
+
+    # -- progress (see homeserver/store/push_progress.py) ------------------------------
+    async def _recover(self, room_id: str, upto: int) -> None:
+        """Evaluate the room's announced events after its stored progress, up to
+        ``upto``: those a crash left out (at most the newest _MAX_CATCH_UP)."""
+        self._known.add(room_id)
+        stored = await self._progress.get(room_id)
+        if stored is None or stored >= upto:
+            return  # a room new to push evaluation starts with its next event
+        missing = await self._progress.announced_after(room_id, stored, upto,
+                                                        _MAX_CATCH_UP)
+        if not missing:
+            return
+        actor = await self._rooms.get(room_id)
+        events = await actor.get_events([event_id for _, event_id, _ in missing])
+        for _, event_id, stream_pos in missing:
+            if event_id in events:
+                await self._handle(room_id, events[event_id], stream_pos)
+
+    def _mark(self, room_id: str, seq: int) -> None:
+        """Record ``seq`` as evaluated once the room's earlier writes are stored."""
+        if self._progress is None:
+            return
+        self._known.add(room_id)
+        in_flight = self._writes.get(room_id)
+        if in_flight is None:
+            self._note_progress(room_id, seq)
+        else:
+            in_flight.addBoth(lambda result: (self._note_progress(room_id, seq), result)[1])
+
+    def _note_progress(self, room_id: str, seq: int) -> None:
+        self._dirty[room_id] = max(seq, self._dirty.get(room_id, 0))
+        if self._flush_call is None and self._clock is not None and not self._stopped:
+            self._flush_call = self._clock.callLater(_FLUSH_SECONDS, self._flush_later)
+
+    def _flush_later(self) -> None:
+        self._flush_call = None
+        defer.ensureDeferred(self._flush())
+
+    async def _flush(self) -> None:
+        dirty, self._dirty = self._dirty, {}
+        if not dirty:
+            return
+        try:
+            await self._progress.set_many(dirty)
+        except Exception as e:
+            # at shutdown the DB may stop first: the next start re-evaluates (harmless)
+            log.info("push evaluation progress not stored: {e!r}", e=e)
+            for room_id, seq in dirty.items():
+                self._dirty[room_id] = max(seq, self._dirty.get(room_id, 0))
 
     def _wake(self, room_id: str) -> None:
         waiting = self._waiters.get(room_id)

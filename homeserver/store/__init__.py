@@ -26,6 +26,7 @@ from homeserver.store.directory_entries import DirectoryEntries
 from homeserver.store.filters import Filters
 from homeserver.store.notifications import Notifications
 from homeserver.store.presence import Presence
+from homeserver.store.push_progress import PushProgress
 from homeserver.store.push_rules import PushRules
 from homeserver.store.pushers import Pushers
 from homeserver.store.receipts import Receipts
@@ -76,6 +77,7 @@ class GlobalStore:
         self.push_rules = PushRules(db)
         self.notifications = Notifications(db)
         self.pushers = Pushers(db)
+        self.push_progress = PushProgress(db)
 
     @classmethod
     def from_config(cls, database_config: Mapping[str, Any], reactor: Any, *,

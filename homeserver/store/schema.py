@@ -11,6 +11,7 @@ from homeserver.store import (  # noqa: F401  (imported for their tables)
     notifications,
     positions,
     presence,
+    push_progress,
     push_rules,
     pushers,
     receipts,

@@ -38,7 +38,7 @@ log = Logger()
 class LiveData:
     components: dict[str, Any]
     start: Callable[[], None]
-    stop: Callable[[], None]
+    stop: Callable[[], Any]
 
 
 def build_live_data(*, reactor: Any, config: Any, store: Any, rooms: Any, notifier: Any,
@@ -62,7 +62,8 @@ def build_live_data(*, reactor: Any, config: Any, store: Any, rooms: Any, notifi
     # in order, off the room's write path (see homeserver/push/room_evaluation.py)
     push_evaluation = RoomPushEvaluator(
         rooms=rooms, push_rules=push_rules, notifications=store.notifications,
-        server_name=config.server_name, now_ms=now_ms)
+        server_name=config.server_name, now_ms=now_ms, progress=store.push_progress,
+        clock=reactor)
     notifier.add_event_observer(push_evaluation.on_room_event)
     unread = UnreadCounter(store.notifications, store.receipts, push_evaluation)
     push_evaluation.add_observer(evaluated=unread.note, stored=unread.stored,
@@ -82,12 +83,12 @@ def build_live_data(*, reactor: Any, config: Any, store: Any, rooms: Any, notifi
         defer.ensureDeferred(presence.restore()).addErrback(
             lambda f: log.failure("restoring presence timers", f))
 
-    def stop() -> None:
+    def stop() -> Any:
         sync_service.stop()
         stream.stop()
         typing.stop()
         presence.stop()
-        push_evaluation.stop()
+        return push_evaluation.stop()  # flushes its progress to the DB
 
     return LiveData({
         "typing": typing, "presence": presence, "account_data_service": account_data,

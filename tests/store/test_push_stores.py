@@ -65,4 +65,22 @@ class PushStoreTests(StoreTests):
         self.assertFalse(await p.delete(BOB, "app", "k"))
 
 
+    async def test_progress(self) -> None:
+        """Progress never moves back; announced events after it are listed in order."""
+        from homeserver.rooms.protocols import Announcement
+
+        progress = self.store.push_progress
+        self.assertIsNone(await progress.get("!r:x"))
+        await progress.set_many({"!r:x": 5})
+        await progress.set_many({"!r:x": 3})
+        self.assertEqual(await progress.get("!r:x"), 5)
+        positions = await self.store.announce([
+            Announcement("!r:x", seq, f"${seq}", "m.room.message", None, ALICE)
+            for seq in range(1, 9)])
+        self.assertEqual(await progress.announced_after("!r:x", 5, 7, 10),
+                         [(6, "$6", positions[5]), (7, "$7", positions[6])])
+        self.assertEqual([a[0] for a in await progress.announced_after("!r:x", 0, 8, 2)],
+                         [7, 8])
+
+
 PushStoreTestsSQLite, PushStoreTestsPostgres = on_both_backends(PushStoreTests)

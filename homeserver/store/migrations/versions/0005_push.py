@@ -1,4 +1,5 @@
-"""Push: users' push rule changes, notifications (event_push_actions) and pushers.
+"""Push: users' push rule changes, notifications (event_push_actions), pushers and
+the evaluation's progress per room.
 
 Revision ID: 0005_push
 Revises: 0004_no_event_transactions
@@ -52,9 +53,16 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("user_id", "app_id", "pushkey", name=op.f("pk_pushers")),
     )
     op.create_index(op.f("ix_pushers_app_id_pushkey"), "pushers", ["app_id", "pushkey"])
+    op.create_table(
+        "push_progress",
+        sa.Column("room_id", sa.Text(), nullable=False),
+        sa.Column("room_seq", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("room_id", name=op.f("pk_push_progress")),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("push_progress")
     op.drop_index(op.f("ix_pushers_app_id_pushkey"), table_name="pushers")
     op.drop_table("pushers")
     op.drop_index(op.f("ix_event_push_actions_user_id_stream_pos"),
