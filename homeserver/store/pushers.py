@@ -69,9 +69,26 @@ def _pusher(row: Any) -> Pusher:
 class Pushers:
     def __init__(self, db: Database) -> None:
         self._db = db
+        #: users with at least one pusher, read once: every notifying event asks
+        #: about its recipients, and most have none (one writer process, DESIGN.md §8)
+        self._users: set[str] | None = None
+        self._generation = 0
+
+    async def _users_with_pushers(self) -> set[str]:
+        if self._users is None:
+            def txn(conn: Connection) -> set[str]:
+                return set(conn.execute(sa.select(_c.user_id).distinct()).scalars())
+
+            generation = self._generation
+            loaded = await self._db.run(txn)
+            if generation != self._generation:
+                return loaded  # a pusher changed meanwhile: do not keep this read
+            self._users = loaded
+        return self._users
 
     async def for_users(self, user_ids: Iterable[str]) -> list[Pusher]:
-        wanted = sorted(set(user_ids))
+        having = await self._users_with_pushers()
+        wanted = sorted(u for u in set(user_ids) if u in having)
 
         def txn(conn: Connection) -> list[Pusher]:
             found: list[Pusher] = []
@@ -95,7 +112,16 @@ class Pushers:
                     _c.user_id != pusher.user_id))
             upsert(conn, pushers, values, ["user_id", "app_id", "pushkey"])
 
-        await self._db.run(txn)
+        # a user may gain a pusher before the write commits (a harmless extra query),
+        # and others may lose theirs: re-read the set next time
+        if self._users is not None:
+            self._users.add(pusher.user_id)
+        try:
+            await self._db.run(txn)
+        finally:
+            self._generation += 1
+            if not append:
+                self._users = None
 
     async def delete(self, user_id: str, app_id: str, pushkey: str) -> bool:
         """Remove one pusher; False if there was none."""
@@ -104,4 +130,8 @@ class Pushers:
                 _c.user_id == user_id, _c.app_id == app_id,
                 _c.pushkey == pushkey)).rowcount > 0
 
-        return await self._db.run(txn)
+        try:
+            return await self._db.run(txn)
+        finally:
+            self._generation += 1
+            self._users = None  # the user may have no pusher left
