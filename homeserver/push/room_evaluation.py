@@ -177,11 +177,14 @@ class RoomPushEvaluator:
                     else self._recover_upto.pop(room_id, 0)
                 try:
                     await self._recover(room_id, upto)
-                except Exception:
-                    log.failure("push catch-up of {room}", room=room_id)
+                except Exception as e:
+                    if self._stopped:
+                        log.info("push catch-up of {room} stopped: {e!r}", room=room_id, e=e)
+                    else:
+                        log.failure("push catch-up of {room}", room=room_id)
                 del self._current[room_id]
                 self._wake(room_id)
-            while queue:
+            while queue and not self._stopped:
                 event, stream_pos = queue.popleft()
                 self._current[room_id] = event.internal_metadata.get("seq", 0)
                 await self._handle(room_id, event, stream_pos)
@@ -196,8 +199,12 @@ class RoomPushEvaluator:
     async def _handle(self, room_id: str, event: PDU, stream_pos: int) -> None:
         try:
             found = await self._evaluate(event, stream_pos)
-        except Exception:
+        except Exception as e:
             # one event's failure must not stop the room's later ones
+            if self._stopped:  # shutting down: the rooms refuse (re-evaluated at start)
+                log.info("push evaluation of {event_id} stopped: {e!r}",
+                         event_id=event.event_id, e=e)
+                return
             log.failure("push evaluation of {event_id}", event_id=event.event_id)
             found = []
         if found:
