@@ -147,6 +147,13 @@ def build_service(config: Config, reactor) -> HomeServer:
         auth=auth, room_service=room_service, now_ms=now_ms)
     _Stoppable("live-data", start=live.start, stop=live.stop).setServiceParent(top)
     extra_components.update(live.components)
+    # --- domain services: push ---
+    from homeserver.push import wiring as push_wiring
+
+    push = push_wiring.build_push(reactor=reactor, store=store, rooms=rooms,
+                                  components={**extra_components}, now_ms=now_ms)
+    _Stoppable("push", stop=push["push_delivery"].stop).setServiceParent(top)
+    extra_components.update(push)
     # --- domain services: search, relations, directory (helper H) ---
     from homeserver.event_relations import RelationsService
     from homeserver.profiles import ProfileService
@@ -270,6 +277,10 @@ def _register_resources(router, listener: Listener, c: dict, now_ms) -> None:
         thirdparty.register(router, c)
         spaces.register(router, auth=c["auth"], hierarchy=c["space_hierarchy"])
         timestamps.register(router, auth=c["auth"], finder=c["timestamp_to_event"])
+        # --- servlets: push ---
+        from homeserver.push import wiring as push_wiring
+
+        push_wiring.register_servlets(router, c)
 
 
 def _listen(listener: Listener, address: str, site, config: Config, reactor):

@@ -28,7 +28,11 @@ from homeserver.store.e2e_keys import E2eKeys
 from homeserver.store.filters import Filters
 from homeserver.store.key_backups import KeyBackups
 from homeserver.store.outbox import FederationOutbox
+from homeserver.store.notifications import Notifications
 from homeserver.store.presence import Presence
+from homeserver.store.push_progress import PushProgress
+from homeserver.store.push_rules import PushRules
+from homeserver.store.pushers import Pushers
 from homeserver.store.receipts import Receipts
 from homeserver.store.registration_tokens import RegistrationTokens
 from homeserver.store.erased_users import ErasedUsers
@@ -80,6 +84,10 @@ class GlobalStore:
         self.cross_signing = CrossSigning(db)
         self.key_backups = KeyBackups(db)
         self.federation_outbox = FederationOutbox(db)
+        self.push_rules = PushRules(db)
+        self.notifications = Notifications(db)
+        self.pushers = Pushers(db)
+        self.push_progress = PushProgress(db)
 
     @classmethod
     def from_config(cls, database_config: Mapping[str, Any], reactor: Any, *,

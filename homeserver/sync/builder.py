@@ -70,8 +70,11 @@ _IGNORED_CACHE_SIZE = 50_000
 
 class SyncBuilder:
     def __init__(self, *, store: Any, rooms: Any, sections: RoomSections, typing: Any,
-                 presence: Any, now_ms: Any) -> None:
+                 presence: Any, now_ms: Any, push_rules: Any = None) -> None:
+        """``push_rules``: the PushRulesService, whose ruleset an initial sync sends
+        as ``m.push_rules`` to a user who never changed their rules."""
         self._store = store
+        self._push_rules = push_rules
         self._rooms = rooms
         self._sections = sections
         self._typing = typing
@@ -320,6 +323,12 @@ class SyncBuilder:
                     tags[room_id] = older_tags[room_id]
         for room_id, room_tags in tags.items():
             room_data.setdefault(room_id, {})["m.tag"] = {"tags": room_tags}
+        if since is None and self._push_rules is not None and \
+                "m.push_rules" not in snapshot.global_data:
+            # the defaults are account data too (spec: "Push Rules: Events"); they
+            # are stored only once the user changes a rule
+            snapshot.global_data["m.push_rules"] = \
+                await self._push_rules.account_data(ctx.user_id)
         global_events = [{"type": t, "content": c} for t, c in snapshot.global_data.items()
                          if f.account_data.matches(t)]
         rooms: dict[str, list[dict]] = {}

@@ -24,7 +24,7 @@ from homeserver.sync.lazy_members import LazyMemberCache
 from homeserver.sync.serialize import EventSerializer
 from homeserver.sync.timeline import Timeline, load_timeline, seq_of
 from homeserver.sync.tokens import StreamToken
-from homeserver.sync.unread import UnreadCounter
+from homeserver.sync.unread import UnreadCounter, UnreadCounts
 
 MEMBER = "m.room.member"
 _HERO_COUNT = 5
@@ -111,9 +111,11 @@ class RoomSections:
             "state": {"events": await self._serialize(actor, ctx, state)},
             "ephemeral": {"events": ephemeral},
             "account_data": {"events": account_data},
-            "unread_notifications": await self._unread_counts(actor, ctx, rng,
-                                                              member_event_id),
         }
+        unread = await self._unread_counts(actor, ctx, rng, member_event_id)
+        body["unread_notifications"] = unread.room
+        if ctx.sync_filter.timeline.unread_thread_notifications:
+            body["unread_thread_notifications"] = unread.threads
         if summary is not None:
             body["summary"] = summary
         self._remember_members(ctx, room_id, [*state, *timeline.events])
@@ -311,7 +313,7 @@ class RoomSections:
         return summary
 
     async def _unread_counts(self, actor: Any, ctx: SyncContext, rng: RoomRange,
-                             member_event_id: str) -> dict[str, int]:
+                             member_event_id: str) -> UnreadCounts:
         read_seq = 0
         for receipt_type in ("m.read", "m.read.private"):
             receipt = await self._receipts.get_receipt(actor.room_id, receipt_type,
@@ -323,7 +325,9 @@ class RoomSections:
             member = await actor.get_event(member_event_id)
             read_seq = seq_of(member) if member is not None else 0
         upper = rng.upper if rng.upper is not None else await actor.last_seq()
-        return await self._unread.counts(actor, ctx.user_id, read_seq, upper)
+        return await self._unread.counts(
+            actor, ctx.user_id, read_seq, upper,
+            threads=ctx.sync_filter.timeline.unread_thread_notifications)
 
     async def _serialize(self, actor: Any, ctx: SyncContext, events: list[PDU], *,
                          with_prev_content: bool = False) -> list[dict[str, Any]]:

@@ -1,95 +1,153 @@
-"""Unread notification counts for /sync's ``unread_notifications`` (spec: "Receiving
-notifications": the number of notifying events after the user's read receipt).
+"""Unread notification counts for /sync's ``unread_notifications`` and
+``unread_thread_notifications`` (spec: Client-Server API, "Receiving notifications",
+"Threading": "Receipts and unread counts").
 
-Push rules are not implemented yet, so :func:`notification_of` applies the effect of
-the spec's default rules on the events they concern (``.m.rule.message``,
-``.m.rule.encrypted``, ``.m.rule.suppress_notices``, ``.m.rule.suppress_edits``,
-``.m.rule.is_user_mention``, ``.m.rule.tombstone``, ``.m.rule.call``,
-``.m.rule.invite_for_me``, reactions and member changes not notifying). The read
-point is the later of the user's unthreaded ``m.read`` and ``m.read.private``
-receipts (spec: the more "ahead" one counts), or their join if they never sent one.
+The counts come from the push rules' outcome for each event (``homeserver.push``,
+stored as notifications): those after the user's read point. The read point of the
+main timeline is the later of the user's unthreaded and ``main`` receipts (``m.read``
+or ``m.read.private``, whichever is further), of a thread the later of the unthreaded
+and that thread's receipts; with no receipt at all, the user's join.
 
-Counts are kept per (room, user) and advanced incrementally: a later sync only looks
-at events after the last one counted. At most :data:`MAX_SCAN` events are read for a
-new read point; a room with more unread events than that reports a capped count.
+The rows after a read point are cached per (room, user) and kept complete by the
+evaluator (:meth:`UnreadCounter.note`), so a sync reads the global DB only for a room
+whose read point moved back or that it has not counted before.
 """
 
 from __future__ import annotations
 
 import collections
 import dataclasses
-from typing import Any, Mapping
+from typing import Any, Iterable
 
-from homeserver.events.pdu import PDU
+from homeserver.store.notifications import Notification
+from homeserver.sync.timeline import seq_of
 
-MAX_SCAN = 1000
 _CACHE_SIZE = 20_000
+_MAX_ROWS = 1000
+READ_TYPES = ("m.read", "m.read.private")
+MAIN = "main"
 
-_NOTIFYING_TYPES = frozenset({"m.room.message", "m.room.encrypted", "m.sticker",
-                              "m.call.invite", "m.poll.start",
-                              "org.matrix.msc3381.poll.start"})
 
-
-def notification_of(event: PDU, user_id: str) -> tuple[bool, bool]:
-    """(notifies, highlights) for ``user_id`` under the default push rules."""
-    if event.sender == user_id:
-        return False, False
-    content: Mapping[str, Any] = event.content
-    if event.is_state():
-        if event.type == "m.room.tombstone" and event.state_key == "":
-            return True, True
-        if event.type == "m.room.member" and event.state_key == user_id and \
-                content.get("membership") == "invite":
-            return True, False
-        return False, False
-    if event.type not in _NOTIFYING_TYPES:
-        return False, False
-    relates = content.get("m.relates_to")
-    if isinstance(relates, Mapping) and relates.get("rel_type") == "m.replace":
-        return False, False
-    if event.type == "m.room.message" and content.get("msgtype") == "m.notice":
-        return False, False
-    mentions = content.get("m.mentions")
-    highlight = isinstance(mentions, Mapping) and isinstance(mentions.get("user_ids"), list) \
-        and user_id in mentions["user_ids"]
-    return True, highlight
+@dataclasses.dataclass
+class _Rows:
+    read_seq: int
+    #: room seq → notification, complete for seqs above read_seq
+    rows: dict[int, Notification]
 
 
 @dataclasses.dataclass(frozen=True)
-class _Counted:
-    read_seq: int
-    upto_seq: int
-    notifications: int
-    highlights: int
+class UnreadCounts:
+    """``unread_notifications`` and, per thread root, ``unread_thread_notifications``."""
+
+    room: dict[str, int]
+    threads: dict[str, dict[str, int]]
+
+
+def _counts(rows: Iterable[Notification]) -> dict[str, int]:
+    rows = list(rows)
+    return {"notification_count": len(rows),
+            "highlight_count": sum(1 for r in rows if r.highlight)}
 
 
 class UnreadCounter:
-    def __init__(self) -> None:
-        self._cache: collections.OrderedDict[tuple[str, str], _Counted] = \
+    def __init__(self, notifications: Any = None, receipts: Any = None,
+                 evaluation: Any = None) -> None:
+        """``notifications``: ``store.notifications``; ``receipts``:
+        ``store.receipts``; ``evaluation``: the RoomPushEvaluator (to wait for)."""
+        self._notifications = notifications
+        self._receipts = receipts
+        self._evaluation = evaluation
+        self._cache: collections.OrderedDict[tuple[str, str], _Rows] = \
             collections.OrderedDict()
+        self._generation = 0
+        #: (room, user) → room seq → notifications evaluated but not stored yet
+        self._pending: dict[tuple[str, str], dict[int, Notification]] = {}
 
-    async def counts(self, actor: Any, user_id: str, read_seq: int,
-                     upper_seq: int) -> dict[str, int]:
-        """``unread_notifications`` for events with read_seq < seq <= upper_seq."""
-        key = (actor.room_id, user_id)
-        cached = self._cache.get(key)
-        if cached is not None and cached.read_seq == read_seq and \
-                cached.upto_seq <= upper_seq:
-            start, notes, lights = cached.upto_seq, cached.notifications, cached.highlights
-        else:
-            start, notes, lights = read_seq, 0, 0
-        if upper_seq > start:
-            slack = max(0, await actor.last_seq() - upper_seq)
-            events, _ = await actor.events_since(start, MAX_SCAN + slack)
-            for event in events:
-                if event.internal_metadata.get("seq", 0) > upper_seq:
-                    continue
-                notify, highlight = notification_of(event, user_id)
-                notes += notify
-                lights += highlight
-        counted = _Counted(read_seq, max(start, upper_seq), notes, lights)
-        self._cache[key] = counted
-        self._cache.move_to_end(key)
-        while len(self._cache) > _CACHE_SIZE:
-            self._cache.popitem(last=False)
-        return {"notification_count": notes, "highlight_count": lights}
+    def note(self, found: list[Notification]) -> None:
+        """Evaluator observer: new notifications, perhaps not stored yet (they are
+        counted from memory until :meth:`stored`)."""
+        self._generation += 1
+        for n in found:
+            self._pending.setdefault((n.room_id, n.user_id), {})[n.room_seq] = n
+        for n in found:
+            entry = self._cache.get((n.room_id, n.user_id))
+            if entry is None or n.room_seq <= entry.read_seq:
+                continue
+            entry.rows[n.room_seq] = n
+            if len(entry.rows) > _MAX_ROWS:
+                del self._cache[(n.room_id, n.user_id)]
+
+    def stored(self, found: list[Notification], _event: Any = None) -> None:
+        """Evaluator observer: these notifications are in the global DB now."""
+        for n in found:
+            key = (n.room_id, n.user_id)
+            pending = self._pending.get(key)
+            if pending is not None:
+                pending.pop(n.room_seq, None)
+                if not pending:
+                    del self._pending[key]
+
+    def redacted(self, room_id: str, event_id: str) -> None:
+        """Evaluator observer: a redacted event's notifications no longer count."""
+        self._generation += 1
+        for (room, _), entry in list(self._cache.items()):
+            if room == room_id:
+                entry.rows = {s: r for s, r in entry.rows.items() if r.event_id != event_id}
+        for (room, user), pending in list(self._pending.items()):
+            if room == room_id:
+                for seq in [s for s, r in pending.items() if r.event_id == event_id]:
+                    del pending[seq]
+
+    async def counts(self, actor: Any, user_id: str, read_seq: int, upper_seq: int, *,
+                     threads: bool = False, wait: bool = True) -> UnreadCounts:
+        """Counts for events up to ``upper_seq``; ``read_seq`` is the unthreaded read
+        point. ``threads``: split threads out (the filter's
+        ``unread_thread_notifications``); ``wait``: for the evaluation of the room's
+        events up to ``upper_seq`` (a push's badge count does not)."""
+        if self._evaluation is not None and wait:
+            await self._evaluation.caught_up(actor.room_id, upper_seq)
+        rows = [r for r in (await self._rows(actor.room_id, user_id, read_seq)).values()
+                if r.room_seq <= upper_seq]
+        if not rows:
+            return UnreadCounts(_counts([]), {})
+        by_thread: dict[str, list[Notification]] = {}
+        for r in rows:
+            by_thread.setdefault(r.thread_id or MAIN, []).append(r)
+        points = {t: await self._thread_read_seq(actor, user_id, t) for t in by_thread}
+        unread = {t: [r for r in rs if r.room_seq > points[t]]
+                  for t, rs in by_thread.items()}
+        if not threads:
+            return UnreadCounts(_counts(r for rs in unread.values() for r in rs), {})
+        per_thread = {t: _counts(rs) for t, rs in unread.items() if t != MAIN and rs}
+        return UnreadCounts(_counts(unread.get(MAIN, [])), per_thread)
+
+    async def _thread_read_seq(self, actor: Any, user_id: str, thread: str) -> int:
+        best = 0
+        for receipt_type in READ_TYPES:
+            receipt = await self._receipts.get_receipt(actor.room_id, receipt_type,
+                                                       user_id, thread_id=thread)
+            event = await actor.get_event(receipt.event_id) if receipt else None
+            if event is not None:
+                best = max(best, seq_of(event))
+        return best
+
+    async def _rows(self, room_id: str, user_id: str,
+                    read_seq: int) -> dict[int, Notification]:
+        key = (room_id, user_id)
+        entry = self._cache.get(key)
+        if entry is not None and entry.read_seq <= read_seq:
+            self._cache.move_to_end(key)
+            if entry.read_seq < read_seq:  # the receipt moved on: forget what it read
+                entry.rows = {s: r for s, r in entry.rows.items() if s > read_seq}
+                entry.read_seq = read_seq
+            return entry.rows
+        generation = self._generation
+        found = await self._notifications.in_room_after(user_id, room_id, read_seq, 2 ** 62)
+        rows = {r.room_seq: r for r in found}
+        rows.update((s, r) for s, r in self._pending.get(key, {}).items() if s > read_seq)
+        if generation == self._generation and len(rows) <= _MAX_ROWS:
+            # nothing was noted meanwhile, so the rows are complete: keep them
+            self._cache[key] = _Rows(read_seq, rows)
+            while len(self._cache) > _CACHE_SIZE:
+                self._cache.popitem(last=False)
+        return rows

@@ -3,8 +3,10 @@
 
 Components published (``components[...]``): ``typing``, ``presence``,
 ``account_data_service``, ``receipts``, ``to_device``, ``sync_builder``,
-``sync_service``, ``sync_stream`` (the WebSocket endpoint) and ``legacy_sync``
-(``/events``, ``/initialSync``).
+``sync_service``, ``sync_stream`` (the WebSocket endpoint), ``legacy_sync``
+(``/events``, ``/initialSync``), ``push_rules`` (whose ruleset an initial sync sends as
+account data) and ``push_evaluation`` (the push rules' outcome for each event feeds the
+unread counts).
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from typing import Any, Callable
 from twisted.internet import defer
 from twisted.logger import Logger
 
+from homeserver.push.room_evaluation import RoomPushEvaluator
+from homeserver.push.rules_service import PushRulesService
 from homeserver.sync.account_data import AccountDataService
 from homeserver.sync.builder import SyncBuilder
 from homeserver.sync.lazy_members import LazyMemberCache
@@ -36,7 +40,7 @@ log = Logger()
 class LiveData:
     components: dict[str, Any]
     start: Callable[[], None]
-    stop: Callable[[], None]
+    stop: Callable[[], Any]
 
 
 def build_live_data(*, reactor: Any, config: Any, store: Any, rooms: Any, notifier: Any,
@@ -55,12 +59,23 @@ def build_live_data(*, reactor: Any, config: Any, store: Any, rooms: Any, notifi
                               notify_user=notifier.notify_user, now_ms=now_ms)
     to_device = ToDeviceService(store=store, server_name=config.server_name,
                                 notify_user=notifier.notify_user)
+    push_rules = PushRulesService(store.push_rules, notifier.notify_user)
+    # every committed event is evaluated against its recipients' push rules, per room
+    # in order, off the room's write path (see homeserver/push/room_evaluation.py)
+    push_evaluation = RoomPushEvaluator(
+        rooms=rooms, push_rules=push_rules, notifications=store.notifications,
+        server_name=config.server_name, now_ms=now_ms, progress=store.push_progress,
+        clock=reactor)
+    notifier.add_event_observer(push_evaluation.on_room_event)
+    unread = UnreadCounter(store.notifications, store.receipts, push_evaluation)
+    push_evaluation.add_observer(evaluated=unread.note, stored=unread.stored,
+                                 redacted=unread.redacted)
     sections = RoomSections(
         rooms=rooms, serializer=EventSerializer(now_ms),
         visibility=room_service.visibility, receipts=store.receipts,
-        unread=UnreadCounter(), lazy=LazyMemberCache())
+        unread=unread, lazy=LazyMemberCache())
     builder = SyncBuilder(store=store, rooms=rooms, sections=sections, typing=typing,
-                          presence=presence, now_ms=now_ms)
+                          presence=presence, now_ms=now_ms, push_rules=push_rules)
     sync_service = SyncService(builder=builder, notifier=notifier, presence=presence,
                                store=store, clock=reactor)
     legacy = LegacySync(sync_service=sync_service, store=store, rooms=rooms,
@@ -73,16 +88,19 @@ def build_live_data(*, reactor: Any, config: Any, store: Any, rooms: Any, notifi
         defer.ensureDeferred(presence.restore()).addErrback(
             lambda f: log.failure("restoring presence timers", f))
 
-    def stop() -> None:
+    def stop() -> Any:
         sync_service.stop()
         stream.stop()
         typing.stop()
         presence.stop()
+        return push_evaluation.stop()  # flushes its progress to the DB
 
     return LiveData({
         "typing": typing, "presence": presence, "account_data_service": account_data,
         "receipts": receipts, "to_device": to_device, "sync_builder": builder,
         "sync_service": sync_service, "sync_stream": stream, "legacy_sync": legacy,
+        "push_rules": push_rules, "push_evaluation": push_evaluation,
+        "unread_counter": unread,
     }, start, stop)
 
 

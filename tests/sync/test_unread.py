@@ -1,85 +1,106 @@
-"""Unread counts: which events notify or highlight under the default push rules, and
-the incremental counter."""
+"""Unread counts from stored notifications: read points, threads and the cache kept
+complete by the evaluator."""
 
 from __future__ import annotations
 
 from twisted.trial import unittest
 
-from homeserver.events.pdu import PDU
-from homeserver.events.room_versions import get_room_version
-from homeserver.sync.unread import UnreadCounter, notification_of
+from homeserver.store.notifications import Notification
+from homeserver.store.receipts import Receipt
+from homeserver.sync.unread import UnreadCounter
 
 ME = "@me:x"
-_V = get_room_version("10")
+ROOM = "!r:x"
 
 
-def pdu(seq: int, event_type: str = "m.room.message", sender: str = "@them:x",
-        content: dict | None = None, state_key: str | None = None) -> PDU:
-    event = {"type": event_type, "sender": sender, "room_id": "!r:x",
-             "content": content if content is not None else {"msgtype": "m.text",
-                                                            "body": "b"}}
-    if state_key is not None:
-        event["state_key"] = state_key
-    p = PDU(_V, event, f"${seq}")
-    p.internal_metadata["seq"] = seq
-    return p
+def note(seq: int, highlight: bool = False, thread: str | None = None) -> Notification:
+    return Notification(ME, ROOM, seq, f"${seq}", 100 + seq, thread, highlight,
+                        ["notify"], 0)
 
 
-class NotificationOfTests(unittest.TestCase):
-    def test_default_rules(self):
-        """Messages notify; own, notices, edits, reactions and most state do not;
-        mentions and tombstones highlight; an invite for me notifies."""
-        self.assertEqual(notification_of(pdu(1), ME), (True, False))
-        self.assertEqual(notification_of(pdu(1, sender=ME), ME), (False, False))
-        self.assertEqual(notification_of(pdu(1, content={"msgtype": "m.notice"}), ME),
-                         (False, False))
-        edit = {"msgtype": "m.text", "m.relates_to": {"rel_type": "m.replace"}}
-        self.assertEqual(notification_of(pdu(1, content=edit), ME), (False, False))
-        self.assertEqual(notification_of(pdu(1, "m.reaction", content={}), ME),
-                         (False, False))
-        mention = {"msgtype": "m.text", "m.mentions": {"user_ids": [ME]}}
-        self.assertEqual(notification_of(pdu(1, content=mention), ME), (True, True))
-        self.assertEqual(notification_of(pdu(1, "m.room.encrypted", content={}), ME),
-                         (True, False))
-        self.assertEqual(notification_of(pdu(1, "m.room.tombstone", content={},
-                                             state_key=""), ME), (True, True))
-        self.assertEqual(notification_of(pdu(1, "m.room.member", state_key=ME,
-                                             content={"membership": "invite"}), ME),
-                         (True, False))
-        self.assertEqual(notification_of(pdu(1, "m.room.name", state_key="",
-                                             content={"name": "n"}), ME), (False, False))
+class _Notifications:
+    def __init__(self) -> None:
+        self.rows: list[Notification] = []
+        self.reads = 0
+
+    async def in_room_after(self, user_id, room_id, after_seq, upto_seq):
+        self.reads += 1
+        return [r for r in self.rows if r.user_id == user_id and r.room_id == room_id
+                and after_seq < r.room_seq <= upto_seq]
+
+
+class _Receipts:
+    def __init__(self) -> None:
+        self.by_thread: dict[str, str] = {}
+
+    async def get_receipt(self, room_id, receipt_type, user_id, *, thread_id=None):
+        event_id = self.by_thread.get(thread_id) if receipt_type == "m.read" else None
+        return None if event_id is None else Receipt(room_id, receipt_type, user_id,
+                                                     thread_id, event_id, {}, 1)
+
+
+class _Event:
+    def __init__(self, seq: int) -> None:
+        self.internal_metadata = {"seq": seq}
 
 
 class _Actor:
-    room_id = "!r:x"
+    room_id = ROOM
 
-    def __init__(self) -> None:
-        self.events: list[PDU] = []
-        self.reads = 0
+    async def get_event(self, event_id: str):
+        return _Event(int(event_id[1:]))
 
-    async def last_seq(self) -> int:
-        return self.events[-1].internal_metadata["seq"] if self.events else 0
 
-    async def events_since(self, seq: int, limit: int):
-        self.reads += 1
-        after = [e for e in self.events if e.internal_metadata["seq"] > seq]
-        return after[-limit:], len(after) > limit
+def counts(n: int, h: int) -> dict:
+    return {"notification_count": n, "highlight_count": h}
 
 
 class CounterTests(unittest.TestCase):
-    async def test_counts_advance_incrementally(self):
-        """Counts cover (read, upper]; a later upper only reads the new events; a new
-        read point starts over."""
-        actor, counter = _Actor(), UnreadCounter()
-        actor.events = [pdu(i) for i in range(1, 6)]
-        self.assertEqual(await counter.counts(actor, ME, 2, 4),
-                         {"notification_count": 2, "highlight_count": 0})
-        actor.events.append(pdu(6, content={"msgtype": "m.text",
-                                            "m.mentions": {"user_ids": [ME]}}))
-        self.assertEqual(await counter.counts(actor, ME, 2, 6),
-                         {"notification_count": 4, "highlight_count": 1})
-        self.assertEqual(await counter.counts(actor, ME, 5, 6),
-                         {"notification_count": 1, "highlight_count": 1})
-        reads = actor.reads
-        await counter.counts(actor, ME, 5, 6)
-        self.assertEqual(actor.reads, reads)  # nothing new: nothing read
+    def setUp(self):
+        self.store, self.receipts = _Notifications(), _Receipts()
+        self.counter = UnreadCounter(self.store, self.receipts)
+
+    async def test_counts_after_read_point(self):
+        """Only notifications after the read point and up to the upper seq count."""
+        self.store.rows = [note(1), note(3, highlight=True), note(5)]
+        result = await self.counter.counts(_Actor(), ME, 1, 4)
+        self.assertEqual(result.room, counts(1, 1))
+
+    async def test_noted_rows_need_no_read(self):
+        """Once counted, new notifications noted by the evaluator need no DB read."""
+        self.store.rows = [note(2)]
+        await self.counter.counts(_Actor(), ME, 0, 2)
+        self.store.rows.append(note(4, highlight=True))
+        self.counter.note([note(4, highlight=True)])
+        result = await self.counter.counts(_Actor(), ME, 0, 4)
+        self.assertEqual((result.room, self.store.reads), (counts(2, 1), 1))
+        moved = await self.counter.counts(_Actor(), ME, 3, 4)
+        self.assertEqual((moved.room, self.store.reads), (counts(1, 1), 1))
+
+    async def test_pending_rows_counted_before_stored(self):
+        """Notifications evaluated but not yet in the DB already count."""
+        self.counter.note([note(2, highlight=True)])
+        result = await self.counter.counts(_Actor(), ME, 0, 2)
+        self.assertEqual(result.room, counts(1, 1))
+        self.store.rows.append(note(2, highlight=True))
+        self.counter.stored([note(2, highlight=True)])
+        self.assertEqual((await self.counter.counts(_Actor(), ME, 0, 2)).room, counts(1, 1))
+
+    async def test_threads_split_out(self):
+        """With threads asked for, thread notifications are counted per root and
+        cleared by that thread's receipt; without, they count in the room."""
+        self.store.rows = [note(2), note(3, thread="$1"), note(4, True, thread="$1"),
+                           note(5, thread="$9")]
+        mixed = await self.counter.counts(_Actor(), ME, 0, 5)
+        self.assertEqual(mixed.room, counts(4, 1))
+        self.receipts.by_thread["$1"] = "$3"
+        split = await self.counter.counts(_Actor(), ME, 0, 5, threads=True)
+        self.assertEqual(split.room, counts(1, 0))
+        self.assertEqual(split.threads, {"$1": counts(1, 1), "$9": counts(1, 0)})
+
+    async def test_main_receipt_clears_main_only(self):
+        """A receipt in the main timeline leaves thread counts alone."""
+        self.store.rows = [note(2), note(3, thread="$1")]
+        self.receipts.by_thread["main"] = "$2"
+        split = await self.counter.counts(_Actor(), ME, 0, 5, threads=True)
+        self.assertEqual((split.room, split.threads), (counts(0, 0), {"$1": counts(1, 0)}))

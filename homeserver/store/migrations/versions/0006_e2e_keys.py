@@ -3,7 +3,7 @@ keys and signatures, server-side key backups, and the federation outbox (with it
 stream position).
 
 Revision ID: 0006_e2e_keys
-Revises: 0004_no_event_transactions
+Revises: 0005_push
 Create Date: 2026-12-07
 """
 
@@ -11,7 +11,7 @@ from alembic import op
 import sqlalchemy as sa
 
 revision = "0006_e2e_keys"
-down_revision = "0004_no_event_transactions"
+down_revision = "0005_push"
 branch_labels = None
 depends_on = None
 
