@@ -107,8 +107,7 @@ class PushDelivery:
                 await previous
             await self._dispatch(found, event)
 
-        d = defer.ensureDeferred(dispatch()).addErrback(
-            lambda f: log.failure("push dispatch of {e}", f, e=event.event_id))
+        d = defer.ensureDeferred(dispatch()).addErrback(self._failed, event.event_id)
         self._dispatching[room_id] = d
 
         def finished(_: Any) -> None:
@@ -119,6 +118,12 @@ class PushDelivery:
 
     def stop(self) -> None:
         self._stopped = True
+
+    def _failed(self, failure: Any, event_id: str) -> None:
+        if self._stopped:  # shutting down: the DB may have stopped first
+            log.info("push dispatch of {e} stopped: {f}", e=event_id, f=failure.value)
+        else:
+            log.failure("push dispatch of {e}", failure, e=event_id)
 
     async def _dispatch(self, found: list[Notification], event: PDU) -> None:
         pushers = await self._pushers.for_users([n.user_id for n in found])

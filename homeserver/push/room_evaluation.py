@@ -335,8 +335,11 @@ class RoomPushEvaluator:
     async def _write(self, found: list[Notification], event: PDU) -> None:
         try:
             await self._notifications.add(found)
-        except Exception:
-            log.failure("storing notifications of {e}", e=event.event_id)
+        except Exception as e:
+            if self._stopped:  # the DB stopped first: re-evaluated at the next start
+                log.info("notifications of {id} not stored: {e!r}", id=event.event_id, e=e)
+            else:
+                log.failure("storing notifications of {e}", e=event.event_id)
             return
         for observer in self._on_stored:
             observer(found, event)
@@ -351,8 +354,11 @@ class RoomPushEvaluator:
         async def delete() -> None:
             try:
                 await self._notifications.remove_event(room_id, event_id)
-            except Exception:
-                log.failure("removing notifications of {e}", e=event_id)
+            except Exception as e:
+                if self._stopped:
+                    log.info("notifications of {id} not removed: {e!r}", id=event_id, e=e)
+                else:
+                    log.failure("removing notifications of {e}", e=event_id)
 
         self._chain(room_id, redaction, delete())
 
