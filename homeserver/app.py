@@ -148,10 +148,15 @@ def build_service(config: Config, reactor) -> HomeServer:
     _Stoppable("live-data", start=live.start, stop=live.stop).setServiceParent(top)
     extra_components.update(live.components)
     # --- domain services: push ---
+    from homeserver.http.outbound import AddressPolicy
     from homeserver.push import wiring as push_wiring
 
+    # every request to a URL a user chose goes through this (SSRF; http/outbound.py)
+    outbound_policy = AddressPolicy(whitelist=config.ip_range_whitelist,
+                                    blacklist=config.ip_range_blacklist)
     push = push_wiring.build_push(reactor=reactor, store=store, rooms=rooms,
-                                  components={**extra_components}, now_ms=now_ms)
+                                  components={**extra_components}, now_ms=now_ms,
+                                  address_policy=outbound_policy)
     _Stoppable("push", stop=push["push_delivery"].stop).setServiceParent(top)
     extra_components.update(push)
     # --- domain services: search, relations, directory (helper H) ---

@@ -15,6 +15,7 @@ from typing import Any, Callable, Iterable, Mapping
 import yaml
 
 from homeserver.events.room_versions import DEFAULT_ROOM_VERSION, KNOWN_ROOM_VERSIONS
+from homeserver.http.outbound import parse_ranges
 from homeserver.ids import is_valid_server_name
 
 
@@ -73,6 +74,8 @@ class Config:
     federation_custom_ca_list: tuple[str, ...]
     federation_verify_certificates: bool
     ip_range_whitelist: tuple[str, ...]
+    #: more ranges outbound requests must not reach (homeserver/http/outbound.py)
+    ip_range_blacklist: tuple[str, ...]
     enable_registration: bool
     enable_registration_without_verification: bool
     registration_requires_token: bool
@@ -343,6 +346,12 @@ def parse_config(raw: Mapping[str, Any], config_dir: str) -> Config:
     max_upload = _parse_size("max_upload_size", r.get("max_upload_size", (int, str), "50M"))
     ca_list = r.get("federation_custom_ca_list", list, [])
     whitelist = r.get("ip_range_whitelist", list, [])
+    blacklist = r.get("ip_range_blacklist", list, [])
+    for key, ranges in (("ip_range_whitelist", whitelist), ("ip_range_blacklist", blacklist)):
+        try:
+            parse_ranges(ranges)
+        except (TypeError, ValueError) as e:
+            raise ConfigError(f"{key}: {e}") from None
     presence_raw = r.get("presence", dict, {})
 
     config = Config(
@@ -357,6 +366,7 @@ def parse_config(raw: Mapping[str, Any], config_dir: str) -> Config:
         federation_custom_ca_list=tuple(os.path.join(config_dir, p) for p in ca_list),
         federation_verify_certificates=r.get("federation_verify_certificates", bool, True),
         ip_range_whitelist=tuple(whitelist),
+        ip_range_blacklist=tuple(blacklist),
         enable_registration=r.get("enable_registration", bool, False),
         enable_registration_without_verification=r.get(
             "enable_registration_without_verification", bool, False),

@@ -23,6 +23,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
 from homeserver.events.pdu import PDU
+from homeserver.http.outbound import AddressPolicy, FilteringReactor
 from homeserver.store.notifications import Notification
 from homeserver.store.pushers import Pusher
 
@@ -193,9 +194,13 @@ class PushDelivery:
         return True
 
 
-def treq_post(reactor: Any, timeout: float = 30.0) -> Post:
+def treq_post(reactor: Any, policy: AddressPolicy, timeout: float = 30.0,
+              pool: Any = None) -> Post:
     """The real gateway client: treq over the reactor, JSON in and out. treq (and
-    with it TLS) loads on the first push, not at start (see homeserver/reactor.py)."""
+    with it TLS) loads on the first push, not at start (see homeserver/reactor.py).
+    A gateway whose address ``policy`` blocks (private and loopback ranges unless
+    ``ip_range_whitelist`` allows them) is never connected to: the attempt fails
+    like a name that does not resolve, and is retried and dropped like any other."""
     clients: list[Any] = []
 
     async def post(url: str, body: Mapping[str, Any]) -> tuple[int, Any]:
@@ -204,7 +209,9 @@ def treq_post(reactor: Any, timeout: float = 30.0) -> Post:
         from twisted.web.client import Agent, HTTPConnectionPool
 
         if not clients:
-            clients.append(HTTPClient(Agent(reactor, pool=HTTPConnectionPool(reactor))))
+            agent = Agent(FilteringReactor(reactor, policy),
+                          pool=pool if pool is not None else HTTPConnectionPool(reactor))
+            clients.append(HTTPClient(agent))
         response = await clients[0].post(url, json=dict(body), timeout=timeout)
         try:
             answer = await treq.json_content(response)

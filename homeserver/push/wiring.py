@@ -9,6 +9,7 @@ from typing import Any, Callable
 
 from homeserver.errors import NotFound
 from homeserver.events.pdu import PDU
+from homeserver.http.outbound import AddressPolicy
 from homeserver.push.delivery import PushDelivery, treq_post
 from homeserver.push.notification_list import NotificationList
 from homeserver.push.pushers import PusherService
@@ -18,7 +19,7 @@ _READ_TYPES = ("m.read", "m.read.private")
 
 
 def build_push(*, reactor: Any, store: Any, rooms: Any, components: dict[str, Any],
-               now_ms: Callable[[], int]) -> dict[str, Any]:
+               now_ms: Callable[[], int], address_policy: AddressPolicy) -> dict[str, Any]:
     unread = components["unread_counter"]
 
     async def unread_count(user_id: str) -> int:
@@ -55,7 +56,7 @@ def build_push(*, reactor: Any, store: Any, rooms: Any, components: dict[str, An
         return (name if isinstance(name, str) else None,
                 room_name if isinstance(room_name, str) else None)
 
-    delivery = PushDelivery(pushers=store.pushers, clock=reactor, post=treq_post(reactor),
+    delivery = PushDelivery(pushers=store.pushers, clock=reactor, post=treq_post(reactor, address_policy),
                             unread_count=unread_count, describe=describe)
     components["push_evaluation"].add_observer(stored=delivery.on_notified)
     return {

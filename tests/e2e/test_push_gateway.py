@@ -60,7 +60,7 @@ class PushGatewayTests(unittest.TestCase):
         threading.Thread(target=gateway.serve_forever, daemon=True).start()
         self.addCleanup(gateway.server_close)
         self.addCleanup(gateway.shutdown)
-        server = ServerProcess()
+        server = ServerProcess(overrides={"ip_range_whitelist": ["127.0.0.1"]})
         self.addCleanup(server.stop)
         server.start()
 
