@@ -16,6 +16,7 @@ import re
 from typing import Any, Iterable, Mapping
 
 from homeserver.errors import BadJson
+from homeserver.push.evaluator import split_path
 
 #: timeline events per room when the filter gives no limit, and the most we give
 DEFAULT_TIMELINE_LIMIT = 10
@@ -224,30 +225,11 @@ def parse_filter(value: Any) -> SyncFilter:
 
 
 # -- event_fields (spec appendix: "Dot-separated property paths") ----------------------
-def _split_path(path: str) -> list[str]:
-    """``content.m\\.relates_to`` → ["content", "m.relates_to"]; ``\\\\`` is a backslash."""
-    parts, current, i = [], [], 0
-    while i < len(path):
-        ch = path[i]
-        if ch == "\\" and i + 1 < len(path) and path[i + 1] in ".\\":
-            current.append(path[i + 1])
-            i += 2
-            continue
-        if ch == ".":
-            parts.append("".join(current))
-            current = []
-        else:
-            current.append(ch)
-        i += 1
-    parts.append("".join(current))
-    return parts
-
-
 def apply_event_fields(event: Mapping[str, Any], fields: Iterable[str]) -> dict[str, Any]:
     """Only the listed fields of ``event`` (missing ones are simply absent)."""
     result: dict[str, Any] = {}
     for path in fields:
-        parts = _split_path(path)
+        parts = split_path(path)
         source: Any = event
         for part in parts:
             if not isinstance(source, Mapping) or part not in source:
