@@ -1,6 +1,6 @@
 // Builds the Hydrogen web app into OUT_DIR (argv[2]): index.html, app.js (main.js
 // bundled with hydrogen-view-sdk by esbuild), the SDK's assets (theme CSS, fonts, icons,
-// download sandbox, olm worker) and olm's wasm for end-to-end encryption.
+// download sandbox, olm worker), its service worker and olm's wasm for end-to-end encryption.
 import { build } from "esbuild";
 import { cpSync, mkdirSync } from "node:fs";
 import { dirname, join } from "node:path";
@@ -23,6 +23,7 @@ await build({
   logLevel: "warning",
 });
 cpSync(join(here, "index.html"), join(out, "index.html"));
+cpSync(join(modules, "hydrogen-view-sdk", "lib-build", "sw.js"), join(out, "sw.js"));
 cpSync(join(modules, "hydrogen-view-sdk", "asset-build", "assets"), join(out, "assets"), { recursive: true });
 mkdirSync(join(out, "olm"), { recursive: true });
 for (const f of ["olm.js", "olm.wasm", "olm_legacy.js"]) {

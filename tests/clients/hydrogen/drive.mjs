@@ -73,15 +73,18 @@ async function main(page) {
   await page.type("#username", USERNAME);
   await page.type("#password", PASSWORD);
   await page.click(".PasswordLoginView button[type=submit]");
-  await page.waitForFunction(
-    () => document.querySelector(".SessionView") || document.querySelector(".PasswordLoginView .error, .SessionLoadStatusView .status"),
-    { timeout: 60000, polling: 200 });
-  await page.waitForFunction(() => {
-    const status = document.querySelector(".PasswordLoginView .error");
-    return document.querySelector(".SessionView") || (status && status.textContent);
+  // Either the session view appears, or the login form or the session loader shows an
+  // error (the loader then offers "Export logs" and "Log out" buttons).
+  const outcome = await page.waitForFunction(() => {
+    if (document.querySelector(".SessionView")) return "ok";
+    const formError = document.querySelector(".PasswordLoginView .error");
+    if (formError && formError.textContent) return `login failed: ${formError.textContent}`;
+    const loader = document.querySelector(".SessionLoadStatusView");
+    if (loader && loader.querySelector("button")) return `session load failed: ${loader.textContent}`;
+    return null;
   }, { timeout: 60000, polling: 200 });
-  const passwordError = await page.$eval("body", (b) => b.querySelector(".PasswordLoginView .error")?.textContent ?? "");
-  if (passwordError) throw new Error(`login failed: ${passwordError}`);
+  const result = await outcome.jsonValue();
+  if (result !== "ok") throw new Error(result);
 
   step(`the room list shows the invite to "${ROOM_NAME}"; open it`);
   await waitForText(page, ".RoomList li .name", ROOM_NAME, 60000);

@@ -14,6 +14,9 @@ const assetPaths = {
     legacyBundle: "olm/olm_legacy.js",
     wasmBundle: "olm/olm.js",
   },
+  // Hydrogen keeps the session's access token in its service worker (authenticated
+  // media, MSC3916) and cannot log in without it.
+  serviceWorker: "sw.js",
 };
 
 async function main() {

@@ -2,9 +2,9 @@
 // with user-interactive auth if the server asks), logs in on a second device, and signs
 // that device with her self-signing key, as the SDK does at the end of a verification.
 // Then her first device sees the new one verified by cross-signing, the new device sees
-// itself signed by its owner, and bob (who shares a room with her) sees it signed too.
+// itself signed by its owner, and bob (who shares an encrypted room with her) sees it signed too.
 import {
-  login, passwordUia, register, run, sdk, startClient, step, uniqueName, waitFor, waitForRoom,
+  createEncryptedRoom, login, passwordUia, register, run, sdk, startClient, step, uniqueName, waitFor, waitForRoom,
 } from "./common.mjs";
 
 async function deviceStatus(client, userId, deviceId) {
@@ -22,12 +22,11 @@ run("cross_signing", async (clients) => {
   const bob = await startClient(bobCreds, { crypto: true, label: "bob" });
   clients.push(alice1, bob);
 
-  step("alice and bob share a room, so bob tracks alice's devices");
-  const { room_id: roomId } = await alice1.createRoom({
-    preset: sdk.Preset.PrivateChat, invite: [bob.getUserId()],
-  });
+  step("alice and bob share an encrypted room, so bob's crypto tracks alice's devices");
+  const roomId = await createEncryptedRoom(alice1, "cross-signing", [bob.getUserId()]);
   await waitForRoom(bob, roomId, "invite");
   await bob.joinRoom(roomId);
+  await waitForRoom(bob, roomId, "join");
 
   step("alice bootstraps cross-signing on her first device");
   await alice1.getCrypto().bootstrapCrossSigning({ authUploadDeviceSigningKeys: passwordUia(aliceCreds) });
@@ -68,8 +67,17 @@ run("cross_signing", async (clients) => {
     (await deviceStatus(alice2, aliceCreds.userId, alice2Creds.deviceId))?.signedByOwner);
 
   step("bob sees alice's second device signed by alice's self-signing key");
-  await waitFor("alice2 signed by owner at bob", async () =>
-    (await deviceStatus(bob, aliceCreds.userId, alice2Creds.deviceId))?.signedByOwner);
+  let atBob;
+  try {
+    await waitFor("alice2 signed by owner at bob", async () =>
+      (atBob = await deviceStatus(bob, aliceCreds.userId, alice2Creds.deviceId))?.signedByOwner);
+  } catch (err) {
+    // Say what the server tells bob, so the failure points at the server or the client.
+    const res = await bob.http.authedRequest(sdk.Method.Post, "/keys/query", undefined,
+      { device_keys: { [aliceCreds.userId]: [] } });
+    throw new Error(`${err.message}\nbob's status for alice2: ${JSON.stringify(atBob)}\n`
+      + `the server's /keys/query for alice, asked by bob: ${JSON.stringify(res)}`);
+  }
   const masterAtBob = await bob.getCrypto().getUserVerificationStatus(aliceCreds.userId);
   if (masterAtBob.isCrossSigningVerified()) {
     throw new Error("bob trusts alice's identity although he never verified her");
