@@ -9,58 +9,41 @@ can wait for a push.
 from __future__ import annotations
 
 import json
+import threading
 
-from twisted.web import resource, server
-
-
-class _Notify(resource.Resource):
-    isLeaf = True
-
-    def __init__(self, received: list[dict]) -> None:
-        super().__init__()
-        self._received = received
-
-    def render_POST(self, request):
-        try:
-            body = json.loads(request.content.read())
-        except ValueError:
-            request.setResponseCode(400)
-            return b'{"errcode": "M_NOT_JSON", "error": "not JSON"}'
-        self._received.append(body)
-        request.setHeader(b"Content-Type", b"application/json")
-        return b'{"rejected": []}'
-
-
-class _Listing(resource.Resource):
-    isLeaf = True
-
-    def __init__(self, received: list[dict]) -> None:
-        super().__init__()
-        self._received = received
-
-    def render_GET(self, request):
-        request.setHeader(b"Content-Type", b"application/json")
-        return json.dumps(self._received).encode()
+from tests.clients.http_thread import HttpThread, QuietHandler
 
 
 class PushGateway:
     """Listens on a free loopback port; ``received`` holds the notify bodies."""
 
-    def __init__(self, reactor) -> None:
+    def __init__(self) -> None:
         self.received: list[dict] = []
-        root = resource.Resource()
-        matrix = resource.Resource()
-        push = resource.Resource()
-        v1 = resource.Resource()
-        root.putChild(b"_matrix", matrix)
-        matrix.putChild(b"push", push)
-        push.putChild(b"v1", v1)
-        v1.putChild(b"notify", _Notify(self.received))
-        test = resource.Resource()
-        root.putChild(b"_test", test)
-        test.putChild(b"notifications", _Listing(self.received))
-        self._port = reactor.listenTCP(0, server.Site(root), interface="127.0.0.1")
-        self.url = f"http://127.0.0.1:{self._port.getHost().port}"
+        lock = threading.Lock()
+        received = self.received
 
-    def stop(self):
-        return self._port.stopListening()
+        class Handler(QuietHandler):
+            def do_POST(self):
+                if self.path != "/_matrix/push/v1/notify":
+                    return self.send_json(404, b'{"errcode": "M_UNRECOGNIZED"}')
+                raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                try:
+                    body = json.loads(raw)
+                except ValueError:
+                    return self.send_json(400, b'{"errcode": "M_NOT_JSON"}')
+                with lock:
+                    received.append(body)
+                self.send_json(200, b'{"rejected": []}')
+
+            def do_GET(self):
+                if self.path != "/_test/notifications":
+                    return self.send_json(404, b'{"errcode": "M_UNRECOGNIZED"}')
+                with lock:
+                    listing = json.dumps(received).encode()
+                self.send_json(200, listing)
+
+        self._http = HttpThread(Handler)
+        self.url = self._http.url
+
+    def stop(self) -> None:
+        self._http.stop()

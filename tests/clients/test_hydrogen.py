@@ -3,47 +3,44 @@ RootView), in headless Chromium driven by puppeteer-core, against the real serve
 
 Bob uses Hydrogen and is given nothing but the server's URL: he logs in, sees alice's
 invite, joins, reads her message and one that arrives live, and replies. Alice is driven
-over the HTTP API from here. On failure the step log names the step, and a screenshot
+over the HTTP API from here; the app and a control endpoint for the browser
+script are served from a thread. On failure the step log names the step, and a screenshot
 is saved in the test's temp dir (its path is printed).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
 from urllib.parse import quote
 
-from twisted.internet import defer, reactor
 from twisted.trial import unittest
-from twisted.web import resource, server, static
 
+from tests.clients.http_thread import HttpThread, QuietHandler
 from tests.clients.node_runner import run_node
 from tests.e2e.harness import ServerProcess
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 
 
-class _Control(resource.Resource):
-    """What the browser script asks of the other side: ``POST send`` makes alice send
-    a message now (its body is answered); ``GET messages`` lists the bodies alice sees.
-    The calls block the reactor briefly: the server is another process."""
+class _AppHandler(QuietHandler):
+    """Serves the built app, plus what the browser script asks of the other side:
+    ``POST /_control/send`` makes alice send a message now (its body is answered),
+    ``GET /_control/messages`` lists the bodies alice sees in the room."""
 
-    isLeaf = True
+    alice: "_Alice"
 
-    def __init__(self, alice: "_Alice") -> None:
-        super().__init__()
-        self._alice = alice
+    def do_POST(self):
+        if self.path != "/_control/send":
+            return self.send_json(404, b"{}")
+        self.send_json(200, json.dumps({"body": self.alice.send("are you there, bob?")}).encode())
 
-    def render(self, request):
-        action = request.postpath[0] if request.postpath else b""
-        request.setHeader(b"Content-Type", b"application/json")
-        if action == b"send" and request.method == b"POST":
-            return json.dumps({"body": self._alice.send("are you there, bob?")}).encode()
-        if action == b"messages" and request.method == b"GET":
-            return json.dumps(self._alice.bodies()).encode()
-        request.setResponseCode(404)
-        return b"{}"
+    def do_GET(self):
+        if self.path == "/_control/messages":
+            return self.send_json(200, json.dumps(self.alice.bodies()).encode())
+        super().do_GET()
 
 
 class _Alice:
@@ -92,15 +89,11 @@ class HydrogenScenario(unittest.TestCase):
         return reg["access_token"]
 
     def _serve(self, app_dir: str, alice: _Alice) -> str:
-        root = static.File(app_dir)
-        root.contentTypes = dict(root.contentTypes, **{".wasm": "application/wasm",
-                                                       ".js": "text/javascript"})
-        root.putChild(b"_control", _Control(alice))
-        port = reactor.listenTCP(0, server.Site(root), interface="127.0.0.1")
-        self.addCleanup(port.stopListening)
-        return f"http://127.0.0.1:{port.getHost().port}"
+        handler = type("Handler", (_AppHandler,), {"alice": alice})
+        http = HttpThread(functools.partial(handler, directory=app_dir))
+        self.addCleanup(http.stop)
+        return http.url
 
-    @defer.inlineCallbacks
     def test_login_invite_join_read_reply(self):
         """Given only the server's URL, Hydrogen logs in, accepts an invite, reads a
         waiting and a live message, and replies; the reply reaches the other side."""
@@ -114,10 +107,10 @@ class HydrogenScenario(unittest.TestCase):
         alice.send("hello bob, welcome")
 
         app_dir = os.path.abspath(self.mktemp())
-        yield run_node(self, "hydrogen/build.mjs", {}, args=(app_dir,))
+        run_node(self, "hydrogen/build.mjs", {}, args=(app_dir,))
         app_url = self._serve(app_dir, alice)
         screenshot = os.path.abspath(self.mktemp() + "-hydrogen-failure.png")
-        yield run_node(self, "hydrogen/drive.mjs", {
+        run_node(self, "hydrogen/drive.mjs", {
             "APP_URL": app_url + "/index.html", "HS_URL": self.server.base_url,
             "USERNAME": "bob", "PASSWORD": "bob-password-1",
             "ROOM_NAME": "Hydrogen test room", "FIRST_MESSAGE": "hello bob, welcome",

@@ -8,7 +8,6 @@ was in and every non-2xx answer the clients got.
 
 from __future__ import annotations
 
-from twisted.internet import defer, reactor
 from twisted.trial import unittest
 
 from tests.clients.node_runner import run_node
@@ -28,22 +27,22 @@ class JsSdkScenarios(unittest.TestCase):
         self.server.start()
         self.addCleanup(self.server.stop)
 
-    def _scenario(self, script: str, **env: str):
+    def _scenario(self, script: str, **env: str) -> None:
         env.setdefault("SCENARIO_TIMEOUT_MS", "240000")
-        return run_node(self, f"js/{script}", {"HS_URL": self.server.base_url, **env},
+        run_node(self, f"js/{script}", {"HS_URL": self.server.base_url, **env},
                         server=self.server)
 
     def test_plain_messages(self):
         """Two users register and log in, startClient() reaches PREPARED, and plain
         messages go both ways."""
-        return self._scenario("plain_messages.mjs")
+        self._scenario("plain_messages.mjs")
 
     test_plain_messages.skip = f"needs {_PUSH}; server side in branch push"
 
     def test_encrypted_room(self):
         """In an m.megolm.v1.aes-sha2 room each side decrypts the other's message, the
         room key travelling by to-device; the server holds only ciphertext."""
-        return self._scenario("encrypted_room.mjs")
+        self._scenario("encrypted_room.mjs")
 
     test_encrypted_room.skip = (f"needs {_E2EE} (branch e2ee) and {_PUSH} (branch push); "
                                 "server side in branches e2ee and push")
@@ -51,7 +50,7 @@ class JsSdkScenarios(unittest.TestCase):
     def test_cross_signing(self):
         """bootstrapCrossSigning on one device; a second device signed with the
         self-signing key is seen cross-signed by the first, itself and another user."""
-        return self._scenario("cross_signing.mjs")
+        self._scenario("cross_signing.mjs")
 
     test_cross_signing.skip = ("needs cross-signing (/keys/device_signing/upload with UIA, "
                                "/keys/signatures/upload, master/self-signing keys in "
@@ -61,20 +60,19 @@ class JsSdkScenarios(unittest.TestCase):
     def test_key_backup(self):
         """A key backup made by one device is restored by a new login with the recovery
         key, which then decrypts the old messages."""
-        return self._scenario("key_backup.mjs")
+        self._scenario("key_backup.mjs")
 
     test_key_backup.skip = ("needs server-side key backup (/room_keys/version, "
                             "/room_keys/keys with etag and count), cross-signing and "
                             f"{_E2EE} (branch e2ee), and {_PUSH} (branch push); server "
                             "side in branches e2ee and push")
 
-    @defer.inlineCallbacks
     def test_push_gateway(self):
         """A mention reaches the push gateway with unread 1 and highlight tweaks; an
         override rule with no actions suppresses the next one from that sender."""
-        gateway = PushGateway(reactor)
+        gateway = PushGateway()
         self.addCleanup(gateway.stop)
-        yield self._scenario("push_gateway.mjs", PUSH_GATEWAY_URL=gateway.url)
+        self._scenario("push_gateway.mjs", PUSH_GATEWAY_URL=gateway.url)
         bodies = [n["notification"] for n in gateway.received]
         self.assertGreaterEqual(len(bodies), 2, bodies)
         self.assertFalse([n for n in bodies
