@@ -80,4 +80,5 @@ class JsSdkScenarios(unittest.TestCase):
 
     test_push_gateway.skip = (f"needs {_PUSH}, PUT /pushrules/..., /pushers, "
                               "/pushers/set, delivery to a push gateway and "
-                              "unread_notifications in /sync; server side in branch push")
+                              "unread_notifications in incremental /sync that follow "
+                              "the push evaluation; server side in branch push")

@@ -23,6 +23,22 @@ async function mention(sender, roomId, target, text) {
   return eventId;
 }
 
+/** Waits for the room's unread_notifications (from /sync) to be total/highlight. */
+async function waitForCounts(client, room, total, highlight) {
+  const counts = () => [sdk.NotificationCountType.Total, sdk.NotificationCountType.Highlight]
+    .map((type) => room.getUnreadNotificationCount(type));
+  try {
+    await waitFor(`bob's counts ${total}/${highlight}`,
+      () => counts()[0] === total && counts()[1] === highlight);
+  } catch (err) {
+    // What a fresh /sync says, to tell the server's counts from the client's handling.
+    const fresh = await client.http.authedRequest(sdk.Method.Get, "/sync", { timeout: "0" });
+    const joined = fresh.rooms?.join?.[room.roomId];
+    throw new Error(`${err.message}; bob's client shows total/highlight ${counts().join("/")}; `
+      + `an initial /sync says unread_notifications ${JSON.stringify(joined?.unread_notifications)}`);
+  }
+}
+
 run("push_gateway", async (clients) => {
   step("alice, bob and carol register and start");
   const names = ["alice", "bob", "carol"].map(uniqueName);
@@ -82,9 +98,7 @@ run("push_gateway", async (clients) => {
 
   step("bob's sync counts the mention as a highlight");
   await waitForMessage(bob, roomId, `${bob.getUserId()}: lunch at noon?`);
-  await waitFor("bob's highlight count 1", () =>
-    bobRoom.getUnreadNotificationCount(sdk.NotificationCountType.Highlight) === 1
-    && bobRoom.getUnreadNotificationCount(sdk.NotificationCountType.Total) === 1);
+  await waitForCounts(bob, bobRoom, 1, 1);
 
   step("bob adds an override rule silencing alice");
   await bob.addPushRule("global", sdk.PushRuleKind.Override, "silence-alice", {
@@ -108,7 +122,5 @@ run("push_gateway", async (clients) => {
   if (leaked.length) throw new Error(`the override rule did not suppress the push: ${JSON.stringify(leaked)}`);
 
   step("bob's sync counts two notifications, both highlights");
-  await waitFor("bob's counts 2/2", () =>
-    bobRoom.getUnreadNotificationCount(sdk.NotificationCountType.Highlight) === 2
-    && bobRoom.getUnreadNotificationCount(sdk.NotificationCountType.Total) === 2);
+  await waitForCounts(bob, bobRoom, 2, 2);
 });
