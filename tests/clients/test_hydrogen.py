@@ -3,8 +3,8 @@ RootView), in headless Chromium driven by puppeteer-core, against the real serve
 
 Bob uses Hydrogen and is given nothing but the server's URL: he logs in, sees alice's
 invite, joins, reads her message and one that arrives live, and replies. Alice is driven
-over the HTTP API from here; the app and a control endpoint for the browser
-script are served from a thread. On failure the step log names the step, and a screenshot
+over the HTTP API from here; the app and a control endpoint for the browser script
+are served from a thread. On failure the step log names the step, and a screenshot
 is saved in the test's temp dir (its path is printed).
 """
 
@@ -35,7 +35,8 @@ class _AppHandler(QuietHandler):
     def do_POST(self):
         if self.path != "/_control/send":
             return self.send_json(404, b"{}")
-        self.send_json(200, json.dumps({"body": self.alice.send("are you there, bob?")}).encode())
+        sent = self.alice.send("are you there, bob?")
+        self.send_json(200, json.dumps({"body": sent}).encode())
 
     def do_GET(self):
         if self.path == "/_control/messages":
