@@ -4,6 +4,10 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 DATA   ?= data
 STAMP  := $(VENV)/.installed
+# The real-client tests' npm packages (matrix-js-sdk, Hydrogen, puppeteer-core), pinned
+# in tests/clients/package-lock.json
+CLIENTS    := tests/clients
+NODE_STAMP := $(CLIENTS)/node_modules/.installed
 SYNAPSE_SH ?= ../shared/anchors/synapse.sh
 
 .PHONY: install run test bench synapse-anchor clean
@@ -14,7 +18,11 @@ $(STAMP): setup.cfg pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-install: $(STAMP)
+$(NODE_STAMP): $(CLIENTS)/package.json $(CLIENTS)/package-lock.json
+	cd $(CLIENTS) && npm ci --no-audit --no-fund --loglevel=error
+	touch $(NODE_STAMP)
+
+install: $(STAMP) $(NODE_STAMP)
 
 $(DATA)/homeserver.yaml: | $(STAMP)
 	$(PY) -m homeserver generate --server-name localhost --data-dir $(DATA) --http-port 8008
@@ -22,7 +30,7 @@ $(DATA)/homeserver.yaml: | $(STAMP)
 run: $(STAMP) $(DATA)/homeserver.yaml
 	$(PY) -m homeserver run --config $(DATA)/homeserver.yaml
 
-test: $(STAMP)
+test: $(STAMP) $(NODE_STAMP)
 	$(PY) -m twisted.trial --reactor=asyncio --temp-directory=.trial_temp tests
 
 # Synapse (the benchmarks' reference) installs into its own venv while ours does
@@ -34,4 +42,4 @@ synapse-anchor:
 	bash $(SYNAPSE_SH) install
 
 clean:
-	rm -rf $(VENV) _trial_temp* build *.egg-info
+	rm -rf $(VENV) _trial_temp* build *.egg-info $(CLIENTS)/node_modules

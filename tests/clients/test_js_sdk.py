@@ -1,0 +1,84 @@
+"""The real matrix-js-sdk (37.5.0, the newest on Node 20) with its Rust crypto (wasm)
+against the real server process, one scenario per test so partial progress shows.
+
+Each scenario is a Node script in ``js/`` that does what Element Web does through the
+same SDK calls (issue 12, "Proof"); it prints a step log and, on failure, the step it
+was in and every non-2xx answer the clients got.
+"""
+
+from __future__ import annotations
+
+from twisted.trial import unittest
+
+from tests.clients.node_runner import run_node
+from tests.clients.push_gateway import PushGateway
+from tests.e2e.harness import ServerProcess
+
+_PUSH = "the push rules API (GET /pushrules/) that the SDK's startClient() reads"
+_E2EE = ("/keys/upload, /keys/query, /keys/claim, /sendToDevice and to-device messages "
+         "in /sync")
+
+
+class JsSdkScenarios(unittest.TestCase):
+    timeout = 300
+
+    def setUp(self):
+        self.server = ServerProcess()
+        self.server.start()
+        self.addCleanup(self.server.stop)
+
+    def _scenario(self, script: str, **env: str) -> None:
+        env.setdefault("SCENARIO_TIMEOUT_MS", "240000")
+        run_node(self, f"js/{script}", {"HS_URL": self.server.base_url, **env},
+                        server=self.server)
+
+    def test_plain_messages(self):
+        """Two users register and log in, startClient() reaches PREPARED, and plain
+        messages go both ways."""
+        self._scenario("plain_messages.mjs")
+
+    test_plain_messages.skip = f"needs {_PUSH}; server side in branch push"
+
+    def test_encrypted_room(self):
+        """In an m.megolm.v1.aes-sha2 room each side decrypts the other's message, the
+        room key travelling by to-device; the server holds only ciphertext."""
+        self._scenario("encrypted_room.mjs")
+
+    test_encrypted_room.skip = (f"needs {_E2EE} (branch e2ee) and {_PUSH} (branch push); "
+                                "server side in branches e2ee and push")
+
+    def test_cross_signing(self):
+        """bootstrapCrossSigning on one device; a second device signed with the
+        self-signing key is seen cross-signed by the first, itself and another user."""
+        self._scenario("cross_signing.mjs")
+
+    test_cross_signing.skip = ("needs cross-signing (/keys/device_signing/upload with UIA, "
+                               "/keys/signatures/upload, master/self-signing keys in "
+                               f"/keys/query) and {_E2EE} (branch e2ee), and {_PUSH} "
+                               "(branch push); server side in branches e2ee and push")
+
+    def test_key_backup(self):
+        """A key backup made by one device is restored by a new login with the recovery
+        key, which then decrypts the old messages."""
+        self._scenario("key_backup.mjs")
+
+    test_key_backup.skip = ("needs server-side key backup (/room_keys/version, "
+                            "/room_keys/keys with etag and count), cross-signing and "
+                            f"{_E2EE} (branch e2ee), and {_PUSH} (branch push); server "
+                            "side in branches e2ee and push")
+
+    def test_push_gateway(self):
+        """A mention reaches the push gateway with unread 1 and highlight tweaks; an
+        override rule with no actions suppresses the next one from that sender."""
+        gateway = PushGateway()
+        self.addCleanup(gateway.stop)
+        self._scenario("push_gateway.mjs", PUSH_GATEWAY_URL=gateway.url)
+        bodies = [n["notification"] for n in gateway.received]
+        self.assertGreaterEqual(len(bodies), 2, bodies)
+        self.assertFalse([n for n in bodies
+                          if "ignoring me" in n.get("content", {}).get("body", "")], bodies)
+
+    test_push_gateway.skip = (f"needs {_PUSH}, PUT /pushrules/..., /pushers, "
+                              "/pushers/set, delivery to a push gateway and "
+                              "unread_notifications in incremental /sync that follow "
+                              "the push evaluation; server side in branch push")
