@@ -13,8 +13,11 @@ from typing import Callable, Iterable
 
 from twisted.internet import defer
 from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
 
 from homeserver.events.pdu import PDU
+
+log = Logger()
 
 
 class _Listener:
@@ -79,13 +82,24 @@ class Notifier:
 
     # -- waking -----------------------------------------------------------------------
     def on_room_event(self, event: PDU, stream_pos: int) -> None:
-        """RoomListener: a room event is durable and in the room stream."""
+        """RoomListener: a room event is durable and in the room stream.
+
+        Observers hear of it before anyone is woken: a woken /sync runs to its answer
+        in this same call when everything it reads is in memory, so what observers keep
+        about the event (the push evaluator's pending work, which unread counts wait
+        for; typing stopped by a message) must be there already. Before, a long-poll
+        woken by a mention answered with the counts from before it, and the room was
+        not sent again when they caught up.
+        """
+        for observer in self._event_observers:
+            try:
+                observer(event, stream_pos)
+            except Exception:
+                log.failure("room event observer {observer!r} failed", observer=observer)
         self.notify_room(event.room_id)
         if event.type == "m.room.member" and event.state_key:
             # the target may not be watching the room yet (an invite, a join elsewhere)
             self.notify_user(event.state_key)
-        for observer in self._event_observers:
-            observer(event, stream_pos)
 
     def notify_room(self, room_id: str) -> None:
         self._fire(self._by_room.get(room_id, ()))

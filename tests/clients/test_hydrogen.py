@@ -127,8 +127,3 @@ class HydrogenScenario(unittest.TestCase):
         self.assertIn("@bob:localhost", members["joined"])
         shutil.rmtree(app_dir, ignore_errors=True)
 
-    test_login_invite_join_read_reply.skip = (
-        "needs /.well-known/matrix/client served only when configured (today it "
-        "advertises https://localhost/ and Hydrogen gives up: 'Could not query login "
-        "methods') and POST /keys/upload (Hydrogen's session load fails on its 404); "
-        "server side in branches misc and e2ee")

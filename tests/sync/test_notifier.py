@@ -49,3 +49,33 @@ class NotifierTests(unittest.TestCase):
         self.failureResultOf(d)
         self.assertEqual(self.notifier.listener_count, 0)
         self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_observers_hear_an_event_before_waiters_wake(self):
+        """A waiter woken by a room event finds the event observers already told (the
+        push evaluator's pending work, which unread counts wait for)."""
+        seen: list[str] = []
+        self.notifier.add_event_observer(lambda event, pos: seen.append(event.event_id))
+        d = self.notifier.wait("@a:x", ["!r:x"], 30000)
+        at_wake: list[list[str]] = []
+        d.addCallback(lambda _: at_wake.append(list(seen)))
+        self.notifier.on_room_event(_Event("$e", "!r:x"), 7)
+        self.assertEqual(at_wake, [["$e"]])
+
+    def test_failing_observer_still_wakes(self):
+        """An observer that raises is logged; the waiters are woken all the same."""
+        def broken(event, pos):
+            raise RuntimeError("observer bug")
+
+        self.notifier.add_event_observer(broken)
+        d = self.notifier.wait("@a:x", ["!r:x"], 30000)
+        self.notifier.on_room_event(_Event("$e", "!r:x"), 7)
+        self.assertTrue(d.called)
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+
+
+class _Event:
+    """What on_room_event reads of an event."""
+
+    def __init__(self, event_id: str, room_id: str) -> None:
+        self.event_id, self.room_id = event_id, room_id
+        self.type, self.state_key = "m.room.message", None
