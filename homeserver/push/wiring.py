@@ -58,6 +58,9 @@ def build_push(*, reactor: Any, store: Any, rooms: Any, components: dict[str, An
     delivery = PushDelivery(pushers=store.pushers, clock=reactor, post=treq_post(reactor),
                             unread_count=unread_count, describe=describe)
     components["push_evaluation"].add_observer(stored=delivery.on_notified)
+    # a user's rules about an upgraded room follow them to its replacement
+    components["room_service"].membership.add_settings_copier(
+        components["push_rules"].copy_room_rules)
     return {
         "pushers": PusherService(store.pushers, now_ms),
         "push_delivery": delivery,
