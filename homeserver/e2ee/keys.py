@@ -179,9 +179,9 @@ class KeyService:
 
     # -- device deletion --------------------------------------------------------------
     async def devices_deleted(self, user_id: str, device_ids: Iterable[str]) -> None:
-        """DeviceManager's deletion hook: the devices' keys go, others are told."""
+        """DeviceManager's deletion hook: the devices' keys go (DeviceManager then
+        wakes the room mates' syncs, for every deletion)."""
         await self._store.e2e_keys.delete_devices(user_id, device_ids)
-        await self._device_lists_changed(user_id)
 
 
 __all__ = ["KeyService", "InvalidSignature"]
