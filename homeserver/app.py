@@ -189,7 +189,7 @@ def build_service(config: Config, reactor) -> HomeServer:
 
     extra_components.update(e2e_wiring.build(
         store=store, uia=uia, device_lists_changed=device_lists_changed,
-        device_manager=device_manager,
+        device_manager=device_manager, deactivator=extra_components["deactivator"],
         server_name=config.server_name))
     # --- domain services: spaces, jump to date (issue 12, misc) ---
     from homeserver.rooms.hierarchy import SpaceHierarchy

@@ -116,6 +116,15 @@ class PushRulesService:
         if changes is not None:
             await self._change(user_id, lambda _: changes)
 
+    async def forget_user(self, user_id: str) -> None:
+        """Account deactivation: the user's rules go back to the defaults and their
+        ``m.push_rules`` account data goes (as Synapse's purge of account data)."""
+        try:
+            await self._store.delete_user(user_id)
+        finally:
+            self._generation += 1
+            self._merged.pop(user_id, None)
+
     async def _change(self, user_id: str, edit: Callable[[Any], dict[str, Any]]) -> None:
         # one request at a time per user would need a lock; the last write wins, as
         # with any account data
