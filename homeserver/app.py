@@ -106,7 +106,12 @@ def build_service(config: Config, reactor) -> HomeServer:
     from synapse_compat.admin_register import Nonces, SharedSecretRegistration
 
     password_hasher = PasswordHasher(reactor)
-    login_sessions = SessionIssuer(store.devices, auth, now_ms, config.server_name)
+    from homeserver.e2ee.device_lists import device_list_waker
+
+    # new logins, renames, deletions and key uploads wake room mates' syncs alike
+    device_lists_changed = device_list_waker(store.streams, notifier)
+    login_sessions = SessionIssuer(store.devices, auth, now_ms, config.server_name,
+                                   device_lists_changed=device_lists_changed)
     password_verifier = PasswordVerifier(store.accounts, config.server_name,
                                          FailedAttempts(ratelimiter, now_ms))
     uia = uia_.UserInteractiveAuth(uia_.UiaSessions(now_ms), {
@@ -114,7 +119,8 @@ def build_service(config: Config, reactor) -> HomeServer:
         uia_.LOGIN_PASSWORD: uia_.PasswordStage(password_verifier),
         uia_.LOGIN_REGISTRATION_TOKEN: uia_.RegistrationTokenStage(store.registration_tokens),
     })
-    device_manager = DeviceManager(store.devices, store.to_device, auth, notifier)
+    device_manager = DeviceManager(store.devices, store.to_device, auth, notifier,
+                                   device_lists_changed=device_lists_changed)
     registrar = Registrar(store, ratelimiter, config.server_name)
     extra_components.update({
         "uia": uia, "sessions": login_sessions, "device_manager": device_manager,
@@ -187,7 +193,8 @@ def build_service(config: Config, reactor) -> HomeServer:
     from homeserver.e2ee import wiring as e2e_wiring
 
     extra_components.update(e2e_wiring.build(
-        store=store, uia=uia, notifier=notifier, device_manager=device_manager,
+        store=store, uia=uia, device_lists_changed=device_lists_changed,
+        device_manager=device_manager, deactivator=extra_components["deactivator"],
         server_name=config.server_name))
     # --- domain services: spaces, jump to date (issue 12, misc) ---
     from homeserver.rooms.hierarchy import SpaceHierarchy

@@ -1,14 +1,16 @@
 """Deactivating an account (spec: ``POST /account/deactivate``).
 
 The account is marked deactivated first, so nothing can log in or use a token while
-the rest happens; then its password, devices and tokens go, it leaves the user
-directory, and it leaves (or rejects) every room it is in or invited to. Parting a
+the rest happens; then its password, devices and tokens go, then what ``add_hook``
+adds (end-to-end keys, cross-signing keys and key backups, pushers, push rules), it
+leaves the user directory, and it leaves (or rejects) every room it is in or invited
+to. Parting a
 room is best effort: a room that refuses (or is gone) does not stop the others.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Awaitable, Callable
 
 from twisted.logger import Logger
 
@@ -21,11 +23,23 @@ log = Logger()
 _PARTED_MEMBERSHIPS = ("join", "invite", "knock")
 
 
+#: ``await hook(user_id)``: see ``Deactivator.add_hook``
+DeactivationHook = Callable[[str], Awaitable[None]]
+
+
 class Deactivator:
     def __init__(self, store: Any, devices: Any, rooms: Any) -> None:
         self._store = store
         self._devices = devices  # homeserver.accounts.devices.DeviceManager
         self._rooms = rooms
+        self._hooks: list[DeactivationHook] = []
+
+    def add_hook(self, hook: DeactivationHook) -> None:
+        """Have ``await hook(user_id)`` remove more of a deactivated user's data (E2EE
+        keys and backups, pushers, push rules), after their devices are gone and
+        while they are still in their rooms (so room mates are told). A hook's
+        failure is logged, never raised: the account is deactivated regardless."""
+        self._hooks.append(hook)
 
     async def deactivate(self, user_id: str, *, erase: bool = False) -> dict[str, Any]:
         """Deactivate ``user_id``; the response body (no third-party IDs exist here, so
@@ -34,6 +48,11 @@ class Deactivator:
         await accounts.set_deactivated(user_id, True)
         await accounts.set_password_hash(user_id, None)
         await self._devices.delete_all_devices(user_id)
+        for hook in self._hooks:
+            try:
+                await hook(user_id)
+            except Exception:
+                log.failure("deactivation hook failed for {user}", user=user_id)
         await self._store.user_directory.remove_user(user_id)
         if erase:
             # spec: erase non-event data as far as possible; the profile is such data

@@ -48,8 +48,14 @@ def check_display_name(display_name: Any) -> str | None:
 
 class DeviceManager:
     def __init__(self, devices_store: Any, to_device_store: Any, auth: Any,
-                 notifier: Any) -> None:
+                 notifier: Any, *,
+                 device_lists_changed: Callable[[str], Awaitable[None]] | None = None,
+                 ) -> None:
+        """``device_lists_changed(user_id)`` wakes the syncs of the user and their room
+        mates after a rename or deletion (the store put it on the device-lists
+        stream); without it only the user's own syncs are woken."""
         self._store = devices_store
+        self._device_lists_changed = device_lists_changed
         self._to_device = to_device_store
         self._auth = auth
         self._notifier = notifier
@@ -78,7 +84,16 @@ class DeviceManager:
             return
         if not await self._store.set_device_display_name(user_id, device_id, name):
             raise NotFound("No device found")
-        self._notifier.notify_user(user_id)
+        await self._changed(user_id)
+
+    async def _changed(self, user_id: str) -> None:
+        """The user's device list changed: room mates see it in ``device_lists``
+        (spec: "Tracking the device list for a user"; the display name is part of
+        the device keys others query)."""
+        if self._device_lists_changed is not None:
+            await self._device_lists_changed(user_id)
+        else:
+            self._notifier.notify_user(user_id)
 
     async def whois(self, user_id: str) -> dict[str, Any]:
         """``devices`` of ``GET /admin/whois``: one session per device, with the
@@ -114,7 +129,7 @@ class DeviceManager:
                     await hook(user_id, deleted)
                 except Exception:
                     log.failure("device deletion hook failed for {user}", user=user_id)
-            self._notifier.notify_user(user_id)
+            await self._changed(user_id)
         return deleted
 
     async def delete_all_devices(self, user_id: str, *, except_device_id: str | None = None,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import secrets
 import string
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable
 
 from homeserver.errors import BadJson, InvalidParam, UnknownToken
 
@@ -41,8 +41,13 @@ def check_device_id(device_id: Any) -> str | None:
 class SessionIssuer:
     def __init__(self, devices_store: Any, auth: Any, now_ms: Callable[[], int],
                  server_name: str, *,
-                 refreshable_lifetime_ms: int = DEFAULT_REFRESHABLE_LIFETIME_MS) -> None:
+                 refreshable_lifetime_ms: int = DEFAULT_REFRESHABLE_LIFETIME_MS,
+                 device_lists_changed: Callable[[str], Awaitable[None]] | None = None,
+                 ) -> None:
+        """``device_lists_changed(user_id)``: wakes room mates' syncs after a new
+        device (``homeserver.e2ee.device_lists.device_list_waker``)."""
         self._devices = devices_store
+        self._device_lists_changed = device_lists_changed
         self._auth = auth
         self._now_ms = now_ms
         self._server_name = server_name
@@ -63,10 +68,17 @@ class SessionIssuer:
             while not await self._devices.create_device(user_id, device_id, display_name,
                                                         ip=ip, user_agent=user_agent):
                 device_id = generate_device_id()  # a collision: astronomically rare
-        elif not await self._devices.create_device(user_id, device_id, display_name,
-                                                   ip=ip, user_agent=user_agent):
-            await self._devices.delete_tokens_for_device(user_id, device_id)
-            self._auth.forget_user(user_id, device_id=device_id)
+            new_device = True
+        else:
+            new_device = await self._devices.create_device(user_id, device_id, display_name,
+                                                           ip=ip, user_agent=user_agent)
+            if not new_device:
+                await self._devices.delete_tokens_for_device(user_id, device_id)
+                self._auth.forget_user(user_id, device_id=device_id)
+        if new_device and self._device_lists_changed is not None:
+            # the store put the new device on the device-lists stream (spec:
+            # "Tracking the device list for a user"): room mates must refetch keys
+            await self._device_lists_changed(user_id)
         body: dict[str, Any] = {"user_id": user_id, "device_id": device_id,
                                 "home_server": self._server_name}
         body.update(await self._issue_tokens(user_id, device_id, want_refresh))

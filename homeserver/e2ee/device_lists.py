@@ -32,6 +32,18 @@ from homeserver.sync.tokens import StreamToken
 ALL_MEMBERSHIPS = ("join", "invite", "leave", "ban", "knock")
 
 
+def device_list_waker(streams: Any, notifier: Any) -> Callable[[str], Awaitable[None]]:
+    """``await wake(user_id)`` after the user's devices or keys changed (a new login,
+    a rename, a deletion, a key upload; the change is already on the device-lists
+    stream): wakes the long-polls of everyone whose /sync lists the user in
+    ``device_lists.changed``, i.e. the user and everyone sharing a room with them."""
+    async def wake(user_id: str) -> None:
+        sharing = await streams.users_sharing_a_room_with(user_id)
+        notifier.notify_users(sharing | {user_id})
+
+    return wake
+
+
 @dataclasses.dataclass(frozen=True)
 class DeviceListDelta:
     changed: list[str]

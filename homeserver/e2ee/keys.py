@@ -178,10 +178,19 @@ class KeyService:
         return (await self._changes.between(user_id, since, upto, sharing)).to_json()
 
     # -- device deletion --------------------------------------------------------------
-    async def devices_deleted(self, user_id: str, device_ids: Iterable[str]) -> None:
-        """DeviceManager's deletion hook: the devices' keys go, others are told."""
-        await self._store.e2e_keys.delete_devices(user_id, device_ids)
+    async def account_deactivated(self, user_id: str) -> None:
+        """The Deactivator's hook: every device key left, the cross-signing keys and
+        the key backups go (as Synapse, which keeps cross-signing keys though), and
+        room mates' syncs list the user's device list as changed."""
+        await self._store.e2e_keys.delete_user(user_id)
+        await self._store.cross_signing.delete_user(user_id)
+        await self._store.key_backups.delete_user(user_id)
         await self._device_lists_changed(user_id)
+
+    async def devices_deleted(self, user_id: str, device_ids: Iterable[str]) -> None:
+        """DeviceManager's deletion hook: the devices' keys go (DeviceManager then
+        wakes the room mates' syncs, for every deletion)."""
+        await self._store.e2e_keys.delete_devices(user_id, device_ids)
 
 
 __all__ = ["KeyService", "InvalidSignature"]

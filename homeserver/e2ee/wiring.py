@@ -6,23 +6,20 @@ Components published: ``keys``, ``cross_signing``, ``key_backups``.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Awaitable, Callable
 
 from homeserver.e2ee.backups import KeyBackupService
 from homeserver.e2ee.cross_signing import CrossSigningService
 from homeserver.e2ee.keys import KeyService
 
 
-def build(*, store: Any, uia: Any, notifier: Any, device_manager: Any,
-          server_name: str) -> dict[str, Any]:
-    async def device_lists_changed(user_id: str) -> None:
-        # wake the long-polls of everyone whose /sync will list the user as changed
-        sharing = await store.streams.users_sharing_a_room_with(user_id)
-        notifier.notify_users(sharing | {user_id})
-
+def build(*, store: Any, uia: Any, device_lists_changed: Callable[[str], Awaitable[None]],
+          device_manager: Any, deactivator: Any, server_name: str) -> dict[str, Any]:
+    """``device_lists_changed``: ``homeserver.e2ee.device_lists.device_list_waker``."""
     keys = KeyService(store=store, server_name=server_name,
                       device_lists_changed=device_lists_changed)
     device_manager.add_deletion_hook(keys.devices_deleted)
+    deactivator.add_hook(keys.account_deactivated)
     return {
         "keys": keys,
         "cross_signing": CrossSigningService(store=store, uia=uia, server_name=server_name,

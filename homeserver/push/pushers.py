@@ -40,6 +40,11 @@ class PusherService:
         self._store = store
         self._now_ms = now_ms
 
+    async def delete_all(self, user_id: str) -> None:
+        """Account deactivation: no more pushes to the user's devices (as Synapse's
+        ``delete_all_pushers_for_user``)."""
+        await self._store.delete_user(user_id)
+
     async def list(self, user_id: str) -> dict[str, Any]:
         return {"pushers": [p.to_json() for p in await self._store.for_users([user_id])]}
 

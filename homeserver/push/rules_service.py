@@ -107,6 +107,24 @@ class PushRulesService:
             raise UnrecognizedPath(f"Unknown push rule attribute {attr!r}")
         await self._change(user_id, lambda c: edit(c, user_id, kind, rule_id, body))
 
+    async def copy_room_rules(self, user_id: str, old_room: str, new_room: str) -> None:
+        """A room upgrade's settings copier (``MembershipService.add_settings_copier``):
+        the user's rules about ``old_room`` now also apply to ``new_room`` (sytest
+        "local user has push rules copied to upgraded room")."""
+        changes = rulesets.copy_room_rules(await self._store.get_changes(user_id),
+                                           old_room, new_room)
+        if changes is not None:
+            await self._change(user_id, lambda _: changes)
+
+    async def forget_user(self, user_id: str) -> None:
+        """Account deactivation: the user's rules go back to the defaults and their
+        ``m.push_rules`` account data goes (as Synapse's purge of account data)."""
+        try:
+            await self._store.delete_user(user_id)
+        finally:
+            self._generation += 1
+            self._merged.pop(user_id, None)
+
     async def _change(self, user_id: str, edit: Callable[[Any], dict[str, Any]]) -> None:
         # one request at a time per user would need a lock; the last write wins, as
         # with any account data

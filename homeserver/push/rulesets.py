@@ -20,6 +20,7 @@ from typing import Any, Mapping
 
 from homeserver.errors import BadJson, InvalidParam, MatrixError, MissingParam, NotFound
 from homeserver.push.default_rules import KINDS, default_rules, is_default
+from homeserver.push.evaluator import conditions_of
 
 Changes = Mapping[str, Any]
 Ruleset = dict[str, list[dict[str, Any]]]
@@ -208,6 +209,41 @@ def set_actions(changes: Changes | None, user_id: str, kind: str, rule_id: str,
     if not isinstance(body, dict) or "actions" not in body:
         raise MissingParam("Missing parameter: actions")
     return _edit(changes, user_id, kind, rule_id, "actions", check_actions(body["actions"]))
+
+
+def copy_room_rules(changes: Changes | None, old_room: str,
+                    new_room: str) -> dict[str, Any] | None:
+    """The changes with the user's enabled rules about ``old_room`` copied for
+    ``new_room``, its replacement (spec: "Room Upgrades", server behaviour: the
+    user's settings follow the room); None when there is nothing to copy.
+
+    A rule is about a room when one of its conditions matches ``room_id`` against
+    exactly that room's ID (a ``room`` rule's condition is its
+    ID). As Synapse does, the copy's ID is the new room's ID and its ``room_id``
+    conditions name the new room; the copy goes first in its kind. A rule the
+    user already has under that ID is left as it is (the user may have changed it).
+    """
+    custom = (changes or empty_changes()).get("custom", {})
+    new = copy.deepcopy(dict(changes or empty_changes()))
+    new_custom = new.setdefault("custom", {})
+    copied = False
+    for kind in KINDS:
+        taken = {r["rule_id"] for r in custom.get(kind, [])}
+        for rule in custom.get(kind, []):
+            if not rule.get("enabled", True) or new_room in taken or not any(
+                    c.get("key") == "room_id" and c.get("pattern") == old_room
+                    for c in conditions_of(kind, rule) if isinstance(c, dict)):
+                continue
+            copy_ = dict(copy.deepcopy(rule), rule_id=new_room)
+            if "conditions" in copy_:
+                copy_["conditions"] = [
+                    dict(c, pattern=new_room) if isinstance(c, dict)
+                    and c.get("key") == "room_id" and c.get("pattern") == old_room else c
+                    for c in copy_["conditions"]]
+            new_custom[kind] = [copy_] + list(new_custom.get(kind, []))
+            taken.add(new_room)
+            copied = True
+    return new if copied else None
 
 
 def for_client(rules: Ruleset) -> Ruleset:

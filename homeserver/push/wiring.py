@@ -59,8 +59,15 @@ def build_push(*, reactor: Any, store: Any, rooms: Any, components: dict[str, An
     delivery = PushDelivery(pushers=store.pushers, clock=reactor, post=treq_post(reactor, address_policy),
                             unread_count=unread_count, describe=describe)
     components["push_evaluation"].add_observer(stored=delivery.on_notified)
+    # a user's rules about an upgraded room follow them to its replacement
+    components["room_service"].membership.add_settings_copier(
+        components["push_rules"].copy_room_rules)
+    pusher_service = PusherService(store.pushers, now_ms)
+    # a deactivated account gets no pushes and keeps no rules
+    components["deactivator"].add_hook(pusher_service.delete_all)
+    components["deactivator"].add_hook(components["push_rules"].forget_user)
     return {
-        "pushers": PusherService(store.pushers, now_ms),
+        "pushers": pusher_service,
         "push_delivery": delivery,
         "notification_list": NotificationList(
             rooms=rooms, notifications=store.notifications, receipts=store.receipts,

@@ -6,12 +6,14 @@ Spec: Client-Server API, "Room Events" (``ClientEvent``, ``UnsignedData``):
 - ``prev_content`` / ``replaces_state`` (and ``prev_sender``) for state events: the
   state event this one replaced, if any;
 - ``redacted_because``: the redaction that redacted this event;
-- ``transaction_id``: only for the device that sent the event.
+- ``transaction_id``: only for the device that sent the event;
+- ``membership``: the asking user's membership at the event (MSC4115), where the
+  caller worked it out (``HistoryVisibility.memberships_at``): timeline events.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from homeserver.events.client_format import serialize_event
 from homeserver.events.pdu import PDU
@@ -26,13 +28,16 @@ class ClientEventSerializer:
     async def serialize(self, actor: RoomActor, events: Sequence[PDU], *,
                         user_id: str | None = None, scope: str | None = None,
                         include_room_id: bool = True,
-                        prev_content: bool = True) -> list[dict[str, Any]]:
+                        prev_content: bool = True,
+                        memberships: Mapping[str, str] | None = None
+                        ) -> list[dict[str, Any]]:
         """``events`` (all of ``actor``'s room) in client format, in the given order.
 
         ``user_id``/``scope`` name the asking device: its own sends get their
         ``transaction_id``. ``prev_content=False`` skips looking up the state each
         state event replaced (one state read per event: too dear for a whole room's
-        state, and optional in the spec).
+        state, and optional in the spec). ``memberships``: event ID →
+        ``unsigned.membership``.
         """
         txn_ids: dict[str, str] = {}
         if user_id is not None and scope is not None:
@@ -44,8 +49,12 @@ class ClientEventSerializer:
         for event in events:
             extra = await self._unsigned_extras(actor, event, now, include_room_id,
                                                 prev_content)
-            out.append(serialize_event(event, now, txn_id=txn_ids.get(event.event_id),
-                                       include_room_id=include_room_id, **extra))
+            serialized = serialize_event(event, now, txn_id=txn_ids.get(event.event_id),
+                                         include_room_id=include_room_id, **extra)
+            if memberships is not None and event.event_id in memberships:
+                serialized.setdefault("unsigned", {})["membership"] = \
+                    memberships[event.event_id]
+            out.append(serialized)
         return out
 
     async def _unsigned_extras(self, actor: RoomActor, event: PDU, now: int,

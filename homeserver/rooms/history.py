@@ -104,8 +104,7 @@ class RoomHistory:
         response: dict[str, Any] = {
             # spec: "the same as the value given in from" (a /sync token stays one)
             "start": from_token if from_token else str(start),
-            "chunk": await self._serializer.serialize(actor, chunk, user_id=user_id,
-                                                      scope=scope)}
+            "chunk": await self._serialize_timeline(actor, chunk, user_id, scope)}
         if end is not None:
             response["end"] = str(end)
         if event_filter.lazy_load_members and chunk:
@@ -202,15 +201,24 @@ class RoomHistory:
                             if event_filter.matches(state_map[k])]
             state = await self._serializer.serialize(actor, state_events, user_id=user_id,
                                                      prev_content=False)
-        serialize = self._serializer.serialize
+        serialize = self._serialize_timeline
         return {
             "start": str(_before(before[-1] if before else event)),
             "end": str(_after(last)),
-            "event": (await serialize(actor, [event], user_id=user_id, scope=scope))[0],
-            "events_before": await serialize(actor, before, user_id=user_id, scope=scope),
-            "events_after": await serialize(actor, after, user_id=user_id, scope=scope),
+            "event": (await serialize(actor, [event], user_id, scope))[0],
+            "events_before": await serialize(actor, before, user_id, scope),
+            "events_after": await serialize(actor, after, user_id, scope),
             "state": state,
         }
+
+    async def _serialize_timeline(self, actor: RoomActor, events: Sequence[PDU],
+                                  user_id: str, scope: str | None) -> list[dict[str, Any]]:
+        """Timeline events with ``unsigned.membership``, the user's membership at each
+        (spec: "UnsignedData", MSC4115; Synapse adds it wherever it filters events
+        for a client, state listings excepted)."""
+        memberships = await self._visibility.memberships_at(actor, user_id, events)
+        return await self._serializer.serialize(actor, events, user_id=user_id,
+                                                scope=scope, memberships=memberships)
 
     async def _visible_event(self, actor: RoomActor, user_id: str, event_id: str) -> PDU:
         event = await actor.get_event(event_id)
@@ -233,8 +241,7 @@ class RoomHistory:
         except Forbidden:
             raise NotFound("Event not found.") from None
         event = await self._visible_event(actor, user_id, event_id)
-        return (await self._serializer.serialize(actor, [event], user_id=user_id,
-                                                 scope=scope))[0]
+        return (await self._serialize_timeline(actor, [event], user_id, scope))[0]
 
     # -- state --------------------------------------------------------------------------
     async def _readable_state(self, actor: RoomActor, access: Access, types=None):

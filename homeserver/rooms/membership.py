@@ -14,8 +14,8 @@ the rules do not know:
 - joins of restricted rooms (v8+) name a local member who may invite as
   ``join_authorised_via_users_server``, once the joiner is found in an allowed room;
 - rate limits ``rc_joins.local`` and ``rc_invites.per_room``/``per_user``;
-- joining a room that replaced another (``predecessor``) carries the user's tags and
-  ``m.direct`` entry over, and whatever ``add_settings_copier`` adds (spec: "Room
+- when a room is upgraded, ``carry_over_settings`` carries each local member's tags
+  and ``m.direct`` entry over, and whatever ``add_settings_copier`` adds (spec: "Room
   Upgrades", server behaviour).
 
 Rooms on other servers are not reachable yet (no federation): joining or knocking on
@@ -115,11 +115,6 @@ class MembershipService:
             return current.event_id
         event = await actor.create_event({"type": "m.room.member", "sender": sender,
                                           "state_key": target, "content": new_content})
-        if membership == "join" and (current is None or current.membership != "join"):
-            create = state.get(CREATE_KEY)
-            predecessor = create.content.get("predecessor") if create is not None else None
-            if isinstance(predecessor, dict) and isinstance(predecessor.get("room_id"), str):
-                await self.carry_over_settings(target, predecessor["room_id"], room_id)
         return event.event_id
 
     async def _restricted_join_authoriser(self, actor, state, user_id: str) -> str | None:

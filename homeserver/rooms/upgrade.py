@@ -22,8 +22,9 @@ The steps, in the spec's order:
 7. where the upgrader may, the old room's ``events_default`` and ``invite`` levels
    are raised to ``max(50, users_default + 1)`` (as the spec suggests).
 
-A published old room is unpublished and its replacement published. The upgrader's
-tags and ``m.direct`` entry are carried over at once; other members' on joining.
+A published old room is unpublished and its replacement published. Every joined local
+member's tags, ``m.direct`` entry and room push rules are carried over at once (as
+Synapse does), whether or not they join the replacement.
 """
 
 from __future__ import annotations
@@ -197,8 +198,19 @@ class RoomUpgrader:
             await self._store.rooms.set_room_public(new_room_id, True)
             await self._store.rooms.set_room_public(room_id, False)
         await self._restrict_old_room(old_actor, user_id)
-        await self._membership.carry_over_settings(user_id, room_id, new_room_id)
+        # every local member's tags, m.direct entry and room push rules follow the
+        # room now, whether or not they join it yet (as Synapse's
+        # transfer_room_state_on_room_upgrade)
+        for member_id in self._local_members(state, user_id):
+            await self._membership.carry_over_settings(member_id, room_id, new_room_id)
         return new_room_id
+
+    def _local_members(self, state: Mapping[Any, Any], upgrader: str) -> list[str]:
+        """The old room's joined local users, the upgrader first."""
+        return sorted((key[1] for key, event in state.items()
+                       if key[0] == "m.room.member" and event.membership == "join"
+                       and UserID.parse(key[1]).domain == self._server_name),
+                      key=lambda u: (u != upgrader, u))
 
     @staticmethod
     async def _send_tombstone(old_actor, user_id: str, new_room_id: str) -> str:

@@ -52,6 +52,17 @@ def membership_in(state: StateMap, user_id: str) -> str | None:
     return value if isinstance(value, str) else None
 
 
+def membership_at(event: PDU, user_id: str, state_before: StateMap) -> str:
+    """The user's membership at ``event``, for ``unsigned.membership`` (spec:
+    "UnsignedData", MSC4115): the one their own member event sets, else the one in
+    the state before the event (which no other event changes); ``leave`` if none."""
+    if event.type == "m.room.member" and event.state_key == user_id:
+        value = event.content.get("membership")
+    else:
+        value = membership_in(state_before, user_id)
+    return value if isinstance(value, str) else "leave"
+
+
 def allowed(visibility: str, membership: str | None, joined_later: bool) -> bool:
     """Rules 1-5 for one point of the room's history."""
     if visibility == WORLD_READABLE:
@@ -165,9 +176,12 @@ class HistoryVisibility:
         return states[group]
 
     async def is_visible(self, actor: RoomActor, viewer: Viewer, event: PDU,
-                         states: dict[int | None, dict] | None = None) -> bool:
+                         states: dict[int | None, dict] | None = None,
+                         memberships: dict[str, str] | None = None) -> bool:
         """``states``: group → the state this needs of it, shared by calls for one
-        viewer (consecutive messages share their state group: read it once)."""
+        viewer (consecutive messages share their state group: read it once).
+        ``memberships``, if given, gets the viewer's membership at the event (see
+        :func:`membership_at`), from the state read anyway."""
         user_id = viewer.user_id
         states = {} if states is None else states
 
@@ -182,20 +196,43 @@ class HistoryVisibility:
             after = await state(after=True) if needs_state_after(event, user_id) else None
         except NotFound:
             return False  # an outlier: no state, never shown
+        if memberships is not None:
+            memberships[event.event_id] = membership_at(event, user_id, before)
         return event_visible(event, user_id, before, after, viewer.joined_after(event),
                              forgotten=viewer.forgotten)
 
+    async def memberships_at(self, actor: RoomActor, user_id: str, events: Sequence[PDU],
+                             states: dict[int | None, dict] | None = None
+                             ) -> dict[str, str]:
+        """event ID → ``user_id``'s membership at it (``unsigned.membership``), for
+        events of one room; an event without known state (an outlier) is left out."""
+        states = {} if states is None else states
+        out: dict[str, str] = {}
+        for event in events:
+            if event.type == "m.room.create" and event.state_key == "" or \
+                    event.type == "m.room.member" and event.state_key == user_id:
+                before: dict = {}  # nothing before the create; own event: itself
+            else:
+                try:
+                    before = await self._state(actor, user_id, event, False, states)
+                except NotFound:
+                    continue
+            out[event.event_id] = membership_at(event, user_id, before)
+        return out
+
     async def filter_events(self, actor: RoomActor, user_id: str, events: Sequence[PDU],
                             viewer: Viewer | None = None, *,
-                            always_include: Collection[str] = ()) -> list[PDU]:
+                            always_include: Collection[str] = (),
+                            memberships: dict[str, str] | None = None) -> list[PDU]:
         """The events of ``events`` (one room) that ``user_id`` may see, in order;
-        ``always_include``: event IDs kept whatever the rules say."""
+        ``always_include``: event IDs kept whatever the rules say. ``memberships``:
+        see :meth:`is_visible` (events kept by ``always_include`` are not judged)."""
         if not events:
             return []
         viewer = viewer or await self.viewer(actor, user_id)
         states: dict[int | None, dict] = {}
         visible = [e for e in events if e.event_id in always_include
-                   or await self.is_visible(actor, viewer, e, states)]
+                   or await self.is_visible(actor, viewer, e, states, memberships)]
         return await self.as_seen(actor, user_id, visible, states)
 
     async def as_seen(self, actor: RoomActor, user_id: str, events: Sequence[PDU],

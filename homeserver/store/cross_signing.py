@@ -91,6 +91,24 @@ class CrossSigning:
 
         await self._db.run(txn)
 
+    async def delete_user(self, user_id: str) -> bool:
+        """Remove the user's cross-signing keys, the signatures they made and those
+        made of their keys (account deactivation), bumping their device list in the
+        same transaction when there were keys; True if there were."""
+        now = self._db.now_ms()
+
+        def txn(conn: Connection) -> bool:
+            had = conn.execute(sa.delete(e2e_cross_signing_keys)
+                               .where(_k.user_id == user_id)).rowcount > 0
+            conn.execute(sa.delete(e2e_cross_signing_signatures).where(sa.or_(
+                _s.signer_user_id == user_id, _s.target_user_id == user_id)))
+            if had:
+                mark_device_lists_changed(conn, user_id, [None], now,
+                                          edu_type=outbox.SIGNING_KEY_UPDATE)
+            return had
+
+        return await self._db.run(txn)
+
     async def add_signatures(self, signatures: Sequence[Signature],
                              changed: Mapping[str, Sequence[str | None]]) -> None:
         """Store signatures and, in the same transaction, bump the device lists of

@@ -228,6 +228,23 @@ class E2eKeys:
             self._invalidate({(u, d) for u, d, _ in requests})
 
     # -- deletion ---------------------------------------------------------------------
+    async def delete_user(self, user_id: str) -> None:
+        """Every key of every device of the user, even of devices already gone
+        (account deactivation)."""
+        def txn(conn: Connection) -> list[str]:
+            ids: set[str] = set()
+            for table in (e2e_device_keys, e2e_one_time_keys, e2e_fallback_keys):
+                ids.update(conn.execute(sa.select(table.c.device_id).where(
+                    table.c.user_id == user_id)).scalars())
+                conn.execute(sa.delete(table).where(table.c.user_id == user_id))
+            return sorted(ids)
+
+        try:
+            ids = await self._db.run(txn)
+        finally:
+            self._invalidate({k for k in self._counts if k[0] == user_id})
+        self._invalidate((user_id, d) for d in ids)
+
     async def delete_devices(self, user_id: str, device_ids: Iterable[str]) -> None:
         """Every key of deleted devices goes with them."""
         ids = sorted(set(device_ids))

@@ -172,6 +172,17 @@ class KeyBackups:
 
         await self._db.run(txn)
 
+    async def delete_user(self, user_id: str) -> None:
+        """Every backup version of the user and their keys (account deactivation, as
+        Synapse's ``bulk_delete_backup_keys_and_versions_for_user``). The versions
+        stay marked deleted, their ``auth_data`` emptied, so numbers are not reused."""
+        def txn(conn: Connection) -> None:
+            conn.execute(sa.delete(room_key_backup_keys).where(_k.user_id == user_id))
+            conn.execute(sa.update(room_key_backup_versions).where(_v.user_id == user_id)
+                         .values(deleted=True, auth_data={}))
+
+        await self._db.run(txn)
+
     # -- keys -------------------------------------------------------------------------
     async def put_keys(self, user_id: str, version: int, keys: Keys) -> BackupVersion:
         """Add or improve keys in the *current* version; returns its new etag/count.

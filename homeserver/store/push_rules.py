@@ -92,3 +92,19 @@ class PushRules:
         finally:
             self._generation += 1
             self._cache.pop(user_id, None)
+
+    async def delete_user(self, user_id: str) -> None:
+        """Forget the user's changes and their ``m.push_rules`` account data (account
+        deactivation: the user is back to the defaults, as Synapse's
+        ``purge_account_data_for_user``)."""
+        def txn(conn: Connection) -> None:
+            conn.execute(sa.delete(user_push_rules).where(_c.user_id == user_id))
+            conn.execute(sa.delete(account_data).where(
+                account_data.c.user_id == user_id, account_data.c.room_id == GLOBAL,
+                account_data.c.data_type == PUSH_RULES_TYPE))
+
+        try:
+            await self._db.run(txn)
+        finally:
+            self._generation += 1
+            self._cache.pop(user_id, None)

@@ -135,3 +135,15 @@ class Pushers:
         finally:
             self._generation += 1
             self._users = None  # the user may have no pusher left
+
+    async def delete_user(self, user_id: str) -> int:
+        """Remove every pusher of the user (account deactivation); how many there were."""
+        def txn(conn: Connection) -> int:
+            return conn.execute(sa.delete(pushers).where(_c.user_id == user_id)).rowcount
+
+        try:
+            return await self._db.run(txn)
+        finally:
+            self._generation += 1
+            if self._users is not None:
+                self._users.discard(user_id)

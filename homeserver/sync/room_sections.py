@@ -137,7 +137,8 @@ class RoomSections:
             own = await actor.get_event(rng.upper_event_id)
             if own is not None and ctx.wanted_in_timeline(own) and \
                     ctx.sync_filter.timeline.room_allowed(room_id):
-                timeline = Timeline([*timeline.events, own], timeline.limited)
+                timeline = Timeline([*timeline.events, own], timeline.limited,
+                                    timeline.memberships)
         state: list[PDU] = []
         if viewer.last_join is not None:
             state = await self._state(actor, ctx, rng, timeline, full)
@@ -188,15 +189,18 @@ class RoomSections:
         if not timeline.events:
             return timeline
         if not check_visibility:
-            # all visible; an erased sender's events may still be served pruned
+            # all visible; an erased sender's events may still be served pruned. The
+            # user was joined throughout: at every event (MSC4115)
             seen = await self._visibility.as_seen(actor, ctx.user_id, timeline.events)
-            return Timeline(seen, timeline.limited)
+            return Timeline(seen, timeline.limited, {e.event_id: "join" for e in seen})
         load = limit
         for _ in range(_HIDDEN_HISTORY_ROUNDS):
             shown = await self._visibility.current_state_among(
                 actor, timeline.events) if show_current_state else ()
+            memberships: dict[str, str] = {}
             visible = await self._visibility.filter_events(
-                actor, ctx.user_id, timeline.events, viewer, always_include=shown)
+                actor, ctx.user_id, timeline.events, viewer, always_include=shown,
+                memberships=memberships)
             if len(visible) >= limit or not timeline.limited:
                 break
             # hidden history took the page: look further back (as Synapse does)
@@ -205,13 +209,20 @@ class RoomSections:
                                            ctx.wanted_in_timeline)
         # hidden history is a gap too: the client may paginate into it
         return Timeline(visible[-limit:],
-                        timeline.limited or len(visible) != len(timeline.events))
+                        timeline.limited or len(visible) != len(timeline.events),
+                        memberships)
 
     async def _timeline_body(self, actor: Any, ctx: SyncContext, rng: RoomRange,
                              timeline: Timeline) -> dict[str, Any]:
+        memberships = dict(timeline.memberships or {})
+        unknown = [e for e in timeline.events if e.event_id not in memberships]
+        if unknown:
+            memberships.update(await self._visibility.memberships_at(
+                actor, ctx.user_id, unknown))
         body: dict[str, Any] = {
             "events": await self._serialize(actor, ctx, timeline.events,
-                                            with_prev_content=True),
+                                            with_prev_content=True,
+                                            memberships=memberships),
             "limited": timeline.limited,
         }
         if timeline.events:
@@ -330,7 +341,10 @@ class RoomSections:
             threads=ctx.sync_filter.timeline.unread_thread_notifications)
 
     async def _serialize(self, actor: Any, ctx: SyncContext, events: list[PDU], *,
-                         with_prev_content: bool = False) -> list[dict[str, Any]]:
+                         with_prev_content: bool = False,
+                         memberships: Mapping[str, str] | None = None
+                         ) -> list[dict[str, Any]]:
         return await self._serializer.serialize(
             actor, events, user_id=ctx.user_id, scope=ctx.txn_scope,
-            sync_filter=ctx.sync_filter, with_prev_content=with_prev_content)
+            sync_filter=ctx.sync_filter, with_prev_content=with_prev_content,
+            memberships=memberships)

@@ -4,13 +4,13 @@ On top of ``homeserver.events.client_format.serialize_event`` this adds what nee
 reads: ``unsigned.transaction_id`` for events the requesting device sent (spec:
 "Transaction identifiers": only the sending device sees it), ``unsigned.prev_content``
 / ``replaces_state`` for state events of the timeline, ``unsigned.redacted_because``,
-and the filter's ``event_format`` / ``event_fields``. Sync events carry no ``room_id``
+``unsigned.membership`` for timeline events (MSC4115), and the filter's ``event_format`` / ``event_fields``. Sync events carry no ``room_id``
 (spec: ``ClientEventWithoutRoomID``).
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from homeserver.errors import NotFound
 from homeserver.events.client_format import serialize_event
@@ -25,8 +25,11 @@ class EventSerializer:
     async def serialize(self, actor: Any, events: Sequence[PDU], *, user_id: str,
                         scope: str | None, sync_filter: SyncFilter,
                         with_prev_content: bool = False,
-                        include_room_id: bool = False) -> list[dict[str, Any]]:
-        """Serialize ``events`` of one room for ``user_id``'s device ``scope``."""
+                        include_room_id: bool = False,
+                        memberships: Mapping[str, str] | None = None
+                        ) -> list[dict[str, Any]]:
+        """Serialize ``events`` of one room for ``user_id``'s device ``scope``;
+        ``memberships``: event ID → ``unsigned.membership`` (MSC4115)."""
         if not events:
             return []
         if sync_filter.event_format == "federation":
@@ -45,6 +48,8 @@ class EventSerializer:
                 prev_sender=prev.sender if prev is not None else None,
                 replaces_state=prev.event_id if prev is not None else None,
                 redacted_because=because, include_room_id=include_room_id)
+            if memberships is not None and pdu.event_id in memberships:
+                event.setdefault("unsigned", {})["membership"] = memberships[pdu.event_id]
             if sync_filter.event_fields is not None:
                 event = apply_event_fields(event, sync_filter.event_fields)
             result.append(event)

@@ -10,7 +10,7 @@ so it is asked for enough extra events to cover whatever lies above ``upper``.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 from homeserver.events.pdu import PDU
 
@@ -23,6 +23,9 @@ class Timeline:
     events: list[PDU]
     #: events of the range were left out (the client sees a gap; spec: ``limited``)
     limited: bool
+    #: event ID → the user's membership at it (``unsigned.membership``), as far as
+    #: known while loading; the rest is worked out when serializing
+    memberships: Mapping[str, str] | None = None
 
 
 def seq_of(event: PDU) -> int:

@@ -9,7 +9,10 @@ from twisted.trial import unittest
 
 from homeserver.client_api.uia import AuthRequired, UiaSessions, UserInteractiveAuth, dummy_stage
 from homeserver.errors import MatrixError
+from tests.client_api.e2e_helpers import cross_signing_key, device_keys
 from tests.client_api.harness import ServerTestCase, q, password_auth
+from tests.client_api.sync_helpers import SyncTestCase
+from tests.client_api.test_notifications import pusher
 
 V3 = "/_matrix/client/v3"
 _FAST = {"per_second": 100000, "burst_count": 1000000}
@@ -239,3 +242,57 @@ class UiaSessionTests(unittest.TestCase):
         self.assertEqual(len(self.sessions), 3)
         self.assertIsNone(self.sessions.get(sids[0]))
         self.assertIsNotNone(self.sessions.get(sids[3]))
+
+
+class DeactivationDataTests(SyncTestCase):
+    """What deactivation removes besides the account's devices (as Synapse's
+    DeactivateAccountHandler): end-to-end keys, cross-signing keys, key backups,
+    pushers, push rules."""
+
+    async def test_keys_pushers_and_rules_go(self):
+        """After deactivation a room mate's key query finds no device or master key
+        of the user, the room mate's sync lists the user's device list, and the
+        backups, pushers and push rules are gone from the stores."""
+        alice_id, alice = await self.register("alice", device_id="A1")
+        _, bob = await self.register("bob")
+        room_id = await self.create_room(bob, preset="public_chat")
+        await self.join(alice, room_id)
+        keys, _ = device_keys(alice_id, "A1")
+        await self.ok("POST", V3 + "/keys/upload", {
+            "device_keys": keys, "one_time_keys": {"signed_curve25519:K": {"key": "k"}}},
+            token=alice)
+        master, master_key = cross_signing_key(alice_id, "master")
+        ssk, _ = cross_signing_key(alice_id, "self_signing", master_key)
+        await self.ok("POST", V3 + "/keys/device_signing/upload",
+                      {"master_key": master, "self_signing_key": ssk,
+                       "auth": password_auth("alice")}, token=alice)
+        await self.ok("POST", V3 + "/room_keys/version",
+                      {"algorithm": "m.megolm_backup.v1.curve25519-aes-sha2",
+                       "auth_data": {"public_key": "pk"}}, token=alice)
+        await self.ok("POST", V3 + "/pushers/set", pusher(), token=alice)
+        await self.ok("PUT", f"{V3}/pushrules/global/room/{q(room_id)}",
+                      {"actions": ["dont_notify"]}, token=alice)
+        query = {"device_keys": {alice_id: []}}
+        before = await self.ok("POST", V3 + "/keys/query", query, token=bob)
+        self.assertIn("A1", before["device_keys"][alice_id])
+        self.assertIn(alice_id, before["master_keys"])
+        since = (await self.sync_ok(bob))["next_batch"]
+
+        await self.ok("POST", V3 + "/account/deactivate",
+                      {"auth": password_auth("alice")}, token=alice)
+
+        after = await self.ok("POST", V3 + "/keys/query", query, token=bob)
+        self.assertEqual(after["device_keys"].get(alice_id, {}), {})
+        self.assertNotIn(alice_id, after.get("master_keys", {}))
+        self.assertNotIn(alice_id, after.get("self_signing_keys", {}))
+        lists = (await self.sync_ok(bob, since=since))["device_lists"]
+        self.assertIn(alice_id, lists["changed"] + lists["left"])
+        store = self.c["store"]
+        counts = await store.e2e_keys.key_counts(alice_id, "A1")
+        self.assertEqual(sum(counts.one_time_keys.values()), 0)
+        self.assertIsNone(await store.key_backups.get_version(alice_id))
+        self.assertEqual(await store.pushers.for_users([alice_id]), [])
+        self.assertIsNone(await store.push_rules.get_changes(alice_id))
+        self.assertIsNone(await store.account_data.get_account_data(alice_id,
+                                                                    "m.push_rules"))
+        self.assertEqual(await store.cross_signing.get_keys([alice_id]), {})

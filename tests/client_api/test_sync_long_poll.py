@@ -110,3 +110,41 @@ class LongPollTests(SyncTestCase):
         while self.c["notifier"].listener_count:
             await task.deferLater(self.reactor, 0.005, lambda: None)
         self.assertEqual(self.c["notifier"].listener_count, 0)
+
+    async def test_device_changes_wake_room_mates(self):
+        """A room mate's new login, device rename and logout (device deletion) each
+        wake a waiting sync, which lists them in device_lists.changed (spec:
+        "Tracking the device list for a user"); a stranger's syncs stay asleep."""
+        _, alice = await self.register("alice")
+        bob_id, bob = await self.register("bob", device_id="B1")
+        _, carol = await self.register("carol")
+        room_id = await self.create_room(alice, preset="public_chat")
+        await self.join(bob, room_id)
+        carol_pending = self._poll(carol, (await self.sync_ok(carol))["next_batch"])
+        await self._waiting()
+        login = {"type": "m.login.password", "password": "correct horse",
+                 "identifier": {"type": "m.id.user", "user": "bob"}, "device_id": "B2"}
+
+        tokens = {}
+
+        async def new_login():
+            tokens["B2"] = (await self.ok("POST", V3 + "/login", login))["access_token"]
+
+        actions = [
+            new_login,
+            lambda: self.ok("PUT", V3 + "/devices/B2", {"display_name": "tablet"},
+                            token=bob),
+            lambda: self.ok("POST", V3 + "/logout", {}, token=tokens["B2"]),
+        ]
+        since = (await self.sync_ok(alice))["next_batch"]
+        for action in actions:
+            pending = self._poll(alice, since)
+            await self._waiting(2)
+            await action()
+            body = await pending
+            self.assertEqual(body["device_lists"]["changed"], [bob_id])
+            since = body["next_batch"]
+        self.assertFalse(carol_pending.called)
+        carol_pending.cancel()
+        with self.assertRaises(ResponseNeverReceived):
+            await carol_pending

@@ -128,8 +128,9 @@ class UpgradeTests(_UpgradeCase):
         self.assertError(await self.upgrade(alice_tok, room_id, {"new_version": 12}), 400,
                          "M_BAD_JSON")
 
-    async def test_tags_follow_on_join(self):
-        """A member's tags on the old room are copied when they join the new one."""
+    async def test_tags_follow_upgrade(self):
+        """A member's tags on the old room are copied at the upgrade (and are there
+        when they join the new one)."""
         _, alice_tok = await self.register("alice")
         bob, bob_tok = await self.register("bob")
         old = await self.create_room(alice_tok, visibility="public")
@@ -137,6 +138,8 @@ class UpgradeTests(_UpgradeCase):
         await self.c["store"].account_data.add_tag(bob, old, "m.favourite", {"order": 0.5})
         _, resp = await self.upgrade(alice_tok, old, {"new_version": "12"})
         new = resp["replacement_room"]
+        tags = await self.c["store"].account_data.get_tags_for_room(bob, new)
+        self.assertEqual(tags, {"m.favourite": {"order": 0.5}})
         await self.join(bob_tok, new)
         tags = await self.c["store"].account_data.get_tags_for_room(bob, new)
         self.assertEqual(tags, {"m.favourite": {"order": 0.5}})
@@ -315,9 +318,10 @@ class SytestUpgradeTests(_UpgradeCase):
                          power)
 
     async def test_settings_copiers(self):
-        """Copiers added with ``add_settings_copier`` (room push rules, once served)
-        run for the upgrader at the upgrade and for a member on joining the new room;
-        one that fails stops neither the others nor the join."""
+        """Copiers added with ``add_settings_copier`` run at the upgrade for every
+        joined local member (the upgrader first), as Synapse's
+        transfer_room_state_on_room_upgrade, not again on joining; one that fails
+        stops neither the others nor the upgrade."""
         alice, tok = await self.register("alice")
         bob, bob_tok = await self.register("bob")
         old = await self.create_room(tok, preset="public_chat")
@@ -334,9 +338,41 @@ class SytestUpgradeTests(_UpgradeCase):
         membership.add_settings_copier(broken)
         membership.add_settings_copier(record)
         new = await self.upgrade_ok(tok, old)
-        await self.join(bob_tok, new)
         self.assertEqual(calls, [(alice, old, new), (bob, old, new)])
+        await self.join(bob_tok, new)
+        self.assertEqual(len(calls), 2)
         self.flushLoggedErrors(RuntimeError)
+
+    async def test_push_rules_follow_upgrade(self):
+        """sytest "local user has push rules copied to upgraded room": each local
+        member's enabled room rule and room_id override are copied for the new
+        room (under its ID) at the upgrade, before they join it; disabled ones and
+        non-members' are not."""
+        _, tok = await self.register("alice")
+        _, bob_tok = await self.register("bob")
+        _, carol_tok = await self.register("carol")
+        old = await self.create_room(tok, preset="public_chat")
+        await self.join(bob_tok, old)
+        rules = V3 + "/pushrules/global"
+        override = {"conditions": [{"kind": "event_match", "key": "room_id",
+                                    "pattern": old}], "actions": []}
+        for token in (tok, bob_tok, carol_tok):
+            await self.ok("PUT", f"{rules}/room/{q(old)}", {"actions": ["dont_notify"]},
+                          token=token)
+        await self.ok("PUT", f"{rules}/override/quiet", override, token=bob_tok)
+        await self.ok("PUT", f"{rules}/room/{q(old)}/enabled", {"enabled": False},
+                      token=bob_tok)
+        new = await self.upgrade_ok(tok, old)
+
+        self.assertEqual((await self.ok("GET", f"{rules}/room/{q(new)}", token=tok))
+                         ["actions"], ["dont_notify"])
+        copied = await self.ok("GET", f"{rules}/override/{q(new)}", token=bob_tok)
+        self.assertEqual(copied["conditions"], [{"kind": "event_match", "key": "room_id",
+                                                 "pattern": new}])
+        self.assertError(await self.request("GET", f"{rules}/room/{q(new)}",
+                                            token=bob_tok), 404, "M_NOT_FOUND")
+        self.assertError(await self.request("GET", f"{rules}/room/{q(new)}",
+                                            token=carol_tok), 404, "M_NOT_FOUND")
 
     async def test_uncopyable_state_writes_nothing(self):
         """A v5 room whose topic holds a float cannot become v10 (strict canonical

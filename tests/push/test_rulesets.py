@@ -104,3 +104,45 @@ class RulesetTests(unittest.TestCase):
         shown = rulesets.for_client(rulesets.ruleset(ALICE, c))["sender"][0]
         self.assertNotIn("conditions", shown)
         self.assertFalse(shown["default"])
+
+
+class CopyRoomRulesTests(unittest.TestCase):
+    OLD, NEW = "!old:example.org", "!new:example.org"
+
+    def test_room_and_override_rules_follow(self):
+        """Enabled rules naming the old room (a room rule, an override matching its
+        room_id) are copied under the new room's ID with their conditions renamed."""
+        c = rulesets.put_rule(None, "room", self.OLD, {"actions": ["dont_notify"]})
+        c = rulesets.put_rule(c, "override", "quiet", {
+            "conditions": [{"kind": "event_match", "key": "room_id", "pattern": self.OLD},
+                           {"kind": "event_match", "key": "type", "pattern": "m.x"}],
+            "actions": []})
+        c = rulesets.put_rule(c, "override", "other", {
+            "conditions": [{"kind": "event_match", "key": "room_id", "pattern": "!b:x"}],
+            "actions": []})
+        copied = rulesets.copy_room_rules(c, self.OLD, self.NEW)
+        rules = rulesets.ruleset(ALICE, copied)
+        self.assertEqual(ids(copied, "room")[:2], [self.NEW, self.OLD])
+        self.assertEqual(rules["room"][0]["actions"], ["dont_notify"])
+        new_override = rulesets.find_rule(rules, "override", self.NEW)
+        self.assertEqual(new_override["conditions"], [
+            {"kind": "event_match", "key": "room_id", "pattern": self.NEW},
+            {"kind": "event_match", "key": "type", "pattern": "m.x"}])
+        self.assertIn("quiet", ids(copied, "override"))
+        self.assertIn("other", ids(copied, "override"))
+        self.assertEqual(rulesets.find_rule(rules, "override", "quiet")["conditions"][0]
+                         ["pattern"], self.OLD)  # the original is untouched
+
+    def test_nothing_to_copy(self):
+        """No rules, disabled rules and rules about other rooms copy nothing."""
+        self.assertIsNone(rulesets.copy_room_rules(None, self.OLD, self.NEW))
+        c = rulesets.put_rule(None, "room", self.OLD, {"actions": []})
+        c = rulesets.set_enabled(c, ALICE, "room", self.OLD, {"enabled": False})
+        c = rulesets.put_rule(c, "room", "!else:x", {"actions": []})
+        self.assertIsNone(rulesets.copy_room_rules(c, self.OLD, self.NEW))
+
+    def test_existing_rule_kept(self):
+        """A rule the user already has for the new room is not overwritten."""
+        c = rulesets.put_rule(None, "room", self.OLD, {"actions": ["dont_notify"]})
+        c = rulesets.put_rule(c, "room", self.NEW, {"actions": ["notify"]})
+        self.assertIsNone(rulesets.copy_room_rules(c, self.OLD, self.NEW))

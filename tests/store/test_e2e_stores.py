@@ -6,6 +6,7 @@ from __future__ import annotations
 from twisted.internet import defer
 from twisted.trial import unittest
 
+from homeserver.store.cross_signing import Signature
 from homeserver.store.key_backups import RoomKey
 from homeserver.store.outbox import (DEVICE_LIST_UPDATE, DIRECT_TO_DEVICE,
                                      SIGNING_KEY_UPDATE, OutboxEntry)
@@ -79,6 +80,46 @@ class E2eStoreTests(StoreTests):
         self.assertEqual((changed, again), (True, False))
         self.assertEqual(await self.store.devices.users_with_device_list_changes(0),
                          {ALICE})
+
+    async def test_delete_user(self) -> None:
+        """Deactivation's deletes: every key of the user (the count cache too), their
+        cross-signing keys and the signatures by or of them (bumping the device list
+        once), their backups (versions marked deleted); others' data stays."""
+        keys = {"user_id": ALICE, "device_id": "D", "keys": {"ed25519:D": "x"}}
+        await self.store.e2e_keys.upload(ALICE, "D", keys, {"signed_curve25519:a": {}}, {})
+        await self.store.e2e_keys.upload(BOB, "B", None, {"signed_curve25519:b": {}}, {})
+        self.assertEqual((await self.store.e2e_keys.key_counts(ALICE, "D")).one_time_keys,
+                         {"signed_curve25519": 1})
+        cs = self.store.cross_signing
+        await cs.set_keys(ALICE, {"master": {"keys": {}}})
+        await cs.set_keys(BOB, {"master": {"keys": {}}})
+        await cs.add_signatures([Signature(ALICE, "usk", BOB, "bm", "s1"),
+                                 Signature(BOB, "usk", ALICE, "am", "s2"),
+                                 Signature(BOB, "usk", BOB, "B", "s3")], {})
+        backups = self.store.key_backups
+        version = await backups.create_version(ALICE, "alg", {"public_key": "pk"})
+        other = await backups.create_version(BOB, "alg", {})
+        before = (await self.store.current_positions())["device_lists"]
+
+        await self.store.e2e_keys.delete_user(ALICE)
+        self.assertTrue(await cs.delete_user(ALICE))
+        self.assertFalse(await cs.delete_user(ALICE))
+        await backups.delete_user(ALICE)
+
+        self.assertEqual((await self.store.e2e_keys.key_counts(ALICE, "D")).one_time_keys,
+                         {"signed_curve25519": 0})
+        self.assertEqual(await self.store.e2e_keys.get_device_keys({ALICE: None}), {})
+        self.assertEqual((await self.store.e2e_keys.key_counts(BOB, "B")).one_time_keys,
+                         {"signed_curve25519": 1})
+        self.assertEqual(list(await cs.get_keys([ALICE, BOB])), [BOB])
+        self.assertEqual(await cs.signatures_of([(BOB, "bm"), (ALICE, "am"), (BOB, "B")]),
+                         await cs.signatures_of([(BOB, "B")]))
+        self.assertEqual(await self.store.devices.users_with_device_list_changes(before),
+                         {ALICE})
+        self.assertIsNone(await backups.get_version(ALICE))
+        self.assertIsNone(await backups.get_version(ALICE, version))
+        self.assertEqual((await backups.get_version(BOB)).version, other)
+        self.assertEqual(await backups.create_version(ALICE, "alg", {}), version + 1)
 
 
 E2eStoreTestsSQLite, E2eStoreTestsPostgres = on_both_backends(E2eStoreTests)

@@ -82,5 +82,24 @@ class PushStoreTests(StoreTests):
         self.assertEqual([a[0] for a in await progress.announced_after("!r:x", 0, 8, 2)],
                          [7, 8])
 
+    async def test_delete_user(self) -> None:
+        """Deactivation's deletes: the user's rule changes with their m.push_rules
+        account data, and all their pushers; other users keep theirs."""
+        rules = self.store.push_rules
+        for user in (ALICE, BOB):
+            await rules.set_changes(user, {"custom": {}, "defaults": {}}, {"global": {}})
+            for key in ("k1", "k2"):
+                await self.store.pushers.set(Pusher(user, "app", f"{user}{key}", "http",
+                                                    "A", "D", None, "en", {}, 1),
+                                             append=True)
+        await rules.delete_user(ALICE)
+        self.assertEqual(await self.store.pushers.delete_user(ALICE), 2)
+        self.assertEqual(await rules.get_many([ALICE, BOB]),
+                         {ALICE: None, BOB: {"custom": {}, "defaults": {}}})
+        self.assertIsNone(await self.store.account_data.get_account_data(
+            ALICE, "m.push_rules"))
+        self.assertEqual([p.user_id for p in await self.store.pushers.for_users(
+            [ALICE, BOB])], [BOB, BOB])
+
 
 PushStoreTestsSQLite, PushStoreTestsPostgres = on_both_backends(PushStoreTests)
