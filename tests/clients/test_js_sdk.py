@@ -46,6 +46,11 @@ class JsSdkScenarios(unittest.TestCase):
         self-signing key is seen cross-signed by the first, itself and another user."""
         self._scenario("cross_signing.mjs")
 
+    def test_sas_verification(self):
+        """A new device asks to be verified; the first device accepts, both run SAS
+        (emoji) over to-device and confirm, and each then trusts the other by cross-signing."""
+        self._scenario("sas_verification.mjs")
+
     def test_key_backup(self):
         """A key backup made by one device is restored by a new login with the recovery
         key, which then decrypts the old messages."""
