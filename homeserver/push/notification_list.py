@@ -8,10 +8,9 @@ from __future__ import annotations
 from typing import Any
 
 from homeserver.errors import InvalidParam, NotFound
-from homeserver.sync.timeline import seq_of
+from homeserver.sync.unread import MAIN, receipt_read_seq
 
 MAX_LIMIT = 100
-_READ_TYPES = ("m.read", "m.read.private")
 
 
 class NotificationList:
@@ -56,12 +55,7 @@ class NotificationList:
         return body
 
     async def _read_seq(self, actor: Any, user_id: str, thread_id: str | None) -> int:
-        best = 0
-        for thread in (None, thread_id or "main"):
-            for receipt_type in _READ_TYPES:
-                receipt = await self._receipts.get_receipt(actor.room_id, receipt_type,
-                                                           user_id, thread_id=thread)
-                event = await actor.get_event(receipt.event_id) if receipt else None
-                if event is not None:
-                    best = max(best, seq_of(event))
-        return best
+        """The later of the unthreaded read point and the event's thread's (as the
+        unread counts have it)."""
+        return max([await receipt_read_seq(self._receipts, actor, user_id, thread)
+                    for thread in (None, thread_id or MAIN)])

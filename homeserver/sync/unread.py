@@ -49,6 +49,20 @@ def _counts(rows: Iterable[Notification]) -> dict[str, int]:
             "highlight_count": sum(1 for r in rows if r.highlight)}
 
 
+async def receipt_read_seq(receipts: Any, actor: Any, user_id: str,
+                           thread: str | None) -> int:
+    """The room seq of the further of the user's ``m.read`` and ``m.read.private``
+    receipts in ``thread`` (None: the unthreaded receipt), or 0 without one."""
+    best = 0
+    for receipt_type in READ_TYPES:
+        receipt = await receipts.get_receipt(actor.room_id, receipt_type, user_id,
+                                             thread_id=thread)
+        event = await actor.get_event(receipt.event_id) if receipt else None
+        if event is not None:
+            best = max(best, seq_of(event))
+    return best
+
+
 class UnreadCounter:
     def __init__(self, notifications: Any = None, receipts: Any = None,
                  evaluation: Any = None) -> None:
@@ -122,14 +136,7 @@ class UnreadCounter:
         return UnreadCounts(_counts(unread.get(MAIN, [])), per_thread)
 
     async def _thread_read_seq(self, actor: Any, user_id: str, thread: str) -> int:
-        best = 0
-        for receipt_type in READ_TYPES:
-            receipt = await self._receipts.get_receipt(actor.room_id, receipt_type,
-                                                       user_id, thread_id=thread)
-            event = await actor.get_event(receipt.event_id) if receipt else None
-            if event is not None:
-                best = max(best, seq_of(event))
-        return best
+        return await receipt_read_seq(self._receipts, actor, user_id, thread)
 
     async def _rows(self, room_id: str, user_id: str,
                     read_seq: int) -> dict[int, Notification]:
