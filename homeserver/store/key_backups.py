@@ -118,6 +118,17 @@ class WrongVersion(Exception):
         self.current = current
 
 
+def _narrowed(stmt: Any, user_id: str, version: int, room_id: str | None,
+              session_id: str | None) -> Any:
+    """``stmt`` limited to one version's keys, of one room and one session if given."""
+    stmt = stmt.where(_k.user_id == user_id, _k.version == version)
+    if room_id is not None:
+        stmt = stmt.where(_k.room_id == room_id)
+    if session_id is not None:
+        stmt = stmt.where(_k.session_id == session_id)
+    return stmt
+
+
 class KeyBackups:
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -229,12 +240,8 @@ class KeyBackups:
         def txn(conn: Connection) -> dict[str, dict[str, RoomKey]]:
             if _version_row(conn, user_id, version) is None:
                 raise NoBackup(version)
-            stmt = sa.select(room_key_backup_keys).where(
-                _k.user_id == user_id, _k.version == version)
-            if room_id is not None:
-                stmt = stmt.where(_k.room_id == room_id)
-            if session_id is not None:
-                stmt = stmt.where(_k.session_id == session_id)
+            stmt = _narrowed(sa.select(room_key_backup_keys), user_id, version, room_id,
+                             session_id)
             out: dict[str, dict[str, RoomKey]] = {}
             for row in conn.execute(stmt.order_by(_k.room_id, _k.session_id)):
                 out.setdefault(row.room_id, {})[row.session_id] = _key(row)
@@ -250,12 +257,8 @@ class KeyBackups:
             row = _version_row(conn, user_id, version)
             if row is None:
                 raise NoBackup(version)
-            stmt = sa.delete(room_key_backup_keys).where(
-                _k.user_id == user_id, _k.version == version)
-            if room_id is not None:
-                stmt = stmt.where(_k.room_id == room_id)
-            if session_id is not None:
-                stmt = stmt.where(_k.session_id == session_id)
+            stmt = _narrowed(sa.delete(room_key_backup_keys), user_id, version, room_id,
+                             session_id)
             etag = row.etag
             if conn.execute(stmt).rowcount:
                 etag += 1

@@ -13,37 +13,14 @@ from __future__ import annotations
 import json
 
 import nio
-from twisted.trial import unittest
 
 from tests.client_api.e2e_helpers import device_keys
-from tests.e2e.harness import ServerProcess, as_deferred
+from tests.e2e.harness import as_deferred
+from tests.e2e.nio_case import NioServerTestCase
 
 
-class NioE2ee(unittest.TestCase):
+class NioE2ee(NioServerTestCase):
     timeout = 180
-
-    def setUp(self):
-        self.server = ServerProcess()
-        self.server.start()
-        self.addCleanup(self.server.stop)
-        self.clients: list[nio.AsyncClient] = []
-
-    def tearDown(self):
-        return as_deferred(self._close())
-
-    async def _close(self):
-        for client in self.clients:
-            await client.close()
-
-    def client(self, user: str) -> nio.AsyncClient:
-        c = nio.AsyncClient(self.server.base_url, user)
-        self.clients.append(c)
-        return c
-
-    async def _ok(self, coro, kind):
-        resp = await coro
-        self.assertIsInstance(resp, kind, f"{resp!r}")
-        return resp
 
     async def _raw(self, client: nio.AsyncClient, method: str, path: str,
                    body: dict | None = None) -> dict:

@@ -12,36 +12,13 @@ from __future__ import annotations
 import asyncio
 
 import nio
-from twisted.trial import unittest
 
-from tests.e2e.harness import ServerProcess, as_deferred
+from tests.e2e.harness import as_deferred
+from tests.e2e.nio_case import NioServerTestCase
 
 
-class NioScenario(unittest.TestCase):
+class NioScenario(NioServerTestCase):
     timeout = 300
-
-    def setUp(self):
-        self.server = ServerProcess()
-        self.server.start()
-        self.addCleanup(self.server.stop)
-        self.clients: list[nio.AsyncClient] = []
-
-    def tearDown(self):
-        return as_deferred(self._close_clients())
-
-    async def _close_clients(self):
-        for client in self.clients:
-            await client.close()
-
-    def client(self, user: str) -> nio.AsyncClient:
-        c = nio.AsyncClient(self.server.base_url, user)
-        self.clients.append(c)
-        return c
-
-    async def _ok(self, coro, kind):
-        resp = await coro
-        self.assertIsInstance(resp, kind, f"{resp!r}")
-        return resp
 
     async def _sync_until(self, client, predicate, since, rounds=20):
         """Incremental syncs until predicate(resp) is true; returns (matched, token)."""
