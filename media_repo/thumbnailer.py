@@ -20,11 +20,29 @@ The spec's rules this module keeps:
 from __future__ import annotations
 
 import io
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from PIL import Image, ImageSequence
+
+# Picking among stored thumbnails needs no Pillow; it lives in its own module and is
+# re-exported so the thumbnail API is one import.
+from media_repo.thumbnail_choice import METHODS, Available, choose
+
+__all__ = [
+    "DEFAULT_SIZES",
+    "MAX_ANIMATED_FRAMES",
+    "THUMBNAILABLE_TYPES",
+    "Available",
+    "ImageInfo",
+    "Rendered",
+    "ThumbnailError",
+    "choose",
+    "output_type_for",
+    "probe",
+    "render",
+    "render_all",
+]
 
 # The sizes the spec says servers SHOULD produce (also Synapse's defaults).
 DEFAULT_SIZES: tuple[tuple[int, int, str], ...] = (
@@ -34,8 +52,6 @@ DEFAULT_SIZES: tuple[tuple[int, int, str], ...] = (
     (640, 480, "scale"),
     (800, 600, "scale"),
 )
-
-METHODS = frozenset({"crop", "scale"})
 
 # Pillow format name for each content type we decode. Kept to the four web formats, as
 # Synapse does: every decoder we let Pillow run on uploaded bytes is attack surface, and
@@ -117,16 +133,6 @@ class Rendered:
     height: int
 
 
-@dataclass(frozen=True)
-class Available:
-    """A thumbnail that already exists (stored) and could be served."""
-
-    width: int
-    height: int
-    method: str
-    content_type: str
-
-
 def probe(path: str, *, max_pixels: int) -> ImageInfo:
     """Read the image header at ``path`` (no pixel decoding).
 
@@ -192,12 +198,7 @@ def render(
     truncated, corrupt); ValueError for a bad ``method``, size or ``output_type`` (the
     caller's bug: they are checked at the HTTP edge).
     """
-    if method not in METHODS:
-        raise ValueError(f"unknown thumbnail method {method!r}")
-    if width < 1 or height < 1:
-        raise ValueError(f"bad thumbnail size {width}x{height}")
-    if output_type not in _ENCODER_BY_TYPE:
-        raise ValueError(f"cannot write thumbnails as {output_type!r}")
+    _check_request(width, height, method, output_type)
     with _open(src_path, max_pixels) as img:
         try:
             return _render_open(
@@ -211,68 +212,43 @@ def render(
             raise ThumbnailError(f"cannot thumbnail: {e}") from e
 
 
-def choose(
-    available: Sequence[Available],
-    width: int,
-    height: int,
-    method: str,
+def render_all(
+    src_path: str,
+    sizes: Sequence[tuple[int, int, str]],
+    output_type: str,
     *,
-    accepts_webp: bool = True,
-) -> Available | None:
-    """Pick the stored thumbnail to serve for a ``width`` x ``height`` ``method`` request.
+    max_pixels: int,
+) -> list[Rendered]:
+    """Still thumbnails of every ``(width, height, method)`` in ``sizes`` (e.g.
+    DEFAULT_SIZES), in that order, decoding the source once.
 
-    The spec: the requested size is the minimum the client wants; never return a smaller
-    thumbnail unless the content makes it impossible. So:
-
-    1. WebP candidates are dropped unless the client accepts WebP. Candidates made with
-       the requested method are used; if there are none, those of the other method.
-    2. "Big enough" for crop: at least width x height in both dimensions (the client
-       scales it down into the box). For scale: at least as wide OR at least as tall as
-       the box, since a scale thumbnail has the source's aspect ratio and letterboxing it
-       into the box needs no upscaling exactly when one dimension reaches the box (Synapse
-       uses the same "or"; "both" would skip a 320x180 thumbnail that fills 320x240).
-    3. Among big-enough ones: for crop, the closest aspect ratio to the request first, then
-       the smallest; for scale, the smallest.
-    4. If none is big enough: the largest (for crop, closest aspect first), since the
-       source itself must be small or the request beyond the stored sizes.
-    5. Ties go to WebP when accepted (smaller bytes), then to the earlier candidate.
-
-    The caller filters by animation (animated thumbnails only when ``animated=true`` was
-    asked). Returns None when there is no candidate at all.
+    The same as calling ``render`` (animated=False) for each size, but a big JPEG is
+    decoded a single time (at the reduced scale the largest size allows) instead of once
+    per size, which is most of the cost; see bench/thumbnails.py. Errors as ``render``.
     """
-    if method not in METHODS:
-        raise ValueError(f"unknown thumbnail method {method!r}")
-    pool = [a for a in available if accepts_webp or a.content_type != "image/webp"]
-    same = [a for a in pool if a.method == method]
-    candidates = same or pool
-    if not candidates:
-        return None
-
-    def aspect_error(a: Available) -> float:
-        return abs(math.log((a.width * height) / (a.height * width)))
-
-    def type_rank(a: Available) -> int:
-        return 0 if accepts_webp and a.content_type == "image/webp" else 1
-
-    if method == "crop":
-        big = [a for a in candidates if a.width >= width and a.height >= height]
-    else:
-        big = [a for a in candidates if a.width >= width or a.height >= height]
-    if big:
-        if method == "crop":
-            return min(
-                big, key=lambda a: (aspect_error(a), a.width * a.height, type_rank(a))
-            )
-        return min(big, key=lambda a: (a.width * a.height, type_rank(a)))
-    if method == "crop":
-        return min(
-            candidates,
-            key=lambda a: (aspect_error(a), -a.width * a.height, type_rank(a)),
-        )
-    return min(candidates, key=lambda a: (-a.width * a.height, type_rank(a)))
+    for width, height, method in sizes:
+        _check_request(width, height, method, output_type)
+    if not sizes:
+        return []
+    with _open(src_path, max_pixels) as img:
+        try:
+            return _render_all_open(img, sizes, output_type)
+        except ThumbnailError:
+            raise
+        except Exception as e:  # see render
+            raise ThumbnailError(f"cannot thumbnail: {e}") from e
 
 
 # --- internals -------------------------------------------------------------------------
+
+
+def _check_request(width: int, height: int, method: str, output_type: str) -> None:
+    if method not in METHODS:
+        raise ValueError(f"unknown thumbnail method {method!r}")
+    if width < 1 or height < 1:
+        raise ValueError(f"bad thumbnail size {width}x{height}")
+    if output_type not in _ENCODER_BY_TYPE:
+        raise ValueError(f"cannot write thumbnails as {output_type!r}")
 
 
 def _open(path: str, max_pixels: int) -> Image.Image:
@@ -357,6 +333,32 @@ def _crop_plan(
     return (rw, rh), (left, top, left + cw, top + ch)
 
 
+def _plan(
+    img: Image.Image, orientation: int, width: int, height: int, method: str
+) -> tuple[tuple[int, int], tuple[int, int, int, int] | None]:
+    """(size to resize the stored image to, box to crop from that or None).
+
+    Sizing and cropping happen in the stored (unrotated) frame and only the small result
+    is transposed: a centred crop commutes with the rotation, and rotating a thumbnail
+    is cheap. So an upright request is turned into a stored-frame one here.
+    """
+    if orientation in _SWAPS_AXES:
+        width, height = height, width
+    sw, sh = img.size
+    if method == "scale":
+        return _scale_size(sw, sh, width, height), None
+    return _crop_plan(sw, sh, width, height)
+
+
+def _draft(img: Image.Image, sizes: Sequence[tuple[int, int]]) -> None:
+    """Let a JPEG decode at 1/2, 1/4 or 1/8 scale straight from the DCT, staying at least
+    _REDUCING_GAP times the largest target: most of the cost of a big photo is there."""
+    if img.format == "JPEG":
+        w = max(s[0] for s in sizes)
+        h = max(s[1] for s in sizes)
+        img.draft(None, (int(w * _REDUCING_GAP), int(h * _REDUCING_GAP)))
+
+
 def _render_open(
     img: Image.Image,
     width: int,
@@ -368,17 +370,7 @@ def _render_open(
 ) -> Rendered:
     orientation = _orientation(img)
     transpose = _TRANSPOSE_FOR_ORIENTATION.get(orientation)
-    # Size and crop in the stored (unrotated) frame and transpose the small result: a
-    # centred crop commutes with the rotation, and rotating a thumbnail is cheap.
-    if orientation in _SWAPS_AXES:
-        width, height = height, width
-    sw, sh = img.size
-    if method == "scale":
-        size = _scale_size(sw, sh, width, height)
-        box = None
-    else:
-        size, box = _crop_plan(sw, sh, width, height)
-
+    size, box = _plan(img, orientation, width, height, method)
     if animated and output_type in _ANIMATABLE_OUTPUT_TYPES and getattr(
         img, "is_animated", False
     ):
@@ -388,14 +380,23 @@ def _render_open(
             return _encode_animation(frames, durations, loop, output_type)
         still = frames[0]
     else:
-        if img.format == "JPEG":
-            # Decode at 1/2, 1/4 or 1/8 scale straight from the DCT, staying at least
-            # _REDUCING_GAP times the target: most of the cost of a big photo is here.
-            img.draft(
-                None, (int(size[0] * _REDUCING_GAP), int(size[1] * _REDUCING_GAP))
-            )
+        _draft(img, [size])
         still = _resize(img, size, box, transpose)
     return _encode_still(still, output_type)
+
+
+def _render_all_open(
+    img: Image.Image, sizes: Sequence[tuple[int, int, str]], output_type: str
+) -> list[Rendered]:
+    orientation = _orientation(img)
+    transpose = _TRANSPOSE_FOR_ORIENTATION.get(orientation)
+    plans = [_plan(img, orientation, w, h, m) for w, h, m in sizes]
+    _draft(img, [size for size, _ in plans])
+    decoded = _normalise_mode(img)  # decode (and convert) once for every size
+    return [
+        _encode_still(_resize(decoded, size, box, transpose), output_type)
+        for size, box in plans
+    ]
 
 
 def _animated_frames(
@@ -408,22 +409,24 @@ def _animated_frames(
     """Resized RGBA frames and their durations (ms), within the frame and pixel budget.
 
     Decoding n frames costs as much as one image of n times the pixels, so the
-    decompression-bomb limit applies to the frames' sum.
+    decompression-bomb limit applies to the frames' sum. Each frame's size is read from
+    its header before it is decoded: a GIF frame may be bigger than the logical screen.
     """
-    frame_pixels = img.size[0] * img.size[1]
     frames: list[Image.Image] = []
     durations: list[int] = []
+    decoded = 0
     for frame in ImageSequence.Iterator(img):
+        pixels = frame.size[0] * frame.size[1]
         if frames and (
-            len(frames) >= MAX_ANIMATED_FRAMES
-            or (len(frames) + 1) * frame_pixels > max_pixels
+            len(frames) >= MAX_ANIMATED_FRAMES or decoded + pixels > max_pixels
         ):
             break
+        if pixels > max_pixels:
+            raise ThumbnailError(f"frame of {frame.size} pixels is over the limit")
+        decoded += pixels
         duration = frame.info.get("duration")
         durations.append(int(duration) if duration is not None else _DEFAULT_FRAME_MS)
-        frames.append(
-            _resize(frame.convert("RGBA"), size, box, transpose)
-        )
+        frames.append(_resize(frame.convert("RGBA"), size, box, transpose))
     return frames, durations
 
 

@@ -17,13 +17,12 @@ from media_repo.thumbnailer import (
     DEFAULT_SIZES,
     MAX_ANIMATED_FRAMES,
     THUMBNAILABLE_TYPES,
-    Available,
     ImageInfo,
     ThumbnailError,
-    choose,
     output_type_for,
     probe,
     render,
+    render_all,
 )
 
 LIMIT = 32_000_000  # Synapse's default max_image_pixels
@@ -232,6 +231,38 @@ class SizeTests(_Fixtures):
         self.assertRaises(ValueError, render, p, 10, 10, "stretch", "image/png", max_pixels=LIMIT)
         self.assertRaises(ValueError, render, p, 10, 10, "crop", "image/bmp", max_pixels=LIMIT)
         self.assertRaises(ValueError, render, p, 0, 10, "crop", "image/png", max_pixels=LIMIT)
+
+
+class RenderAllTests(_Fixtures):
+    """render_all makes every size from one decode, as render would one by one."""
+
+    def test_matches_render(self):
+        """Each default size from render_all has render's dimensions and type."""
+        p = self.image("big.jpg", (1600, 1200))
+        together = render_all(p, DEFAULT_SIZES, "image/webp", max_pixels=LIMIT)
+        alone = [render(p, w, h, m, "image/webp", max_pixels=LIMIT) for w, h, m in DEFAULT_SIZES]
+        self.assertEqual(
+            [(r.width, r.height, r.content_type) for r in together],
+            [(r.width, r.height, r.content_type) for r in alone],
+        )
+        for r in together:
+            self.assertEqual(_decode(r.data).size, (r.width, r.height))
+
+    def test_orientation_and_small_source(self):
+        """render_all honours EXIF orientation and never upscales."""
+        p = _oriented_jpeg(self.path("o.jpg"), 6)  # upright 200x400
+        sizes = [(r.width, r.height) for r in render_all(p, DEFAULT_SIZES, "image/png", max_pixels=LIMIT)]
+        self.assertEqual(sizes, [(32, 32), (96, 96), (120, 240), (200, 400), (200, 400)])
+
+    def test_errors(self):
+        """Bad input raises ThumbnailError, a bad size list ValueError, none gives []."""
+        data = _noise_png(300, 300)
+        p = self.write("t.png", data[: len(data) // 2])
+        self.assertRaises(ThumbnailError, render_all, p, DEFAULT_SIZES, "image/png", max_pixels=LIMIT)
+        self.assertRaises(
+            ValueError, render_all, p, [(32, 32, "zoom")], "image/png", max_pixels=LIMIT
+        )
+        self.assertEqual(render_all(p, [], "image/png", max_pixels=LIMIT), [])
 
 
 class OrientationTests(_Fixtures):
@@ -476,81 +507,6 @@ class OutputTypeTests(unittest.TestCase):
     def test_svg_never_thumbnailable(self):
         """SVG is not among the thumbnailable types."""
         self.assertNotIn("image/svg+xml", THUMBNAILABLE_TYPES)
-
-
-def _defaults(w: int, h: int, ctype="image/jpeg") -> list[Available]:
-    """The stored default thumbnails of a 16:9 source of w x h (scale sizes capped)."""
-    out = [Available(32, 32, "crop", ctype), Available(96, 96, "crop", ctype)]
-    for bw, bh in ((320, 240), (640, 480), (800, 600)):
-        sw = min(w, bw)
-        out.append(Available(sw, min(h, round(sw * h / w)), "scale", ctype))
-    return out
-
-
-class ChooseTests(unittest.TestCase):
-    """choose picks the stored thumbnail to serve."""
-
-    def test_crop_smallest_big_enough(self):
-        """A 64x64 crop request gets the 96x96 crop; a 32x32 request the 32x32."""
-        avail = _defaults(1920, 1080)
-        self.assertEqual(choose(avail, 64, 64, "crop"), Available(96, 96, "crop", "image/jpeg"))
-        self.assertEqual(choose(avail, 32, 32, "crop"), Available(32, 32, "crop", "image/jpeg"))
-
-    def test_crop_too_big_gets_largest_crop(self):
-        """A crop request beyond every crop thumbnail gets the largest crop, not a scale."""
-        self.assertEqual(
-            choose(_defaults(1920, 1080), 200, 200, "crop"),
-            Available(96, 96, "crop", "image/jpeg"),
-        )
-
-    def test_crop_aspect_first(self):
-        """For crop, the closest aspect ratio wins over the smaller size."""
-        avail = [Available(120, 120, "crop", "image/png"), Available(200, 100, "crop", "image/png")]
-        self.assertEqual(choose(avail, 100, 50, "crop"), avail[1])
-        self.assertEqual(choose(avail, 100, 100, "crop"), avail[0])
-
-    def test_scale_either_side_reaches(self):
-        """A 320x240 scale request gets 320x180: its width fills the box."""
-        self.assertEqual(
-            choose(_defaults(1920, 1080), 320, 240, "scale"),
-            Available(320, 180, "scale", "image/jpeg"),
-        )
-
-    def test_scale_smallest_big_enough(self):
-        """A 500x300 scale request skips 320x180 and gets 640x360."""
-        self.assertEqual(
-            choose(_defaults(1920, 1080), 500, 300, "scale"),
-            Available(640, 360, "scale", "image/jpeg"),
-        )
-
-    def test_scale_too_big_gets_largest(self):
-        """A 2000x2000 scale request gets the largest, 800x450."""
-        self.assertEqual(
-            choose(_defaults(1920, 1080), 2000, 2000, "scale"),
-            Available(800, 450, "scale", "image/jpeg"),
-        )
-
-    def test_other_method_when_none_match(self):
-        """With only crop thumbnails stored, a scale request gets one of them."""
-        avail = [Available(32, 32, "crop", "image/png"), Available(96, 96, "crop", "image/png")]
-        self.assertEqual(choose(avail, 64, 64, "scale"), avail[1])
-
-    def test_webp_filtered_unless_accepted(self):
-        """WebP thumbnails are never chosen for a client that does not accept WebP."""
-        avail = [Available(96, 96, "crop", "image/webp"), Available(32, 32, "crop", "image/png")]
-        self.assertEqual(choose(avail, 64, 64, "crop", accepts_webp=False), avail[1])
-        self.assertEqual(choose(avail, 64, 64, "crop", accepts_webp=True), avail[0])
-        self.assertIsNone(choose(avail[:1], 64, 64, "crop", accepts_webp=False))
-
-    def test_tie_prefers_webp(self):
-        """Between same-size thumbnails, WebP wins when accepted."""
-        avail = [Available(96, 96, "crop", "image/jpeg"), Available(96, 96, "crop", "image/webp")]
-        self.assertEqual(choose(avail, 96, 96, "crop"), avail[1])
-        self.assertEqual(choose(avail, 96, 96, "crop", accepts_webp=False), avail[0])
-
-    def test_empty(self):
-        """No thumbnails, no choice."""
-        self.assertIsNone(choose([], 32, 32, "crop"))
 
 
 # --- fixture builders --------------------------------------------------------------------
