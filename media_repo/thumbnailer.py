@@ -68,6 +68,9 @@ THUMBNAILABLE_TYPES: frozenset[str] = frozenset(_PILLOW_FORMAT_BY_TYPE)
 _PILLOW_FORMATS = ("JPEG", "PNG", "GIF", "WEBP")
 _TYPE_BY_PILLOW_FORMAT = {
     "JPEG": "image/jpeg",
+    # Phone cameras write MPO: a JPEG followed by more pictures (a stereo pair, a depth
+    # map, a preview). Pillow opens it as a JPEG subclass; it is a still JPEG to us.
+    "MPO": "image/jpeg",
     "PNG": "image/png",
     "GIF": "image/gif",
     "WEBP": "image/webp",
@@ -81,6 +84,8 @@ _ENCODER_BY_TYPE = {
     "image/gif": "GIF",
 }
 _ANIMATABLE_OUTPUT_TYPES = frozenset({"image/webp", "image/gif"})
+# Formats whose extra frames are animation (APNG is a PNG); MPO's extra frames are not.
+_ANIMATED_FORMATS = frozenset({"GIF", "WEBP", "PNG"})
 
 # At most this many frames go into an animated thumbnail. A thumbnail is a preview: 100
 # frames is 4-10 s of a typical GIF, and the cost (decode + resize + encode) is linear in
@@ -280,8 +285,12 @@ def _info(img: Image.Image) -> ImageInfo:
         width=w,
         height=h,
         content_type=_TYPE_BY_PILLOW_FORMAT[img.format or ""],
-        animated=bool(getattr(img, "is_animated", False)),
+        animated=_is_animated(img),
     )
+
+
+def _is_animated(img: Image.Image) -> bool:
+    return img.format in _ANIMATED_FORMATS and bool(getattr(img, "is_animated", False))
 
 
 def _orientation(img: Image.Image) -> int:
@@ -353,7 +362,7 @@ def _plan(
 def _draft(img: Image.Image, sizes: Sequence[tuple[int, int]]) -> None:
     """Let a JPEG decode at 1/2, 1/4 or 1/8 scale straight from the DCT, staying at least
     _REDUCING_GAP times the largest target: most of the cost of a big photo is there."""
-    if img.format == "JPEG":
+    if img.format in ("JPEG", "MPO"):
         w = max(s[0] for s in sizes)
         h = max(s[1] for s in sizes)
         img.draft(None, (int(w * _REDUCING_GAP), int(h * _REDUCING_GAP)))
@@ -371,9 +380,7 @@ def _render_open(
     orientation = _orientation(img)
     transpose = _TRANSPOSE_FOR_ORIENTATION.get(orientation)
     size, box = _plan(img, orientation, width, height, method)
-    if animated and output_type in _ANIMATABLE_OUTPUT_TYPES and getattr(
-        img, "is_animated", False
-    ):
+    if animated and output_type in _ANIMATABLE_OUTPUT_TYPES and _is_animated(img):
         frames, durations = _animated_frames(img, size, box, transpose, max_pixels)
         if len(frames) > 1:
             loop = img.info.get("loop")

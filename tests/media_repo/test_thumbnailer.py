@@ -89,6 +89,17 @@ class ProbeTests(_Fixtures):
         self.assertTrue(probe(self.path("a.gif"), max_pixels=LIMIT).animated)
         self.assertTrue(probe(self.path("a.webp"), max_pixels=LIMIT).animated)
 
+    def test_mpo_is_a_still_jpeg(self):
+        """A phone camera's MPO (JPEG plus a second picture) is a still image/jpeg."""
+        p = self.path("m.jpg")
+        first, second = Image.new("RGB", (300, 200), (255, 0, 0)), Image.new("RGB", (300, 200))
+        first.save(p, "MPO", save_all=True, append_images=[second])
+        self.assertEqual(probe(p, max_pixels=LIMIT), ImageInfo(300, 200, "image/jpeg", False))
+        r = render(p, 96, 96, "crop", "image/webp", max_pixels=LIMIT, animated=True)
+        out = _decode(r.data)
+        self.assertFalse(getattr(out, "is_animated", False))
+        self.assertGreater(out.convert("RGB").getpixel((48, 48))[0], 200)
+
     def test_exif_orientation_swaps_reported_size(self):
         """A JPEG stored 400x200 with orientation 6 is reported upright as 200x400."""
         p = _oriented_jpeg(self.path("o.jpg"), 6)
@@ -450,6 +461,14 @@ class AnimationTests(_Fixtures):
         _animated(src, 4, loop=None)
         r = render(src, 32, 32, "crop", "image/webp", max_pixels=LIMIT, animated=True)
         self.assertEqual(Image.open(io.BytesIO(r.data)).info["loop"], 1)
+
+    def test_apng_source(self):
+        """An animated PNG probes as animated and gives an animated WebP."""
+        src = self.path("a.png")
+        _animated(src, 4, size=(200, 100), fmt="PNG")
+        self.assertEqual(probe(src, max_pixels=LIMIT), ImageInfo(200, 100, "image/png", True))
+        r = render(src, 96, 96, "crop", "image/webp", max_pixels=LIMIT, animated=True)
+        self.assertEqual(Image.open(io.BytesIO(r.data)).n_frames, 4)
 
     def test_animated_webp_source(self):
         """An animated WebP source gives an animated WebP thumbnail."""
