@@ -34,8 +34,8 @@ from twisted.internet import defer, task
 
 from homeserver.crypto.signing import generate_signing_key
 from homeserver.events.room_versions import get_room_version
-from homeserver.rooms.creation import initial_room_events
-from homeserver.rooms.registry import RoomRegistry
+from homeserver.rooms.actor.registry import RoomRegistry
+from homeserver.rooms.rules.creation import initial_room_events
 from tests.fakes.room_stream import FakeRoomStreamWriter, RecordingListener
 
 ALICE = "@alice:bench"

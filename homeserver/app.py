@@ -50,7 +50,7 @@ def build_service(config: Config, reactor) -> HomeServer:
     from homeserver.client_api.auth import Authenticator
     from homeserver.faults import stream_writer_from_env
     from homeserver.ratelimit import RateLimiter
-    from homeserver.rooms.registry import RoomRegistry
+    from homeserver.rooms.actor.registry import RoomRegistry
     from homeserver.store import GlobalStore
     from homeserver.sync.notifier import Notifier
 
@@ -68,7 +68,8 @@ def build_service(config: Config, reactor) -> HomeServer:
     # One thread, started with the server, takes the fsyncs of closing hibernating
     # rooms' DBs off the reactor thread. The reactor's own pool would grow to ten
     # threads during a burst of hibernations, and every thread made then keeps its
-    # objects among the burst's (CPython's arenas stay resident; see rooms/memory.py).
+    # objects among the burst's (CPython's arenas stay resident; see
+    # rooms/actor/memory.py).
     closer = ThreadPool(1, 1, name="room-closer")
     # added before the rooms: MultiService stops its children in reverse order
     _Stoppable("room-closer", start=closer.start, stop=lambda: threads.deferToThreadPool(
@@ -137,7 +138,7 @@ def build_service(config: Config, reactor) -> HomeServer:
             login_sessions, password_hasher),
     })
     # --- domain services: rooms (helper F) ---
-    from homeserver.rooms.service import RoomService
+    from homeserver.rooms.features.service import RoomService
     room_service = RoomService(rooms=rooms, store=store, notifier=notifier,
                                ratelimiter=ratelimiter, server_name=config.server_name,
                                default_room_version=config.default_room_version,
@@ -166,10 +167,10 @@ def build_service(config: Config, reactor) -> HomeServer:
     _Stoppable("push", stop=push["push_delivery"].stop).setServiceParent(top)
     extra_components.update(push)
     # --- domain services: search, relations, directory (helper H) ---
-    from homeserver.event_relations import RelationsService
+    from homeserver.rooms.features.relations import RelationsService
     from homeserver.profiles import ProfileService
     from homeserver.reports import ContentReports
-    from homeserver.search import SearchService
+    from homeserver.rooms.features.search import SearchService
     from homeserver.user_directory import UserDirectoryService
 
     room_service = extra_components["room_service"]
@@ -197,8 +198,8 @@ def build_service(config: Config, reactor) -> HomeServer:
         device_manager=device_manager, deactivator=extra_components["deactivator"],
         server_name=config.server_name))
     # --- domain services: spaces, jump to date (issue 12, misc) ---
-    from homeserver.rooms.hierarchy import SpaceHierarchy
-    from homeserver.rooms.timestamps import TimestampToEvent
+    from homeserver.rooms.features.hierarchy import SpaceHierarchy
+    from homeserver.rooms.features.timestamps import TimestampToEvent
 
     extra_components.update({
         "space_hierarchy": SpaceHierarchy(rooms=rooms, store=store),

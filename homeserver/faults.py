@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from typing import Sequence
 
-from homeserver.rooms.protocols import Announcement, RoomStreamWriter
+from homeserver.rooms.actor.protocols import Announcement, RoomStreamWriter
 
 CRASH_ENV = "ROOMSERVER_CRASH_BEFORE_ANNOUNCE"
 

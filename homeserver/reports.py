@@ -13,7 +13,7 @@ from typing import Any
 
 from homeserver.errors import BadJson, InvalidParam, MissingParam, NotFound
 from homeserver.ids import UserID
-from homeserver.rooms.visibility import HistoryVisibility
+from homeserver.rooms.features.visibility import HistoryVisibility
 
 #: the longest reason kept (a report is not a place to store documents)
 MAX_REASON_LEN = 10_000

@@ -59,7 +59,7 @@ class Deactivator:
             await accounts.set_displayname(user_id, None)
             await accounts.set_avatar_url(user_id, None)
             # and their messages are served pruned to those who join later
-            # (homeserver.rooms.visibility)
+            # (homeserver.rooms.features.visibility)
             await self._store.erased_users.mark_erased(user_id)
         await self.part_rooms(user_id)
         return {"id_server_unbind_result": "success"}

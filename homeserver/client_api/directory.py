@@ -13,7 +13,7 @@ from homeserver.errors import BadJson
 from homeserver.http.server import ApiRequest, Router
 from homeserver.http.validate import int_arg, optional, require
 from homeserver.ids import parse_room_id
-from homeserver.rooms.service import RoomService
+from homeserver.rooms.features.service import RoomService
 
 _C = "/_matrix/client/(?:v3|r0)"
 

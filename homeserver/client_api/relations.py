@@ -4,7 +4,7 @@
 ``GET /_matrix/client/v1/rooms/{roomId}/relations/{eventId}[/{relType}[/{eventType}]]``
 (``from``, ``to``, ``limit``, ``dir``, ``recurse``) and
 ``GET /_matrix/client/v1/rooms/{roomId}/threads`` (``include``, ``from``, ``limit``).
-The domain is :class:`homeserver.event_relations.RelationsService`.
+The domain is :class:`homeserver.rooms.features.relations.RelationsService`.
 """
 
 from __future__ import annotations
@@ -12,9 +12,10 @@ from __future__ import annotations
 from typing import Any
 
 from homeserver.errors import InvalidParam
-from homeserver.event_relations import DEFAULT_LIMIT, DEFAULT_THREADS_LIMIT, MAX_LIMIT
 from homeserver.http.server import ApiRequest, Router
 from homeserver.http.validate import int_arg
+from homeserver.rooms.features.relations import (
+    DEFAULT_LIMIT, DEFAULT_THREADS_LIMIT, MAX_LIMIT)
 
 _V1 = "/_matrix/client/v1"
 _ROOM = r"/rooms/(?P<room_id>[^/]+)"

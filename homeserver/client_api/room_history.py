@@ -11,10 +11,10 @@ from homeserver.errors import InvalidParam, MissingParam
 from homeserver.http.server import ApiRequest, Router
 from homeserver.http.validate import int_arg
 from homeserver.ids import parse_event_id, parse_room_id
-from homeserver.rooms.event_filter import RoomEventFilter
-from homeserver.rooms.history import DEFAULT_LIMIT, MAX_LIMIT
-from homeserver.rooms.service import RoomService
-from homeserver.rooms.transactions import scope_of
+from homeserver.rooms.features.history import DEFAULT_LIMIT, MAX_LIMIT
+from homeserver.rooms.features.service import RoomService
+from homeserver.rooms.rules.event_filter import RoomEventFilter
+from homeserver.rooms.rules.transactions import scope_of
 
 _ROOM = "/_matrix/client/(?:v3|r0)/rooms/(?P<room_id>[^/]+)"
 _MEMBERSHIPS = ("join", "invite", "knock", "leave", "ban")

@@ -13,7 +13,7 @@ from typing import Any
 from homeserver.errors import InvalidParam
 from homeserver.http.server import ApiRequest, Router
 from homeserver.ids import parse_room_id
-from homeserver.rooms.service import RoomService
+from homeserver.rooms.features.service import RoomService
 
 _STATE = "/_matrix/client/(?:v3|r0)/rooms/(?P<room_id>[^/]+)/state"
 _KEYED = [_STATE + "/(?P<event_type>[^/]+)/?", _STATE + "/(?P<event_type>[^/]+)/(?P<state_key>[^/]+)"]

@@ -3,7 +3,7 @@
 Spec: Client-Server API — create_room.yaml, joining.yaml, inviting.yaml, leaving.yaml,
 kicking.yaml, banning.yaml, knocking.yaml, room_send.yaml, redaction.yaml,
 list_joined_rooms.yaml, room_upgrades.yaml. Thin servlets over
-:class:`homeserver.rooms.service.RoomService`.
+:class:`homeserver.rooms.features.service.RoomService`.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from homeserver.errors import InvalidParam
 from homeserver.http.server import ApiRequest, Router
 from homeserver.http.validate import optional, require
 from homeserver.ids import parse_event_id, parse_room_id
-from homeserver.rooms.service import RoomService, Txn
-from homeserver.rooms.transactions import scope_of
+from homeserver.rooms.features.service import RoomService, Txn
+from homeserver.rooms.rules.transactions import scope_of
 
 _C = "/_matrix/client/(?:v3|r0)"
 _ROOM = _C + "/rooms/(?P<room_id>[^/]+)"

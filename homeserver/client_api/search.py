@@ -1,5 +1,5 @@
 """Servlet: ``POST /search`` (spec: Client-Server API, "Server Side Search").
-The domain is :class:`homeserver.search.SearchService`.
+The domain is :class:`homeserver.rooms.features.search.SearchService`.
 """
 
 from __future__ import annotations

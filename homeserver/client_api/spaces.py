@@ -1,5 +1,6 @@
 """``GET /_matrix/client/v1/rooms/{roomId}/hierarchy`` (spec: "Spaces";
-space_hierarchy.yaml). Thin: the walk is :class:`homeserver.rooms.hierarchy.SpaceHierarchy`'s.
+space_hierarchy.yaml). Thin: the walk is
+:class:`homeserver.rooms.features.hierarchy.SpaceHierarchy`'s.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from homeserver.errors import InvalidParam
 from homeserver.http.server import ApiRequest, Router
 from homeserver.http.validate import int_arg
 from homeserver.ids import parse_room_id
-from homeserver.rooms.hierarchy import (
+from homeserver.rooms.features.hierarchy import (
     DEFAULT_LIMIT, MAX_LIMIT, HierarchyRequest, SpaceHierarchy)
 
 

@@ -10,8 +10,8 @@ from typing import Any
 
 from homeserver.errors import InvalidParam
 from homeserver.http.server import ApiRequest, Router
-from homeserver.rooms.transactions import scope_of
 from homeserver.http.validate import int_arg
+from homeserver.rooms.rules.transactions import scope_of
 from homeserver.sync.builder import SyncRequest
 from homeserver.sync.service import Cancellation, SyncService, parse_since
 

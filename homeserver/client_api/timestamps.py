@@ -1,5 +1,5 @@
 """``GET /_matrix/client/v1/rooms/{roomId}/timestamp_to_event`` (spec: "Timestamp to
-event"; timestamp_to_event.yaml). Thin: see :mod:`homeserver.rooms.timestamps`."""
+event"; timestamp_to_event.yaml). Thin: see :mod:`homeserver.rooms.features.timestamps`."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from homeserver.errors import MissingParam
 from homeserver.http.server import ApiRequest, Router
 from homeserver.http.validate import int_arg
 from homeserver.ids import parse_room_id
-from homeserver.rooms.timestamps import TimestampToEvent
+from homeserver.rooms.features.timestamps import TimestampToEvent
 
 
 def register(router: Router, *, auth: Any, finder: TimestampToEvent) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from homeserver.http.server import ApiRequest, Router
-from homeserver.rooms.transactions import scope_of
+from homeserver.rooms.rules.transactions import scope_of
 from homeserver.sync.to_device import ToDeviceService
 
 _C = "/_matrix/client/(?:v3|r0)"

@@ -28,7 +28,7 @@ from twisted.logger import Logger
 from homeserver.events.pdu import PDU
 from homeserver.push.evaluator import RoomFacts, SharedEvaluation
 from homeserver.push.rules_service import DefaultRuleset
-from homeserver.rooms import power_levels
+from homeserver.rooms.rules import power_levels
 from homeserver.store.notifications import Notification
 
 log = Logger()

@@ -7,7 +7,7 @@ store per concern, each owning a few tables::
     store.db.setServiceParent(root)        # migrates, then starts the thread pool
     await store.accounts.create_user("@alice:example.org", hash_password("…"))
 
-It implements :class:`homeserver.rooms.protocols.RoomStreamWriter` by delegating to
+It implements :class:`homeserver.rooms.actor.protocols.RoomStreamWriter` by delegating to
 ``store.streams`` and ``store.rooms``.
 """
 
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
 
-from homeserver.rooms.protocols import Announcement
+from homeserver.rooms.actor.protocols import Announcement
 from homeserver.store import positions
 from homeserver.store.account_data import AccountData
 from homeserver.store.access_tokens import AccessTokens

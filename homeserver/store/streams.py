@@ -21,7 +21,7 @@ from typing import Collection, Iterable, Sequence
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from homeserver.rooms.protocols import Announcement
+from homeserver.rooms.actor.protocols import Announcement
 from homeserver.store import positions
 from homeserver.store.database import Database
 from homeserver.store.sql import Position, metadata, upsert
@@ -160,7 +160,7 @@ class Streams:
 
     # -- room stream ------------------------------------------------------------------
     async def announce(self, announcements: Sequence[Announcement]) -> list[int]:
-        """See :meth:`homeserver.rooms.protocols.RoomStreamWriter.announce`."""
+        """See :meth:`homeserver.rooms.actor.protocols.RoomStreamWriter.announce`."""
         if not announcements:
             return []
         members = [a.state_key for a in announcements

@@ -27,8 +27,8 @@ from typing import Any, Callable, Iterable
 from twisted.internet import defer
 
 from homeserver.errors import Forbidden, GuestAccessForbidden
-from homeserver.rooms.pagination import TopologicalToken
-from homeserver.rooms.transactions import scope_of
+from homeserver.rooms.rules.pagination import TopologicalToken
+from homeserver.rooms.rules.transactions import scope_of
 from homeserver.sync.builder import SyncRequest
 from homeserver.sync.filters import MAX_TIMELINE_LIMIT, parse_filter
 from homeserver.sync.presence import OFFLINE, UserPresence

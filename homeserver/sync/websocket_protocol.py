@@ -16,7 +16,7 @@ from twisted.logger import Logger
 
 from homeserver.crypto.canonical_json import encode_json
 from homeserver.errors import MatrixError
-from homeserver.rooms.transactions import scope_of
+from homeserver.rooms.rules.transactions import scope_of
 from homeserver.sync.builder import SyncRequest
 from homeserver.sync.service import SET_PRESENCE_VALUES, parse_since
 from homeserver.sync.tokens import StreamToken

@@ -8,7 +8,7 @@ from typing import Any
 
 from homeserver.events.pdu import PDU
 from homeserver.events.room_versions import get_room_version
-from homeserver.rooms.store import EventContext, RoomStore
+from homeserver.rooms.storage.store import EventContext, RoomStore
 
 
 class DagBuilder:

@@ -13,7 +13,7 @@ from typing import Sequence
 from twisted.internet import defer
 
 from homeserver.events.pdu import PDU
-from homeserver.rooms.protocols import Announcement
+from homeserver.rooms.actor.protocols import Announcement
 
 
 class FakeRoomStreamWriter:

@@ -11,9 +11,9 @@ from homeserver.crypto.signing import generate_signing_key
 from homeserver.events.builder import finalize_event
 from homeserver.events.pdu import PDU
 from homeserver.events.room_versions import get_room_version
-from homeserver.rooms.auth import auth_types_for_event
-from homeserver.rooms.creation import initial_room_events
-from homeserver.rooms.registry import RoomRegistry
+from homeserver.rooms.actor.registry import RoomRegistry
+from homeserver.rooms.rules.auth import auth_types_for_event
+from homeserver.rooms.rules.creation import initial_room_events
 from tests.fakes.room_stream import FakeRoomStreamWriter, RecordingListener
 
 SERVER = "test"

@@ -7,7 +7,7 @@ import inspect
 from twisted.internet import reactor
 from twisted.trial import unittest
 
-from homeserver.rooms.protocols import Announcement, RoomStreamWriter
+from homeserver.rooms.actor.protocols import Announcement, RoomStreamWriter
 from homeserver.store import GlobalStore
 from tests.store.backends import SQLiteBackend, StoreTests, on_both_backends
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from homeserver.rooms.protocols import Announcement
+from homeserver.rooms.actor.protocols import Announcement
 from homeserver.store import STREAMS, positions
 from homeserver.store.streams import _announce
 from tests.store.backends import StoreTests, on_both_backends

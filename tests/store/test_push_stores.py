@@ -67,7 +67,7 @@ class PushStoreTests(StoreTests):
 
     async def test_progress(self) -> None:
         """Progress never moves back; announced events after it are listed in order."""
-        from homeserver.rooms.protocols import Announcement
+        from homeserver.rooms.actor.protocols import Announcement
 
         progress = self.store.push_progress
         self.assertIsNone(await progress.get("!r:x"))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from twisted.internet import defer
 
-from homeserver.rooms.protocols import Announcement
+from homeserver.rooms.actor.protocols import Announcement
 from tests.store.backends import StoreTests, on_both_backends
 
 R1, R2, R3 = "!one:example.org", "!two:example.org", "!three:example.org"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from homeserver.rooms.protocols import Announcement
+from homeserver.rooms.actor.protocols import Announcement
 from tests.store.backends import StoreTests, on_both_backends
 
 ALICE, BOB, CAROL, DAVE = ("@alice:x", "@bob:x", "@carol:x", "@dave:x")

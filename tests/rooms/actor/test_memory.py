@@ -1,0 +1,98 @@
+"""Room memory: hibernation hands memory back (the trim runs once closes pause);
+only the most recently used awake rooms keep their caches."""
+
+from twisted.internet.task import Clock
+from twisted.trial import unittest
+
+from homeserver.rooms.actor import memory
+
+
+class MemoryReturnerTests(unittest.TestCase):
+    def returner(self, **kwargs) -> tuple[Clock, memory.MemoryReturner, list[float]]:
+        clock = Clock()
+        returner = memory.MemoryReturner(clock, **kwargs)
+        trims: list[float] = []
+        returner._trim = lambda: trims.append(clock.seconds())
+        return clock, returner, trims
+
+    def test_trims_once_closes_pause(self):
+        """Closes half a second apart: one trim, ``delay`` after the last of them."""
+        clock, returner, trims = self.returner(delay=1.0, longest=5.0)
+        for _ in range(4):          # at 0, 0.5, 1.0, 1.5
+            returner.rooms_closed()
+            clock.advance(0.5)
+        self.assertEqual(trims, [])  # 2.0: the last close was 0.5 s ago
+        clock.advance(0.5)          # 2.5: a second of quiet
+        self.assertEqual(trims, [2.5])
+        clock.advance(60)
+        self.assertEqual(trims, [2.5])
+        returner.rooms_closed()     # a later close: a new batch
+        clock.advance(1)
+        self.assertEqual(trims, [2.5, 63.5])
+        self.assertEqual(clock.getDelayedCalls(), [])
+
+    def test_steady_closes_still_trim_every_longest(self):
+        """Rooms that never stop closing are trimmed at least every ``longest``."""
+        clock, returner, trims = self.returner(delay=1.0, longest=5.0)
+        for _ in range(24):         # a close every half second for 12 s
+            returner.rooms_closed()
+            clock.advance(0.5)
+        self.assertEqual(trims, [5.0, 10.0])
+        clock.advance(0.5)          # a second after the last close, at 11.5
+        self.assertEqual(trims, [5.0, 10.0, 12.5])
+
+    def test_one_delayed_call_per_batch(self):
+        """Many closes schedule one delayed call, not one each."""
+        clock, returner, _ = self.returner()
+        for _ in range(100):
+            returner.rooms_closed()
+        self.assertEqual(len(clock.getDelayedCalls()), 1)
+
+    def test_cancel(self):
+        """Cancelling (shutdown) leaves no delayed call behind, and later closes
+        schedule none."""
+        clock, returner, trims = self.returner()
+        returner.rooms_closed()
+        returner.cancel()
+        self.assertEqual(clock.getDelayedCalls(), [])
+        returner.rooms_closed()
+        self.assertEqual(clock.getDelayedCalls(), [])
+        clock.advance(10)
+        self.assertEqual(trims, [])
+
+    def test_glibc_trim_found(self):
+        """On glibc the real malloc_trim is found and callable."""
+        trim = memory._malloc_trim()
+        self.assertIsNotNone(trim)
+        trim()
+
+
+class _Room:
+    def __init__(self, room_id: str) -> None:
+        self.room_id = room_id
+        self.shed = 0
+
+    def shed_caches(self) -> None:
+        self.shed += 1
+
+
+class WarmRoomsTests(unittest.TestCase):
+    def test_least_recently_used_beyond_the_limit_shed(self):
+        """The limit most recently touched rooms are warm; touching an older one warms
+        it and cools the least recent; a forgotten room is gone without shedding."""
+        warm = memory.WarmRooms(2)
+        a, b, c = _Room("!a"), _Room("!b"), _Room("!c")
+        for room in (a, b, c):
+            warm.touch(room)
+        self.assertEqual((a.shed, b.shed, c.shed), (1, 0, 0))
+        self.assertNotIn(a, warm)
+        warm.touch(b)       # b most recent: c is next to go
+        warm.touch(a)
+        self.assertEqual((a.shed, b.shed, c.shed), (1, 0, 1))
+        warm.forget(b)
+        self.assertEqual((len(warm), b.shed), (1, 0))
+        warm.forget(_Room("!a"))   # another object with the same ID: not this one
+        self.assertIn(a, warm)
+
+    def test_limit_must_be_positive(self):
+        self.assertRaises(ValueError, memory.WarmRooms, 0)
