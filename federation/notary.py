@@ -82,8 +82,9 @@ class Notary:
                 [key_id] if key_id else [], int(minimum) if minimum else None)})
 
         router.add("POST", r"/_matrix/key/v2/query", post_query)
-        router.add("GET", r"/_matrix/key/v2/query/(?P<server_name>[^/]+)"
-                          r"(?:/(?P<key_id>[^/]+))?", get_query)
+        router.add("GET", r"/_matrix/key/v2/query/(?P<server_name>[^/]+)", get_query)
+        router.add("GET", r"/_matrix/key/v2/query/(?P<server_name>[^/]+)/(?P<key_id>[^/]+)",
+                   get_query)
 
 
 def _parse_query(body: Mapping[str, Any]) -> dict[str, tuple[list[str], int | None]]:
