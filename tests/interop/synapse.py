@@ -185,6 +185,7 @@ class Federation:
     def stop(self) -> None:
         if self.ours is not None:
             self.ours.stop()
+            shutil.rmtree(self.ours.data_dir, ignore_errors=True)
         self.synapse.stop()
         if self.cert_dir is not None:
             shutil.rmtree(self.cert_dir, ignore_errors=True)
