@@ -42,7 +42,8 @@ class ParseTest(unittest.TestCase):
     def test_parameter_names_case_insensitive(self):
         """ORIGIN= is origin= (auth-param names are case-insensitive)."""
         auth = xmatrix.parse_authorization('X-Matrix ORIGIN="a.example",Key="ed25519:k",SIG=s')
-        self.assertEqual((auth.origin, auth.key_id, auth.signature), ("a.example", "ed25519:k", "s"))
+        self.assertEqual((auth.origin, auth.key_id, auth.signature),
+                         ("a.example", "ed25519:k", "s"))
 
     def test_malformed(self):
         """Wrong scheme, missing parts, bad syntax or invalid names are refused."""
