@@ -30,7 +30,8 @@ $(DATA)/homeserver.yaml: | $(STAMP)
 run: $(STAMP) $(DATA)/homeserver.yaml
 	$(PY) -m homeserver run --config $(DATA)/homeserver.yaml
 
-test: $(STAMP) $(NODE_STAMP)
+# the interop tests (tests/interop/) federate with a real Synapse: install it first
+test: $(STAMP) $(NODE_STAMP) synapse-anchor
 	$(PY) -m twisted.trial --reactor=asyncio --temp-directory=.trial_temp tests
 
 # Synapse (the benchmarks' reference) installs into its own venv while ours does

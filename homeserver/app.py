@@ -166,6 +166,17 @@ def build_service(config: Config, reactor) -> HomeServer:
                                   address_policy=outbound_policy)
     _Stoppable("push", stop=push["push_delivery"].stop).setServiceParent(top)
     extra_components.update(push)
+    # --- federation: transport and trust (helper fedtransport) ---
+    # outbound client (discovery, TLS, X-Matrix signing, SSRF filter), remote keyring,
+    # our key server and notary, the inbound X-Matrix authenticator
+    from federation import wiring as federation_wiring
+
+    federation = federation_wiring.build(
+        config=config, reactor=reactor, store=store, signing_keys=signing_keys,
+        address_policy=outbound_policy, now_ms=now_ms)
+    _Stoppable("federation_client",
+               stop=federation["federation_client"].close).setServiceParent(top)
+    extra_components.update(federation)
     # --- domain services: search, relations, directory (helper H) ---
     from homeserver.rooms.features.relations import RelationsService
     from homeserver.profiles import ProfileService
@@ -218,6 +229,9 @@ def build_service(config: Config, reactor) -> HomeServer:
             continue
         router = Router()
         _register_resources(router, listener, top.components, now_ms)
+        if "federation" in listener.resources:
+            # after every other route: unknown federation paths are 401 unless signed
+            federation_wiring.register_fallback(router, top.components)
         root = JsonResource(router, max_body=config.max_request_body_size)
         if "client" in listener.resources and "sync_stream" in top.components:
             # sync & live data (helper G): the WebSocket endpoint is not a JSON route,
@@ -243,12 +257,16 @@ def _advertised_baseurl(config: Config) -> str | None:
 
 
 def _register_resources(router, listener: Listener, c: dict, now_ms) -> None:
-    from federation.key_server import KeyServer
     from homeserver.client_api import versions
 
     config: Config = c["config"]
+    # --- federation: transport and trust (helper fedtransport) ---
+    from federation import wiring as federation_wiring
+
     if "keys" in listener.resources:
-        KeyServer(config.server_name, c["signing_keys"], now_ms).register(router)
+        federation_wiring.register_keys(router, c)
+    if "federation" in listener.resources:
+        federation_wiring.register_federation(router, c)
     if "client" in listener.resources:
         versions.register(router, authenticator=c["auth"],
                           public_baseurl=config.public_baseurl,

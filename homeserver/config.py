@@ -62,6 +62,16 @@ class TurnConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class TrustedKeyServer:
+    """A notary from ``trusted_key_servers`` (federation/keys.py asks it for a server's
+    keys only when that server does not answer itself). ``verify_keys`` (key ID →
+    unpadded base64) pins the notary's own keys; None trusts TLS alone, as Synapse."""
+
+    server_name: str
+    verify_keys: Mapping[str, str] | None = None
+
+
+@dataclasses.dataclass(frozen=True)
 class Config:
     server_name: str
     config_dir: str
@@ -93,6 +103,8 @@ class Config:
     #: an explicit public_baseurl)
     serve_client_wellknown: bool = False
     turn: TurnConfig = TurnConfig()
+    #: Synapse's default when the key is absent: matrix.org, keys not pinned
+    trusted_key_servers: tuple[TrustedKeyServer, ...] = (TrustedKeyServer("matrix.org"),)
     warnings: tuple[str, ...] = ()
 
 
@@ -115,7 +127,7 @@ _RATE_LIMIT_DEFAULTS: Mapping[str, RateLimit] = {
 # Synapse settings we accept without complaint although they change nothing here.
 _IGNORED_SYNAPSE_KEYS = frozenset({
     "pid_file", "log_config", "report_stats", "macaroon_secret_key", "form_secret",
-    "trusted_key_servers", "suppress_key_server_warning", "web_client_location",
+    "suppress_key_server_warning", "web_client_location",
     "serve_server_wellknown", "admin_contact", "use_presence",
 })
 
@@ -284,6 +296,40 @@ def _parse_turn(r: "_Reader", config_dir: str) -> TurnConfig:
         allow_guests=r.get("turn_allow_guests", bool, True))
 
 
+def _parse_key_servers(raw: Any, verify_certificates: bool) -> tuple[TrustedKeyServer, ...]:
+    """``trusted_key_servers`` as Synapse reads it; absent means matrix.org."""
+    from homeserver.crypto.signing import decode_base64
+
+    if raw is None:
+        return (TrustedKeyServer("matrix.org"),)
+    if not isinstance(raw, list):
+        raise ConfigError("trusted_key_servers: expected a list")
+    out = []
+    for i, item in enumerate(raw):
+        key = f"trusted_key_servers[{i}]"
+        if not isinstance(item, Mapping) or not is_valid_server_name(item.get("server_name")):
+            raise ConfigError(f"{key}: expected a mapping with a valid server_name")
+        keys = item.get("verify_keys")
+        if keys is not None:
+            if not isinstance(keys, Mapping):
+                raise ConfigError(f"{key}.verify_keys: expected a mapping")
+            for key_id, b64 in keys.items():
+                try:
+                    ok = str(key_id).startswith("ed25519:") and len(decode_base64(b64)) == 32
+                except (ValueError, TypeError):
+                    ok = False
+                if not ok:
+                    raise ConfigError(f"{key}.verify_keys.{key_id}: expected an ed25519 key "
+                                      "in unpadded base64")
+            keys = dict(keys)
+        if not verify_certificates and not keys and not item.get("accept_keys_insecurely"):
+            # without TLS checks nothing would vouch for the notary's answers (Synapse too)
+            raise ConfigError(f"{key}: give verify_keys (or accept_keys_insecurely: true) "
+                              "when federation_verify_certificates is false")
+        out.append(TrustedKeyServer(item["server_name"], keys))
+    return tuple(out)
+
+
 def _parse_rate_limits(raw: Mapping[str, Any]) -> dict[str, RateLimit]:
     limits = dict(_RATE_LIMIT_DEFAULTS)
     for key, value in raw.items():
@@ -383,6 +429,9 @@ def parse_config(raw: Mapping[str, Any], config_dir: str) -> Config:
         presence_enabled=bool(presence_raw.get("enabled", True)),
         serve_client_wellknown=r.get("serve_client_wellknown", bool, False),
         turn=_parse_turn(r, config_dir),
+        trusted_key_servers=_parse_key_servers(
+            r.get("trusted_key_servers", list, None),
+            r.get("federation_verify_certificates", bool, True)),
     )
     if (config.enable_registration and not config.enable_registration_without_verification
             and not config.registration_requires_token):

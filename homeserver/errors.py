@@ -39,6 +39,8 @@ def _error(name: str, errcode: str, status: int) -> type[MatrixError]:
 Forbidden = _error("Forbidden", "M_FORBIDDEN", 403)
 UnknownToken = _error("UnknownToken", "M_UNKNOWN_TOKEN", 401)
 MissingToken = _error("MissingToken", "M_MISSING_TOKEN", 401)
+#: federation requests without a valid X-Matrix signature (server-server "Authentication")
+Unauthorized = _error("Unauthorized", "M_UNAUTHORIZED", 401)
 BadJson = _error("BadJson", "M_BAD_JSON", 400)
 NotJson = _error("NotJson", "M_NOT_JSON", 400)
 NotFound = _error("NotFound", "M_NOT_FOUND", 404)

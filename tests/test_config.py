@@ -115,6 +115,33 @@ class ParseConfigTests(unittest.TestCase):
                 parse_config({"server_name": "a.b", **extra}, "/tmp")
             self.assertIn(key, str(cm.exception))
 
+    def test_trusted_key_servers(self):
+        """Absent means matrix.org (as Synapse); [] means none; verify_keys are checked."""
+        from homeserver.config import TrustedKeyServer
+
+        key = "l8Hft5qXKn1vfHrg3p4+W8gELQVo8N13JkluMfmn2sQ"
+        self.assertEqual(parse_config({"server_name": "a.b"}, "/tmp").trusted_key_servers,
+                         (TrustedKeyServer("matrix.org"),))
+        self.assertEqual(parse_config({"server_name": "a.b", "trusted_key_servers": []},
+                                      "/tmp").trusted_key_servers, ())
+        c = parse_config({"server_name": "a.b", "trusted_key_servers": [
+            {"server_name": "n.example", "verify_keys": {"ed25519:auto": key}}]}, "/tmp")
+        self.assertEqual(c.trusted_key_servers,
+                         (TrustedKeyServer("n.example", {"ed25519:auto": key}),))
+        self.assertEqual(c.warnings, ())
+        for bad in [{"trusted_key_servers": "matrix.org"},
+                    {"trusted_key_servers": [{"server_name": "bad name"}]},
+                    {"trusted_key_servers": [{"server_name": "n.example",
+                                              "verify_keys": {"ed25519:a": "short"}}]},
+                    {"trusted_key_servers": [{"server_name": "n.example"}],
+                     "federation_verify_certificates": False}]:
+            with self.assertRaises(ConfigError) as cm:
+                parse_config({"server_name": "a.b", **bad}, "/tmp")
+            self.assertIn("trusted_key_servers", str(cm.exception))
+        parse_config({"server_name": "a.b", "federation_verify_certificates": False,
+                      "trusted_key_servers": [{"server_name": "n.example",
+                                               "accept_keys_insecurely": True}]}, "/tmp")
+
     def test_deep_merge(self):
         """Later files override earlier ones, merging mappings deeply."""
         d = tempfile.mkdtemp()
