@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from typing import Any, Callable, Iterable, Mapping
 
 import yaml
@@ -62,6 +63,21 @@ class TurnConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class UrlPreviewConfig:
+    """URL previews (media_repo/url_preview.py) under Synapse's key names. Private and
+    loopback targets are blocked even without ``url_preview_ip_range_blacklist``
+    (homeserver/http/outbound.py), so unlike Synapse we do not insist on one."""
+
+    enabled: bool = False
+    ip_range_whitelist: tuple[str, ...] = ()
+    ip_range_blacklist: tuple[str, ...] = ()
+    #: Synapse's url_preview_url_blacklist: mappings of urlsplit attribute → pattern
+    url_blacklist: tuple[Mapping[str, str], ...] = ()
+    max_spider_size: int = 10 * 1024 * 1024
+    accept_language: tuple[str, ...] = ("en",)
+
+
+@dataclasses.dataclass(frozen=True)
 class Config:
     server_name: str
     config_dir: str
@@ -93,6 +109,7 @@ class Config:
     #: an explicit public_baseurl)
     serve_client_wellknown: bool = False
     turn: TurnConfig = TurnConfig()
+    url_preview: UrlPreviewConfig = UrlPreviewConfig()
     warnings: tuple[str, ...] = ()
 
 
@@ -284,6 +301,47 @@ def _parse_turn(r: "_Reader", config_dir: str) -> TurnConfig:
         allow_guests=r.get("turn_allow_guests", bool, True))
 
 
+_URL_RULE_KEYS = frozenset({"scheme", "netloc", "path", "query", "fragment", "username",
+                            "password", "hostname", "port"})
+
+
+def _parse_url_preview(r: "_Reader") -> UrlPreviewConfig:
+    ranges = {}
+    for key in ("url_preview_ip_range_whitelist", "url_preview_ip_range_blacklist"):
+        ranges[key] = r.get(key, list, [])
+        try:
+            parse_ranges(ranges[key])
+        except (TypeError, ValueError) as e:
+            raise ConfigError(f"{key}: {e}") from None
+    rules = r.get("url_preview_url_blacklist", list, [])
+    for i, rule in enumerate(rules):
+        key = f"url_preview_url_blacklist[{i}]"
+        if not isinstance(rule, Mapping) or not rule:
+            raise ConfigError(f"{key}: expected a mapping such as {{netloc: '*.example.com'}}")
+        for attribute, pattern in rule.items():
+            if attribute not in _URL_RULE_KEYS:
+                raise ConfigError(f"{key}: unknown URL attribute {attribute!r}")
+            if not isinstance(pattern, str):
+                raise ConfigError(f"{key}.{attribute}: expected a string pattern")
+            if pattern.startswith("^"):
+                try:
+                    re.compile(pattern)
+                except re.error as e:
+                    raise ConfigError(f"{key}.{attribute}: bad regular expression: {e}") \
+                        from None
+    languages = r.get("url_preview_accept_language", list, ["en"])
+    if not languages or not all(isinstance(x, str) and x.strip() for x in languages):
+        raise ConfigError("url_preview_accept_language: expected a list of language tags")
+    return UrlPreviewConfig(
+        enabled=r.get("url_preview_enabled", bool, False),
+        ip_range_whitelist=tuple(ranges["url_preview_ip_range_whitelist"]),
+        ip_range_blacklist=tuple(ranges["url_preview_ip_range_blacklist"]),
+        url_blacklist=tuple(dict(rule) for rule in rules),
+        max_spider_size=_parse_size("max_spider_size",
+                                    r.get("max_spider_size", (int, str), "10M")),
+        accept_language=tuple(languages))
+
+
 def _parse_rate_limits(raw: Mapping[str, Any]) -> dict[str, RateLimit]:
     limits = dict(_RATE_LIMIT_DEFAULTS)
     for key, value in raw.items():
@@ -383,6 +441,7 @@ def parse_config(raw: Mapping[str, Any], config_dir: str) -> Config:
         presence_enabled=bool(presence_raw.get("enabled", True)),
         serve_client_wellknown=r.get("serve_client_wellknown", bool, False),
         turn=_parse_turn(r, config_dir),
+        url_preview=_parse_url_preview(r),
     )
     if (config.enable_registration and not config.enable_registration_without_verification
             and not config.registration_requires_token):
