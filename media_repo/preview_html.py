@@ -13,7 +13,9 @@ tags, so like Synapse we fill the gaps from what any page has:
   navigation, scripts and the like, summarised to at most ~500 characters.
 
 The image URL is made absolute against the page URL and kept only if it is http(s).
-Work is bounded: only the first ``MAX_HTML_CHARS`` characters are parsed, at most
+Work is bounded: only the first ``MAX_HTML_CHARS`` characters are parsed, a ``<`` that
+starts no tag of sane length is read as text (html.parser rescans such an unfinished
+tag to the end of the input each time, quadratic on ``<div<div<div…``), at most
 ``MAX_META_TAGS`` tags per prefix are read, and body text stops being collected once a
 summary has enough.
 """
@@ -28,7 +30,9 @@ from urllib.parse import urljoin, urlsplit
 
 #: characters of a page that are parsed at all (the head, where OpenGraph lives, and
 #: the start of the body are all a preview needs)
-MAX_HTML_CHARS = 1_000_000
+MAX_HTML_CHARS = 500_000
+#: a "<" with no ">" within this many characters is text, not a tag (see _defang)
+MAX_TAG_CHARS = 2048
 #: a page with more tags of one prefix than this is taking the piss (Synapse's words)
 MAX_META_TAGS = 50
 #: Synapse drops keys and values longer than these from the answer
@@ -114,6 +118,28 @@ def _number(value: str | None) -> float | None:
         return float(value) if value is not None else None
     except ValueError:
         return None
+
+
+def _defang(text: str) -> str:
+    """Escape each ``<`` whose next ``>`` is missing or over MAX_TAG_CHARS away, in
+    linear time (the next ``>`` only moves forward). html.parser then never rescans a
+    long unfinished construct, so its work stays near-linear in the input."""
+    parts: list[str] = []
+    start, end = 0, len(text)
+    gt = -1
+    lt = text.find("<")
+    while lt != -1:
+        if gt < lt and gt != end:
+            gt = text.find(">", lt)
+            if gt == -1:
+                gt = end  # no ">" anywhere after: every later "<" is text too
+        if gt - lt > MAX_TAG_CHARS:
+            parts.append(text[start:lt])
+            parts.append("&lt;")
+            start = lt + 1
+        lt = text.find("<", lt + 1)
+    parts.append(text[start:])
+    return "".join(parts)
 
 
 class _PageScanner(HTMLParser):
@@ -271,7 +297,7 @@ def parse_open_graph(body: bytes | str, page_url: str,
     text = body if isinstance(body, str) else decode_html(body, content_type)
     page = _PageScanner()
     try:
-        page.feed(text[:MAX_HTML_CHARS])
+        page.feed(_defang(text[:MAX_HTML_CHARS]))
         page.close()
     except Exception:  # html.parser is lenient, but what it has seen so far still counts
         pass
