@@ -180,15 +180,28 @@ class Spider:
         """GET ``url`` following redirects; ``accept(content_type)`` decides whether
         the body is wanted. Raises :class:`PreviewError` (a MatrixError)."""
         phase = {"reading": False}
+        timed_out = []
         d = defer.ensureDeferred(self._fetch(url, accept, phase))
-        d.addTimeout(self._timeout, self._reactor)
+
+        def give_up() -> None:
+            timed_out.append(True)
+            d.cancel()  # aborts the connection in whatever step the fetch is
+
+        deadline = self._reactor.callLater(self._timeout, give_up)
         try:
             return await d
-        except defer.TimeoutError:
+        except Exception:
+            # cancelling surfaces as CancelledError or as whatever the step in progress
+            # made of it (Agent: ResponseNeverReceived); the deadline tells them apart
+            if not timed_out:
+                raise
             if phase["reading"]:
                 raise PreviewError("Requested file took too long to download",
                                    errcode="M_TOO_LARGE") from None
             raise PreviewError("Timed out", status=504) from None
+        finally:
+            if deadline.active():
+                deadline.cancel()
 
     async def _fetch(self, url: str, accept: Callable[[str], bool],
                      phase: dict[str, bool]) -> Fetched:
