@@ -31,7 +31,8 @@ from urllib.parse import unquote, urljoin, urlsplit
 
 from twisted.internet import defer, error as net_error, protocol
 from twisted.logger import Logger
-from twisted.web import client as web_client, http
+from twisted.web import http
+from twisted.web._newclient import ResponseDone
 
 from homeserver.errors import MatrixError
 from homeserver.http.outbound import AddressPolicy, FilteringReactor
@@ -128,7 +129,7 @@ class _CappedBody(protocol.Protocol):
     def connectionLost(self, reason: Any) -> None:
         if self.done.called:
             return
-        if reason.check(web_client.ResponseDone, http.PotentialDataLoss):
+        if reason.check(ResponseDone, http.PotentialDataLoss):
             self.done.callback(b"".join(self.chunks))
         else:
             self.done.errback(reason)
@@ -153,10 +154,18 @@ class Spider:
         self._timeout = timeout
         self._max_redirects = max_redirects
         self._accept_language = ", ".join(accept_language)
-        # no connection is kept between previews: each target is a stranger's server
-        pool = pool or web_client.HTTPConnectionPool(reactor, persistent=False)
-        self._agent = web_client.Agent(FilteringReactor(reactor, policy), pool=pool,
-                                       connectTimeout=timeout)
+        self._pool = pool
+        self._agent: Any = None  # made on first use: twisted.web.client loads TLS
+
+    def _get_agent(self) -> Any:
+        if self._agent is None:
+            from twisted.web.client import Agent, HTTPConnectionPool
+
+            # no connection is kept between previews: each target is a stranger's server
+            pool = self._pool or HTTPConnectionPool(self._reactor, persistent=False)
+            self._agent = Agent(FilteringReactor(self._reactor, self._policy), pool=pool,
+                                connectTimeout=self._timeout)
+        return self._agent
 
     def check_url(self, url: str) -> None:
         """Raise unless ``url`` may be fetched: scheme, URL rules, IP literal."""
@@ -211,7 +220,7 @@ class Spider:
         for hop in range(self._max_redirects + 1):
             self.check_url(url)
             # a fresh cookie jar per fetch: one user's cookies never ride on another's
-            client = HTTPClient(self._agent)
+            client = HTTPClient(self._get_agent())
             try:
                 response = await client.get(url, headers=headers, allow_redirects=False,
                                             unbuffered=True, reactor=self._reactor)
