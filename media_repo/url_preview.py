@@ -14,7 +14,8 @@ What a preview is, by the Content-Type of the response (as Synapse does):
 - JSON (Synapse reads oEmbed here; we do not yet): an empty preview;
 - anything else is refused before its body is read (502, as Synapse).
 
-Results are kept in memory for ``cache_seconds`` (an hour, as Synapse: nobody's click
+At most ``max_concurrent`` previews are built at once (each may hold a page and an
+image of up to ``max_spider_size`` in memory). Results are kept in memory for ``cache_seconds`` (an hour, as Synapse: nobody's click
 makes us spider a site more than once an hour), failures for a shorter while, at most
 ``max_entries`` URLs, and concurrent requests for one URL share one fetch. The cache is
 keyed by URL alone: a memory cache holds only the newest preview, and the spec lets a
@@ -109,7 +110,7 @@ class UrlPreviewer:
     def __init__(self, *, fetcher: Fetcher, sink: MediaSink | None, clock: Any,
                  in_thread: Callable[..., Awaitable[Any]] | None = None,
                  cache_seconds: float = 3600.0, failure_cache_seconds: float = 60.0,
-                 max_entries: int = 1000) -> None:
+                 max_entries: int = 1000, max_concurrent: int = 8) -> None:
         self._fetcher = fetcher
         self._sink = sink
         self._clock = clock
@@ -121,6 +122,9 @@ class UrlPreviewer:
         self._max_entries = max_entries
         self._cache: collections.OrderedDict[str, _Entry] = collections.OrderedDict()
         self._waiting: dict[str, list[defer.Deferred]] = {}
+        # each build may hold up to max_spider_size bytes (twice, with its image) in
+        # memory: a bounded number at a time, the rest wait their turn
+        self._slots = defer.DeferredSemaphore(max_concurrent)
         #: how many previews were built (not served from cache), for tests and metrics
         self.built = 0
 
@@ -138,7 +142,8 @@ class UrlPreviewer:
             self._waiting[url].append(waiter)
         else:
             self._waiting[url] = [waiter]
-            defer.ensureDeferred(self._build(url, user_id)).addBoth(self._settle, url)
+            self._slots.run(lambda: defer.ensureDeferred(self._build(url, user_id))) \
+                .addBoth(self._settle, url)
         result = await waiter
         return copy.deepcopy(result)
 

@@ -248,6 +248,20 @@ class SlowServerTests(_SiteTestCase):
         self.assertTrue(self.site.slow[0]._disconnected)
 
     @defer.inlineCallbacks
+    def test_builds_at_once_are_bounded(self):
+        """With max_concurrent=1 a second URL waits until the first preview is done."""
+        previewer = UrlPreviewer(fetcher=self.spider, sink=self.sink, clock=reactor,
+                                 max_concurrent=1)
+        slow = defer.ensureDeferred(previewer.preview(self.base + "/slow", "@a:t"))
+        slow.addErrback(lambda f: f.trap(MatrixError))
+        bare = defer.ensureDeferred(previewer.preview(self.base + "/bare", "@a:t"))
+        yield task.deferLater(reactor, 0.2, lambda: None)
+        self.assertEqual((len(self.site.slow), self.site.hits.get("/bare")), (1, None))
+        og = yield bare
+        self.assertEqual(og["og:title"], "No image here")
+        self.assertTrue(slow.called)
+
+    @defer.inlineCallbacks
     def test_stalled_body_times_out(self):
         """A body that stops arriving fails like Synapse's: 502 M_TOO_LARGE."""
         e = yield defer.ensureDeferred(self.error_of(self.base + "/slow-body"))
@@ -273,6 +287,15 @@ class BlockedTests(_SiteTestCase):
             self.error_of(f"http://localhost:{self.site.port}/page"))
         self.assertEqual((e.status, e.errcode), (502, "M_UNKNOWN"))
         self.assertIn("DNS", e.message)
+        self.assertEqual(self.site.hits, {})
+
+    @defer.inlineCallbacks
+    def test_odd_ip_spellings_blocked(self):
+        """127.0.0.1 spelt as one decimal number or in hex still never gets through."""
+        for host in ("2130706433", "0x7f.0.0.1", "127.1"):
+            e = yield defer.ensureDeferred(
+                self.error_of(f"http://{host}:{self.site.port}/page"))
+            self.assertIn(e.status, (403, 502), host)
         self.assertEqual(self.site.hits, {})
 
 
