@@ -171,6 +171,7 @@ def build_service(config: Config, reactor) -> HomeServer:
     # keys, as Synapse). Images are stored through components["media_sink"] (a
     # media_repo.url_preview.MediaSink); with none, previews carry no image.
     if config.url_preview.enabled:
+        from homeserver.http.outbound import AddressPolicy
         from media_repo.spider import Spider
         from media_repo.url_preview import UrlPreviewer
 
