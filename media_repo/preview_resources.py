@@ -16,7 +16,8 @@ from homeserver.http.server import ApiRequest, Router
 from media_repo.url_preview import UrlPreviewer
 
 CLIENT_PATH = "/_matrix/client/v1/media/preview_url"
-LEGACY_PATH = "/_matrix/media/(?:r0|v3|v1)/preview_url"
+# the deprecated unauthenticated-media path, under each version Synapse answers on
+LEGACY_PATHS = ("/_matrix/media/(?:v3|r0)/preview_url", "/_matrix/media/v1/preview_url")
 _INTEGER = re.compile(r"-?[0-9]{1,18}")
 
 
@@ -42,4 +43,5 @@ def register(router: Router, *, auth: Any, previewer: UrlPreviewer | None,
     if client:
         router.add("GET", CLIENT_PATH, preview_url)
     if legacy_media:
-        router.add("GET", LEGACY_PATH, preview_url)
+        for path in LEGACY_PATHS:
+            router.add("GET", path, preview_url)

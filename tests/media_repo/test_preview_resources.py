@@ -54,7 +54,8 @@ class EnabledTests(_WithSite):
     async def test_preview_on_both_paths(self):
         """An allowed page's OpenGraph data comes back on the client and legacy paths."""
         _, token = await self.register("alice")
-        for path in (CLIENT, LEGACY, "/_matrix/media/r0/preview_url"):
+        for path in (CLIENT, LEGACY, "/_matrix/media/r0/preview_url",
+                     "/_matrix/media/v1/preview_url"):
             status, body = await self.request(
                 "GET", f"{path}?url={quote(self.page)}&ts=1700000000000", token=token)
             self.assertEqual(status, 200, body)
