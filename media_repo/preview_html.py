@@ -154,6 +154,7 @@ class _PageScanner(HTMLParser):
         self.headings: dict[str, str] = {}  # first title/h1/h2/h3 text, in page order
         self.images: list[tuple[str, float | None, float | None]] = []
         self.icon: str | None = None
+        self.oembed: str | None = None
         self.texts: list[str] = []
         self._text_size = 0
         self._open: list[tuple[str, bool]] = []  # (tag, hides its text)
@@ -170,9 +171,14 @@ class _PageScanner(HTMLParser):
             if len(self.images) < 1000:
                 self.images.append((a["src"], _number(a.get("width")),
                                     _number(a.get("height"))))
-        elif tag == "link" and self.icon is None and a.get("href") and \
-                "icon" in a.get("rel", "").lower():
-            self.icon = a["href"]
+        elif tag == "link" and a.get("href"):
+            rel = a.get("rel", "").lower()
+            if self.icon is None and "icon" in rel:
+                self.icon = a["href"]
+            # oEmbed discovery (oembed.com §4; Flickr spells it "alternative")
+            if self.oembed is None and rel in ("alternate", "alternative") and \
+                    a.get("type", "").lower() == "application/json+oembed":
+                self.oembed = a["href"]
         elif tag == "body":
             # a <head> left open ends where the body starts (its text stays hidden)
             self._close_all("head")
@@ -294,6 +300,13 @@ def parse_open_graph(body: bytes | str, page_url: str,
     """The OpenGraph dict of a page (see the module docstring). ``body`` is the raw
     response (decoded by :func:`decode_html`) or already text. Never raises on bad
     HTML; a page with nothing usable gives ``{}``."""
+    return parse_page(body, page_url, content_type)[0]
+
+
+def parse_page(body: bytes | str, page_url: str,
+               content_type: str | None = None) -> tuple[dict[str, str], str | None]:
+    """:func:`parse_open_graph`'s dict and the page's oEmbed JSON URL (absolute
+    http(s)) if it advertises one."""
     text = body if isinstance(body, str) else decode_html(body, content_type)
     page = _PageScanner()
     try:
@@ -321,7 +334,7 @@ def parse_open_graph(body: bytes | str, page_url: str,
     image = _absolute_http(image, page_url)
     if image:
         og["og:image"] = image
-    return {k: v for k, v in og.items() if v}
+    return {k: v for k, v in og.items() if v}, _absolute_http(page.oembed, page_url)
 
 
 def prune_overlong(og: dict) -> dict:

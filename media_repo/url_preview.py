@@ -7,11 +7,13 @@ size in bytes.
 
 What a preview is, by the Content-Type of the response (as Synapse does):
 
-- an HTML page: :func:`media_repo.preview_html.parse_open_graph`; its ``og:image`` is
-  fetched (through the same gates and limits) and stored through a :class:`MediaSink`;
-  if that fails the preview simply has no image;
+- an HTML page: :func:`media_repo.preview_html.parse_page`, over what the page's
+  advertised oEmbed JSON says (:mod:`media_repo.oembed`); its ``og:image`` is fetched
+  (through the same gates and limits) and stored through a :class:`MediaSink`; if the
+  oEmbed or image fetch fails the preview simply goes without;
 - an image: the image itself, stored, is the preview's ``og:image``;
-- JSON (Synapse reads oEmbed here; we do not yet): an empty preview;
+- JSON: an empty preview (Synapse reads it as oEmbed for URLs of its configured
+  oEmbed providers; we have no provider list);
 - anything else is refused before its body is read (502, as Synapse).
 
 At most ``max_concurrent`` previews are built at once (each may hold a page and an
@@ -28,14 +30,15 @@ import collections
 import copy
 import io
 from typing import Any, Awaitable, Callable, Protocol
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 from twisted.internet import defer, threads
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from homeserver.errors import InvalidParam, MatrixError
-from media_repo.preview_html import parse_open_graph, prune_overlong
+from media_repo.oembed import oembed_to_open_graph
+from media_repo.preview_html import parse_page, prune_overlong
 from media_repo.spider import Fetched, PreviewError
 
 log = Logger()
@@ -171,14 +174,30 @@ class UrlPreviewer:
                 og["og:description"] = page.filename
             og.update(await self._stored_image(page, user_id))
         elif is_html(page.content_type):
-            og = await self._in_thread(parse_open_graph, page.body, page.url,
-                                       page.content_type)
+            og, oembed_url = await self._in_thread(parse_page, page.body, page.url,
+                                                   page.content_type)
+            if oembed_url:
+                from_oembed, author = await self._fetch_oembed(oembed_url, url)
+                og = {**from_oembed, **og}  # the page's own tags win
+                if not og.get("og:title") and author:
+                    og["og:title"] = author
             image_url = og.pop("og:image", None)
             if image_url:
-                og.update(await self._fetch_image(image_url, user_id))
+                og.update(await self._fetch_image(urljoin(page.url, image_url), user_id))
         else:
             og = {}
         return prune_overlong(og)
+
+    async def _fetch_oembed(self, oembed_url: str,
+                            page_url: str) -> tuple[dict[str, Any], str | None]:
+        try:
+            answer = await self._fetcher.fetch(oembed_url, is_json)
+        except defer.CancelledError:
+            raise
+        except Exception as e:
+            log.info("oEmbed {url} skipped: {e}", url=oembed_url, e=e)
+            return {}, None
+        return await self._in_thread(oembed_to_open_graph, page_url, answer.body)
 
     async def _fetch_image(self, url: str, user_id: str) -> dict[str, Any]:
         """The page's image as og:image* keys, or nothing if it cannot be had: a

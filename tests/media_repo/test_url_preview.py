@@ -58,6 +58,20 @@ class _Site(resource.Resource):
         if path == "/missing-image":
             request.setHeader("Content-Type", "text/html")
             return b'<meta property="og:image" content="/nope.png"><title>T</title>'
+        if path == "/with-oembed":
+            request.setHeader("Content-Type", "text/html")
+            return (b'<link rel="alternate" type="application/json+oembed" '
+                    b'href="/oembed.json?url=x"><meta property="og:description" '
+                    b'content="From the page">')
+        if path == "/oembed.json":
+            request.setHeader("Content-Type", "application/json")
+            return (b'{"version": "1.0", "type": "photo", "title": "From oEmbed", '
+                    b'"provider_name": "Test Site", "url": "/img.png", '
+                    b'"author_name": "Ann"}')
+        if path == "/broken-oembed":
+            request.setHeader("Content-Type", "text/html")
+            return (b'<link rel="alternate" type="application/json+oembed" '
+                    b'href="/error"><h1>Page title</h1>')
         if path == "/img.png":
             request.setHeader("Content-Type", "image/png")
             request.setHeader("Content-Disposition", 'inline; filename="red.png"')
@@ -163,6 +177,25 @@ class PreviewTests(_SiteTestCase):
                               "og:image:type": "image/png", "og:image:width": 30,
                               "og:image:height": 20, "matrix:image:size": len(IMAGE)})
         self.assertEqual(self.sink.stored[0][3], "@bob:test.local")
+
+    @defer.inlineCallbacks
+    def test_oembed_fills_what_the_page_lacks(self):
+        """A page's advertised oEmbed JSON gives title, site name and (a photo's) image;
+        the page's own tags win where both speak."""
+        og = yield defer.ensureDeferred(
+            self.previewer.preview(self.base + "/with-oembed", "@a:test.local"))
+        self.assertEqual(og["og:title"], "From oEmbed")
+        self.assertEqual(og["og:site_name"], "Test Site")
+        self.assertEqual(og["og:description"], "From the page")
+        self.assertEqual(og["og:image"], "mxc://test.local/preview1")
+        self.assertEqual(self.site.hits["/oembed.json"], 1)
+
+    @defer.inlineCallbacks
+    def test_failing_oembed_is_skipped(self):
+        """An oEmbed URL that fails leaves the page's own preview."""
+        og = yield defer.ensureDeferred(
+            self.previewer.preview(self.base + "/broken-oembed", "@a:test.local"))
+        self.assertEqual(og, {"og:title": "Page title", "og:description": "Page title"})
 
     @defer.inlineCallbacks
     def test_broken_image_leaves_preview_without_image(self):
