@@ -17,11 +17,12 @@ What a preview is, by the Content-Type of the response (as Synapse does):
 - anything else is refused before its body is read (502, as Synapse).
 
 At most ``max_concurrent`` previews are built at once (each may hold a page and an
-image of up to ``max_spider_size`` in memory). Results are kept in memory for ``cache_seconds`` (an hour, as Synapse: nobody's click
-makes us spider a site more than once an hour), failures for a shorter while, at most
-``max_entries`` URLs, and concurrent requests for one URL share one fetch. The cache is
-keyed by URL alone: a memory cache holds only the newest preview, and the spec lets a
-server answer a newer version than ``ts`` asks for, so ``ts`` only ever selects that.
+image of up to ``max_spider_size`` in memory). Results are kept in memory for
+``cache_seconds`` (an hour, as Synapse: nobody's click makes us spider a site more than
+once an hour), failures for a minute, at most ``max_entries`` URLs, and concurrent
+requests for one URL share one fetch. The cache is keyed by URL alone: a memory cache
+holds only the newest preview, and the spec lets a server answer a newer version than
+``ts`` asks for, so any ``ts`` gets that one.
 """
 
 from __future__ import annotations
