@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from typing import Any, Callable, Iterable, Mapping
 
 import yaml
@@ -72,6 +73,21 @@ class TrustedKeyServer:
 
 
 @dataclasses.dataclass(frozen=True)
+class UrlPreviewConfig:
+    """URL previews (media_repo/url_preview.py) under Synapse's key names. Private and
+    loopback targets are blocked even without ``url_preview_ip_range_blacklist``
+    (homeserver/http/outbound.py), so unlike Synapse we do not insist on one."""
+
+    enabled: bool = False
+    ip_range_whitelist: tuple[str, ...] = ()
+    ip_range_blacklist: tuple[str, ...] = ()
+    #: Synapse's url_preview_url_blacklist: mappings of urlsplit attribute → pattern
+    url_blacklist: tuple[Mapping[str, str], ...] = ()
+    max_spider_size: int = 10 * 1024 * 1024
+    accept_language: tuple[str, ...] = ("en",)
+
+
+@dataclasses.dataclass(frozen=True)
 class Config:
     server_name: str
     config_dir: str
@@ -105,6 +121,7 @@ class Config:
     turn: TurnConfig = TurnConfig()
     #: Synapse's default when the key is absent: matrix.org, keys not pinned
     trusted_key_servers: tuple[TrustedKeyServer, ...] = (TrustedKeyServer("matrix.org"),)
+    url_preview: UrlPreviewConfig = UrlPreviewConfig()
     warnings: tuple[str, ...] = ()
 
 
@@ -330,6 +347,47 @@ def _parse_key_servers(raw: Any, verify_certificates: bool) -> tuple[TrustedKeyS
     return tuple(out)
 
 
+_URL_RULE_KEYS = frozenset({"scheme", "netloc", "path", "query", "fragment", "username",
+                            "password", "hostname", "port"})
+
+
+def _parse_url_preview(r: "_Reader") -> UrlPreviewConfig:
+    ranges = {}
+    for key in ("url_preview_ip_range_whitelist", "url_preview_ip_range_blacklist"):
+        ranges[key] = r.get(key, list, [])
+        try:
+            parse_ranges(ranges[key])
+        except (TypeError, ValueError) as e:
+            raise ConfigError(f"{key}: {e}") from None
+    rules = r.get("url_preview_url_blacklist", list, [])
+    for i, rule in enumerate(rules):
+        key = f"url_preview_url_blacklist[{i}]"
+        if not isinstance(rule, Mapping) or not rule:
+            raise ConfigError(f"{key}: expected a mapping such as {{netloc: '*.example.com'}}")
+        for attribute, pattern in rule.items():
+            if attribute not in _URL_RULE_KEYS:
+                raise ConfigError(f"{key}: unknown URL attribute {attribute!r}")
+            if not isinstance(pattern, str):
+                raise ConfigError(f"{key}.{attribute}: expected a string pattern")
+            if pattern.startswith("^"):
+                try:
+                    re.compile(pattern)
+                except re.error as e:
+                    raise ConfigError(f"{key}.{attribute}: bad regular expression: {e}") \
+                        from None
+    languages = r.get("url_preview_accept_language", list, ["en"])
+    if not languages or not all(isinstance(x, str) and x.strip() for x in languages):
+        raise ConfigError("url_preview_accept_language: expected a list of language tags")
+    return UrlPreviewConfig(
+        enabled=r.get("url_preview_enabled", bool, False),
+        ip_range_whitelist=tuple(ranges["url_preview_ip_range_whitelist"]),
+        ip_range_blacklist=tuple(ranges["url_preview_ip_range_blacklist"]),
+        url_blacklist=tuple(dict(rule) for rule in rules),
+        max_spider_size=_parse_size("max_spider_size",
+                                    r.get("max_spider_size", (int, str), "10M")),
+        accept_language=tuple(languages))
+
+
 def _parse_rate_limits(raw: Mapping[str, Any]) -> dict[str, RateLimit]:
     limits = dict(_RATE_LIMIT_DEFAULTS)
     for key, value in raw.items():
@@ -432,6 +490,7 @@ def parse_config(raw: Mapping[str, Any], config_dir: str) -> Config:
         trusted_key_servers=_parse_key_servers(
             r.get("trusted_key_servers", list, None),
             r.get("federation_verify_certificates", bool, True)),
+        url_preview=_parse_url_preview(r),
     )
     if (config.enable_registration and not config.enable_registration_without_verification
             and not config.registration_requires_token):

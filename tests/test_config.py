@@ -142,6 +142,51 @@ class ParseConfigTests(unittest.TestCase):
                       "trusted_key_servers": [{"server_name": "n.example",
                                                "accept_keys_insecurely": True}]}, "/tmp")
 
+    def test_url_preview_keys(self):
+        """Synapse's url_preview_* keys and max_spider_size; previews are off by default."""
+        defaults = parse_config({"server_name": "a.b"}, "/tmp").url_preview
+        self.assertFalse(defaults.enabled)
+        self.assertEqual(defaults.max_spider_size, 10 * 1024 * 1024)
+        self.assertEqual(defaults.accept_language, ("en",))
+        c = parse_config({
+            "server_name": "a.b", "url_preview_enabled": True,
+            "url_preview_ip_range_whitelist": ["127.0.0.1", "10.1.0.0/16"],
+            "url_preview_ip_range_blacklist": ["8.8.8.8"],
+            "url_preview_url_blacklist": [{"netloc": "*.evil.example"},
+                                          {"scheme": "http", "path": "^/admin"}],
+            "max_spider_size": "1M", "url_preview_accept_language": ["de", "en;q=0.5"],
+        }, "/tmp").url_preview
+        self.assertTrue(c.enabled)
+        self.assertEqual(c.ip_range_whitelist, ("127.0.0.1", "10.1.0.0/16"))
+        self.assertEqual(c.ip_range_blacklist, ("8.8.8.8",))
+        self.assertEqual(c.url_blacklist[1], {"scheme": "http", "path": "^/admin"})
+        self.assertEqual(c.max_spider_size, 1024 * 1024)
+        self.assertEqual(c.accept_language, ("de", "en;q=0.5"))
+        self.assertEqual(parse_config({"server_name": "a.b", "url_preview_enabled": True},
+                                      "/tmp").warnings, ())
+
+    def test_invalid_url_preview_keys(self):
+        """Bad url_preview_* values are errors naming the key."""
+        cases = [
+            ({"url_preview_enabled": "yes"}, "url_preview_enabled"),
+            ({"url_preview_ip_range_whitelist": ["not-an-ip"]},
+             "url_preview_ip_range_whitelist"),
+            ({"url_preview_ip_range_blacklist": "10.0.0.0/8"}, "url_preview_ip_range_blacklist"),
+            ({"url_preview_url_blacklist": ["*.example"]}, "url_preview_url_blacklist[0]"),
+            ({"url_preview_url_blacklist": [{"host": "x"}]}, "url_preview_url_blacklist[0]"),
+            ({"url_preview_url_blacklist": [{"netloc": 5}]}, "url_preview_url_blacklist[0]"),
+            ({"url_preview_url_blacklist": [{"path": "^(unclosed"}]},
+             "url_preview_url_blacklist[0].path"),
+            ({"max_spider_size": "huge"}, "max_spider_size"),
+            ({"max_spider_size": 0}, "max_spider_size"),
+            ({"url_preview_accept_language": []}, "url_preview_accept_language"),
+        ]
+        for extra, key in cases:
+            with self.assertRaises(ConfigError) as cm:
+                parse_config({"server_name": "a.b", **extra}, "/tmp")
+            self.assertIn(key, str(cm.exception))
+            self.assertNotIn("\n", str(cm.exception))
+
     def test_deep_merge(self):
         """Later files override earlier ones, merging mappings deeply."""
         d = tempfile.mkdtemp()
@@ -169,6 +214,7 @@ class CliTests(unittest.TestCase):
         self.assertEqual(path, os.path.join(d, "homeserver.yaml"))
         config = load_config_files([path])
         self.assertEqual(config.listeners[0].port, 8123)
+        self.assertTrue(config.url_preview.enabled)  # `make run` users get link previews
         with open(config.signing_key_path) as f:
             algo, version, seed = f.read().split()
         self.assertEqual(algo, "ed25519")
