@@ -93,6 +93,11 @@ class Config:
     #: an explicit public_baseurl)
     serve_client_wellknown: bool = False
     turn: TurnConfig = TurnConfig()
+    #: new uploads are served only by /_matrix/client/v1/media/* (Synapse's key and
+    #: meaning: media stored while it was off stays on the legacy endpoints)
+    enable_authenticated_media: bool = True
+    #: async upload: empty media IDs (POST /media/v1/create) one user may hold
+    max_pending_media_uploads: int = 5
     warnings: tuple[str, ...] = ()
 
 
@@ -383,6 +388,9 @@ def parse_config(raw: Mapping[str, Any], config_dir: str) -> Config:
         presence_enabled=bool(presence_raw.get("enabled", True)),
         serve_client_wellknown=r.get("serve_client_wellknown", bool, False),
         turn=_parse_turn(r, config_dir),
+        enable_authenticated_media=r.get("enable_authenticated_media", bool, True),
+        max_pending_media_uploads=r.get("max_pending_media_uploads", int, 5,
+                                        check=lambda v: v > 0, why="must be > 0"),
     )
     if (config.enable_registration and not config.enable_registration_without_verification
             and not config.registration_requires_token):
