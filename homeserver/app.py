@@ -225,7 +225,19 @@ def build_service(config: Config, reactor) -> HomeServer:
         enable_authenticated_media=config.enable_authenticated_media,
         max_pending_uploads=config.max_pending_media_uploads)
     PendingMediaExpiry(media, reactor).setServiceParent(top)
-    extra_components["media_repository"] = media
+    from media_repo.thumbnails import Thumbnails
+
+    # Pillow decodes and encodes here: CPU-bound, and never on the reactor thread
+    thumbnail_pool = ThreadPool(1, 2, name="thumbnailer")
+    _Stoppable("thumbnailer", start=thumbnail_pool.start, stop=lambda: threads.deferToThreadPool(
+        reactor, reactor.getThreadPool(), thumbnail_pool.stop)).setServiceParent(top)
+    thumbnails = Thumbnails(
+        repository=media, store=store.media, max_pixels=config.max_image_pixels,
+        run_in_thread=lambda fn, *a: threads.deferToThreadPool(reactor, thumbnail_pool,
+                                                               fn, *a))
+    media.upload_observers.append(thumbnails.on_upload)
+    _Stoppable("thumbnails", stop=thumbnails.stop).setServiceParent(top)
+    extra_components.update({"media_repository": media, "thumbnails": thumbnails})
 
     top.components = {
         "config": config, "store": store, "rooms": rooms, "notifier": notifier,
@@ -318,7 +330,8 @@ def _register_resources(router, listener: Listener, c: dict, now_ms) -> None:
     if "media" in listener.resources:
         from media_repo import resources as media_resources
 
-        media_resources.register(router, auth=c["auth"], repository=c["media_repository"])
+        media_resources.register(router, auth=c["auth"], repository=c["media_repository"],
+                                 thumbnails=c["thumbnails"])
 
 
 def _listen(listener: Listener, address: str, site, config: Config, reactor):

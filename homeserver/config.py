@@ -98,6 +98,8 @@ class Config:
     enable_authenticated_media: bool = True
     #: async upload: empty media IDs (POST /media/v1/create) one user may hold
     max_pending_media_uploads: int = 5
+    #: images with more pixels are not thumbnailed (Synapse's key; decompression bombs)
+    max_image_pixels: int = 32 * 1024 * 1024
     warnings: tuple[str, ...] = ()
 
 
@@ -391,6 +393,8 @@ def parse_config(raw: Mapping[str, Any], config_dir: str) -> Config:
         enable_authenticated_media=r.get("enable_authenticated_media", bool, True),
         max_pending_media_uploads=r.get("max_pending_media_uploads", int, 5,
                                         check=lambda v: v > 0, why="must be > 0"),
+        max_image_pixels=_parse_size("max_image_pixels",
+                                     r.get("max_image_pixels", (int, str), "32M")),
     )
     if (config.enable_registration and not config.enable_registration_without_verification
             and not config.registration_requires_token):
