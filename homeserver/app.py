@@ -214,8 +214,10 @@ def build_service(config: Config, reactor) -> HomeServer:
     media_io = ThreadPool(1, 4, name="media-io")
     _Stoppable("media-io", start=media_io.start, stop=lambda: threads.deferToThreadPool(
         reactor, reactor.getThreadPool(), media_io.stop)).setServiceParent(top)
-    blobs = LocalBlobStore(config.media_store_path, run_in_thread=lambda fn, *a:
-                           threads.deferToThreadPool(reactor, media_io, fn, *a))
+    def media_io_run(fn, *args):
+        return threads.deferToThreadPool(reactor, media_io, fn, *args)
+
+    blobs = LocalBlobStore(config.media_store_path, run_in_thread=media_io_run)
     # before any listener exists, so no upload's temp file can be swept: a listing
     # of one directory, done once at start
     blobs.prepare()
@@ -237,7 +239,8 @@ def build_service(config: Config, reactor) -> HomeServer:
                                                                fn, *a))
     media.upload_observers.append(thumbnails.on_upload)
     _Stoppable("thumbnails", stop=thumbnails.stop).setServiceParent(top)
-    extra_components.update({"media_repository": media, "thumbnails": thumbnails})
+    extra_components.update({"media_repository": media, "thumbnails": thumbnails,
+                             "media_io": media_io_run})
 
     top.components = {
         "config": config, "store": store, "rooms": rooms, "notifier": notifier,
@@ -331,7 +334,7 @@ def _register_resources(router, listener: Listener, c: dict, now_ms) -> None:
         from media_repo import resources as media_resources
 
         media_resources.register(router, auth=c["auth"], repository=c["media_repository"],
-                                 thumbnails=c["thumbnails"])
+                                 thumbnails=c["thumbnails"], run_in_thread=c["media_io"])
 
 
 def _listen(listener: Listener, address: str, site, config: Config, reactor):

@@ -21,7 +21,7 @@ from homeserver.errors import InvalidParam, MatrixError, MissingParam
 from homeserver.http.server import ApiRequest, RawResponse, Router
 from homeserver.ids import is_valid_server_name
 from media_repo.repository import DEFAULT_TIMEOUT_MS, MAX_TIMEOUT_MS, MediaRepository
-from media_repo.responses import set_media_security_headers, write_file
+from media_repo.responses import RunInThread, set_media_security_headers, write_file
 from media_repo.thumbnails import ThumbnailRequest, Thumbnails
 
 CLIENT_V1 = "/_matrix/client/v1/media"
@@ -36,7 +36,8 @@ _MAX_DIMENSION = 4096
 
 
 def register(router: Router, *, auth: Any, repository: MediaRepository,
-             thumbnails: Thumbnails) -> None:
+             thumbnails: Thumbnails, run_in_thread: RunInThread) -> None:
+    """Add the media routes; ``run_in_thread`` runs the blocking reads of downloads."""
     upload_limit = repository.max_upload_size
 
     async def upload(request: ApiRequest) -> tuple[int, Any]:
@@ -80,7 +81,8 @@ def register(router: Router, *, auth: Any, repository: MediaRepository,
             f = await repository.open_blob(content.sha256)
             write_file(request.raw, f, size=content.size,
                        content_type=content.content_type,
-                       file_name=request.path.get("file_name") or content.upload_name)
+                       file_name=request.path.get("file_name") or content.upload_name,
+                       run_in_thread=run_in_thread)
             return 200, _RAW
         return handler
 
@@ -98,7 +100,7 @@ def register(router: Router, *, auth: Any, repository: MediaRepository,
                                                    wanted)
             f = await repository.open_blob(thumb.thumbnail_sha256)
             write_file(request.raw, f, size=thumb.size, content_type=thumb.content_type,
-                       file_name=None)
+                       file_name=None, run_in_thread=run_in_thread)
             return 200, _RAW
         return handler
 
