@@ -177,24 +177,6 @@ def build_service(config: Config, reactor) -> HomeServer:
     _Stoppable("federation_client",
                stop=federation["federation_client"].close).setServiceParent(top)
     extra_components.update(federation)
-    # --- domain services: URL previews (issue 13) ---
-    # Built only with url_preview_enabled (the routes answer 404 otherwise). Pages and
-    # images are fetched through their own address policy (url_preview_ip_range_*
-    # keys, as Synapse). Images are stored through components["media_sink"] (a
-    # media_repo.url_preview.MediaSink); with none, previews carry no image.
-    if config.url_preview.enabled:
-        from homeserver.http.outbound import AddressPolicy
-        from media_repo.spider import Spider
-        from media_repo.url_preview import UrlPreviewer
-
-        preview_config = config.url_preview
-        spider = Spider(reactor, AddressPolicy(whitelist=preview_config.ip_range_whitelist,
-                                               blacklist=preview_config.ip_range_blacklist),
-                        url_rules=preview_config.url_blacklist,
-                        max_size=preview_config.max_spider_size,
-                        accept_language=preview_config.accept_language)
-        extra_components["url_previewer"] = UrlPreviewer(
-            fetcher=spider, sink=extra_components.get("media_sink"), clock=reactor)
     # --- domain services: search, relations, directory (helper H) ---
     from homeserver.rooms.features.relations import RelationsService
     from homeserver.profiles import ProfileService
@@ -271,6 +253,24 @@ def build_service(config: Config, reactor) -> HomeServer:
     _Stoppable("thumbnails", stop=thumbnails.stop).setServiceParent(top)
     extra_components.update({"media_repository": media, "thumbnails": thumbnails,
                              "media_io": media_io_run})
+    # --- domain services: URL previews (issue 13) ---
+    # Built only with url_preview_enabled (the routes answer 404 otherwise). Pages and
+    # images are fetched through their own address policy (url_preview_ip_range_*
+    # keys, as Synapse). Images are stored as new local media of the asking user.
+    if config.url_preview.enabled:
+        from homeserver.http.outbound import AddressPolicy
+        from media_repo.spider import Spider
+        from media_repo.repository import BytesSink
+        from media_repo.url_preview import UrlPreviewer
+
+        preview_config = config.url_preview
+        spider = Spider(reactor, AddressPolicy(whitelist=preview_config.ip_range_whitelist,
+                                               blacklist=preview_config.ip_range_blacklist),
+                        url_rules=preview_config.url_blacklist,
+                        max_size=preview_config.max_spider_size,
+                        accept_language=preview_config.accept_language)
+        extra_components["url_previewer"] = UrlPreviewer(
+            fetcher=spider, sink=BytesSink(media), clock=reactor)
 
     top.components = {
         "config": config, "store": store, "rooms": rooms, "notifier": notifier,

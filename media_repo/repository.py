@@ -23,6 +23,7 @@ the row leaves an unreferenced blob on disk, never a row without bytes.
 from __future__ import annotations
 
 import dataclasses
+import io
 import secrets
 from typing import Any, BinaryIO, Callable, Protocol
 
@@ -305,6 +306,20 @@ def new_media_id() -> str:
     """24 random URL-safe characters: per upload, never derived from the bytes, so
     knowing a file's hash never lets anyone fetch it."""
     return secrets.token_urlsafe(_MEDIA_ID_BYTES)
+
+
+class BytesSink:
+    """Stores a small payload already in memory (a URL preview's image, capped by
+    ``max_spider_size``) as new local media: the ``MediaSink`` of url_preview.py."""
+
+    def __init__(self, repository: MediaRepository) -> None:
+        self._repository = repository
+
+    async def store(self, data: bytes, content_type: str, filename: str | None,
+                    user_id: str) -> str:
+        mxc = await self._repository.upload_from_file(
+            user_id, io.BytesIO(data), content_type=content_type, upload_name=filename)
+        return str(mxc)
 
 
 class _KeyedLocks:

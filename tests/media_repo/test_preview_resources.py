@@ -14,8 +14,22 @@ CLIENT = "/_matrix/client/v1/media/preview_url"
 LEGACY = "/_matrix/media/v3/preview_url"
 
 
+def _png() -> bytes:
+    import io
+
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", (200, 100), (10, 200, 30)).save(out, format="PNG")
+    return out.getvalue()
+
+
 def _site() -> resource.Resource:
     root = resource.Resource()
+    root.putChild(b"pic.png", static.Data(_png(), "image/png"))
+    root.putChild(b"illustrated", static.Data(
+        b'<meta property="og:title" content="With a picture">'
+        b'<meta property="og:image" content="/pic.png">', "text/html; charset=utf-8"))
     root.putChild(b"page", static.Data(
         b'<meta property="og:title" content="Served page"><p>Body.</p>',
         "text/html; charset=utf-8"))
@@ -60,6 +74,24 @@ class EnabledTests(_WithSite):
                 "GET", f"{path}?url={quote(self.page)}&ts=1700000000000", token=token)
             self.assertEqual(status, 200, body)
             self.assertEqual(body, {"og:title": "Served page", "og:description": "Body."})
+
+    async def test_image_stored_in_media_repository(self):
+        """A page's og:image is fetched into the media repository: og:image is an mxc
+        URI that downloads the same bytes, with its type, size and dimensions."""
+        _, token = await self.register("alice")
+        url = self.page.replace("/page", "/illustrated")
+        status, body = await self.request("GET", f"{CLIENT}?url={quote(url)}", token=token)
+        self.assertEqual(status, 200, body)
+        mxc = body["og:image"]
+        self.assertTrue(mxc.startswith("mxc://test.local/"), body)
+        self.assertEqual((body["og:image:type"], body["matrix:image:size"]),
+                         ("image/png", len(_png())))
+        self.assertEqual((body["og:image:width"], body["og:image:height"]), (200, 100))
+        response = await self.http.get(
+            f"{self.base}/_matrix/client/v1/media/download/{mxc[len('mxc://'):]}",
+            headers={"Authorization": f"Bearer {token}"})
+        self.assertEqual(response.code, 200)
+        self.assertEqual(await response.content(), _png())
 
     async def test_bad_parameters(self):
         """Missing url → M_MISSING_PARAM; bad url or ts → M_INVALID_PARAM."""
