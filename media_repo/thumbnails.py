@@ -148,6 +148,16 @@ class Thumbnails:
             self._rendering[key] = d
             d.addBoth(lambda r: (self._rendering.pop(key, None), r)[1])
         made = await _shared(self._rendering[key])
+        if made is None and not info.animated and info.width <= request.width \
+                and info.height <= request.height:
+            # Nothing smaller can be made: the thumbnail came out as the very bytes of
+            # the source (a small PNG re-encodes identically), which a thumbnail row may
+            # not reference. The spec lets a source no larger than asked be the answer.
+            return Thumbnail(
+                source_sha256=sha256, width=request.width, height=request.height,
+                method=request.method, content_type=info.content_type, animated=False,
+                thumbnail_sha256=sha256, size=await self._repository.blobs.size(sha256),
+                thumbnail_width=info.width, thumbnail_height=info.height)
         if made is None:
             raise CannotThumbnail("Cannot generate thumbnails for this media")
         return made

@@ -80,6 +80,16 @@ class ThumbnailTests(MediaTestCase):
         _, _, again = await self.thumb(media_id, "width=900&height=900&method=crop")
         self.assertEqual((again, len(await self.rows(data))), (first, before + 1))
 
+    async def test_source_no_larger_than_asked(self) -> None:
+        """A PNG no larger than the box re-encodes to its own bytes; the answer is then
+        the source itself (it used to be 400 "Cannot generate thumbnails")."""
+        data = png(640, 400)
+        media_id = await self.upload_image(data)
+        status, headers, body = await self.thumb(media_id, "width=800&height=600&method=scale")
+        self.assertEqual(status, 200, body)
+        self.assertEqual(headers.getRawHeaders("Content-Type"), ["image/png"])
+        self.assertEqual(Image.open(io.BytesIO(body)).size, (640, 400))
+
     async def test_stored_size_serves_smaller_requests(self) -> None:
         """A request smaller than a stored size is answered from it, not rendered."""
         data = png(1000, 800)
