@@ -217,6 +217,43 @@ def build_service(config: Config, reactor) -> HomeServer:
         "timestamp_to_event": TimestampToEvent(rooms=rooms, visibility=history),
     })
 
+    # --- domain services: media repository (DESIGN.md §6) ---
+    from media_repo.cas import LocalBlobStore
+    from media_repo.expiry import PendingMediaExpiry
+    from media_repo.repository import MediaRepository
+
+    # blob reads, writes and fsyncs run here, never on the reactor thread
+    media_io = ThreadPool(1, 4, name="media-io")
+    _Stoppable("media-io", start=media_io.start, stop=lambda: threads.deferToThreadPool(
+        reactor, reactor.getThreadPool(), media_io.stop)).setServiceParent(top)
+    def media_io_run(fn, *args):
+        return threads.deferToThreadPool(reactor, media_io, fn, *args)
+
+    blobs = LocalBlobStore(config.media_store_path, run_in_thread=media_io_run)
+    # before any listener exists, so no upload's temp file can be swept: a listing
+    # of one directory, done once at start
+    blobs.prepare()
+    media = MediaRepository(
+        store=store.media, blobs=blobs, server_name=config.server_name, clock=reactor,
+        now_ms=now_ms, max_upload_size=config.max_upload_size,
+        enable_authenticated_media=config.enable_authenticated_media,
+        max_pending_uploads=config.max_pending_media_uploads)
+    PendingMediaExpiry(media, reactor).setServiceParent(top)
+    from media_repo.thumbnails import Thumbnails
+
+    # Pillow decodes and encodes here: CPU-bound, and never on the reactor thread
+    thumbnail_pool = ThreadPool(1, 2, name="thumbnailer")
+    _Stoppable("thumbnailer", start=thumbnail_pool.start, stop=lambda: threads.deferToThreadPool(
+        reactor, reactor.getThreadPool(), thumbnail_pool.stop)).setServiceParent(top)
+    thumbnails = Thumbnails(
+        repository=media, store=store.media, max_pixels=config.max_image_pixels,
+        run_in_thread=lambda fn, *a: threads.deferToThreadPool(reactor, thumbnail_pool,
+                                                               fn, *a))
+    media.upload_observers.append(thumbnails.on_upload)
+    _Stoppable("thumbnails", stop=thumbnails.stop).setServiceParent(top)
+    extra_components.update({"media_repository": media, "thumbnails": thumbnails,
+                             "media_io": media_io_run})
+
     top.components = {
         "config": config, "store": store, "rooms": rooms, "notifier": notifier,
         "signing_keys": signing_keys, "ratelimiter": ratelimiter, "reactor": reactor,
@@ -312,6 +349,11 @@ def _register_resources(router, listener: Listener, c: dict, now_ms) -> None:
         from homeserver.push import wiring as push_wiring
 
         push_wiring.register_servlets(router, c)
+    if "media" in listener.resources:
+        from media_repo import resources as media_resources
+
+        media_resources.register(router, auth=c["auth"], repository=c["media_repository"],
+                                 thumbnails=c["thumbnails"], run_in_thread=c["media_io"])
 
 
 def _listen(listener: Listener, address: str, site, config: Config, reactor):

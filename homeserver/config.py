@@ -105,6 +105,13 @@ class Config:
     turn: TurnConfig = TurnConfig()
     #: Synapse's default when the key is absent: matrix.org, keys not pinned
     trusted_key_servers: tuple[TrustedKeyServer, ...] = (TrustedKeyServer("matrix.org"),)
+    #: new uploads are served only by /_matrix/client/v1/media/* (Synapse's key and
+    #: meaning: media stored while it was off stays on the legacy endpoints)
+    enable_authenticated_media: bool = True
+    #: async upload: empty media IDs (POST /media/v1/create) one user may hold
+    max_pending_media_uploads: int = 5
+    #: images with more pixels are not thumbnailed (Synapse's key; decompression bombs)
+    max_image_pixels: int = 32 * 1024 * 1024
     warnings: tuple[str, ...] = ()
 
 
@@ -432,6 +439,11 @@ def parse_config(raw: Mapping[str, Any], config_dir: str) -> Config:
         trusted_key_servers=_parse_key_servers(
             r.get("trusted_key_servers", list, None),
             r.get("federation_verify_certificates", bool, True)),
+        enable_authenticated_media=r.get("enable_authenticated_media", bool, True),
+        max_pending_media_uploads=r.get("max_pending_media_uploads", int, 5,
+                                        check=lambda v: v > 0, why="must be > 0"),
+        max_image_pixels=_parse_size("max_image_pixels",
+                                     r.get("max_image_pixels", (int, str), "32M")),
     )
     if (config.enable_registration and not config.enable_registration_without_verification
             and not config.registration_requires_token):

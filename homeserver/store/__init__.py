@@ -27,6 +27,7 @@ from homeserver.store.directory_entries import DirectoryEntries
 from homeserver.store.e2e_keys import E2eKeys
 from homeserver.store.filters import Filters
 from homeserver.store.key_backups import KeyBackups
+from homeserver.store.media import Media
 from homeserver.store.outbox import FederationOutbox
 from homeserver.store.notifications import Notifications
 from homeserver.store.presence import Presence
@@ -88,6 +89,7 @@ class GlobalStore:
         self.notifications = Notifications(db)
         self.pushers = Pushers(db)
         self.push_progress = PushProgress(db)
+        self.media = Media(db)
 
     @classmethod
     def from_config(cls, database_config: Mapping[str, Any], reactor: Any, *,
