@@ -97,7 +97,9 @@ class MediaRepository:
         self._authenticated = enable_authenticated_media
         self._max_pending = max_pending_uploads
         self._unused_ms = unused_expiration_ms
-        self._remote = remote or NoRemoteMedia()
+        #: set after construction by the composition root when the fetcher stores
+        #: through this repository (media_repo.remote)
+        self.remote: RemoteMediaFetcher = remote or NoRemoteMedia()
         self._locks = _KeyedLocks()
         # downloads waiting for an async upload, woken when its bytes arrive
         self._waiters: dict[str, list[defer.Deferred[None]]] = {}
@@ -203,7 +205,7 @@ class MediaRepository:
                                    media.content_type or DEFAULT_CONTENT_TYPE,
                                    media.upload_name)
         else:
-            remote = await self._remote.fetch(server_name, media_id, timeout_ms=timeout_ms)
+            remote = await self.remote.fetch(server_name, media_id, timeout_ms=timeout_ms)
             if remote is None or remote.quarantined_by is not None:
                 raise NotFound("Not found")
             authenticated = remote.authenticated
