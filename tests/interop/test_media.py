@@ -1,0 +1,157 @@
+"""Media over federation against a real Synapse on loopback (spec: Server-Server API,
+"Content Repository"; Matrix 1.11 authenticated media).
+
+Shows that we fetch Synapse's media over its federation endpoint (signed, multipart)
+and cache it, that Synapse fetches ours from our endpoint and reads our multipart
+answer, that thumbnails work both ways, and that unknown media is 404 both ways.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import io
+import json
+import os
+import sqlite3
+import urllib.error
+import urllib.request
+
+from PIL import Image
+from twisted.trial import unittest
+
+from tests.interop.synapse import Federation
+
+
+def png(width: int, height: int, colour=(30, 90, 200)) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (width, height), colour).save(out, "PNG")
+    return out.getvalue()
+
+
+def http(method: str, url: str, data: bytes | None = None, token: str | None = None,
+         content_type: str | None = None) -> tuple[int, dict, bytes]:
+    """A blocking request: (status, headers, body bytes)."""
+    req = urllib.request.Request(url, data=data, method=method)
+    if token:
+        req.add_header("Authorization", f"Bearer {token}")
+    if content_type:
+        req.add_header("Content-Type", content_type)
+    try:
+        with urllib.request.urlopen(req, timeout=60) as r:
+            return r.status, dict(r.headers), r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, dict(e.headers), e.read()
+
+
+class MediaInteropTest(unittest.TestCase):
+    timeout = 300
+
+    def setUp(self):
+        self.fed = Federation.get()
+        self.syn = self.fed.synapse
+        self.ours = self.fed.ours
+        # registered by the first test; later ones just log in
+        self.syn.sh("register", "mediauser", "media-password", check=False)
+        self.syn_token = self.syn.login("mediauser", "media-password")
+        self.our_token = self._our_user("mediafan", "fan-password")
+
+    def _our_user(self, user: str, password: str) -> str:
+        status, body = self.ours.request("POST", "/_matrix/client/v3/register", {
+            "username": user, "password": password, "auth": {"type": "m.login.dummy"}})
+        if status == 400 and body.get("errcode") == "M_USER_IN_USE":
+            status, body = self.ours.request("POST", "/_matrix/client/v3/login", {
+                "type": "m.login.password", "identifier": {"type": "m.id.user", "user": user},
+                "password": password})
+        self.assertEqual(status, 200, body)
+        return body["access_token"]
+
+    def _upload(self, base_url: str, token: str, data: bytes, content_type: str,
+                filename: str) -> str:
+        status, _, body = http("POST", f"{base_url}/_matrix/media/v3/upload?filename={filename}",
+                               data, token, content_type)
+        self.assertEqual(status, 200, body)
+        uri = json.loads(body)["content_uri"]
+        server_name, media_id = uri[len("mxc://"):].split("/")
+        return media_id
+
+    def _remote_cache_row(self, origin: str, media_id: str):
+        [db] = [p for p in glob.glob(os.path.join(self.ours.data_dir, "*.db"))]
+        with sqlite3.connect(db) as conn:
+            return conn.execute(
+                "SELECT sha256, content_type, upload_name, size, last_access_ts "
+                "FROM remote_media_cache WHERE origin = ? AND media_id = ?",
+                (origin, media_id)).fetchone()
+
+    def _blob_on_disk(self, sha256: str) -> bool:
+        return any(sha256 in files for _, _, files in os.walk(self.ours.data_dir))
+
+    def test_we_fetch_synapse_media(self):
+        """A Synapse upload downloads byte-identical through our client API, is cached
+        (row + blob on disk) and served again from the cache; our thumbnails of it
+        have the asked size."""
+        data = png(640, 480)
+        media_id = self._upload(self.syn.base_url, self.syn_token, data, "image/png",
+                                "photo.png")
+        path = f"/_matrix/client/v1/media/download/{self.syn.server_name}/{media_id}"
+        status, headers, body = http("GET", self.ours.base_url + path, token=self.our_token)
+        self.assertEqual(status, 200, body[:300])
+        self.assertEqual(body, data)
+        self.assertEqual(headers.get("Content-Type"), "image/png")
+        self.assertIn("photo.png", headers.get("Content-Disposition", ""))
+        row = self._remote_cache_row(self.syn.server_name, media_id)
+        self.assertIsNotNone(row)
+        sha256, content_type, upload_name, size, first_access = row
+        self.assertEqual((sha256, content_type, upload_name, size),
+                         (hashlib.sha256(data).hexdigest(), "image/png", "photo.png",
+                          len(data)))
+        self.assertTrue(self._blob_on_disk(sha256))
+        status, _, again = http("GET", self.ours.base_url + path, token=self.our_token)
+        self.assertEqual((status, again), (200, data))
+        self.assertGreaterEqual(self._remote_cache_row(self.syn.server_name, media_id)[4],
+                                first_access)
+        for query, size in (("width=96&height=96&method=crop", (96, 96)),
+                            ("width=320&height=240&method=scale", (320, 240))):
+            status, headers, thumb = http(
+                "GET", f"{self.ours.base_url}/_matrix/client/v1/media/thumbnail/"
+                       f"{self.syn.server_name}/{media_id}?{query}", token=self.our_token)
+            self.assertEqual(status, 200, thumb[:300])
+            self.assertEqual(Image.open(io.BytesIO(thumb)).size, size)
+
+    def test_synapse_fetches_our_media(self):
+        """Our user's upload downloads byte-identical through Synapse's client API
+        (Synapse read our multipart answer), and Synapse serves a thumbnail of it."""
+        data = os.urandom(200_000)
+        media_id = self._upload(self.ours.base_url, self.our_token, data,
+                                "application/octet-stream", "blob.bin")
+        status, _, body = http(
+            "GET", f"{self.syn.base_url}/_matrix/client/v1/media/download/"
+                   f"{self.fed.our_name}/{media_id}", token=self.syn_token)
+        self.assertEqual(status, 200, body[:300])
+        self.assertEqual(body, data)
+        image = png(800, 600, (200, 40, 40))
+        image_id = self._upload(self.ours.base_url, self.our_token, image, "image/png",
+                                "red.png")
+        status, headers, thumb = http(
+            "GET", f"{self.syn.base_url}/_matrix/client/v1/media/thumbnail/"
+                   f"{self.fed.our_name}/{image_id}?width=96&height=96&method=crop",
+            token=self.syn_token)
+        self.assertEqual(status, 200, thumb[:300])
+        self.assertTrue(headers.get("Content-Type", "").startswith("image/"), headers)
+        self.assertEqual(Image.open(io.BytesIO(thumb)).size, (96, 96))
+        status, _, body = http(
+            "GET", f"{self.syn.base_url}/_matrix/client/v1/media/download/"
+                   f"{self.fed.our_name}/{image_id}", token=self.syn_token)
+        self.assertEqual((status, body), (200, image))
+
+    def test_unknown_media_both_ways(self):
+        """Media neither server has is 404 M_NOT_FOUND through either server."""
+        status, _, body = http(
+            "GET", f"{self.ours.base_url}/_matrix/client/v1/media/download/"
+                   f"{self.syn.server_name}/nosuchmediaid", token=self.our_token)
+        self.assertEqual((status, json.loads(body)["errcode"]), (404, "M_NOT_FOUND"))
+        self.assertIsNone(self._remote_cache_row(self.syn.server_name, "nosuchmediaid"))
+        status, _, body = http(
+            "GET", f"{self.syn.base_url}/_matrix/client/v1/media/download/"
+                   f"{self.fed.our_name}/nosuchmediaid", token=self.syn_token)
+        self.assertEqual((status, json.loads(body)["errcode"]), (404, "M_NOT_FOUND"))
