@@ -261,11 +261,14 @@ def build_service(config: Config, reactor) -> HomeServer:
 
     location_tls = FederationTls(verify=config.federation_verify_certificates,
                                  custom_ca_paths=config.federation_custom_ca_list)
-    media.remote = FederationMediaFetcher(
+    remote_media = FederationMediaFetcher(
         client=extra_components["federation_client"], store=store.media,
         store_blob=media.store_derived, now_ms=now_ms, clock=reactor,
         max_size=config.max_upload_size,
         make_http_agent=lambda: build_http_agent(reactor, location_tls, outbound_policy))
+    # thumbnails of remote media are made here from the cached original (as Synapse)
+    remote_media.fetch_observers.append(thumbnails.on_upload)
+    media.remote = remote_media  # the fetcher stores through the repository: set after
 
     top.components = {
         "config": config, "store": store, "rooms": rooms, "notifier": notifier,

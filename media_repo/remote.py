@@ -110,6 +110,9 @@ class FederationMediaFetcher:
         self._make_agent = make_http_agent
         self._agent: Any = None
         self._fetching: dict[tuple[str, str], list[defer.Deferred[RemoteMedia | None]]] = {}
+        #: called with (sha256, content_type, media_id) after a remote item is cached
+        #: (the default thumbnails are made then, as Synapse does for remote media)
+        self.fetch_observers: list[Callable[[str, str, str], Any]] = []
 
     async def fetch(self, origin: str, media_id: str, *, timeout_ms: int) -> RemoteMedia | None:
         cached = await self._store.get_remote(origin, media_id)
@@ -171,7 +174,14 @@ class FederationMediaFetcher:
 
             await self._store_blob(spool, record)
         # another process may have cached it first: the stored row is the truth
-        return await self._store.get_remote(origin, media_id) or (rows[0] if rows else None)
+        row = await self._store.get_remote(origin, media_id) or (rows[0] if rows else None)
+        if row is not None:
+            for observer in self.fetch_observers:
+                try:
+                    observer(row.sha256, row.content_type or "", media_id)
+                except Exception:
+                    log.failure("remote media observer failed")
+        return row
 
     async def _download(self, origin: str, media_id: str, timeout_ms: int,
                         spool: BinaryIO) -> tuple[str | None, str | None]:

@@ -63,10 +63,10 @@ class RemoteMediaFetcher(Protocol):
     """How media of another server is found (spec: Server-Server API, "Content
     repository", ``GET /_matrix/federation/v1/media/download``).
 
-    The federation layer implements this: it asks the origin server, stores the
-    bytes through the repository's blob store and caches the row
-    (``Media.add_remote``). Until it is wired in, :class:`NoRemoteMedia` answers
-    every remote request with "not found".
+    ``media_repo.remote.FederationMediaFetcher`` implements this: it asks the origin
+    server, stores the bytes through the repository (``store_derived``) and caches the
+    row (``Media.add_remote``). Without it (tests, no federation) :class:`NoRemoteMedia`
+    answers every remote request with "not found".
     """
 
     async def fetch(self, origin: str, media_id: str, *, timeout_ms: int) -> RemoteMedia | None:

@@ -135,6 +135,16 @@ class FetcherTests(StoreTests, unittest.TestCase):
         self.assertEqual(row.last_access_ts, self.now_ms())
         self.assertEqual(row.size, len(data))
 
+    async def test_observers_hear_of_new_items_only(self) -> None:
+        """Fetch observers (default thumbnails) are told of a fetched item once, not
+        of cache hits."""
+        seen = []
+        self.fetcher.fetch_observers.append(lambda *a: seen.append(a))
+        self.answer(FED + "abc", multipart(b"img"))
+        _, content = await self.read("abc")
+        await self.read("abc")
+        self.assertEqual(seen, [(content.sha256, "image/png", "abc")])
+
     async def test_concurrent_first_requests_share_one_fetch(self) -> None:
         """Three reads of uncached media while the origin is slow make one request."""
         self.answer(FED + "abc", multipart(b"shared"))
