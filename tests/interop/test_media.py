@@ -18,9 +18,16 @@ import urllib.error
 import urllib.request
 
 from PIL import Image
+from twisted.internet import reactor
 from twisted.trial import unittest
 
-from tests.interop.synapse import Federation
+from federation.client import build_federation_client, read_body
+from homeserver.crypto.signing import read_signing_keys
+from homeserver.http.outbound import AddressPolicy
+from media_repo.multipart import (
+    MultipartReader, PartData, PartStart, boundary_of, filename_from_disposition,
+)
+from tests.interop.synapse import LOOPBACK, Federation
 
 
 def png(width: int, height: int, colour=(30, 90, 200)) -> bytes:
@@ -155,3 +162,33 @@ class MediaInteropTest(unittest.TestCase):
             "GET", f"{self.syn.base_url}/_matrix/client/v1/media/download/"
                    f"{self.fed.our_name}/nosuchmediaid", token=self.syn_token)
         self.assertEqual((status, json.loads(body)["errcode"]), (404, "M_NOT_FOUND"))
+
+    async def test_our_reader_parses_synapse_multipart(self):
+        """Synapse's own federation download answer, fetched with our signed client,
+        parses with our multipart reader: {} then the bytes, type and file name."""
+        data = b"plain text from synapse\r\n--not a boundary\r\n" * 100
+        media_id = self._upload(self.syn.base_url, self.syn_token, data, "text/plain",
+                                "notes.txt")
+        client = build_federation_client(
+            reactor=reactor, server_name=self.fed.our_name,
+            signing_keys=read_signing_keys(self.fed.signing_keys_path()),
+            verify_certificates=True, custom_ca_paths=[self.fed.ca_path],
+            address_policy=AddressPolicy(whitelist=LOOPBACK))
+        self.addCleanup(client.close)
+        response = await client.get_response(
+            self.syn.server_name, f"/_matrix/federation/v1/media/download/{media_id}")
+        [content_type] = response.headers.getRawHeaders(b"Content-Type")
+        reader = MultipartReader(boundary_of(content_type.decode()))
+        parts: list[list] = []
+        for event in reader.feed(await read_body(response, 10 * 1024 * 1024)):
+            if isinstance(event, PartStart):
+                parts.append([event.headers, b""])
+            elif isinstance(event, PartData):
+                parts[-1][1] += event.data
+        reader.close()
+        [(_, metadata), (headers, got)] = parts
+        self.assertEqual(json.loads(metadata), {})
+        self.assertEqual(got, data)
+        self.assertTrue(headers["content-type"].startswith("text/plain"), headers)
+        self.assertEqual(filename_from_disposition(headers.get("content-disposition")),
+                         "notes.txt")
