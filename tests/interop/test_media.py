@@ -95,8 +95,8 @@ class MediaInteropTest(unittest.TestCase):
 
     def test_we_fetch_synapse_media(self):
         """A Synapse upload downloads byte-identical through our client API, is cached
-        (row + blob on disk) and served again from the cache; our thumbnails of it
-        have the asked size."""
+        (row + blob on disk) and served again from the cache after Synapse deleted
+        it; our thumbnails of it have the asked size."""
         data = png(640, 480)
         media_id = self._upload(self.syn.base_url, self.syn_token, data, "image/png",
                                 "photo.png")
@@ -113,6 +113,16 @@ class MediaInteropTest(unittest.TestCase):
                          (hashlib.sha256(data).hexdigest(), "image/png", "photo.png",
                           len(data)))
         self.assertTrue(self._blob_on_disk(sha256))
+        # delete it on Synapse: the second download can only come from our cache
+        self.syn.sh("register", "mediaadmin", "admin-password", "admin", check=False)
+        admin = self.syn.login("mediaadmin", "admin-password")
+        status, body = self.syn.request(
+            "DELETE", f"/_synapse/admin/v1/media/{self.syn.server_name}/{media_id}",
+            token=admin)
+        self.assertEqual(status, 200, body)
+        status, _, _ = http("GET", f"{self.syn.base_url}/_matrix/client/v1/media/download/"
+                                   f"{self.syn.server_name}/{media_id}", token=self.syn_token)
+        self.assertEqual(status, 404)
         status, _, again = http("GET", self.ours.base_url + path, token=self.our_token)
         self.assertEqual((status, again), (200, data))
         self.assertGreaterEqual(self._remote_cache_row(self.syn.server_name, media_id)[4],
