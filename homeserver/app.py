@@ -271,6 +271,22 @@ def build_service(config: Config, reactor) -> HomeServer:
                         accept_language=preview_config.accept_language)
         extra_components["url_previewer"] = UrlPreviewer(
             fetcher=spider, sink=BytesSink(media), clock=reactor)
+    # --- media over federation (issue 13, helper fedmedia) ---
+    # remote media: fetched from its origin over federation (signed, multipart), cached
+    # in remote_media_cache + the blob store; Location parts through the SSRF filter
+    from federation.tls import FederationTls
+    from media_repo.remote import FederationMediaFetcher, build_http_agent
+
+    location_tls = FederationTls(verify=config.federation_verify_certificates,
+                                 custom_ca_paths=config.federation_custom_ca_list)
+    remote_media = FederationMediaFetcher(
+        client=extra_components["federation_client"], store=store.media,
+        store_blob=media.store_derived, now_ms=now_ms, clock=reactor,
+        max_size=config.max_upload_size,
+        make_http_agent=lambda: build_http_agent(reactor, location_tls, outbound_policy))
+    # thumbnails of remote media are made here from the cached original (as Synapse)
+    remote_media.fetch_observers.append(thumbnails.on_upload)
+    media.remote = remote_media  # the fetcher stores through the repository: set after
 
     top.components = {
         "config": config, "store": store, "rooms": rooms, "notifier": notifier,
@@ -322,6 +338,13 @@ def _register_resources(router, listener: Listener, c: dict, now_ms) -> None:
         federation_wiring.register_keys(router, c)
     if "federation" in listener.resources:
         federation_wiring.register_federation(router, c)
+        # media over federation (issue 13): our media for other servers, multipart
+        from media_repo import federation_resources
+
+        federation_resources.register(
+            router, authenticator=c["federation_authenticator"],
+            repository=c["media_repository"], thumbnails=c["thumbnails"],
+            run_in_thread=c["media_io"])
     # --- servlets: URL previews (issue 13) ---
     if listener.resources & {"client", "media"}:
         from media_repo import preview_resources

@@ -64,10 +64,10 @@ class RemoteMediaFetcher(Protocol):
     """How media of another server is found (spec: Server-Server API, "Content
     repository", ``GET /_matrix/federation/v1/media/download``).
 
-    The federation layer implements this: it asks the origin server, stores the
-    bytes through the repository's blob store and caches the row
-    (``Media.add_remote``). Until it is wired in, :class:`NoRemoteMedia` answers
-    every remote request with "not found".
+    ``media_repo.remote.FederationMediaFetcher`` implements this: it asks the origin
+    server, stores the bytes through the repository (``store_derived``) and caches the
+    row (``Media.add_remote``). Without it (tests, no federation) :class:`NoRemoteMedia`
+    answers every remote request with "not found".
     """
 
     async def fetch(self, origin: str, media_id: str, *, timeout_ms: int) -> RemoteMedia | None:
@@ -98,7 +98,9 @@ class MediaRepository:
         self._authenticated = enable_authenticated_media
         self._max_pending = max_pending_uploads
         self._unused_ms = unused_expiration_ms
-        self._remote = remote or NoRemoteMedia()
+        #: set after construction by the composition root when the fetcher stores
+        #: through this repository (media_repo.remote)
+        self.remote: RemoteMediaFetcher = remote or NoRemoteMedia()
         self._locks = _KeyedLocks()
         # downloads waiting for an async upload, woken when its bytes arrive
         self._waiters: dict[str, list[defer.Deferred[None]]] = {}
@@ -204,7 +206,7 @@ class MediaRepository:
                                    media.content_type or DEFAULT_CONTENT_TYPE,
                                    media.upload_name)
         else:
-            remote = await self._remote.fetch(server_name, media_id, timeout_ms=timeout_ms)
+            remote = await self.remote.fetch(server_name, media_id, timeout_ms=timeout_ms)
             if remote is None or remote.quarantined_by is not None:
                 raise NotFound("Not found")
             authenticated = remote.authenticated

@@ -127,6 +127,11 @@ def parse_mxc_parts(request: ApiRequest) -> tuple[str, str]:
     return server_name, media_id
 
 
+def is_valid_media_id(media_id: str) -> bool:
+    """Whether ``media_id`` can be the media ID of an ``mxc://`` URI."""
+    return _MEDIA_ID_RE.fullmatch(media_id) is not None
+
+
 def parse_timeout(request: ApiRequest) -> int:
     """``timeout_ms`` (spec default 20 s), capped at a minute as Synapse does."""
     raw = request.arg("timeout_ms")

@@ -17,6 +17,7 @@ values as Synapse sends them):
 from __future__ import annotations
 
 import re
+import secrets
 import urllib.parse
 from typing import Any, Awaitable, BinaryIO, Callable
 
@@ -141,8 +142,9 @@ class ThreadedFileProducer:
     when done; a disconnect stops it."""
 
     def __init__(self, request: server.Request, f: BinaryIO, offset: int, length: int,
-                 run_in_thread: RunInThread) -> None:
+                 run_in_thread: RunInThread, trailer: bytes = b"") -> None:
         self._request = request
+        self._trailer = trailer  # written after the file (a multipart's close delimiter)
         self._file = f
         self._offset = offset
         self._remaining = length
@@ -210,7 +212,34 @@ class ThreadedFileProducer:
         self._file.close()
         self._request.unregisterProducer()
         if not self._request._disconnected and not self._request.finished:
+            if self._trailer:
+                self._request.write(self._trailer)
             self._request.finish()
+
+
+def write_multipart(request: server.Request, f: BinaryIO, *, size: int, content_type: str,
+                    file_name: str | None, run_in_thread: RunInThread) -> None:
+    """Answer a federation media request (spec: Server-Server API, "Content
+    Repository"): ``multipart/mixed`` with the JSON metadata part (``{}``) and then
+    the bytes of ``f`` with their Content-Type and Content-Disposition. The preamble
+    is written first, the file streams through a :class:`ThreadedFileProducer`, and
+    the close delimiter follows it; ``f`` is closed. Range is not honoured here."""
+    boundary = secrets.token_hex(16).encode("ascii")
+    head = (b"\r\n--" + boundary + b"\r\nContent-Type: application/json\r\n\r\n{}"
+            b"\r\n--" + boundary + b"\r\nContent-Type: "
+            + _latin1(served_content_type(content_type)) + b"\r\nContent-Disposition: "
+            + content_disposition(content_type, file_name).encode("ascii") + b"\r\n\r\n")
+    tail = b"\r\n--" + boundary + b"--\r\n"
+    request.setResponseCode(200)
+    request.setHeader(b"Content-Type", b"multipart/mixed; boundary=" + boundary)
+    request.setHeader(b"Content-Length", b"%d" % (len(head) + size + len(tail)))
+    if request.method == b"HEAD" or request._disconnected:
+        f.close()
+        if not request._disconnected:
+            request.finish()
+        return
+    request.write(head)
+    ThreadedFileProducer(request, f, 0, size, run_in_thread, trailer=tail).start()
 
 
 def set_media_security_headers(request: server.Request) -> None:

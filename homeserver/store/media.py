@@ -280,6 +280,15 @@ class Media:
 
         return await self._db.run(txn)
 
+    async def touch_remote(self, origin: str, media_id: str, now_ms: int) -> None:
+        """Record a download of a cached remote item (retention reads
+        ``last_access_ts``)."""
+        def txn(conn: Connection) -> None:
+            conn.execute(sa.update(remote_media_cache).where(
+                _r.origin == origin, _r.media_id == media_id).values(last_access_ts=now_ms))
+
+        await self._db.run(txn)
+
     async def delete_remote(self, origin: str, media_id: str) -> list[str]:
         """Drop a cached remote item; returns blobs nothing references any more."""
         def txn(conn: Connection) -> list[str]:

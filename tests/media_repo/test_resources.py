@@ -208,12 +208,15 @@ class BadInputTests(MediaTestCase):
         self.assertEqual((status, got == data), (200, True))
 
     async def test_unknown_media(self) -> None:
-        """Unknown local media and (federation not wired) remote media are 404."""
+        """Unknown local media is 404; media of a server we cannot reach is 502
+        M_UNKNOWN (as Synapse), never a 500."""
         _, token = await self.register("alice")
-        for path in (f"{DOWNLOAD}/test.local/nosuchmedia", f"{DOWNLOAD}/other.example/abc",
+        for path in (f"{DOWNLOAD}/test.local/nosuchmedia",
                      f"{LEGACY_DOWNLOAD}/test.local/nosuchmedia"):
             status, body = await self.request("GET", path, token=token)
             self.assertEqual((status, body["errcode"]), (404, "M_NOT_FOUND"), path)
+        status, body = await self.request("GET", f"{DOWNLOAD}/other.invalid/abc", token=token)
+        self.assertEqual((status, body["errcode"]), (502, "M_UNKNOWN"))
 
     async def test_bad_mxc_parts(self) -> None:
         """A server name or media ID that cannot be in an mxc URI is 400."""
