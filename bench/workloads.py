@@ -13,6 +13,9 @@
    warm-up rooms went idle.
 5. room creation rate and join rate.
 6. cold room: first /messages page of a hibernated room holding 10,000 events.
+7. media: 8 clients uploading 1 MB files, then downloading them, for a fixed time each
+   (MB/s); thumbnails of a 2000×1500 JPEG: the first request for each of 8 sizes (made
+   on demand) and 200 repeated requests for a 96×96 crop (served from storage).
 """
 
 from __future__ import annotations
@@ -267,3 +270,70 @@ async def cold_room(server, session, *, make_cold: Callable[[], Awaitable[None]]
     elapsed = (now() - start) * 1000
     assert page["chunk"], "no events in the first page"
     return {f"cold room first /messages ms ({events_n} events)": elapsed}
+
+
+# -- 7. media ---------------------------------------------------------------------------
+def _photo_jpeg() -> bytes:
+    """A 2000×1500 JPEG with detail everywhere (so it compresses like a photo)."""
+    import io
+
+    from PIL import Image
+
+    image = Image.effect_mandelbrot((2000, 1500), (-2.2, -1.2, 1.0, 1.2), 100).convert("RGB")
+    out = io.BytesIO()
+    image.save(out, format="JPEG", quality=90)
+    return out.getvalue()
+
+
+async def media(server, session) -> Metrics:
+    clients_n, seconds = 8, _scale("BENCH_MEDIA_SECONDS", 10)
+    size = 1024 * 1024
+    clients = await register_users(session, server, clients_n, "media")
+    uploaded: list[str] = []
+
+    async def upload_loop(client: Client, deadline: float) -> None:
+        while now() < deadline:
+            uploaded.append(await client.upload(os.urandom(size), "application/octet-stream",
+                                                "blob.bin"))
+
+    start = now()
+    await asyncio.gather(*(upload_loop(c, start + seconds) for c in clients))
+    upload_s = now() - start
+
+    downloaded = 0
+
+    async def download_loop(client: Client, deadline: float) -> None:
+        nonlocal downloaded
+        i = 0
+        while now() < deadline:
+            mxc = uploaded[i % len(uploaded)]
+            downloaded += len(await client.media_get("download/" + mxc[len("mxc://"):]))
+            i += 1
+
+    start = now()
+    await asyncio.gather(*(download_loop(c, start + seconds) for c in clients))
+    download_s = now() - start
+
+    mxc = await clients[0].upload(_photo_jpeg(), "image/jpeg", "photo.jpg")
+    path = "thumbnail/" + mxc[len("mxc://"):]
+    first: list[float] = []
+    for width, height, method in ((50, 50, "crop"), (100, 100, "crop"), (200, 150, "scale"),
+                                  (300, 300, "crop"), (400, 300, "scale"), (500, 500, "crop"),
+                                  (1000, 750, "scale"), (1200, 900, "scale")):
+        t0 = now()
+        await clients[0].media_get(path, {"width": str(width), "height": str(height),
+                                          "method": method})
+        first.append((now() - t0) * 1000)
+    repeat: list[float] = []
+    for _ in range(200):
+        t0 = now()
+        await clients[1].media_get(path, {"width": "96", "height": "96", "method": "crop"})
+        repeat.append((now() - t0) * 1000)
+    return {
+        "media upload MB/s (8 clients, 1 MB files)": len(uploaded) * size / upload_s / 1e6,
+        "media download MB/s (8 clients, 1 MB files)": downloaded / download_s / 1e6,
+        "thumbnail on demand p50 ms (2000×1500 JPEG)": percentile(first, 50),
+        "thumbnail on demand max ms": max(first),
+        "thumbnail repeated p50 ms (96×96 crop)": percentile(repeat, 50),
+        "thumbnail repeated p99 ms": percentile(repeat, 99),
+    }
