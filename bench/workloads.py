@@ -330,8 +330,8 @@ async def media(server, session) -> Metrics:
         await clients[1].media_get(path, {"width": "96", "height": "96", "method": "crop"})
         repeat.append((now() - t0) * 1000)
     return {
-        "media upload MB/s (8 clients, 1 MB files)": len(uploaded) * size / upload_s / 1e6,
-        "media download MB/s (8 clients, 1 MB files)": downloaded / download_s / 1e6,
+        "media upload MB/s (8 clients, 1 MiB files)": len(uploaded) * size / upload_s / 1e6,
+        "media download MB/s (8 clients, 1 MiB files)": downloaded / download_s / 1e6,
         "thumbnail on demand p50 ms (2000×1500 JPEG)": percentile(first, 50),
         "thumbnail on demand max ms": max(first),
         "thumbnail repeated p50 ms (96×96 crop)": percentile(repeat, 50),

@@ -69,6 +69,9 @@ class Thumbnails:
         # renders under way, so that identical concurrent requests render once
         self._rendering: dict[tuple, defer.Deferred[Thumbnail | None]] = {}
         self._background: set[defer.Deferred[None]] = set()
+        # default sizes being made, by source blob: a request arriving meanwhile waits
+        # for them rather than decoding the same image a second time beside them
+        self._defaults_of: dict[str, defer.Deferred[Any]] = {}
         self._stopping = False
 
     # -- after an upload ------------------------------------------------------------
@@ -85,7 +88,9 @@ class Thumbnails:
                             media_id=media_id)
         d.addErrback(failed)
         self._background.add(d)
-        d.addBoth(lambda r: (self._background.discard(d), r)[1])
+        self._defaults_of[sha256] = d
+        d.addBoth(lambda r: (self._background.discard(d),
+                             self._defaults_of.pop(sha256, None), r)[-1])
 
     async def generate_defaults(self, sha256: str) -> int:
         """Make and store the default sizes of a blob (skipping stored ones); returns
@@ -125,6 +130,8 @@ class Thumbnails:
         Raises CannotThumbnail for media that is not a thumbnailable image."""
         if not is_thumbnailable_type(content_type):
             raise CannotThumbnail("Cannot generate thumbnails for this media")
+        if sha256 in self._defaults_of:
+            await _shared(self._defaults_of[sha256])
         stored = await self._store.thumbnails_of(sha256)
         exact = _exact(stored, request, animated=request.animated)
         if exact is not None:
