@@ -62,6 +62,15 @@ class TurnConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class MediaRetentionConfig:
+    """Synapse's ``media_retention``: delete media not accessed for this long
+    (milliseconds; None, the default, keeps it forever)."""
+
+    local_media_lifetime_ms: int | None = None
+    remote_media_lifetime_ms: int | None = None
+
+
+@dataclasses.dataclass(frozen=True)
 class Config:
     server_name: str
     config_dir: str
@@ -98,6 +107,7 @@ class Config:
     enable_authenticated_media: bool = True
     #: async upload: empty media IDs (POST /media/v1/create) one user may hold
     max_pending_media_uploads: int = 5
+    media_retention: MediaRetentionConfig = MediaRetentionConfig()
     warnings: tuple[str, ...] = ()
 
 
@@ -251,6 +261,17 @@ def _parse_duration_ms(key: str, value: Any) -> int:
     raise ConfigError(f"{key}: expected a duration such as 1h or 30m, got {value!r}")
 
 
+def _parse_media_retention(raw: Mapping[str, Any]) -> MediaRetentionConfig:
+    """``media_retention: {local_media_lifetime, remote_media_lifetime}``: durations,
+    each optional (null or absent: never)."""
+    def lifetime(key: str) -> int | None:
+        value = raw.get(key)
+        return None if value is None else _parse_duration_ms(f"media_retention.{key}", value)
+
+    return MediaRetentionConfig(local_media_lifetime_ms=lifetime("local_media_lifetime"),
+                                remote_media_lifetime_ms=lifetime("remote_media_lifetime"))
+
+
 def _parse_baseurl(value: str | None) -> str | None:
     """``public_baseurl``: an http(s) URL, kept with a trailing slash as Synapse does."""
     if value is None:
@@ -391,6 +412,7 @@ def parse_config(raw: Mapping[str, Any], config_dir: str) -> Config:
         enable_authenticated_media=r.get("enable_authenticated_media", bool, True),
         max_pending_media_uploads=r.get("max_pending_media_uploads", int, 5,
                                         check=lambda v: v > 0, why="must be > 0"),
+        media_retention=_parse_media_retention(r.get("media_retention", dict, {}) or {}),
     )
     if (config.enable_registration and not config.enable_registration_without_verification
             and not config.registration_requires_token):
