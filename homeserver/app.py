@@ -214,8 +214,10 @@ def build_service(config: Config, reactor) -> HomeServer:
     media_io = ThreadPool(1, 4, name="media-io")
     _Stoppable("media-io", start=media_io.start, stop=lambda: threads.deferToThreadPool(
         reactor, reactor.getThreadPool(), media_io.stop)).setServiceParent(top)
-    blobs = LocalBlobStore(config.media_store_path, run_in_thread=lambda fn, *a:
-                           threads.deferToThreadPool(reactor, media_io, fn, *a))
+    def media_io_run(fn, *args):
+        return threads.deferToThreadPool(reactor, media_io, fn, *args)
+
+    blobs = LocalBlobStore(config.media_store_path, run_in_thread=media_io_run)
     # before any listener exists, so no upload's temp file can be swept: a listing
     # of one directory, done once at start
     blobs.prepare()
@@ -225,7 +227,20 @@ def build_service(config: Config, reactor) -> HomeServer:
         enable_authenticated_media=config.enable_authenticated_media,
         max_pending_uploads=config.max_pending_media_uploads)
     PendingMediaExpiry(media, reactor).setServiceParent(top)
-    extra_components["media_repository"] = media
+    from media_repo.thumbnails import Thumbnails
+
+    # Pillow decodes and encodes here: CPU-bound, and never on the reactor thread
+    thumbnail_pool = ThreadPool(1, 2, name="thumbnailer")
+    _Stoppable("thumbnailer", start=thumbnail_pool.start, stop=lambda: threads.deferToThreadPool(
+        reactor, reactor.getThreadPool(), thumbnail_pool.stop)).setServiceParent(top)
+    thumbnails = Thumbnails(
+        repository=media, store=store.media, max_pixels=config.max_image_pixels,
+        run_in_thread=lambda fn, *a: threads.deferToThreadPool(reactor, thumbnail_pool,
+                                                               fn, *a))
+    media.upload_observers.append(thumbnails.on_upload)
+    _Stoppable("thumbnails", stop=thumbnails.stop).setServiceParent(top)
+    extra_components.update({"media_repository": media, "thumbnails": thumbnails,
+                             "media_io": media_io_run})
     # --- domain services: media administration and retention (issue 13) ---
     from homeserver.store.media_admin import MediaAdminStore
     from media_repo.access import AccessTimes
@@ -343,7 +358,8 @@ def _register_resources(router, listener: Listener, c: dict, now_ms) -> None:
     if "media" in listener.resources:
         from media_repo import resources as media_resources
 
-        media_resources.register(router, auth=c["auth"], repository=c["media_repository"])
+        media_resources.register(router, auth=c["auth"], repository=c["media_repository"],
+                                 thumbnails=c["thumbnails"], run_in_thread=c["media_io"])
 
 
 def _listen(listener: Listener, address: str, site, config: Config, reactor):

@@ -107,6 +107,8 @@ class Config:
     enable_authenticated_media: bool = True
     #: async upload: empty media IDs (POST /media/v1/create) one user may hold
     max_pending_media_uploads: int = 5
+    #: images with more pixels are not thumbnailed (Synapse's key; decompression bombs)
+    max_image_pixels: int = 32 * 1024 * 1024
     media_retention: MediaRetentionConfig = MediaRetentionConfig()
     warnings: tuple[str, ...] = ()
 
@@ -412,6 +414,8 @@ def parse_config(raw: Mapping[str, Any], config_dir: str) -> Config:
         enable_authenticated_media=r.get("enable_authenticated_media", bool, True),
         max_pending_media_uploads=r.get("max_pending_media_uploads", int, 5,
                                         check=lambda v: v > 0, why="must be > 0"),
+        max_image_pixels=_parse_size("max_image_pixels",
+                                     r.get("max_image_pixels", (int, str), "32M")),
         media_retention=_parse_media_retention(r.get("media_retention", dict, {}) or {}),
     )
     if (config.enable_registration and not config.enable_registration_without_verification

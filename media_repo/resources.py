@@ -8,7 +8,8 @@ v1.11 authenticated media). Thin servlets: parse, one call into
   ``/config`` (authenticated), and the legacy ``/_matrix/media/v3/download/…`` (no
   auth; serves only media stored while ``enable_authenticated_media`` was off, as
   Synapse) and ``/_matrix/media/v3/config`` (needs auth in Synapse too)
-- thumbnails: ``media_repo.thumbnail_resources``
+- ``GET /_matrix/client/v1/media/thumbnail/{serverName}/{mediaId}`` (and the legacy
+  ``/_matrix/media/v3/thumbnail/…``, same rule as the legacy download)
 """
 
 from __future__ import annotations
@@ -16,11 +17,12 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from homeserver.errors import InvalidParam, MatrixError
+from homeserver.errors import InvalidParam, MatrixError, MissingParam
 from homeserver.http.server import ApiRequest, RawResponse, Router
 from homeserver.ids import is_valid_server_name
 from media_repo.repository import DEFAULT_TIMEOUT_MS, MAX_TIMEOUT_MS, MediaRepository
-from media_repo.responses import set_media_security_headers, write_file
+from media_repo.responses import RunInThread, set_media_security_headers, write_file
+from media_repo.thumbnails import ThumbnailRequest, Thumbnails
 
 CLIENT_V1 = "/_matrix/client/v1/media"
 LEGACY = "/_matrix/media/(?:v3|r0|v1)"
@@ -29,9 +31,13 @@ _MXC = r"(?P<server_name>[^/]*)/(?P<media_id>[^/]*)"
 _MEDIA_ID_RE = re.compile(r"[A-Za-z0-9_\-]+")
 _CONTENT_TYPE_RE = re.compile(r"[\x20-\x7e]{1,255}")
 _RAW = RawResponse()
+#: larger thumbnail requests are refused rather than rendered (and stored) on demand
+_MAX_DIMENSION = 4096
 
 
-def register(router: Router, *, auth: Any, repository: MediaRepository) -> None:
+def register(router: Router, *, auth: Any, repository: MediaRepository,
+             thumbnails: Thumbnails, run_in_thread: RunInThread) -> None:
+    """Add the media routes; ``run_in_thread`` runs the blocking reads of downloads."""
     upload_limit = repository.max_upload_size
 
     async def upload(request: ApiRequest) -> tuple[int, Any]:
@@ -75,7 +81,26 @@ def register(router: Router, *, auth: Any, repository: MediaRepository) -> None:
             f = await repository.open_blob(content.sha256)
             write_file(request.raw, f, size=content.size,
                        content_type=content.content_type,
-                       file_name=request.path.get("file_name") or content.upload_name)
+                       file_name=request.path.get("file_name") or content.upload_name,
+                       run_in_thread=run_in_thread)
+            return 200, _RAW
+        return handler
+
+    def thumbnail(authenticated: bool):
+        async def handler(request: ApiRequest) -> tuple[int, Any]:
+            set_media_security_headers(request.raw)
+            if authenticated:
+                await auth.authenticate(request, allow_guest=True)
+            server_name, media_id = parse_mxc_parts(request)
+            wanted = parse_thumbnail_request(request)
+            content = await repository.resolve(
+                server_name, media_id, timeout_ms=parse_timeout(request),
+                allow_authenticated=authenticated)
+            thumb = await thumbnails.thumbnail_for(content.sha256, content.content_type,
+                                                   wanted)
+            f = await repository.open_blob(thumb.thumbnail_sha256)
+            write_file(request.raw, f, size=thumb.size, content_type=thumb.content_type,
+                       file_name=None, run_in_thread=run_in_thread)
             return 200, _RAW
         return handler
 
@@ -87,6 +112,8 @@ def register(router: Router, *, auth: Any, repository: MediaRepository) -> None:
     download_tail = "/download/" + _MXC + "(?:/(?P<file_name>[^/]*))?"
     router.add("GET", CLIENT_V1 + download_tail, download(True))
     router.add("GET", LEGACY + download_tail, download(False))
+    router.add("GET", CLIENT_V1 + "/thumbnail/" + _MXC, thumbnail(True))
+    router.add("GET", LEGACY + "/thumbnail/" + _MXC, thumbnail(False))
 
 
 def parse_mxc_parts(request: ApiRequest) -> tuple[str, str]:
@@ -112,6 +139,33 @@ def parse_timeout(request: ApiRequest) -> int:
     if value < 0:
         raise InvalidParam("timeout_ms must not be negative")
     return min(value, MAX_TIMEOUT_MS)
+
+
+def parse_thumbnail_request(request: ApiRequest) -> ThumbnailRequest:
+    """``width``, ``height`` (required, positive), ``method`` (crop or scale; Synapse's
+    default scale), ``animated`` (true/false) and whether ``Accept`` allows WebP."""
+    def dimension(name: str) -> int:
+        raw = request.arg(name)
+        if raw is None:
+            raise MissingParam(f"Missing integer query parameter {name!r}")
+        try:
+            value = int(raw)
+        except ValueError:
+            raise InvalidParam(f"Query parameter {name!r} must be an integer") from None
+        if not 0 < value <= _MAX_DIMENSION:
+            raise InvalidParam(f"Query parameter {name!r} is out of range")
+        return value
+
+    width, height = dimension("width"), dimension("height")
+    method = request.arg("method", "scale")
+    if method not in ("crop", "scale"):
+        raise InvalidParam("method must be crop or scale")
+    animated = request.arg("animated", "false")
+    if animated not in ("true", "false"):
+        raise InvalidParam("animated must be true or false")
+    accept = (request.header("Accept") or "").lower()
+    return ThumbnailRequest(width, height, method, animated == "true",
+                            accepts_webp="image/webp" in accept)
 
 
 def _upload_metadata(request: ApiRequest) -> tuple[str | None, str | None]:

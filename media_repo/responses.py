@@ -18,9 +18,19 @@ from __future__ import annotations
 
 import re
 import urllib.parse
-from typing import BinaryIO
+from typing import Any, Awaitable, BinaryIO, Callable
 
-from twisted.web import server, static
+from twisted.internet import defer
+from twisted.internet.interfaces import IPushProducer
+from twisted.logger import Logger
+from twisted.web import server
+from zope.interface import implementer
+
+log = Logger()
+
+#: runs a blocking function in a thread pool, returning an awaitable of its result
+RunInThread = Callable[..., Awaitable[Any]]
+CHUNK_SIZE = 64 * 1024
 
 INLINE_CONTENT_TYPES = frozenset({
     "text/css", "text/plain", "text/csv", "application/json", "application/ld+json",
@@ -86,10 +96,10 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None | bool:
 
 
 def write_file(request: server.Request, f: BinaryIO, *, size: int, content_type: str,
-               file_name: str | None) -> None:
+               file_name: str | None, run_in_thread: RunInThread) -> None:
     """Answer ``request`` with the bytes of ``f`` (which this takes ownership of and
-    closes): headers, then a producer streaming the file (or the one range asked
-    for), which finishes the request."""
+    closes): headers, then a :class:`ThreadedFileProducer` streaming the file (or the
+    one range asked for), which finishes the request."""
     request.setHeader(b"Content-Type", _latin1(served_content_type(content_type)))
     request.setHeader(b"Content-Disposition",
                       content_disposition(content_type, file_name).encode("ascii"))
@@ -107,20 +117,100 @@ def write_file(request: server.Request, f: BinaryIO, *, size: int, content_type:
         request.finish()
         return
     if wanted is None:
+        first, length = 0, size
         request.setResponseCode(200)
-        request.setHeader(b"Content-Length", b"%d" % size)
-        producer: static.StaticProducer = static.NoRangeStaticProducer(request, f)
     else:
-        first, last = wanted
+        first, length = wanted[0], wanted[1] - wanted[0] + 1
         request.setResponseCode(206)
-        request.setHeader(b"Content-Range", b"bytes %d-%d/%d" % (first, last, size))
-        request.setHeader(b"Content-Length", b"%d" % (last - first + 1))
-        producer = static.SingleRangeStaticProducer(request, f, first, last - first + 1)
+        request.setHeader(b"Content-Range", b"bytes %d-%d/%d" % (first, wanted[1], size))
+    request.setHeader(b"Content-Length", b"%d" % length)
     if request.method == b"HEAD" or request._disconnected:
         f.close()
-        request.finish()
+        if not request._disconnected:
+            request.finish()
         return
-    producer.start()
+    ThreadedFileProducer(request, f, first, length, run_in_thread).start()
+
+
+@implementer(IPushProducer)
+class ThreadedFileProducer:
+    """Streams ``length`` bytes of ``f`` from ``offset`` into a request, reading each
+    64 KiB chunk in a thread (twisted.web.static's producers read on the reactor
+    thread) and only while the transport wants more (pause/resume), so a slow client
+    holds one chunk in memory, not the file. Closes ``f`` and finishes the request
+    when done; a disconnect stops it."""
+
+    def __init__(self, request: server.Request, f: BinaryIO, offset: int, length: int,
+                 run_in_thread: RunInThread) -> None:
+        self._request = request
+        self._file = f
+        self._offset = offset
+        self._remaining = length
+        self._run = run_in_thread
+        self._paused = self._stopped = self._reading = False
+        self._positioned = False
+
+    def start(self) -> None:
+        self._request.registerProducer(self, True)
+        self._request.notifyFinish().addErrback(lambda _: self.stopProducing())
+        self._read_next()
+
+    def pauseProducing(self) -> None:
+        self._paused = True
+
+    def resumeProducing(self) -> None:
+        self._paused = False
+        self._read_next()
+
+    def stopProducing(self) -> None:
+        self._stopped = True
+        if not self._reading:
+            self._file.close()
+
+    def _read_next(self) -> None:
+        if self._paused or self._stopped or self._reading:
+            return
+        if self._remaining <= 0:
+            self._done()
+            return
+        self._reading = True
+        d = defer.ensureDeferred(self._run(self._read_chunk, min(CHUNK_SIZE, self._remaining)))
+        d.addCallbacks(self._got, self._failed)
+
+    def _read_chunk(self, n: int) -> bytes:
+        if not self._positioned:
+            self._file.seek(self._offset)
+            self._positioned = True
+        return self._file.read(n)
+
+    def _got(self, data: bytes) -> None:
+        self._reading = False
+        if self._stopped:
+            self._file.close()
+            return
+        if not data:  # the file is shorter than its recorded size: end what we can
+            log.warn("media file ended {n} bytes early", n=self._remaining)
+            self._done()
+            return
+        self._remaining -= len(data)
+        self._request.write(data)  # may call pauseProducing
+        self._read_next()
+
+    def _failed(self, failure: Any) -> None:
+        self._reading = False
+        log.failure("reading a media file failed", failure)
+        self._stopped = True
+        self._file.close()
+        if not self._request._disconnected and not self._request.finished:
+            self._request.unregisterProducer()
+            self._request.loseConnection()
+
+    def _done(self) -> None:
+        self._stopped = True
+        self._file.close()
+        self._request.unregisterProducer()
+        if not self._request._disconnected and not self._request.finished:
+            self._request.finish()
 
 
 def set_media_security_headers(request: server.Request) -> None:

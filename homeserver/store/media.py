@@ -9,7 +9,8 @@ repository").
 - ``media_blobs``: one row per stored blob (``media_repo.cas``), with the number of
   rows above and in ``media_thumbnails`` that point at it.
 - ``media_thumbnails``: thumbnails keyed by the *source blob* (so two media IDs with
-  the same bytes share them) and the requested size, method and output type.
+  the same bytes share them) and the requested size, method, output type and
+  animation.
 
 Every insert or delete of a row that points at a blob changes that blob's
 ``refcount`` in the same transaction, so deleting one media ID never removes bytes
@@ -82,8 +83,12 @@ media_thumbnails = sa.Table(
     sa.Column("height", sa.Integer, primary_key=True),
     sa.Column("method", sa.Text, primary_key=True),
     sa.Column("content_type", sa.Text, primary_key=True),
+    sa.Column("animated", sa.Boolean, primary_key=True),
     sa.Column("thumbnail_sha256", sa.Text, nullable=False),
     sa.Column("size", sa.BigInteger, nullable=False),
+    # what was made for the requested width x height (never upscaled: may be smaller)
+    sa.Column("thumbnail_width", sa.Integer, nullable=False),
+    sa.Column("thumbnail_height", sa.Integer, nullable=False),
 )
 
 _m, _r, _b, _t = local_media.c, remote_media_cache.c, media_blobs.c, media_thumbnails.c
@@ -129,15 +134,19 @@ class RemoteMedia:
 
 @dataclasses.dataclass(frozen=True)
 class Thumbnail:
-    """A ``media_thumbnails`` row."""
+    """A ``media_thumbnails`` row: ``width``/``height`` as requested (the key),
+    ``thumbnail_width``/``thumbnail_height`` as made."""
 
     source_sha256: str
     width: int
     height: int
     method: str
     content_type: str
+    animated: bool
     thumbnail_sha256: str
     size: int
+    thumbnail_width: int
+    thumbnail_height: int
 
 
 class CannotOverwrite(Exception):
@@ -309,7 +318,7 @@ class Media:
                 return False
             if not insert_if_absent(conn, media_thumbnails, dataclasses.asdict(thumb),
                                     ("source_sha256", "width", "height", "method",
-                                     "content_type")):
+                                     "content_type", "animated")):
                 return False
             _add_ref(conn, thumb.thumbnail_sha256, thumb.size)
             return True

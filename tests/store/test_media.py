@@ -20,7 +20,8 @@ def media(media_id: str, sha256: str, user_id: str = ALICE, size: int = 10,
 
 def thumb(source: str, thumb_sha: str, width: int = 32) -> Thumbnail:
     return Thumbnail(source_sha256=source, width=width, height=width, method="crop",
-                     content_type="image/png", thumbnail_sha256=thumb_sha, size=5)
+                     content_type="image/png", animated=False, thumbnail_sha256=thumb_sha,
+                     size=5, thumbnail_width=width, thumbnail_height=width)
 
 
 class MediaStoreTests(StoreTests):

@@ -64,10 +64,14 @@ def upgrade() -> None:
         sa.Column("height", sa.Integer(), nullable=False),
         sa.Column("method", sa.Text(), nullable=False),
         sa.Column("content_type", sa.Text(), nullable=False),
+        sa.Column("animated", sa.Boolean(), nullable=False),
         sa.Column("thumbnail_sha256", sa.Text(), nullable=False),
         sa.Column("size", sa.BigInteger(), nullable=False),
+        sa.Column("thumbnail_width", sa.Integer(), nullable=False),
+        sa.Column("thumbnail_height", sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint("source_sha256", "width", "height", "method",
-                                "content_type", name=op.f("pk_media_thumbnails")),
+                                "content_type", "animated",
+                                name=op.f("pk_media_thumbnails")),
     )
 
 
