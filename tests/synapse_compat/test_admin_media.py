@@ -9,6 +9,7 @@ import json
 from typing import Any
 
 import sqlalchemy as sa
+from PIL import Image
 from twisted.internet import defer
 
 from homeserver.store.media import RemoteMedia, local_media
@@ -17,7 +18,14 @@ from tests.client_api.harness import ServerTestCase, q
 A = "/_synapse/admin/v1"
 UPLOAD = "/_matrix/media/v3/upload"
 DOWNLOAD = "/_matrix/client/v1/media/download"
+THUMBNAIL = "/_matrix/client/v1/media/thumbnail"
 HOUR_MS = 3_600_000
+
+
+def png(width: int, height: int) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (width, height), (30, 90, 200)).save(out, "PNG")
+    return out.getvalue()
 
 
 class AdminMediaTestCase(ServerTestCase):
@@ -139,6 +147,25 @@ class QuarantineTests(AdminMediaTestCase):
             "POST", f"/media/unquarantine/test.local/{media_id}"), (200, {}))
         self.assertEqual(await self.download(media_id), (200, b"bad"))
 
+    async def test_quarantined_image_has_no_thumbnails(self) -> None:
+        """Thumbnails of quarantined media answer 404 too (v1 and legacy), and come
+        back once it is unquarantined."""
+        media_id = await self.upload(self.alice, png(200, 100), "image/png")
+        await self.c["thumbnails"].wait_idle()
+        query = "?width=32&height=32&method=scale"
+        self.assertEqual((await self.fetch("GET", f"{THUMBNAIL}/test.local/{media_id}{query}",
+                                           token=self.alice))[0], 200)
+        await self.admin_call("POST", f"/media/quarantine/test.local/{media_id}")
+        status, body = await self.fetch("GET", f"{THUMBNAIL}/test.local/{media_id}{query}",
+                                        token=self.alice)
+        self.assertEqual((status, json.loads(body)["errcode"]), (404, "M_NOT_FOUND"))
+        status, _ = await self.fetch(
+            "GET", f"/_matrix/media/v3/thumbnail/test.local/{media_id}{query}")
+        self.assertEqual(status, 404)
+        await self.admin_call("POST", f"/media/unquarantine/test.local/{media_id}")
+        self.assertEqual((await self.fetch("GET", f"{THUMBNAIL}/test.local/{media_id}{query}",
+                                           token=self.alice))[0], 200)
+
     async def test_quarantine_remote_media(self) -> None:
         """Cached remote media can be quarantined and released; uncached is 404."""
         await self.cache_remote("other.example", "remote1", b"r", self.now_ms())
@@ -229,6 +256,17 @@ class MediaInfoTests(AdminMediaTestCase):
                          404, "M_NOT_FOUND")
 
 
+    async def test_downloads_move_last_access_ts(self) -> None:
+        """A download shows in last_access_ts once access times are written."""
+        media_id = await self.upload(self.alice, b"read me")
+        await self.set_times(media_id, self.now_ms() - HOUR_MS)
+        before = self.now_ms()
+        self.assertEqual(await self.download(media_id), (200, b"read me"))
+        await self.c["media_access_times"].flush()
+        _, body = await self.admin_call("GET", f"/media/test.local/{media_id}")
+        self.assertGreaterEqual(body["media_info"]["last_access_ts"], before)
+
+
 class DeleteTests(AdminMediaTestCase):
     async def test_delete_keeps_bytes_of_identical_upload(self) -> None:
         """Deleting one of two media IDs with identical bytes answers Synapse's shape,
@@ -247,6 +285,30 @@ class DeleteTests(AdminMediaTestCase):
                          (200, {"deleted_media": [two], "total": 1}))
         self.assertFalse(await self.c["media_repository"].blobs.exists(
             hashlib.sha256(b"identical bytes").hexdigest()))
+
+    async def test_delete_keeps_thumbnails_of_identical_image(self) -> None:
+        """Thumbnails belong to the bytes: deleting one of two identical images keeps
+        them for the other; deleting the last frees them with the image."""
+        image = png(300, 200)
+        one = await self.upload(self.alice, image, "image/png")
+        two = await self.upload(self.alice, image, "image/png")
+        await self.c["thumbnails"].wait_idle()
+        media = self.c["store"].media
+        blobs = self.c["media_repository"].blobs
+        thumbs = await media.thumbnails_of(hashlib.sha256(image).hexdigest())
+        self.assertTrue(thumbs)
+        await self.admin_call("DELETE", f"/media/test.local/{one}")
+        query = "?width=32&height=32&method=crop"
+        self.assertEqual((await self.fetch("GET", f"{THUMBNAIL}/test.local/{two}{query}",
+                                           token=self.alice))[0], 200)
+        self.assertEqual((await self.fetch("GET", f"{THUMBNAIL}/test.local/{one}{query}",
+                                           token=self.alice))[0], 404)
+        for t in thumbs:
+            self.assertTrue(await blobs.exists(t.thumbnail_sha256))
+        await self.admin_call("DELETE", f"/media/test.local/{two}")
+        self.assertEqual(await media.thumbnails_of(hashlib.sha256(image).hexdigest()), [])
+        for t in thumbs:
+            self.assertFalse(await blobs.exists(t.thumbnail_sha256))
 
     async def test_delete_remote_is_refused(self) -> None:
         """Deleting remote media is 400 "Can only delete local media" and keeps it."""
@@ -433,3 +495,20 @@ class StatisticsTests(AdminMediaTestCase):
                       "from_ts=100&until_ts=50", "search_term="):
             self.assertError(await self.admin_call(
                 "GET", f"/statistics/users/media?{query}"), 400, "M_INVALID_PARAM")
+
+
+class RetentionWiringTests(AdminMediaTestCase):
+    config_overrides = {"media_retention": {"remote_media_lifetime": "1h"}}
+
+    async def test_configured_retention_runs(self) -> None:
+        """media_retention in the config reaches the running job: remote media not
+        accessed for an hour goes, local media stays (no local lifetime)."""
+        now = self.now_ms()
+        await self.cache_remote("other.example", "old", b"old", now - 2 * HOUR_MS)
+        await self.cache_remote("other.example", "new", b"new", now)
+        local = await self.upload(self.alice, b"local")
+        await self.set_times(local, now - 1000 * HOUR_MS)
+        job = self.hs.getServiceNamed("media-retention")
+        self.assertEqual(await job.apply(), (1, 0))
+        self.assertIsNone(await self.c["store"].media.get_remote("other.example", "old"))
+        self.assertEqual(await self.download(local), (200, b"local"))
