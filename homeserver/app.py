@@ -256,6 +256,7 @@ def build_service(config: Config, reactor) -> HomeServer:
     media_admin = MediaAdmin(repository=media, media=store.media, store=media_admin_store,
                              accounts=store.accounts, server_name=config.server_name,
                              access=access_times)
+    media.upload_observers.append(media_admin.on_upload)
     MediaRetention(media_admin, clock=reactor, now_ms=now_ms,
                    local_lifetime_ms=config.media_retention.local_media_lifetime_ms,
                    remote_lifetime_ms=config.media_retention.remote_media_lifetime_ms,

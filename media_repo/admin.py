@@ -11,11 +11,16 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+from twisted.internet import defer
+from twisted.logger import Logger
+
 from homeserver.errors import InvalidParam, MatrixError, NotFound
 from homeserver.ids import InvalidId, UserID
 from homeserver.store.media import LocalMedia, Media, RemoteMedia
 from homeserver.store.media_admin import MediaAdminStore, MediaUsage
 from media_repo.repository import MediaRepository
+
+log = Logger()
 
 
 class Accounts(Protocol):
@@ -50,14 +55,19 @@ class MediaAdmin:
 
     async def set_quarantine(self, server_name: str, media_id: str, by: str | None) -> None:
         """Quarantine local or cached remote media (``by``: the admin), or lift it
-        with None. An explicit quarantine applies to protected media too: protection
-        guards against the bulk endpoints. 404 if unknown."""
-        if server_name == self.server_name:
-            found = await self._repository.quarantine(media_id, by)
-        else:
-            found = await self._store.quarantine_remote(server_name, media_id, by)
-        if not found:
+        with None; either way every item with the same bytes follows (protected
+        local media is not quarantined that way). The named item is quarantined
+        even if protected: protection guards against the bulk endpoints. 404 if
+        unknown."""
+        origin = None if server_name == self.server_name else server_name
+        if await self._store.quarantine_item(origin, media_id, by) is None:
             raise NotFound("Unknown media")
+
+    def on_upload(self, sha256: str, content_type: str, media_id: str) -> Any:
+        """An upload observer: new bytes that are quarantined under another ID are
+        quarantined under the new one too (Synapse ≥ 1.128 does the same)."""
+        return defer.ensureDeferred(self._store.inherit_quarantine(media_id, sha256)) \
+            .addErrback(lambda f: log.failure("quarantine check of an upload failed", f))
 
     async def set_protected(self, media_id: str, protected: bool) -> None:
         """Protect a local media ID from bulk quarantine, or lift that; 404 if unknown."""

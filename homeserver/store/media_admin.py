@@ -37,6 +37,8 @@ USER_MEDIA_ORDER = {
 }
 #: Synapse's ``order_by`` names of ``GET /statistics/users/media``
 USAGE_ORDER = ("user_id", "displayname", "media_length", "media_count")
+#: hashes per ``IN (…)`` list
+_CHUNK = 500
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,23 +56,65 @@ class MediaAdminStore:
         self._db = db
 
     # -- quarantine and protection -------------------------------------------------------
-    async def quarantine_remote(self, origin: str, media_id: str, by: str | None) -> bool:
-        """Set (or with None lift) a cached remote item's quarantine; False if it is
-        not cached."""
-        def txn(conn: Connection) -> bool:
-            return conn.execute(sa.update(remote_media_cache).where(
-                _r.origin == origin, _r.media_id == media_id)
-                .values(quarantined_by=by)).rowcount == 1
+    # Quarantine follows the bytes (as Synapse's since 1.128, which also tracks hashes):
+    # quarantining an item quarantines every local and cached remote item with the
+    # same SHA-256 (protected local media excepted), and lifting it lifts them all.
+
+    async def quarantine_item(self, origin: str | None, media_id: str,
+                              by: str | None) -> int | None:
+        """Quarantine (``by``: the admin) or with None release a local
+        (``origin`` None) or cached remote item and every item with its bytes.
+        The named item itself is changed even if protected. Returns how many rows
+        changed, or None if the item is unknown."""
+        def txn(conn: Connection) -> int | None:
+            if origin is None:
+                item = (_m.media_id == media_id,)
+                sha256 = conn.execute(sa.select(_m.sha256).where(*item)).first()
+                table = local_media
+            else:
+                item = (_r.origin == origin, _r.media_id == media_id)
+                sha256 = conn.execute(sa.select(_r.sha256).where(*item)).first()
+                table = remote_media_cache
+            if sha256 is None:
+                return None
+            changed = conn.execute(sa.update(table).where(*item)
+                                   .values(quarantined_by=by)).rowcount
+            if sha256[0] is not None:
+                changed += _quarantine_hashes(conn, [sha256[0]], by,
+                                              skip=(origin, media_id))
+            return changed
 
         return await self._db.run(txn)
 
     async def quarantine_user_media(self, user_id: str, by: str) -> int:
-        """Quarantine every unprotected media ID ``user_id`` uploaded; returns how many
-        (already quarantined ones count again, as in Synapse)."""
+        """Quarantine every unprotected media ID ``user_id`` uploaded and every item
+        with the same bytes; returns how many rows changed (already quarantined
+        ones count again, as in Synapse)."""
         def txn(conn: Connection) -> int:
+            mine = (_m.user_id == user_id, _m.safe_from_quarantine.is_(False))
+            hashes = list(conn.execute(sa.select(_m.sha256).distinct().where(
+                *mine, _m.sha256.is_not(None))).scalars())
+            changed = conn.execute(sa.update(local_media).where(*mine)
+                                   .values(quarantined_by=by)).rowcount
+            return changed + _quarantine_hashes(conn, hashes, by, not_user=user_id)
+
+        return await self._db.run(txn)
+
+    async def inherit_quarantine(self, media_id: str, sha256: str) -> bool:
+        """Quarantine a just-uploaded media ID if its bytes are quarantined under
+        another (unprotected) ID or remote item; True if it was."""
+        def txn(conn: Connection) -> bool:
+            by = conn.execute(sa.union_all(
+                sa.select(_m.quarantined_by).where(_m.sha256 == sha256,
+                                                   _m.quarantined_by.is_not(None)),
+                sa.select(_r.quarantined_by).where(_r.sha256 == sha256,
+                                                   _r.quarantined_by.is_not(None)),
+            ).limit(1)).scalar()
+            if by is None:
+                return False
             return conn.execute(sa.update(local_media).where(
-                _m.user_id == user_id, _m.safe_from_quarantine.is_(False))
-                .values(quarantined_by=by)).rowcount
+                _m.media_id == media_id, _m.quarantined_by.is_(None),
+                _m.safe_from_quarantine.is_(False)).values(quarantined_by=by)).rowcount == 1
 
         return await self._db.run(txn)
 
@@ -194,6 +238,31 @@ class MediaAdminStore:
 
         if local or remote:
             await self._db.run(txn)
+
+
+def _quarantine_hashes(conn: Connection, hashes: list[str], by: str | None, *,
+                       skip: tuple[str | None, str] | None = None,
+                       not_user: str | None = None) -> int:
+    """Set ``quarantined_by`` on the other items with these bytes (sparing
+    protected local media when quarantining); returns how many rows changed."""
+    changed = 0
+    for i in range(0, len(hashes), _CHUNK):
+        chunk = hashes[i:i + _CHUNK]
+        local = [_m.sha256.in_(chunk)]
+        remote = [_r.sha256.in_(chunk)]
+        if by is not None:
+            local.append(_m.safe_from_quarantine.is_(False))
+        if not_user is not None:
+            local.append(_m.user_id != not_user)
+        if skip is not None and skip[0] is None:
+            local.append(_m.media_id != skip[1])
+        elif skip is not None:
+            remote.append(sa.not_(sa.and_(_r.origin == skip[0], _r.media_id == skip[1])))
+        changed += conn.execute(sa.update(local_media).where(*local)
+                                .values(quarantined_by=by)).rowcount
+        changed += conn.execute(sa.update(remote_media_cache).where(*remote)
+                                .values(quarantined_by=by)).rowcount
+    return changed
 
 
 def _not_accessed_since(c, before_ts: int):

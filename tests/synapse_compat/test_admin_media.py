@@ -166,6 +166,45 @@ class QuarantineTests(AdminMediaTestCase):
         self.assertEqual((await self.fetch("GET", f"{THUMBNAIL}/test.local/{media_id}{query}",
                                            token=self.alice))[0], 200)
 
+    async def test_quarantine_follows_the_bytes(self) -> None:
+        """Quarantining one media ID quarantines every local and cached remote item
+        with the same bytes, except protected media; later uploads of those bytes
+        are quarantined on arrival; unquarantining releases them all."""
+        one = await self.upload(self.alice, b"same bad bytes")
+        two = await self.upload(self.alice, b"same bad bytes")
+        kept = await self.upload(self.admin, b"same bad bytes")
+        other = await self.upload(self.alice, b"other bytes")
+        await self.admin_call("POST", f"/media/protect/{kept}")
+        await self.cache_remote("other.example", "copy", b"same bad bytes", self.now_ms())
+        self.assertEqual(await self.admin_call(
+            "POST", f"/media/quarantine/test.local/{one}"), (200, {}))
+        for media_id in (one, two):
+            self.assertEqual((await self.download(media_id))[0], 404)
+        self.assertEqual(await self.download(kept), (200, b"same bad bytes"))
+        self.assertEqual(await self.download(other), (200, b"other bytes"))
+        remote = await self.c["store"].media.get_remote("other.example", "copy")
+        self.assertEqual(remote.quarantined_by, self.admin_id)
+        again = await self.upload(self.alice, b"same bad bytes")
+        self.assertEqual((await self.download(again))[0], 404)
+        _, info = await self.admin_call("GET", f"/media/test.local/{again}")
+        self.assertEqual(info["media_info"]["quarantined_by"], self.admin_id)
+        self.assertEqual(await self.admin_call(
+            "POST", f"/media/unquarantine/test.local/{two}"), (200, {}))
+        for media_id in (one, two, again):
+            self.assertEqual(await self.download(media_id), (200, b"same bad bytes"))
+        remote = await self.c["store"].media.get_remote("other.example", "copy")
+        self.assertIsNone(remote.quarantined_by)
+        fresh = await self.upload(self.alice, b"same bad bytes")
+        self.assertEqual(await self.download(fresh), (200, b"same bad bytes"))
+
+    async def test_explicit_quarantine_overrides_protection(self) -> None:
+        """Naming a protected media ID quarantines it (protection guards against
+        the bulk endpoints only)."""
+        media_id = await self.upload(self.alice, b"protected")
+        await self.admin_call("POST", f"/media/protect/{media_id}")
+        await self.admin_call("POST", f"/media/quarantine/test.local/{media_id}")
+        self.assertEqual((await self.download(media_id))[0], 404)
+
     async def test_quarantine_remote_media(self) -> None:
         """Cached remote media can be quarantined and released; uncached is 404."""
         await self.cache_remote("other.example", "remote1", b"r", self.now_ms())
@@ -218,6 +257,9 @@ class QuarantineTests(AdminMediaTestCase):
             "POST", f"/user/{q(self.alice_id)}/media/quarantine"),
             (200, {"num_quarantined": 3}))
         self.assertEqual((await self.download(sticker))[0], 404)
+        # bytes another user uploaded too are quarantined with them
+        copy = await self.upload(self.admin, b"1")
+        self.assertEqual((await self.download(copy))[0], 404)
         self.assertError(await self.admin_call("POST", "/user/not-a-user/media/quarantine"),
                          400, "M_INVALID_PARAM")
 
