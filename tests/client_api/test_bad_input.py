@@ -79,7 +79,7 @@ def routes(hs) -> list[tuple[str, re.Pattern[str]]]:
 def concrete_path(pattern: re.Pattern[str]) -> str | None:
     """A path matching a route's regex, with dummy values for its parameters."""
     text = pattern.pattern.strip("^$")
-    text = re.sub(r"\(\?:v3\|r0(\|unstable)?\)", "v3", text)
+    text = re.sub(r"\(\?:v3\|r0(\|unstable|\|v1)?\)", "v3", text)
     text = re.sub(r"\(\?P<(\w+)>[^)]*\)", lambda m: q(DUMMIES.get(m.group(1), "x")), text)
     path = re.sub(r"\(\?:[^)]*\)\?", "", text).replace("/?", "").replace("\\", "")
     return path if pattern.match(path) else None
