@@ -13,6 +13,8 @@ from homeserver.http.server import ApiRequest
 
 #: Synapse refuses smaller ``before_ts``: a timestamp in seconds by mistake
 MIN_TIMESTAMP_MS = 30_000_000_000
+#: larger values would overflow the database's 64-bit integers (Matrix's own bound)
+MAX_INTEGER = 2 ** 53 - 1
 
 
 def integer(request: ApiRequest, name: str, default: int | None = None, *,
@@ -30,6 +32,8 @@ def integer(request: ApiRequest, name: str, default: int | None = None, *,
     if value < 0:
         raise InvalidParam(
             f"Query parameter {name} must be a string representing a positive integer.")
+    if value > MAX_INTEGER:
+        raise InvalidParam(f"Query parameter {name} is too large.")
     return value
 
 
