@@ -50,6 +50,19 @@ class ParseConfigTests(unittest.TestCase):
         self.assertEqual(c.rate_limits["rc_login.address"].per_second, 2)
         self.assertEqual(c.default_room_version, "10")
 
+    def test_media_keys(self):
+        """Synapse's media keys: authenticated media on by default, the pending-upload
+        cap and the thumbnailer's pixel limit."""
+        c = parse_config({"server_name": "a.b"}, "/tmp")
+        self.assertEqual((c.enable_authenticated_media, c.max_pending_media_uploads,
+                          c.max_image_pixels), (True, 5, 32 * 1024 * 1024))
+        self.assertEqual(c.media_store_path, "/tmp/media_store")
+        c = parse_config({"server_name": "a.b", "enable_authenticated_media": False,
+                          "max_pending_media_uploads": 2, "max_image_pixels": "10M"}, "/tmp")
+        self.assertEqual((c.enable_authenticated_media, c.max_pending_media_uploads,
+                          c.max_image_pixels), (False, 2, 10 * 1024 * 1024))
+        self.assertEqual(c.warnings, ())
+
     def test_unknown_key_warns(self):
         """An unknown key is a warning, not an error."""
         c = parse_config({"server_name": "a.b", "no_such_key": 1}, "/tmp")
@@ -63,6 +76,11 @@ class ParseConfigTests(unittest.TestCase):
             ({"server_name": "a.b", "default_room_version": "99"}, "default_room_version"),
             ({"server_name": "a.b", "listeners": [{"port": "x"}]}, "listeners[0].port"),
             ({"server_name": "a.b", "max_upload_size": "lots"}, "max_upload_size"),
+            ({"server_name": "a.b", "max_pending_media_uploads": 0},
+             "max_pending_media_uploads"),
+            ({"server_name": "a.b", "enable_authenticated_media": "no"},
+             "enable_authenticated_media"),
+            ({"server_name": "a.b", "max_image_pixels": "huge"}, "max_image_pixels"),
             ({"server_name": "a.b", "rooms": {"idle_seconds": -1}}, "idle_seconds"),
             ({"server_name": "a.b", "rooms": {"max_warm": 0}}, "max_warm"),
             ({"server_name": "a.b", "enable_registration": True}, "enable_registration"),

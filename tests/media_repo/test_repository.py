@@ -96,6 +96,26 @@ class RepositoryTests(StoreTests, unittest.TestCase):
         self.assertEqual(await self.read(mxc.media_id), b"x")
         self.assertEqual(self.blob_count(), 1)  # the refused "y" left nothing
 
+    async def test_expired_pending_cannot_be_filled(self) -> None:
+        """A created ID left empty past its expiry is gone for uploads too."""
+        mxc, _ = await self.repo.create_pending(ALICE)
+        self.clock.advance(24 * 3600 + 1)
+        with self.assertRaises(NotFound):
+            await self.repo.complete_pending(ALICE, mxc.media_id, io.BytesIO(b"late"),
+                                             content_type=None, upload_name=None)
+        self.assertEqual(self.blob_count(), 0)
+        await self.repo.create_pending(ALICE)  # no longer counts against the limit
+        await self.repo.create_pending(ALICE)
+
+    async def test_list_and_usage(self) -> None:
+        """Listing and usage per user, for the admin API."""
+        a = await self.upload(b"12345")
+        self.clock.advance(1)
+        b = await self.upload(b"123")
+        await self.upload(b"x", user=BOB)
+        self.assertEqual([m.media_id for m in await self.repo.list_by_user(ALICE)], [b, a])
+        self.assertEqual(await self.repo.usage_by_user(ALICE), (2, 8))
+
     async def test_wait_then_timeout(self) -> None:
         """A download of an empty ID waits timeout_ms (on the injected clock), then
         NotYetUploaded; after expiry the ID is unknown and the expiry job drops it."""
