@@ -287,6 +287,27 @@ def build_service(config: Config, reactor) -> HomeServer:
     # thumbnails of remote media are made here from the cached original (as Synapse)
     remote_media.fetch_observers.append(thumbnails.on_upload)
     media.remote = remote_media  # the fetcher stores through the repository: set after
+    # --- domain services: media administration and retention (issue 13) ---
+    from homeserver.store.media_admin import MediaAdminStore
+    from media_repo.access import AccessTimes
+    from media_repo.admin import MediaAdmin
+    from media_repo.retention import MediaRetention
+
+    media_admin_store = MediaAdminStore(store.db)
+    # last_access_ts, written in batches: what retention and the purges go by
+    access_times = AccessTimes(media_admin_store, server_name=config.server_name,
+                               clock=reactor, now_ms=now_ms)
+    access_times.setServiceParent(top)  # after the database: stops (and flushes) first
+    media.access_observers.append(access_times.record)
+    media_admin = MediaAdmin(repository=media, media=store.media, store=media_admin_store,
+                             accounts=store.accounts, server_name=config.server_name,
+                             access=access_times)
+    media.upload_observers.append(media_admin.on_upload)
+    MediaRetention(media_admin, clock=reactor, now_ms=now_ms,
+                   local_lifetime_ms=config.media_retention.local_media_lifetime_ms,
+                   remote_lifetime_ms=config.media_retention.remote_media_lifetime_ms,
+                   ).setServiceParent(top)
+    extra_components.update({"media_admin": media_admin, "media_access_times": access_times})
 
     top.components = {
         "config": config, "store": store, "rooms": rooms, "notifier": notifier,
@@ -397,6 +418,11 @@ def _register_resources(router, listener: Listener, c: dict, now_ms) -> None:
         from homeserver.push import wiring as push_wiring
 
         push_wiring.register_servlets(router, c)
+        # --- servlets: Synapse admin API for media (issue 13) ---
+        from synapse_compat import admin_media
+
+        admin_media.register(router, auth=c["auth"], accounts=c["store"].accounts,
+                             admin=c["media_admin"])
     if "media" in listener.resources:
         from media_repo import resources as media_resources
 

@@ -88,6 +88,15 @@ class UrlPreviewConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class MediaRetentionConfig:
+    """Synapse's ``media_retention``: delete media not accessed for this long
+    (milliseconds; None, the default, keeps it forever)."""
+
+    local_media_lifetime_ms: int | None = None
+    remote_media_lifetime_ms: int | None = None
+
+
+@dataclasses.dataclass(frozen=True)
 class Config:
     server_name: str
     config_dir: str
@@ -129,6 +138,7 @@ class Config:
     max_pending_media_uploads: int = 5
     #: images with more pixels are not thumbnailed (Synapse's key; decompression bombs)
     max_image_pixels: int = 32 * 1024 * 1024
+    media_retention: MediaRetentionConfig = MediaRetentionConfig()
     warnings: tuple[str, ...] = ()
 
 
@@ -280,6 +290,17 @@ def _parse_duration_ms(key: str, value: Any) -> int:
         if v.isdigit() and int(v) > 0:
             return int(v)
     raise ConfigError(f"{key}: expected a duration such as 1h or 30m, got {value!r}")
+
+
+def _parse_media_retention(raw: Mapping[str, Any]) -> MediaRetentionConfig:
+    """``media_retention: {local_media_lifetime, remote_media_lifetime}``: durations,
+    each optional (null or absent: never)."""
+    def lifetime(key: str) -> int | None:
+        value = raw.get(key)
+        return None if value is None else _parse_duration_ms(f"media_retention.{key}", value)
+
+    return MediaRetentionConfig(local_media_lifetime_ms=lifetime("local_media_lifetime"),
+                                remote_media_lifetime_ms=lifetime("remote_media_lifetime"))
 
 
 def _parse_baseurl(value: str | None) -> str | None:
@@ -503,6 +524,7 @@ def parse_config(raw: Mapping[str, Any], config_dir: str) -> Config:
                                         check=lambda v: v > 0, why="must be > 0"),
         max_image_pixels=_parse_size("max_image_pixels",
                                      r.get("max_image_pixels", (int, str), "32M")),
+        media_retention=_parse_media_retention(r.get("media_retention", dict, {}) or {}),
     )
     if (config.enable_registration and not config.enable_registration_without_verification
             and not config.registration_requires_token):

@@ -106,6 +106,9 @@ class MediaRepository:
         self._waiters: dict[str, list[defer.Deferred[None]]] = {}
         #: called with (sha256, content_type, media_id) after an upload commits
         self.upload_observers: list[Callable[[str, str, str], Any]] = []
+        #: called with (server_name, media_id) whenever media is served (resolved):
+        #: media_repo.access keeps last_access_ts from it for retention
+        self.access_observers: list[Callable[[str, str], Any]] = []
 
     # -- uploading -------------------------------------------------------------------
     async def upload_from_file(self, user_id: str, source: BinaryIO, *,
@@ -217,7 +220,15 @@ class MediaRepository:
         # enable_authenticated_media was off, unless it is off now
         if self._authenticated and authenticated and not allow_authenticated:
             raise NotFound("Not found")
+        self._accessed(server_name, media_id)
         return content
+
+    def _accessed(self, server_name: str, media_id: str) -> None:
+        for observer in self.access_observers:
+            try:
+                observer(server_name, media_id)
+            except Exception:
+                log.failure("media access observer failed")
 
     async def wait_for_local(self, media_id: str, timeout_ms: int) -> LocalMedia:
         """The row of an uploaded local media ID, waiting up to ``timeout_ms`` for
@@ -262,6 +273,16 @@ class MediaRepository:
         if await self._store.get_local(media_id) is None:
             return False
         for sha256 in await self._store.delete_local(media_id):
+            async with self._locks.lock(sha256):
+                await self._free_unreferenced_locked(sha256)
+        return True
+
+    async def delete_remote_media(self, origin: str, media_id: str) -> bool:
+        """Drop a cached remote item; its bytes go only once nothing references
+        them. False if it was not cached."""
+        if await self._store.get_remote(origin, media_id) is None:
+            return False
+        for sha256 in await self._store.delete_remote(origin, media_id):
             async with self._locks.lock(sha256):
                 await self._free_unreferenced_locked(sha256)
         return True

@@ -105,6 +105,42 @@ class ParseConfigTests(unittest.TestCase):
         self.assertEqual(parse_config({"server_name": "a.b", "turn_user_lifetime": 5000},
                                       "/tmp").turn.user_lifetime_ms, 5000)
 
+    def test_media_retention(self):
+        """media_retention: Synapse durations per kind; off unless set, null is off,
+        and no warning for the key."""
+        c = parse_config({"server_name": "a.b", "media_retention": {
+            "local_media_lifetime": "90d", "remote_media_lifetime": 3_600_000}}, "/tmp")
+        self.assertEqual(c.media_retention.local_media_lifetime_ms, 90 * 86_400_000)
+        self.assertEqual(c.media_retention.remote_media_lifetime_ms, 3_600_000)
+        self.assertEqual(c.warnings, ())
+        for raw in ({}, {"media_retention": None}, {"media_retention": {}},
+                    {"media_retention": {"local_media_lifetime": None}}):
+            r = parse_config({"server_name": "a.b", **raw}, "/tmp").media_retention
+            self.assertEqual((r.local_media_lifetime_ms, r.remote_media_lifetime_ms),
+                             (None, None))
+        c = parse_config({"server_name": "a.b",
+                          "media_retention": {"remote_media_lifetime": "14d"}}, "/tmp")
+        self.assertEqual((c.media_retention.local_media_lifetime_ms,
+                          c.media_retention.remote_media_lifetime_ms),
+                         (None, 14 * 86_400_000))
+
+    def test_invalid_media_retention(self):
+        """A media_retention that is not a mapping, or a lifetime that is not a
+        positive duration, is an error naming the key."""
+        cases = [
+            ({"media_retention": "90d"}, "media_retention"),
+            ({"media_retention": {"local_media_lifetime": "soon"}},
+             "media_retention.local_media_lifetime"),
+            ({"media_retention": {"remote_media_lifetime": 0}},
+             "media_retention.remote_media_lifetime"),
+            ({"media_retention": {"remote_media_lifetime": True}},
+             "media_retention.remote_media_lifetime"),
+        ]
+        for raw, key in cases:
+            with self.assertRaises(ConfigError) as cm:
+                parse_config({"server_name": "a.b", **raw}, "/tmp")
+            self.assertIn(key, str(cm.exception))
+
     def test_turn_secret_path(self):
         """turn_shared_secret_path reads the secret from a file next to the config."""
         d = tempfile.mkdtemp()

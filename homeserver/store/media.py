@@ -44,9 +44,13 @@ local_media = sa.Table(
     sa.Column("unused_expires_ts", sa.BigInteger, nullable=True),
     # uploaded while enable_authenticated_media was on (Synapse's column and meaning)
     sa.Column("authenticated", sa.Boolean, nullable=False),
+    # an admin protected it from bulk quarantine (Synapse's column; 0010_media_admin)
+    sa.Column("safe_from_quarantine", sa.Boolean, nullable=False, default=False,
+              server_default=sa.false()),
     sa.Index(None, "user_id", "created_ts"),
     sa.Index(None, "sha256"),
     sa.Index(None, "unused_expires_ts"),
+    sa.Index(None, "last_access_ts"),
 )
 
 remote_media_cache = sa.Table(
@@ -62,6 +66,7 @@ remote_media_cache = sa.Table(
     sa.Column("quarantined_by", sa.Text, nullable=True),
     sa.Column("authenticated", sa.Boolean, nullable=False),
     sa.Index(None, "sha256"),
+    sa.Index(None, "last_access_ts"),
 )
 
 media_blobs = sa.Table(
@@ -104,6 +109,7 @@ class LocalMedia:
     quarantined_by: str | None
     unused_expires_ts: int | None
     authenticated: bool
+    safe_from_quarantine: bool = False
 
     @property
     def uploaded(self) -> bool:
