@@ -117,6 +117,52 @@ class NioMedia(NioServerTestCase):
         got = await self._download(alice, sorted(uris)[42])
         self.assertEqual(got.body, data)
 
+    def test_deleting_one_of_two_identical_uploads(self):
+        """An admin deletes one of two media IDs holding the same bytes: the other still
+        downloads, and the blob goes only with the last of them."""
+        return as_deferred(self._delete_shared())
+
+    def _admin_token(self) -> str:
+        """Register an admin through Synapse's shared-secret endpoint, as an operator's
+        register_new_matrix_user does."""
+        import hmac
+
+        import yaml
+
+        with open(self.server.config_path) as f:
+            secret = yaml.safe_load(f)["registration_shared_secret"]
+        _, body = self.server.request("GET", "/_synapse/admin/v1/register")
+        nonce = body["nonce"]
+        mac = hmac.new(secret.encode(), b"\0".join(
+            [nonce.encode(), b"root", b"root-password", b"admin"]), "sha1").hexdigest()
+        status, body = self.server.request("POST", "/_synapse/admin/v1/register", {
+            "nonce": nonce, "username": "root", "password": "root-password",
+            "admin": True, "mac": mac})
+        self.assertEqual(status, 200, body)
+        return body["access_token"]
+
+    async def _delete_shared(self):
+        alice = await self._user("alice")
+        data = os.urandom(120_000)
+        first, _ = await self._upload(alice, data, "application/octet-stream", "one.bin")
+        second, _ = await self._upload(alice, data, "application/octet-stream", "two.bin")
+        admin = self._admin_token()
+        status, body = self.server.request(
+            "DELETE", "/_synapse/admin/v1/media/localhost/" + first.rsplit("/", 1)[1],
+            token=admin)
+        self.assertEqual((status, body["total"]), (200, 1), body)
+        server_name, media_id = first[len("mxc://"):].split("/")
+        gone = await alice.download(server_name=server_name, media_id=media_id)
+        self.assertIsInstance(gone, nio.DownloadError)
+        got = await self._download(alice, second)
+        self.assertEqual(got.body, data)
+        self.assertEqual(len(_blob_files(self.media_root)), 1)
+        status, _ = self.server.request(
+            "DELETE", "/_synapse/admin/v1/media/localhost/" + second.rsplit("/", 1)[1],
+            token=admin)
+        self.assertEqual(status, 200)
+        self.assertEqual(_blob_files(self.media_root), [])
+
     def test_restart_and_kill_mid_upload(self):
         """Media survive a restart; a kill -9 during an upload leaves no blob of the
         partial bytes and the server answers 404 for nothing and serves the rest."""
