@@ -94,7 +94,7 @@ class ThreadedFileProducerTests(unittest.TestCase):
         request finished."""
         import io
         from media_repo.responses import CHUNK_SIZE, ThreadedFileProducer
-        data = bytes(range(256)) * 1000
+        data = bytes(range(256)) * 4000
         f, request = io.BytesIO(data), FakeRequest()
         ThreadedFileProducer(request, f, 10, CHUNK_SIZE + 5, _inline).start()
         self.assertEqual(b"".join(request.written), data[10:10 + CHUNK_SIZE + 5])
