@@ -77,8 +77,10 @@ class Synapse:
         """Synapse settings the interop tests need beyond synapse.sh's defaults."""
         path = os.path.join(self.dir, "interop.yaml")
         with open(path, "w") as f:
-            # queries lane: Synapse's room directory is private to federation by default
-            f.write("allow_public_rooms_over_federation: true\n")
+            # queries lane: Synapse lets nobody publish rooms by default, and keeps its
+            # room directory from other servers
+            f.write("allow_public_rooms_over_federation: true\n"
+                    "room_list_publication_rules: [{action: allow}]\n")
         return path
 
     def sh(self, *args: str, check: bool = True) -> str:
