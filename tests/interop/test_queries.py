@@ -14,10 +14,15 @@ import urllib.parse
 import uuid
 from typing import Any, Callable
 
+from twisted.internet import reactor
 from twisted.trial import unittest
 
-from tests.client_api.e2e_helpers import device_keys
-from tests.interop.synapse import Federation
+from federation.client import build_federation_client
+from federation.device_lists import parse_user_devices
+from homeserver.crypto.signing import read_signing_keys
+from homeserver.http.outbound import AddressPolicy
+from tests.client_api.e2e_helpers import cross_signing_key, device_keys
+from tests.interop.synapse import LOOPBACK, Federation
 
 
 def q(value: str) -> str:
@@ -169,6 +174,32 @@ class QueriesTest(unittest.TestCase):
         self.assertEqual(status, 200, body)
         self.assertEqual(list(body["one_time_keys"][our_id][device]),
                          ["signed_curve25519:BBBB"])
+
+    async def test_synapse_device_list_parses(self):
+        """Synapse's /user/devices answer (what a resync reads) becomes a cache entry
+        with the device's keys and the master key."""
+        syn_id, syn_token, syn_device = self.synapse_user("nora")
+        keys, _ = device_keys(syn_id, syn_device)
+        master, _ = cross_signing_key(syn_id, "master")
+        status, body = self.syn.request("POST", "/_matrix/client/v3/keys/upload",
+                                        {"device_keys": keys}, token=syn_token)
+        self.assertEqual(status, 200, body)
+        status, body = self.syn.request("POST",
+                                        "/_matrix/client/v3/keys/device_signing/upload",
+                                        {"master_key": master}, token=syn_token)
+        self.assertEqual(status, 200, body)
+        client = build_federation_client(
+            reactor=reactor, server_name=self.fed.our_name,
+            signing_keys=read_signing_keys(self.fed.signing_keys_path()),
+            verify_certificates=True, custom_ca_paths=[self.fed.ca_path],
+            address_policy=AddressPolicy(whitelist=LOOPBACK))
+        self.addCleanup(client.close)
+        answer = await client.get_json(self.syn.server_name,
+                                       "/_matrix/federation/v1/user/devices/" + q(syn_id))
+        entry = parse_user_devices(answer, syn_id)
+        self.assertEqual(entry.devices[syn_device]["keys"]["keys"], keys["keys"])
+        self.assertEqual(entry.master_key["keys"], master["keys"])
+        self.assertIsInstance(entry.stream_id, int)
 
     # -- room directories -----------------------------------------------------------------
     def test_public_rooms_both_ways(self):
