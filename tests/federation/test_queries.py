@@ -185,3 +185,12 @@ class FederationQueryTest(SignedRequests, RoomsTestCase):
         self.assertEqual((status, body["errcode"]), (403, "M_FORBIDDEN"))
         status, body = await self.request("POST", path, {})
         self.assertEqual(status, 401)
+
+    async def test_openid_token_expiry(self):
+        """A stored token names its user until its expiry, not after; only its hash is
+        stored."""
+        tokens = self.c["store"].openid_tokens
+        await tokens.add("tok-1", "@a:test.local", 5000)
+        self.assertEqual(await tokens.user_for("tok-1", 4999), "@a:test.local")
+        self.assertIsNone(await tokens.user_for("tok-1", 5000))
+        self.assertIsNone(await tokens.user_for("tok-2", 0))
