@@ -113,3 +113,12 @@ class RemoteClientApiTest(ServerTestCase):
         status, body = await self.request("POST", f"{V3}/keys/claim", {
             "one_time_keys": {}, "timeout": -1}, token=token)
         self.assertEqual((status, body["errcode"]), (400, "M_INVALID_PARAM"))
+
+    def test_edu_handlers(self):
+        """The inbound /send lane finds our device-list handlers by EDU type."""
+        from federation import wiring
+
+        handlers = wiring.edu_handlers(self.c)
+        lists = self.c["remote_device_lists"]
+        self.assertEqual(handlers, {"m.device_list_update": lists.on_device_list_update,
+                                    "m.signing_key_update": lists.on_signing_key_update})
