@@ -21,7 +21,7 @@ from homeserver.http.validate import optional, require
 from homeserver.ids import InvalidId, UserID
 from homeserver.sync.tokens import FIELDS, StreamToken
 
-#: the ``failures`` entry for a server we cannot ask (no federation yet)
+#: the ``failures`` entry for every remote server when there is no federation client
 UNREACHABLE = {"status": 503, "message": "Federation is not available on this server"}
 
 InvalidSignature = type("InvalidSignature", (MatrixError,),
