@@ -96,7 +96,7 @@ class RemoteDeviceLists:
                 not isinstance(prev_ids, list):
             log.info("dropped a malformed device list update from {origin}", origin=origin)
             return
-        if not await self._tracked(user_id):
+        if not await self.tracked(user_id):
             return
         device = None if content.get("deleted") is True else _device_entry(
             user_id, device_id, content.get("keys"), content.get("device_display_name"))
@@ -108,7 +108,7 @@ class RemoteDeviceLists:
     async def on_signing_key_update(self, origin: str, content: Mapping[str, Any]) -> None:
         """``m.signing_key_update``: the user's new master / self-signing keys."""
         user_id = content.get("user_id")
-        if _domain(user_id) != origin or not await self._tracked(user_id):
+        if _domain(user_id) != origin or not await self.tracked(user_id):
             return
         keys = {k: v for k, v in content.items()
                 if k in ("master_key", "self_signing_key") and isinstance(v, dict)
@@ -127,11 +127,12 @@ class RemoteDeviceLists:
     async def cached(self, user_id: str) -> RemoteDeviceList | None:
         return await self._cache.get(user_id)
 
-    async def resync(self, user_id: str) -> RemoteDeviceList | None:
+    async def resync(self, user_id: str,
+                     timeout: float | None = None) -> RemoteDeviceList | None:
         """Fetch the whole list (one request per user at a time); None on failure."""
         running = self._resyncs.get(user_id)
         if running is None:
-            running = defer.ensureDeferred(self._resync(user_id))
+            running = defer.ensureDeferred(self._resync(user_id, timeout))
             self._resyncs[user_id] = running
             running.addBoth(self._done, user_id)
         # each waiter gets its own Deferred: the shared one's result stays intact
@@ -143,13 +144,14 @@ class RemoteDeviceLists:
         self._resyncs.pop(user_id, None)
         return result
 
-    async def _resync(self, user_id: str) -> RemoteDeviceList | None:
+    async def _resync(self, user_id: str, timeout: float | None) -> RemoteDeviceList | None:
         domain = _domain(user_id)
         if domain is None:
             return None
         try:
             body = await self._client.get_json(
-                domain, "/_matrix/federation/v1/user/devices/" + quote(user_id, safe=""))
+                domain, "/_matrix/federation/v1/user/devices/" + quote(user_id, safe=""),
+                timeout=timeout)
             entry = parse_user_devices(body, user_id)
         except (RemoteError, ValueError) as e:
             log.info("device list resync of {user} failed: {error}", user=user_id, error=e)
@@ -158,8 +160,9 @@ class RemoteDeviceLists:
         await self._changed(user_id)
         return entry
 
-    async def _tracked(self, user_id: str) -> bool:
-        """Whether a local user shares a room with ``user_id`` (or we cache them)."""
+    async def tracked(self, user_id: str) -> bool:
+        """Whether we keep ``user_id``'s device list: a local user shares a room with
+        them (or we cache them already)."""
         if await self._cache.get(user_id) is not None:
             return True
         return any(_domain(u) == self._server_name for u in

@@ -3,9 +3,11 @@
 Encryption").
 
 ``/keys/query``: users whose device lists we track (:mod:`federation.device_lists`)
-are answered from the cache, which device-list updates keep current; the others are
-asked of their servers with ``POST /user/keys/query``, one request per server, in
-parallel, within the client's ``timeout``. ``/keys/claim`` always asks (one-time keys
+are answered from the cache, which device-list updates keep current; a tracked user
+(one sharing a room with a user of ours) not cached yet is fetched whole with
+``GET /user/devices`` and cached from then on; the others (and those whose fetch
+failed) are asked of their servers with ``POST /user/keys/query``, one request per
+server. All of it in parallel, within the client's ``timeout``. ``/keys/claim`` always asks (one-time keys
 are used up, nothing to cache). A server that fails is in ``failures``.
 """
 
@@ -13,8 +15,10 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
+from twisted.internet import defer
+
 from federation.device_lists import RemoteDeviceLists, keys_from_lists
-from federation.remote_queries import RemoteQueries
+from federation.remote_queries import DEFAULT_KEYS_TIMEOUT_MS, RemoteQueries
 
 
 class RemoteKeys:
@@ -26,13 +30,24 @@ class RemoteKeys:
                     timeout_ms: int | None) -> tuple[dict[str, Any], dict[str, Any]]:
         """``(device_keys/master_keys/self_signing_keys, failures)``."""
         cached = {}
-        to_ask: dict[str, dict[str, list[str]]] = {}
-        for server, users in by_server.items():
-            for user_id, devices in users.items():
+        to_fetch: list[str] = []
+        for users in by_server.values():
+            for user_id in users:
                 entry = await self._lists.cached(user_id)
                 if entry is not None:
                     cached[user_id] = entry
-                else:
+                elif await self._lists.tracked(user_id):
+                    to_fetch.append(user_id)
+        if to_fetch:
+            seconds = (DEFAULT_KEYS_TIMEOUT_MS if timeout_ms is None else
+                       max(timeout_ms, 1)) / 1000
+            fetched = await defer.gatherResults([
+                defer.ensureDeferred(self._lists.resync(u, seconds)) for u in to_fetch])
+            cached.update({u: e for u, e in zip(to_fetch, fetched) if e is not None})
+        to_ask: dict[str, dict[str, list[str]]] = {}
+        for server, users in by_server.items():
+            for user_id, devices in users.items():
+                if user_id not in cached:
                     to_ask.setdefault(server, {})[user_id] = list(devices)
         merged, failures = await self._queries.query_keys(to_ask, timeout_ms)
         wanted = {u: list(d) for users in by_server.values() for u, d in users.items()}

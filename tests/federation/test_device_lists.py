@@ -7,6 +7,8 @@ from __future__ import annotations
 from urllib.parse import quote
 
 from federation.device_lists import RemoteDeviceLists, keys_from_lists
+from federation.remote_keys import RemoteKeys
+from federation.remote_queries import RemoteQueries
 from tests.client_api.harness import ServerTestCase
 from tests.fakes.federation_client import FakeFederationClient
 
@@ -123,3 +125,29 @@ class RemoteDeviceListsTest(ServerTestCase):
         self.client.answers.clear()
         self.assertIsNone(await self.lists.get(BOB))
         self.assertEqual(self.woken, [])
+
+    async def test_keys_query_fetches_tracked_users(self):
+        """/keys/query: a tracked user not cached is fetched whole (and cached), an
+        untracked one asked with /user/keys/query; a failed fetch falls back to it."""
+        carol = "@carol:far.example"
+        self.client.answer("POST", "far.example", "/_matrix/federation/v1/user/keys/query",
+                           {"device_keys": {carol: {"C": dkeys("C", carol)}}})
+        keys = RemoteKeys(queries=RemoteQueries(client=self.client, now_ms=lambda: 0),
+                          device_lists=self.lists)
+        merged, failures = await keys.query({"far.example": {BOB: [], carol: []}}, 2000)
+        self.assertEqual(failures, {})
+        self.assertEqual(merged["device_keys"], {BOB: {"A": dkeys("A")},
+                                                 carol: {"C": dkeys("C", carol)}})
+        [fetch] = self.client.sent("GET", DEVICES_PATH)
+        self.assertEqual(fetch[5], 2.0)
+        [asked] = self.client.sent("POST", "/_matrix/federation/v1/user/keys/query")
+        self.assertEqual(asked[4], {"device_keys": {carol: []}})
+        self.assertIsNotNone(await self.lists.cached(BOB))
+        self.assertIsNone(await self.lists.cached(carol))
+
+        self.client.answers.pop(("GET", "far.example", DEVICES_PATH))
+        dave = "@dave:far.example"
+        self.streams.sharing[dave] = {"@alice:test.local", dave}
+        await keys.query({"far.example": {dave: []}}, None)
+        self.assertEqual(self.client.sent("POST", "/_matrix/federation/v1/user/keys/query")[-1][4],
+                         {"device_keys": {dave: []}})
