@@ -7,8 +7,9 @@ are answered from the cache, which device-list updates keep current; a tracked u
 (one sharing a room with a user of ours) not cached yet is fetched whole with
 ``GET /user/devices`` and cached from then on; the others (and those whose fetch
 failed) are asked of their servers with ``POST /user/keys/query``, one request per
-server. All of it in parallel, within the client's ``timeout``. ``/keys/claim`` always asks (one-time keys
-are used up, nothing to cache). A server that fails is in ``failures``.
+server. All of it in parallel, within the client's ``timeout``. ``/keys/claim``
+always asks (one-time keys are used up, nothing to cache). A server that fails is in
+``failures``.
 """
 
 from __future__ import annotations
