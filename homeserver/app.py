@@ -177,6 +177,14 @@ def build_service(config: Config, reactor) -> HomeServer:
     _Stoppable("federation_client",
                stop=federation["federation_client"].close).setServiceParent(top)
     extra_components.update(federation)
+    # --- federation queries (helper fedquery): our users asking about remote things ---
+    # remote profiles, aliases, room directories and keys, and the remote device-list
+    # cache; handed to the profile, directory and key services below
+    extra_components.update(federation_wiring.build_remote(
+        store=store, client=federation["federation_client"],
+        server_name=config.server_name, now_ms=now_ms,
+        device_lists_changed=device_lists_changed))
+    room_service.directory.attach_remote(extra_components["remote_queries"])
     # --- domain services: search, relations, directory (helper H) ---
     from homeserver.rooms.features.relations import RelationsService
     from homeserver.profiles import ProfileService
@@ -194,7 +202,8 @@ def build_service(config: Config, reactor) -> HomeServer:
     extra_components.update({
         "user_directory": user_directory,
         "profiles": ProfileService(server_name=config.server_name, store=store, rooms=rooms,
-                                   directory=user_directory),
+                                   directory=user_directory,
+                                   remote=extra_components["remote_queries"]),
         "relations": relations,
         "search": SearchService(rooms=rooms, store=store, visibility=history,
                                 relations=relations, now_ms=now_ms),
@@ -207,7 +216,7 @@ def build_service(config: Config, reactor) -> HomeServer:
     extra_components.update(e2e_wiring.build(
         store=store, uia=uia, device_lists_changed=device_lists_changed,
         device_manager=device_manager, deactivator=extra_components["deactivator"],
-        server_name=config.server_name))
+        server_name=config.server_name, remote_keys=extra_components["remote_keys"]))
     # --- domain services: spaces, jump to date (issue 12, misc) ---
     from homeserver.rooms.features.hierarchy import SpaceHierarchy
     from homeserver.rooms.features.timestamps import TimestampToEvent
@@ -216,6 +225,9 @@ def build_service(config: Config, reactor) -> HomeServer:
         "space_hierarchy": SpaceHierarchy(rooms=rooms, store=store),
         "timestamp_to_event": TimestampToEvent(rooms=rooms, visibility=history),
     })
+    # --- federation queries (helper fedquery): what other servers may ask us ---
+    extra_components.update(federation_wiring.build_queries(
+        config=config, store=store, c=extra_components, now_ms=now_ms))
 
     # --- domain services: media repository (DESIGN.md §6) ---
     from media_repo.cas import LocalBlobStore
@@ -359,6 +371,8 @@ def _register_resources(router, listener: Listener, c: dict, now_ms) -> None:
         federation_wiring.register_keys(router, c)
     if "federation" in listener.resources:
         federation_wiring.register_federation(router, c)
+        # --- federation queries (helper fedquery) ---
+        federation_wiring.register_queries(router, c)
         # media over federation (issue 13): our media for other servers, multipart
         from media_repo import federation_resources
 
@@ -414,6 +428,10 @@ def _register_resources(router, listener: Listener, c: dict, now_ms) -> None:
         thirdparty.register(router, c)
         spaces.register(router, auth=c["auth"], hierarchy=c["space_hierarchy"])
         timestamps.register(router, auth=c["auth"], finder=c["timestamp_to_event"])
+        # --- servlets: OpenID tokens (helper fedquery) ---
+        from homeserver.client_api import openid as openid_servlets
+
+        openid_servlets.register(router, auth=c["auth"], openid=c["openid"])
         # --- servlets: push ---
         from homeserver.push import wiring as push_wiring
 
