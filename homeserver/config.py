@@ -170,6 +170,9 @@ _RATE_LIMIT_DEFAULTS: Mapping[str, RateLimit] = {
     "rc_admin_redaction": RateLimit(1, 50),
     "rc_3pid_validation": RateLimit(0.003, 5),
     "rc_presence.per_user": RateLimit(0.1, 1),
+    # ours: POST /login/get_token per user. The spec suggests at most one a minute,
+    # which Synapse hard-codes; here it can be changed like the others
+    "rc_login_token_request": RateLimit(1 / 60, 1),
 }
 
 # Synapse settings we accept without complaint although they change nothing here.

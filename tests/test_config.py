@@ -130,6 +130,8 @@ class ParseConfigTests(unittest.TestCase):
         d = parse_config({"server_name": "a.b"}, "/tmp").login_via_existing_session
         self.assertEqual((d.enabled, d.require_ui_auth, d.token_timeout_ms),
                          (False, True, 300_000))
+        limit = parse_config({"server_name": "a.b"}, "/tmp").rate_limits["rc_login_token_request"]
+        self.assertEqual((limit.per_second, limit.burst_count), (1 / 60, 1))
         c = parse_config({"server_name": "a.b", "login_via_existing_session": {
             "enabled": True, "require_ui_auth": False, "token_timeout": "30s"}}, "/tmp")
         s = c.login_via_existing_session

@@ -48,9 +48,11 @@ class LoginTokenService:
     async def issue(self, user_id: str) -> dict[str, Any]:
         """A new token for ``user_id``: ``{"login_token", "expires_in_ms"}``.
 
-        Each token opens a new session, so minting them counts against the account's
-        ``rc_login.account`` limit, like the logins it stands for."""
+        Rate limited per user by ``rc_login_token_request`` (the spec suggests at
+        most one a minute, as Synapse), and, since each token opens a new session,
+        by the account's ``rc_login.account`` like the logins it stands for."""
         self.check_enabled()
+        self._ratelimiter.check("rc_login_token_request", user_id)
         self._ratelimiter.check("rc_login.account", user_id.lower())
         token = secrets.token_urlsafe(32)
         now = self._now_ms()

@@ -98,8 +98,11 @@ def register(router: Router, c: dict[str, Any]) -> None:
         tokens.check_enabled()
         body = request.json(allow_empty=True)
         if tokens.require_ui_auth:
-            await uia.authenticate(body, operation="get_login_token", flows=PASSWORD_FLOWS,
-                                   user_id=requester.user_id)
+            session = await uia.authenticate(body, operation="get_login_token",
+                                             flows=PASSWORD_FLOWS, user_id=requester.user_id)
+            # spec: servers MUST re-prompt for every token, so the session is spent
+            # now, before any await (a concurrent replay must not mint a second one)
+            uia.forget(session)
         return 200, await tokens.issue(requester.user_id)
 
     async def post_deactivate(request: ApiRequest) -> tuple[int, Any]:

@@ -82,6 +82,18 @@ class LoginTokenTests(ServerTestCase):
         status, resp = await self.request("POST", GET_TOKEN, {})
         self.assertEqual((status, resp["errcode"]), (401, "M_MISSING_TOKEN"))
 
+    async def test_every_token_needs_fresh_uia(self):
+        """A completed UIA session is spent by the token it authorised: replaying it
+        starts over (spec: servers MUST re-prompt for each token)."""
+        _, access = await self.register("cy")
+        status, resp = await self.request("POST", GET_TOKEN, {}, token=access)
+        body = {"auth": password_auth("cy", session=resp["session"])}
+        status, resp = await self.request("POST", GET_TOKEN, body, token=access)
+        self.assertEqual(status, 200, resp)
+        status, resp = await self.request("POST", GET_TOKEN, body, token=access)
+        self.assertEqual(status, 400, resp)
+        self.assertNotIn("login_token", resp)
+
     async def test_uia_session_not_reusable_by_another_user(self):
         """A UIA session one user completed cannot mint a token for another."""
         _, access_a = await self.register("dora")
@@ -152,20 +164,39 @@ class ExpiryTests(ServerTestCase):
 
 class RateLimitTests(ServerTestCase):
     config_overrides = {
+        "login_via_existing_session": {"enabled": True, "require_ui_auth": False}}
+
+    async def test_one_token_a_minute(self):
+        """By default (the spec's suggestion, as Synapse) a user gets one token a
+        minute: the second is 429 M_LIMIT_EXCEEDED with retry_after_ms; others are not
+        held back."""
+        _, access = await self.register("kim")
+        _, other = await self.register("kit")
+        status, _ = await self.request("POST", GET_TOKEN, {}, token=access)
+        self.assertEqual(status, 200)
+        status, resp = await self.request("POST", GET_TOKEN, {}, token=access)
+        self.assertEqual((status, resp["errcode"]), (429, "M_LIMIT_EXCEEDED"))
+        self.assertGreater(resp["retry_after_ms"], 50_000)
+        status, _ = await self.request("POST", GET_TOKEN, {}, token=other)
+        self.assertEqual(status, 200)
+
+
+class AccountLimitTests(ServerTestCase):
+    config_overrides = {
         "login_via_existing_session": {"enabled": True, "require_ui_auth": False},
+        "rc_login_token_request": {"per_second": 1000, "burst_count": 1000},
         "rc_login": {"address": {"per_second": 1000, "burst_count": 1000},
                      "account": {"per_second": 0.001, "burst_count": 2},
                      "failed_attempts": {"per_second": 1000, "burst_count": 1000}}}
 
-    async def test_get_token_rate_limited(self):
-        """Minting tokens counts against rc_login.account: past the burst it is 429."""
-        _, access = await self.register("kim")
+    async def test_counts_against_account_logins(self):
+        """Minting tokens also counts against rc_login.account: past its burst, 429."""
+        _, access = await self.register("kip")
         for _ in range(2):
             status, _ = await self.request("POST", GET_TOKEN, {}, token=access)
             self.assertEqual(status, 200)
         status, resp = await self.request("POST", GET_TOKEN, {}, token=access)
         self.assertEqual((status, resp["errcode"]), (429, "M_LIMIT_EXCEEDED"))
-        self.assertIn("retry_after_ms", resp)
 
 
 class DisabledTests(ServerTestCase):
