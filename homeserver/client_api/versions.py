@@ -35,6 +35,9 @@ VERSION_ENDPOINTS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
     ("v1.4", (("GET", f"/_matrix/client/v1/rooms/{_R}/threads"),)),
     ("v1.5", ()),
     ("v1.6", (("GET", f"/_matrix/client/v1/rooms/{_R}/timestamp_to_event"),)),
+    # /login/get_token is routed even while login_via_existing_session is off (it then
+    # answers 404 and the m.get_login_token capability says false), as Synapse
+    # advertises v1.7 regardless: the spec makes the endpoint optional
     ("v1.7", (("POST", "/_matrix/media/v1/create"),  # asynchronous upload
               ("POST", "/_matrix/client/v1/login/get_token"))),
     ("v1.8", ()),
