@@ -100,6 +100,7 @@ def build_service(config: Config, reactor) -> HomeServer:
     from homeserver.accounts.deactivation import Deactivator
     from homeserver.accounts.devices import DeviceManager
     from homeserver.accounts.login import FailedAttempts, PasswordLogin, PasswordVerifier
+    from homeserver.accounts.login_tokens import LoginTokenService
     from homeserver.accounts.passwords import PasswordChanger, PasswordHasher
     from homeserver.accounts.registration import Registrar, RegistrationService
     from homeserver.accounts.sessions import SessionIssuer
@@ -123,11 +124,17 @@ def build_service(config: Config, reactor) -> HomeServer:
     device_manager = DeviceManager(store.devices, store.to_device, auth, notifier,
                                    device_lists_changed=device_lists_changed)
     registrar = Registrar(store, ratelimiter, config.server_name)
+    # POST /login/get_token and m.login.token (login_via_existing_session, off by default)
+    login_tokens = LoginTokenService(config.login_via_existing_session,
+                                     tokens=store.login_tokens, accounts=store.accounts,
+                                     ratelimiter=ratelimiter, now_ms=now_ms)
     extra_components.update({
+        "login_tokens": login_tokens,
         "uia": uia, "sessions": login_sessions, "device_manager": device_manager,
         # the login response's well_known matches /.well-known/matrix/client
         "password_login": PasswordLogin(password_verifier, login_sessions, ratelimiter,
-                                        public_baseurl=_advertised_baseurl(config)),
+                                        public_baseurl=_advertised_baseurl(config),
+                                        login_tokens=login_tokens),
         "registration": RegistrationService(config, registrar, login_sessions, uia,
                                             password_hasher, store),
         "password_changer": PasswordChanger(store.accounts, device_manager,
@@ -393,6 +400,7 @@ def _register_resources(router, listener: Listener, c: dict, now_ms) -> None:
                           server_name=config.server_name,
                           default_room_version=config.default_room_version,
                           unstable_features={"org.roomserver.ws": True},
+                          get_login_token=config.login_via_existing_session.enabled,
                           serve_client_wellknown=config.serve_client_wellknown)
         # --- servlets: accounts (helper E) ---
         from homeserver.client_api import account as account_servlets

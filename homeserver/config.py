@@ -63,6 +63,19 @@ class TurnConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class LoginViaExistingSession:
+    """Synapse's ``login_via_existing_session`` (spec v1.7, "Login",
+    ``POST /login/get_token``, MSC3882): a logged-in device may mint a short-lived,
+    single-use ``m.login.token`` for signing in another device. Off by default, as in
+    Synapse: the token is as powerful as a password."""
+
+    enabled: bool = False
+    #: ask for the password again (User-Interactive Auth) before handing out a token
+    require_ui_auth: bool = True
+    token_timeout_ms: int = 5 * 60 * 1000
+
+
+@dataclasses.dataclass(frozen=True)
 class TrustedKeyServer:
     """A notary from ``trusted_key_servers`` (federation/keys.py asks it for a server's
     keys only when that server does not answer itself). ``verify_keys`` (key ID →
@@ -139,6 +152,7 @@ class Config:
     #: images with more pixels are not thumbnailed (Synapse's key; decompression bombs)
     max_image_pixels: int = 32 * 1024 * 1024
     media_retention: MediaRetentionConfig = MediaRetentionConfig()
+    login_via_existing_session: LoginViaExistingSession = LoginViaExistingSession()
     warnings: tuple[str, ...] = ()
 
 
@@ -156,6 +170,9 @@ _RATE_LIMIT_DEFAULTS: Mapping[str, RateLimit] = {
     "rc_admin_redaction": RateLimit(1, 50),
     "rc_3pid_validation": RateLimit(0.003, 5),
     "rc_presence.per_user": RateLimit(0.1, 1),
+    # ours: POST /login/get_token per user. The spec suggests at most one a minute,
+    # which Synapse hard-codes; here it can be changed like the others
+    "rc_login_token_request": RateLimit(1 / 60, 1),
 }
 
 # Synapse settings we accept without complaint although they change nothing here.
@@ -290,6 +307,20 @@ def _parse_duration_ms(key: str, value: Any) -> int:
         if v.isdigit() and int(v) > 0:
             return int(v)
     raise ConfigError(f"{key}: expected a duration such as 1h or 30m, got {value!r}")
+
+
+def _parse_login_via_existing_session(raw: Mapping[str, Any]) -> LoginViaExistingSession:
+    """``login_via_existing_session: {enabled, require_ui_auth, token_timeout}``."""
+    r = _Reader(raw)
+    try:
+        enabled = r.get("enabled", bool, False)
+        require_ui_auth = r.get("require_ui_auth", bool, True)
+    except ConfigError as e:
+        raise ConfigError(f"login_via_existing_session.{e}") from None
+    return LoginViaExistingSession(
+        enabled=enabled, require_ui_auth=require_ui_auth,
+        token_timeout_ms=_parse_duration_ms("login_via_existing_session.token_timeout",
+                                            raw.get("token_timeout", "5m")))
 
 
 def _parse_media_retention(raw: Mapping[str, Any]) -> MediaRetentionConfig:
@@ -525,6 +556,8 @@ def parse_config(raw: Mapping[str, Any], config_dir: str) -> Config:
         max_image_pixels=_parse_size("max_image_pixels",
                                      r.get("max_image_pixels", (int, str), "32M")),
         media_retention=_parse_media_retention(r.get("media_retention", dict, {}) or {}),
+        login_via_existing_session=_parse_login_via_existing_session(
+            r.get("login_via_existing_session", dict, {}) or {}),
     )
     if (config.enable_registration and not config.enable_registration_without_verification
             and not config.registration_requires_token):

@@ -124,6 +124,30 @@ class ParseConfigTests(unittest.TestCase):
                           c.media_retention.remote_media_lifetime_ms),
                          (None, 14 * 86_400_000))
 
+    def test_login_via_existing_session(self):
+        """login_via_existing_session: off, UIA required and 5 minutes by default, as in
+        Synapse; each key read, no warning; bad values are errors naming the key."""
+        d = parse_config({"server_name": "a.b"}, "/tmp").login_via_existing_session
+        self.assertEqual((d.enabled, d.require_ui_auth, d.token_timeout_ms),
+                         (False, True, 300_000))
+        limit = parse_config({"server_name": "a.b"}, "/tmp").rate_limits["rc_login_token_request"]
+        self.assertEqual((limit.per_second, limit.burst_count), (1 / 60, 1))
+        c = parse_config({"server_name": "a.b", "login_via_existing_session": {
+            "enabled": True, "require_ui_auth": False, "token_timeout": "30s"}}, "/tmp")
+        s = c.login_via_existing_session
+        self.assertEqual((s.enabled, s.require_ui_auth, s.token_timeout_ms),
+                         (True, False, 30_000))
+        self.assertEqual(c.warnings, ())
+        for bad, key in (({"enabled": "yes"}, "login_via_existing_session.enabled"),
+                         ({"token_timeout": "soon"},
+                          "login_via_existing_session.token_timeout"),
+                         ({"token_timeout": 0}, "login_via_existing_session.token_timeout")):
+            with self.assertRaises(ConfigError) as e:
+                parse_config({"server_name": "a.b", "login_via_existing_session": bad}, "/tmp")
+            self.assertIn(key, str(e.exception))
+        with self.assertRaises(ConfigError):
+            parse_config({"server_name": "a.b", "login_via_existing_session": True}, "/tmp")
+
     def test_invalid_media_retention(self):
         """A media_retention that is not a mapping, or a lifetime that is not a
         positive duration, is an error naming the key."""

@@ -48,6 +48,8 @@ class Deactivator:
         await accounts.set_deactivated(user_id, True)
         await accounts.set_password_hash(user_id, None)
         await self._devices.delete_all_devices(user_id)
+        # an unspent m.login.token would be refused anyway; do not keep it around
+        await self._store.login_tokens.delete_for_user(user_id)
         for hook in self._hooks:
             try:
                 await hook(user_id)

@@ -1,5 +1,7 @@
-"""Password login (spec: "Login", ``m.login.password``, "Identifier types") and the
-password check the User-Interactive Authentication ``m.login.password`` stage shares.
+"""Password login (spec: "Login", ``m.login.password``, "Identifier types"), token
+login (``m.login.token``, spent from :mod:`homeserver.accounts.login_tokens` when
+``login_via_existing_session`` is enabled) and the password check the
+User-Interactive Authentication ``m.login.password`` stage shares.
 
 Rate limits, with Synapse's names and meaning:
 
@@ -24,6 +26,7 @@ from homeserver.http.validate import optional, require
 from homeserver.ids import InvalidId, UserID
 
 LOGIN_TYPE_PASSWORD = "m.login.password"
+LOGIN_TYPE_TOKEN = "m.login.token"
 _BAD_CREDENTIALS = "Invalid username or password"
 
 
@@ -125,32 +128,47 @@ class PasswordVerifier:
 
 
 class PasswordLogin:
-    """``POST /login`` with ``m.login.password``."""
+    """``POST /login`` with ``m.login.password``, or ``m.login.token`` when a
+    :class:`~homeserver.accounts.login_tokens.LoginTokenService` is given and enabled."""
 
     def __init__(self, verifier: PasswordVerifier, sessions: Any, ratelimiter: Any, *,
-                 public_baseurl: str | None = None) -> None:
+                 public_baseurl: str | None = None, login_tokens: Any = None) -> None:
         self._verifier = verifier
         self._sessions = sessions  # homeserver.accounts.sessions.SessionIssuer
         self._ratelimiter = ratelimiter
         self._public_baseurl = public_baseurl
+        self._tokens = login_tokens
 
-    @staticmethod
-    def flows() -> list[dict[str, Any]]:
-        return [{"type": LOGIN_TYPE_PASSWORD}]
+    def _tokens_enabled(self) -> bool:
+        return self._tokens is not None and self._tokens.enabled
+
+    def flows(self) -> list[dict[str, Any]]:
+        """``GET /login``: ``m.login.token`` carries ``get_login_token: true`` because
+        its tokens come from ``POST /login/get_token`` (spec v1.7, login.yaml)."""
+        flows: list[dict[str, Any]] = [{"type": LOGIN_TYPE_PASSWORD}]
+        if self._tokens_enabled():
+            flows.append({"type": LOGIN_TYPE_TOKEN, "get_login_token": True})
+        return flows
 
     async def login(self, body: Mapping[str, Any], *, ip: str,
                     user_agent: str | None = None) -> dict[str, Any]:
         self._ratelimiter.check("rc_login.address", ip)
         login_type = require(body, "type", str)
-        if login_type != LOGIN_TYPE_PASSWORD:
+        if login_type == LOGIN_TYPE_TOKEN and self._tokens_enabled():
+            token = require(body, "token", str)
+        elif login_type == LOGIN_TYPE_PASSWORD:
+            user = user_from_identifier(body)
+            password = require(body, "password", str)
+        else:
             raise MatrixError("Unknown login type", errcode="M_UNKNOWN", status=400)
-        user = user_from_identifier(body)
-        password = require(body, "password", str)
         device_id = check_device_id(body.get("device_id"))
         display_name = check_display_name(body.get("initial_device_display_name"))
         want_refresh = optional(body, "refresh_token", bool, False)
 
-        user_id = await self._verifier.verify(user, password)
+        if login_type == LOGIN_TYPE_TOKEN:
+            user_id = await self._tokens.redeem(token)
+        else:
+            user_id = await self._verifier.verify(user, password)
         self._ratelimiter.check("rc_login.account", user_id.lower())
         response = await self._sessions.start_session(
             user_id, device_id=device_id, display_name=display_name,

@@ -1,4 +1,4 @@
-"""Servlets: registration, login, logout, token refresh, whoami, password change and
+"""Servlets: registration, login, login tokens, logout, token refresh, whoami, password change and
 deactivation (spec: Client-Server API "Client Authentication", "Account management").
 
 Each handler parses and checks its request and makes one call into the domain
@@ -91,6 +91,20 @@ def register(router: Router, c: dict[str, Any]) -> None:
                                                     logout_devices=logout_devices)
         return 200, {}
 
+    async def post_get_login_token(request: ApiRequest) -> tuple[int, Any]:
+        # spec v1.7 "Login": a token for signing in another device (MSC3882)
+        requester = await auth.authenticate(request)
+        tokens = c["login_tokens"]
+        tokens.check_enabled()
+        body = request.json(allow_empty=True)
+        if tokens.require_ui_auth:
+            session = await uia.authenticate(body, operation="get_login_token",
+                                             flows=PASSWORD_FLOWS, user_id=requester.user_id)
+            # spec: servers MUST re-prompt for every token, so the session is spent
+            # now, before any await (a concurrent replay must not mint a second one)
+            uia.forget(session)
+        return 200, await tokens.issue(requester.user_id)
+
     async def post_deactivate(request: ApiRequest) -> tuple[int, Any]:
         requester = await auth.authenticate(request)
         body = request.json()
@@ -106,6 +120,7 @@ def register(router: Router, c: dict[str, Any]) -> None:
                get_token_validity)
     router.add("GET", _V3 + "/login", get_login)
     router.add("POST", _V3 + "/login", post_login)
+    router.add("POST", "/_matrix/client/v1/login/get_token", post_get_login_token)
     router.add("POST", _V3 + "/logout", post_logout)
     router.add("POST", _V3 + "/logout/all", post_logout_all)
     router.add("POST", _V3 + "/refresh", post_refresh)

@@ -110,6 +110,10 @@ class UiaSessions:
             return None
         return session
 
+    def discard(self, session_id: str) -> None:
+        """Forget a session (an operation that must re-prompt every time)."""
+        self._sessions.pop(session_id, None)
+
     def _expired(self, session: UiaSession) -> bool:
         return session.created_ms + self._lifetime_ms <= self._now_ms()
 
@@ -138,6 +142,10 @@ class UserInteractiveAuth:
     def __init__(self, sessions: UiaSessions, stages: Mapping[str, Stage]) -> None:
         self._sessions = sessions
         self._stages = dict(stages)
+
+    def forget(self, session: UiaSession) -> None:
+        """End a completed session so it cannot authorise the operation again."""
+        self._sessions.discard(session.session_id)
 
     def peek(self, body: Mapping[str, Any]) -> UiaSession | None:
         """The live session named by ``body["auth"]["session"]``, if any (no checks)."""

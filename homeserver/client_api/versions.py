@@ -35,6 +35,9 @@ VERSION_ENDPOINTS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
     ("v1.4", (("GET", f"/_matrix/client/v1/rooms/{_R}/threads"),)),
     ("v1.5", ()),
     ("v1.6", (("GET", f"/_matrix/client/v1/rooms/{_R}/timestamp_to_event"),)),
+    # /login/get_token is routed even while login_via_existing_session is off (it then
+    # answers 404 and the m.get_login_token capability says false), as Synapse
+    # advertises v1.7 regardless: the spec makes the endpoint optional
     ("v1.7", (("POST", "/_matrix/media/v1/create"),  # asynchronous upload
               ("POST", "/_matrix/client/v1/login/get_token"))),
     ("v1.8", ()),
@@ -105,7 +108,7 @@ def well_known_client(*, serve: bool, public_baseurl: str | None,
 def register(router: Router, *, authenticator: Any, public_baseurl: str | None,
              server_name: str, default_room_version: str,
              unstable_features: Mapping[str, bool],
-             serve_client_wellknown: bool = False) -> None:
+             serve_client_wellknown: bool = False, get_login_token: bool = False) -> None:
     own_flags = dict(unstable_features)
     well_known_body = well_known_client(serve=serve_client_wellknown,
                                         public_baseurl=public_baseurl,
@@ -131,7 +134,9 @@ def register(router: Router, *, authenticator: Any, public_baseurl: str | None,
             "m.set_displayname": {"enabled": True},
             "m.set_avatar_url": {"enabled": True},
             "m.3pid_changes": {"enabled": False},
-            "m.get_login_token": {"enabled": False},
+            # spec v1.7: whether POST /login/get_token may be used (the route is
+            # always there, answering 404 M_UNRECOGNIZED while the feature is off)
+            "m.get_login_token": {"enabled": get_login_token},
         }}
 
     router.add("GET", r"/_matrix/client/versions", versions)

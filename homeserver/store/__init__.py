@@ -27,6 +27,7 @@ from homeserver.store.directory_entries import DirectoryEntries
 from homeserver.store.e2e_keys import E2eKeys
 from homeserver.store.filters import Filters
 from homeserver.store.key_backups import KeyBackups
+from homeserver.store.login_tokens import LoginTokens
 from homeserver.store.media import Media
 from homeserver.store.outbox import FederationOutbox
 from homeserver.store.notifications import Notifications
@@ -95,6 +96,7 @@ class GlobalStore:
         # federation queries (helper fedquery)
         self.remote_device_lists = RemoteDeviceLists(db)
         self.openid_tokens = OpenIdTokens(db)
+        self.login_tokens = LoginTokens(db)
 
     @classmethod
     def from_config(cls, database_config: Mapping[str, Any], reactor: Any, *,

@@ -12,6 +12,7 @@ from homeserver.store import (  # noqa: F401  (imported for their tables)
     erased_users,
     filters,
     key_backups,
+    login_tokens,
     media,
     outbox,
     notifications,

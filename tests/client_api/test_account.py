@@ -236,6 +236,18 @@ class UiaSessionTests(unittest.TestCase):
         self.assertEqual((cm.exception.status, cm.exception.errcode), (400, "M_UNKNOWN"))
         self.assertEqual(len(self.sessions), 0)
 
+    async def test_forget_spends_session(self):
+        """A forgotten completed session authorises nothing more (400 M_UNKNOWN)."""
+        sid = await self.start()
+        body = {"auth": {"type": "m.login.dummy", "session": sid}}
+        session = await self.uia.authenticate(body, operation="op", flows=self.flows,
+                                              user_id="@u:h")
+        self.uia.forget(session)
+        with self.assertRaises(MatrixError) as cm:
+            await self.uia.authenticate(body, operation="op", flows=self.flows,
+                                        user_id="@u:h")
+        self.assertEqual((cm.exception.status, cm.exception.errcode), (400, "M_UNKNOWN"))
+
     async def test_size_cap_evicts_oldest(self):
         """Past max_sessions the oldest session is forgotten first."""
         sids = [await self.start() for _ in range(4)]

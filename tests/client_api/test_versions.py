@@ -75,10 +75,11 @@ class VersionsEndpointTests(ServerTestCase):
         # authenticated media is served, so Element fetches media from /client/v1/media
         self.assertTrue(flags["org.matrix.msc3916.stable"])
 
-    async def test_served_endpoints_reach_v1_6(self):
-        """The server serves every endpoint v1.2 to v1.6 introduced: with v1.1's
-        (E2EE) routes it advertises up to v1.6, and v1.7 stays out (it also added
-        /login/get_token, not served yet)."""
+    async def test_served_endpoints_reach_v1_11(self):
+        """The server serves every endpoint v1.2 to v1.11 introduced: with v1.1's
+        (E2EE) routes it advertises up to v1.11, the last version in the table (v1.7
+        needs async upload and /login/get_token, whose route exists even while
+        login_via_existing_session is off, as in Synapse; v1.11 authenticated media)."""
         from tests.client_api.test_bad_input import routes
 
         router = Router()
@@ -86,19 +87,20 @@ class VersionsEndpointTests(ServerTestCase):
             router.add(method, pattern.pattern[1:-1], _handler)
         for method, path in dict(VERSION_ENDPOINTS)["v1.1"]:
             router.add(method, path, _handler)
-        self.assertEqual(supported_versions(router)[-1], "v1.6")
+        self.assertEqual(supported_versions(router)[-1], "v1.11")
 
-    async def test_e2ee_server_advertises_v1_6(self):
+    async def test_e2ee_server_advertises_v1_11(self):
         """Once the E2EE endpoints are served (issue 12), /versions reaches v1.6, which
         matrix-js-sdk needs (it refuses a server listing none of v1.1+ and warns below
-        v1.5). Skipped on a tree without /keys/upload."""
+        v1.5), and with async upload, /login/get_token (v1.7) and authenticated media
+        (v1.11) it reaches v1.11. Skipped on a tree without /keys/upload."""
         from tests.client_api.test_bad_input import routes
 
         if not any(m == "POST" and p.match("/_matrix/client/v3/keys/upload")
                    for m, p in routes(self.hs)):
             raise unittest.SkipTest("no E2EE endpoints in this tree")
         _, body = await self.request("GET", "/_matrix/client/versions")
-        self.assertEqual(body["versions"][-1], "v1.6", body)
+        self.assertEqual(body["versions"][-1], "v1.11", body)
 
     async def test_well_known_not_served_by_default(self):
         """Without serve_client_wellknown or public_baseurl the file is 404 M_NOT_FOUND."""
