@@ -43,7 +43,8 @@ def register(router: Router, *, auth: Any, room_service: RoomService) -> None:
         room_id = await membership.join(
             request.path["room"], requester.user_id,
             reason=optional(body, "reason", str), content=join_content(body),
-            is_guest=requester.is_guest)
+            is_guest=requester.is_guest,
+            servers=request.args("server_name") + request.args("via"))
         return 200, {"room_id": room_id}
 
     async def join_by_id(request: ApiRequest) -> tuple[int, Any]:

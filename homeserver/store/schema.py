@@ -21,6 +21,7 @@ from homeserver.store import (  # noqa: F401  (imported for their tables)
     pushers,
     receipts,
     registration_tokens,
+    remote_memberships,
     reports,
     rooms,
     server_keys,
