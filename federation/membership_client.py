@@ -39,6 +39,12 @@ log = Logger()
 _FED = "/_matrix/federation"
 
 
+def _unreachable(message: str) -> MatrixError:
+    """Another server could not be reached: 502, as Synapse answers (our error, not
+    theirs)."""
+    return MatrixError(message, errcode="M_UNKNOWN", status=502)
+
+
 def _q(value: str) -> str:
     return urllib.parse.quote(value, safe="")
 
@@ -117,9 +123,11 @@ class RemoteMembership:
         except RemoteHttpError as e:
             if e.status == 404:
                 raise NotFound(f"Room alias {alias} not found") from None
-            raise UnknownError(f"Could not resolve {alias}: {e}") from None
-        except RemoteError as e:
-            raise UnknownError(f"Could not resolve {alias}: {e}") from None
+            raise _unreachable(f"Could not resolve {alias} over federation: HTTP "
+                               f"{e.status}") from None
+        except RemoteError:
+            raise _unreachable(f"Could not resolve {alias}: {domain} is unreachable "
+                               "over federation") from None
         room_id = body.get("room_id") if isinstance(body, dict) else None
         if not isinstance(room_id, str):
             raise UnknownError(f"{domain} answered no room for {alias}")
@@ -183,7 +191,8 @@ class RemoteMembership:
                                      f"{e.status}")
             raise _TryNext(str(e), error) from None
         except RemoteError as e:
-            raise _TryNext(str(e), UnknownError(f"{server} is unreachable")) from None
+            raise _TryNext(str(e), _unreachable(
+                f"{server} is unreachable over federation")) from None
         if not isinstance(body, dict) or not isinstance(body.get("event"), dict):
             raise _TryNext("bad template", UnknownError(f"{server} sent a bad template"))
         version = KNOWN_ROOM_VERSIONS.get(body.get("room_version") or "1")
@@ -232,7 +241,8 @@ class RemoteMembership:
                            if e.status == 403 else UnknownError(
                                f"{server} did not take the join: HTTP {e.status}")) from None
         except RemoteError as e:
-            raise _TryNext(str(e), UnknownError(f"{server} is unreachable")) from None
+            raise _TryNext(str(e), _unreachable(
+                f"{server} is unreachable over federation")) from None
         if not isinstance(answer, dict):
             raise _TryNext("bad answer", UnknownError(f"{server} sent a bad answer"))
         join = await self._resident_signed(version, join, answer.get("event"))
@@ -331,7 +341,8 @@ class RemoteMembership:
             raise UnknownError(f"{domain} did not take the invite: HTTP {e.status}") \
                 from None
         except RemoteError:
-            raise UnknownError(f"Could not reach {domain} to invite {target}") from None
+            raise _unreachable(f"Could not reach {domain} over federation to invite "
+                               f"{target}") from None
         signed_dict = answer.get("event") if isinstance(answer, dict) else None
         try:
             signed = await self._checker.check_one(version, signed_dict)
