@@ -132,6 +132,8 @@ class MembershipServer:
                        membership: str) -> tuple[Any, PDU]:
         actor = await self._actor(room_id)
         version = actor.room_version
+        if membership == "join" and version.restricted_join_rule:
+            body = self._vouch(version, body)
         pdu = await self._checker.check_one(version, body)
         if pdu.event_id != event_id:
             raise BadJson(f"The event's ID is {pdu.event_id}, not {event_id}")
@@ -142,19 +144,32 @@ class MembershipServer:
         if pdu.state_key != pdu.sender:
             raise BadJson("The event's state_key must be its sender")
         self._check_user(origin, pdu.sender)
-        if membership == "join":
-            via = pdu.content.get("join_authorised_via_users_server")
-            if isinstance(via, str) and version.restricted_join_rule:
-                if UserID.parse(via).domain != self._server_name:
-                    raise Forbidden("join_authorised_via_users_server is not one of ours")
-                # our signature vouches for the join (spec: "Restricted rooms")
-                pdu = PDU.from_dict(version, add_event_signature(
-                    version, pdu.get_dict(), self._server_name, self._signing_key))
         [outcome] = await actor.apply_remote_pdus([pdu])
         if outcome.status not in _TAKEN:
             raise Forbidden(f"The {membership} was not accepted: {outcome.status}"
                             f"{' (' + outcome.reason + ')' if outcome.reason else ''}")
         return actor, pdu
+
+    def _vouch(self, version: RoomVersion, body: Any) -> Any:
+        """A restricted join naming one of our users as its authoriser gets our
+        signature (spec: "Restricted rooms"): the resident server co-signs before the
+        event is checked, since that signature is one the checks require. The auth
+        rules then decide whether that user may really vouch."""
+        content = body.get("content") if isinstance(body, dict) else None
+        via = content.get("join_authorised_via_users_server") \
+            if isinstance(content, dict) else None
+        if not isinstance(via, str):
+            return body
+        try:
+            domain = UserID.parse(via).domain
+        except Exception:
+            raise BadJson("join_authorised_via_users_server is not a user ID") from None
+        if domain != self._server_name:
+            raise Forbidden("join_authorised_via_users_server is not one of ours")
+        try:
+            return add_event_signature(version, body, self._server_name, self._signing_key)
+        except Exception:
+            raise BadJson("The join is not a valid event") from None
 
     async def send_join(self, origin: str, room_id: str, event_id: str,
                         body: Any) -> dict[str, Any]:

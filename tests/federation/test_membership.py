@@ -20,7 +20,7 @@ from tests.federation.membership_fakes import build_side
 BOB = "@bob:remote"
 
 
-class MembershipTests(RoomHarness, unittest.TestCase):
+class _TwoServers(RoomHarness):
     room_version = "12"
 
     def setUp(self) -> None:
@@ -40,6 +40,9 @@ class MembershipTests(RoomHarness, unittest.TestCase):
 
     def membership(self, registry, room_id: str, user_id: str):
         return self.drive(self.drive(registry.get(room_id)).membership(user_id))
+
+
+class MembershipTests(_TwoServers, unittest.TestCase):
 
     # -- joins ------------------------------------------------------------------------
     def _remote_join(self, version: str) -> None:
@@ -225,3 +228,33 @@ class MembershipTests(RoomHarness, unittest.TestCase):
                                                    dict(knock.get_dict())))
         self.assertIn("m.room.join_rules", [e["type"] for e in answer["knock_room_state"]])
         self.assertEqual(self.membership(self.registry, room_id, BOB), "knock")
+
+
+class _Alice:
+    """An authoriser that vouches with the room's creator (a local member who may
+    invite), as MembershipService does for a restricted room."""
+
+    async def restricted_join_authoriser(self, actor, state, user_id):
+        return ALICE
+
+
+class RestrictedJoinTests(_TwoServers, unittest.TestCase):
+    def setUp(self) -> None:
+        super().setUp()
+        self.server._authoriser = _Alice()
+
+    def test_restricted_join_is_cosigned(self) -> None:
+        """A restricted room: the template names our authorising member, our server
+        co-signs the join in send_join, and the joiner imports the co-signed event."""
+        room_id, _ = self.create_room(body={"preset": "private_chat"})
+        actor = self.drive(self.registry.get(room_id))
+        self.drive(actor.create_event({
+            "type": "m.room.join_rules", "sender": ALICE, "state_key": "",
+            "content": {"join_rule": "restricted", "allow": [
+                {"type": "m.room_membership", "room_id": "!elsewhere"}]}}))
+        self.drive(self.theirs.join(room_id, BOB, [SERVER], {"membership": "join"}))
+        join = self.drive(self.drive(self.remote_registry.get(room_id)).current_state(
+            [("m.room.member", BOB)]))[("m.room.member", BOB)]
+        self.assertEqual(join.content["join_authorised_via_users_server"], ALICE)
+        self.assertEqual(set(join.get("signatures")), {SERVER, "remote"})
+        self.assertEqual(self.membership(self.registry, room_id, BOB), "join")
