@@ -27,6 +27,7 @@ from federation.client import RemoteError, RemoteHttpError
 from homeserver.errors import (
     AuthError, Forbidden, MatrixError, NotFound, UnknownError)
 from homeserver.events.builder import finalize_event
+from homeserver.events.client_format import strip_state_event
 from homeserver.events.pdu import PDU
 from homeserver.events.room_versions import KNOWN_ROOM_VERSIONS, RoomVersion
 from homeserver.ids import RoomAlias, UserID
@@ -281,6 +282,44 @@ class RemoteMembership:
         if create.room_id != room_id:
             raise _TryNext("create event of another room",
                            UnknownError("The create event is for another room"))
+
+    # -- knocking on a room we do not hold ---------------------------------------------
+    async def knock(self, room_id: str, user_id: str, servers: Iterable[str] = (),
+                    reason: str | None = None) -> str:
+        """Knock on a room held elsewhere (spec: "Knocking upon a room"): make_knock →
+        send_knock; the knock and the answered ``knock_room_state`` are kept like an
+        invite, so the room shows in the user's /sync ``rooms.knock``."""
+        candidates = await self._candidates(room_id, user_id, servers)
+        if not candidates:
+            raise NotFound(f"No known servers to knock on {room_id} through")
+        last: MatrixError | None = None
+        for server in candidates:
+            try:
+                version, template = await self._make(server, room_id, user_id, "knock",
+                                                     True)
+                content = {} if reason is None else {"reason": reason}
+                knock = self._sign(version, template, room_id, user_id, "knock", content)
+                try:
+                    answer = await self._client.put_json(
+                        server, f"{_FED}/v1/send_knock/{_q(room_id)}/{_q(knock.event_id)}",
+                        dict(knock.get_dict()))
+                except RemoteHttpError as e:
+                    raise _TryNext(str(e), Forbidden(f"{server} refused the knock")
+                                   if e.status == 403 else UnknownError(
+                                       f"{server} did not take the knock")) from None
+                except RemoteError as e:
+                    raise _TryNext(str(e), _unreachable(
+                        f"{server} is unreachable over federation")) from None
+            except _TryNext as e:
+                last = e.error
+                continue
+            stripped = answer.get("knock_room_state") if isinstance(answer, dict) else None
+            stripped = [e for e in stripped if isinstance(e, dict)] \
+                if isinstance(stripped, list) else []
+            await self._record(knock, [*stripped, strip_state_event(knock)])
+            return knock.event_id
+        assert last is not None
+        raise last
 
     # -- leaving a room we do not hold ------------------------------------------------
     async def leave(self, room_id: str, user_id: str, servers: Iterable[str] = (),

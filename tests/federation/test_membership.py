@@ -230,6 +230,30 @@ class MembershipTests(_TwoServers, unittest.TestCase):
         self.assertEqual(self.membership(self.registry, room_id, BOB), "knock")
 
 
+class RemoteKnockTests(_TwoServers, unittest.TestCase):
+    def test_knock_on_remote_room(self) -> None:
+        """Our user knocks on a room held elsewhere: the knock is in that room, and
+        here it is kept with the knock_room_state answered, for /sync rooms.knock."""
+        room_id, _ = self.create_room(body={"preset": "private_chat"})
+        actor = self.drive(self.registry.get(room_id))
+        self.drive(actor.create_event({"type": "m.room.join_rules", "sender": ALICE,
+                                       "state_key": "", "content": {"join_rule": "knock"}}))
+        self.drive(self.theirs.knock(room_id, BOB, [SERVER], "let me in"))
+        self.assertEqual(self.membership(self.registry, room_id, BOB), "knock")
+        [row] = self.their_memberships.rows
+        self.assertEqual(row.membership, "knock")
+        self.assertEqual([(e["type"], e["state_key"]) for e in row.stripped_state][-1],
+                         ("m.room.member", BOB))
+        self.assertIn("m.room.join_rules", [e["type"] for e in row.stripped_state])
+        self.assertFalse(self.remote_registry.known(room_id))
+
+    def test_knock_refused(self) -> None:
+        """A room whose join rule is not knock: make_knock is 403, nothing kept."""
+        room_id, _ = self.create_room(body={"preset": "private_chat"})
+        self.drive_failure(self.theirs.knock(room_id, BOB, [SERVER]), Forbidden)
+        self.assertEqual(self.their_memberships.rows, [])
+
+
 class _Alice:
     """An authoriser that vouches with the room's creator (a local member who may
     invite), as MembershipService does for a restricted room."""

@@ -252,3 +252,26 @@ class JoinsTest(unittest.TestCase):
         self.assertEqual((status, member.get("membership")), (200, "leave"))
         status, sync = self.ours.request("GET", "/_matrix/client/v3/sync", token=token)
         self.assertNotIn(room_id, sync["rooms"]["invite"])
+
+    # -- knocks -------------------------------------------------------------------------
+    def test_we_knock_on_synapse_room(self):
+        """Our user knocks on a Synapse v12 knock room: Synapse sees the knock, our
+        /sync lists the room under rooms.knock with its stripped state."""
+        _syn_user, syn_token = self._synapse_user()
+        room_id = self._synapse_room(syn_token, "12", preset="private_chat",
+                                     name="knock here", initial_state=[{
+                                         "type": "m.room.join_rules", "state_key": "",
+                                         "content": {"join_rule": "knock"}}])
+        user, token = self._our_user()
+        status, body = self.ours.request(
+            "POST", f"/_matrix/client/v3/knock/{_q(room_id)}?server_name="
+            f"{_q(self.syn.server_name)}", {"reason": "hello"}, token=token)
+        self.assertEqual(status, 200, body)
+        status, member = self.syn.request(
+            "GET", f"/_matrix/client/v3/rooms/{_q(room_id)}/state/m.room.member/{_q(user)}",
+            token=syn_token)
+        self.assertEqual((status, member.get("membership")), (200, "knock"))
+        status, sync = self.ours.request("GET", "/_matrix/client/v3/sync", token=token)
+        knock = sync["rooms"]["knock"][room_id]["knock_state"]["events"]
+        self.assertIn("knock here", [e["content"].get("name") for e in knock
+                                     if e["type"] == "m.room.name"])

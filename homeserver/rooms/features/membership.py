@@ -21,8 +21,8 @@ the rules do not know:
 Rooms held elsewhere are reached through a ``RemoteRooms`` collaborator (federation:
 ``federation/membership_client.py``, given by ``set_remote``): joining a room we do not
 hold, inviting a user of another server, rejecting an invite to a room we do not hold.
-Without one (no federation), they fail with a clear error. Knocking on a room we do not
-hold is not supported yet.
+Without one (no federation), they fail with a clear error. Knocking on a room we do
+not hold goes the same way.
 """
 
 from __future__ import annotations
@@ -62,6 +62,8 @@ class RemoteRooms(Protocol):
                     reason: str | None = None) -> str: ...
     async def invite(self, actor: Any, sender: str, target: str,
                      content: Mapping[str, Any], stripped_state: Sequence[dict]) -> str: ...
+    async def knock(self, room_id: str, user_id: str, servers: Iterable[str] = (),
+                    reason: str | None = None) -> str: ...
 
 
 class MembershipService:
@@ -269,8 +271,14 @@ class MembershipService:
         return (None, []) if self._rooms.known(room_id) else (room_id, servers)
 
     async def knock(self, room_id_or_alias: str, user_id: str, *,
-                    reason: str | None = None) -> str:
-        """POST /knock/{roomIdOrAlias} (room versions 7+): returns the room ID."""
+                    reason: str | None = None, servers: Sequence[str] = ()) -> str:
+        """POST /knock/{roomIdOrAlias} (room versions 7+): returns the room ID. A room
+        held elsewhere is knocked on over federation through ``servers``."""
+        if self._remote is not None:
+            room_id, found = await self._remote_room(room_id_or_alias)
+            if room_id is not None:
+                await self._remote.knock(room_id, user_id, [*servers, *found], reason)
+                return room_id
         room_id = await self.resolve_room(room_id_or_alias)
         actor = await self._rooms.get(room_id)
         if not actor.room_version.knock_join_rule:
