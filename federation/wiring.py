@@ -118,3 +118,42 @@ def register_queries(router: Router, c: dict[str, Any]) -> None:
 
     queries.register(router, authenticator=c["federation_authenticator"],
                      queries=c["federation_queries"], openid=c["openid"])
+
+
+# -- membership across servers (helper fedjoin) -----------------------------------------
+def build_membership(*, config: Config, store: Any, rooms: Any, components: dict[str, Any],
+                     notifier: Any, signing_key: SigningKey,
+                     now_ms: Callable[[], int]) -> dict[str, Any]:
+    """Joins, invites, leaves and knocks across servers, serving and doing: the
+    ``membership_server`` (make_*/send_*/invite servlets) and ``remote_membership``
+    (our users in remote rooms), which the local MembershipService is given."""
+    from federation.event_checks import EventChecker
+    from federation.membership_client import RemoteMembership
+    from federation.membership_server import MembershipServer
+
+    checker = EventChecker(components["keyring"])
+    room_service = components["room_service"]
+    remote = RemoteMembership(
+        server_name=config.server_name, client=components["federation_client"],
+        checker=checker, rooms=rooms, memberships=store.remote_memberships,
+        stream=store, notify_user=notifier.notify_user, signing_key=signing_key,
+        now_ms=now_ms)
+    room_service.membership.set_remote(remote, room_service.stripped_state)
+    server = MembershipServer(
+        server_name=config.server_name, rooms=rooms, checker=checker,
+        authoriser=room_service.membership, invites=remote,
+        stripped=room_service, users=store.accounts, signing_key=signing_key,
+        now_ms=now_ms)
+    return {"event_checker": checker, "remote_membership": remote,
+            "membership_server": server}
+
+
+def register_membership(router: Router, c: dict[str, Any]) -> None:
+    """make_join/send_join v2, make_leave/send_leave v2, make_knock/send_knock, invite v2."""
+    from federation import membership_server
+
+    authenticator = c["federation_authenticator"]
+    membership_server.register(
+        router, server=c["membership_server"],
+        authenticated=lambda handler: federation_server.authenticated(authenticator,
+                                                                      handler))

@@ -328,6 +328,13 @@ def build_service(config: Config, reactor) -> HomeServer:
                    ).setServiceParent(top)
     extra_components.update({"media_admin": media_admin, "media_access_times": access_times})
 
+    # --- federation: membership across servers (helper fedjoin) ---
+    # make_join/send_join, make_leave/send_leave, knocks, invites (serving), and our
+    # users joining, inviting to and leaving rooms held elsewhere (doing)
+    extra_components.update(federation_wiring.build_membership(
+        config=config, store=store, rooms=rooms, components=extra_components,
+        notifier=notifier, signing_key=signing_keys[0], now_ms=now_ms))
+
     top.components = {
         "config": config, "store": store, "rooms": rooms, "notifier": notifier,
         "signing_keys": signing_keys, "ratelimiter": ratelimiter, "reactor": reactor,
@@ -378,6 +385,8 @@ def _register_resources(router, listener: Listener, c: dict, now_ms) -> None:
         federation_wiring.register_keys(router, c)
     if "federation" in listener.resources:
         federation_wiring.register_federation(router, c)
+        # --- federation: membership across servers (helper fedjoin) ---
+        federation_wiring.register_membership(router, c)
         # --- federation queries (helper fedquery) ---
         federation_wiring.register_queries(router, c)
         # media over federation (issue 13): our media for other servers, multipart

@@ -43,7 +43,8 @@ def register(router: Router, *, auth: Any, room_service: RoomService) -> None:
         room_id = await membership.join(
             request.path["room"], requester.user_id,
             reason=optional(body, "reason", str), content=join_content(body),
-            is_guest=requester.is_guest)
+            is_guest=requester.is_guest,
+            servers=request.args("server_name") + request.args("via"))
         return 200, {"room_id": room_id}
 
     async def join_by_id(request: ApiRequest) -> tuple[int, Any]:
@@ -58,8 +59,9 @@ def register(router: Router, *, auth: Any, room_service: RoomService) -> None:
     async def knock(request: ApiRequest) -> tuple[int, Any]:
         requester = await auth.authenticate(request)
         body = request.json(allow_empty=True)
-        room_id = await membership.knock(request.path["room"], requester.user_id,
-                                         reason=optional(body, "reason", str))
+        room_id = await membership.knock(
+            request.path["room"], requester.user_id, reason=optional(body, "reason", str),
+            servers=request.args("server_name") + request.args("via"))
         return 200, {"room_id": room_id}
 
     async def invite(request: ApiRequest) -> tuple[int, Any]:

@@ -45,6 +45,7 @@ from homeserver.store.room_positions import RoomPositions
 from homeserver.store.rooms import Rooms
 from homeserver.store.server_keys import ServerKeys
 from homeserver.store.stream_tail import RoomStreamTail
+from homeserver.store.remote_memberships import RemoteMemberships
 from homeserver.store.streams import Streams
 from homeserver.store.sync_reads import SyncReads
 from homeserver.store.to_device import ToDevice
@@ -97,6 +98,7 @@ class GlobalStore:
         self.remote_device_lists = RemoteDeviceLists(db)
         self.openid_tokens = OpenIdTokens(db)
         self.login_tokens = LoginTokens(db)
+        self.remote_memberships = RemoteMemberships(db)
 
     @classmethod
     def from_config(cls, database_config: Mapping[str, Any], reactor: Any, *,

@@ -25,6 +25,7 @@ from homeserver.store import (  # noqa: F401  (imported for their tables)
     receipts,
     registration_tokens,
     remote_devices,
+    remote_memberships,
     reports,
     rooms,
     server_keys,

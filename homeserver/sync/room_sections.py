@@ -76,8 +76,12 @@ class RoomRange:
 
 class RoomSections:
     def __init__(self, *, rooms: Any, serializer: EventSerializer, visibility: Any,
-                 receipts: Any, unread: UnreadCounter, lazy: LazyMemberCache) -> None:
+                 receipts: Any, unread: UnreadCounter, lazy: LazyMemberCache,
+                 out_of_room: Any = None) -> None:
+        """``out_of_room.stripped_state(room_id, event_id)`` answers for invites to rooms
+        this server does not hold (``store.remote_memberships``), if given."""
         self._rooms = rooms
+        self._out_of_room = out_of_room
         self._serializer = serializer
         self._visibility = visibility
         self._receipts = receipts
@@ -154,6 +158,11 @@ class RoomSections:
     async def stripped_state(self, room_id: str, member_event_id: str) -> list[dict]:
         """Stripped state for an invite or knock: the room's summary state after the
         membership event, and the membership event itself (spec: "Stripped state")."""
+        if self._out_of_room is not None and not self._rooms.known(room_id):
+            # an invite over federation to a room we do not hold (yet)
+            kept = await self._out_of_room.stripped_state(room_id, member_event_id)
+            if kept is not None:
+                return kept
         try:
             actor = await self._rooms.get(room_id)
             member = await actor.get_event(member_event_id)

@@ -73,7 +73,8 @@ def build_live_data(*, reactor: Any, config: Any, store: Any, rooms: Any, notifi
     sections = RoomSections(
         rooms=rooms, serializer=EventSerializer(now_ms),
         visibility=room_service.visibility, receipts=store.receipts,
-        unread=unread, lazy=LazyMemberCache())
+        unread=unread, lazy=LazyMemberCache(),
+        out_of_room=getattr(store, "remote_memberships", None))
     builder = SyncBuilder(store=store, rooms=rooms, sections=sections, typing=typing,
                           presence=presence, now_ms=now_ms, push_rules=push_rules)
     sync_service = SyncService(builder=builder, notifier=notifier, presence=presence,

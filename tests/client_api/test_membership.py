@@ -86,18 +86,19 @@ class MembershipTests(RoomsTestCase):
         self.assertEqual((await self.member(bob_tok, room_id, bob))["membership"], "join")
 
     async def test_unknown_rooms_and_aliases(self):
-        """Unknown room or alias: 404 M_NOT_FOUND (remote ones say federation is
-        missing); a malformed room ID is 400 M_INVALID_PARAM."""
+        """Unknown room or alias: 404 M_NOT_FOUND; a remote one whose server cannot be
+        reached over federation is 502 (as Synapse); a malformed room ID is 400
+        M_INVALID_PARAM."""
         _, tok = await self.register("alice")
         self.assertError(await self.post(tok, self.room("!nope:test.local", "/join")),
                          404, "M_NOT_FOUND")
         self.assertError(await self.post(tok, f"{V3}/join/{q('#nope:test.local')}"),
                          404, "M_NOT_FOUND")
         status, body = await self.post(tok, f"{V3}/join/{q('#room:elsewhere.example')}")
-        self.assertEqual((status, body["errcode"]), (404, "M_NOT_FOUND"))
+        self.assertEqual((status, body["errcode"]), (502, "M_UNKNOWN"))
         self.assertIn("federation", body["error"])
         status, body = await self.post(tok, f"{V3}/join/{q('!abc:elsewhere.example')}")
-        self.assertEqual((status, body["errcode"]), (404, "M_NOT_FOUND"))
+        self.assertEqual((status, body["errcode"]), (502, "M_UNKNOWN"))
         self.assertIn("federation", body["error"])
         self.assertError(await self.post(tok, self.room("not-a-room", "/join")), 400,
                          "M_INVALID_PARAM")

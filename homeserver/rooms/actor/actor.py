@@ -497,6 +497,13 @@ class RoomActor:
     async def last_seq(self) -> int:
         return (await self._live())._store.last_seq()
 
+    async def event_template(self, partial: Mapping[str, Any]
+                             ) -> tuple[dict[str, Any], dict[StateKey, PDU]]:
+        """The unsigned event a local ``partial`` would become now, with the auth
+        state it would be judged against; writes nothing (``RoomWriter.template``).
+        Federation builds make_join/make_leave templates and outgoing invites from it."""
+        return (await self._live())._writer.template(partial)
+
     async def read(self, query: Callable[[RoomStore], Any]) -> Any:
         """Run ``query(store)``, a synchronous read of this room's DB, and return its
         result: for indexes other modules own (``store.relations``, ``store.search``).

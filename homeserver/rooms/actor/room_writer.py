@@ -112,26 +112,20 @@ class RoomWriter:
                                    f" ({outcome.reason})")
         return outcome
 
-    def create_local(self, partial: Mapping[str, Any], txn_key: str | None = None) -> PDU:
-        """Build, sign, authorise and write one event sent by a local user.
+    def template(self, partial: Mapping[str, Any]) -> tuple[dict[str, Any], dict[StateKey, PDU]]:
+        """The unsigned event ``create_local`` would build for ``partial`` now
+        (prev_events, auth_events, depth filled in) and the auth state it is judged
+        against; nothing is written. For make_join/make_leave/make_knock templates and
+        for an invite a remote server must sign before it is written."""
+        event, state, _before = self._template(partial)
+        return event, state
 
-        ``partial`` has ``type``, ``sender``, ``content`` and optionally ``state_key``
-        and ``redacts``. Raises AuthError (403) if the auth rules refuse it, Forbidden
-        for a redaction of someone else's event without the redact level, BadJson for
-        power levels that are not integers or a tombstone naming no other room.
-        """
+    def _template(self, partial: Mapping[str, Any]
+                  ) -> tuple[dict[str, Any], dict[StateKey, PDU], int | None]:
         store = self._store
-        if txn_key is not None:
-            done = store.event_for_txn(txn_key)
-            if done is not None:
-                return store.get_event(done)
         event_type, sender = partial["type"], partial["sender"]
         state_key = partial.get("state_key")
         content = partial.get("content", {})
-        if event_type == "m.room.power_levels":
-            pl.check_new_power_levels(content)
-        elif event_type == "m.room.tombstone":
-            self._check_new_tombstone(state_key, content)
         extremities = store.forward_extremities()
         if not extremities:
             raise InvalidRoomState("the room has no events to build on")
@@ -156,6 +150,28 @@ class RoomWriter:
             event["state_key"] = state_key
         if partial.get("redacts") is not None:
             event["redacts"] = partial["redacts"]
+        return event, state, before
+
+    def create_local(self, partial: Mapping[str, Any], txn_key: str | None = None) -> PDU:
+        """Build, sign, authorise and write one event sent by a local user.
+
+        ``partial`` has ``type``, ``sender``, ``content`` and optionally ``state_key``
+        and ``redacts``. Raises AuthError (403) if the auth rules refuse it, Forbidden
+        for a redaction of someone else's event without the redact level, BadJson for
+        power levels that are not integers or a tombstone naming no other room.
+        """
+        store = self._store
+        if txn_key is not None:
+            done = store.event_for_txn(txn_key)
+            if done is not None:
+                return store.get_event(done)
+        event_type, state_key = partial["type"], partial.get("state_key")
+        content = partial.get("content", {})
+        if event_type == "m.room.power_levels":
+            pl.check_new_power_levels(content)
+        elif event_type == "m.room.tombstone":
+            self._check_new_tombstone(state_key, content)
+        event, state, before = self._template(partial)
         pdu = finalize_event(self.version, event, self._server_name, self._signing_key,
                              self._now_ms(), cited_hash=self._reference_hash)
         check_auth_rules(self.version, pdu, state)

@@ -18,13 +18,16 @@ the rules do not know:
   and ``m.direct`` entry over, and whatever ``add_settings_copier`` adds (spec: "Room
   Upgrades", server behaviour).
 
-Rooms on other servers are not reachable yet (no federation): joining or knocking on
-them, and inviting remote users, fail with a clear error.
+Rooms held elsewhere are reached through a ``RemoteRooms`` collaborator (federation:
+``federation/membership_client.py``, given by ``set_remote``): joining a room we do not
+hold, inviting a user of another server, rejecting an invite to a room we do not hold.
+Without one (no federation), they fail with a clear error. Knocking on a room we do
+not hold goes the same way.
 """
 
 from __future__ import annotations
 
-from typing import Any, Awaitable, Callable, Mapping
+from typing import Any, Awaitable, Callable, Iterable, Mapping, Protocol, Sequence
 
 from twisted.internet import defer
 from twisted.logger import Logger
@@ -49,6 +52,20 @@ GUEST_ACCESS_KEY = ("m.room.guest_access", "")
 FEDERATION_MISSING = "federation with other servers is not yet supported"
 
 
+class RemoteRooms(Protocol):
+    """Membership of rooms held by other servers (``federation.membership_client``)."""
+
+    async def resolve_alias(self, alias: str) -> tuple[str, list[str]]: ...
+    async def join(self, room_id: str, user_id: str, servers: Iterable[str],
+                   content: Mapping[str, Any]) -> str: ...
+    async def leave(self, room_id: str, user_id: str, servers: Iterable[str] = (),
+                    reason: str | None = None) -> str: ...
+    async def invite(self, actor: Any, sender: str, target: str,
+                     content: Mapping[str, Any], stripped_state: Sequence[dict]) -> str: ...
+    async def knock(self, room_id: str, user_id: str, servers: Iterable[str] = (),
+                    reason: str | None = None) -> str: ...
+
+
 class MembershipService:
     def __init__(self, *, rooms, store, ratelimiter, notifier, server_name: str) -> None:
         self._rooms = rooms
@@ -57,6 +74,16 @@ class MembershipService:
         self._notifier = notifier
         self._server_name = server_name
         self._settings_copiers: list[SettingsCopier] = []
+        self._remote: RemoteRooms | None = None
+        self._stripped: Callable[..., Awaitable[list[dict]]] | None = None
+
+    def set_remote(self, remote: RemoteRooms,
+                   stripped_state: Callable[..., Awaitable[list[dict]]]) -> None:
+        """Reach rooms on other servers through ``remote`` (set by the composition
+        root once federation exists); ``stripped_state(room_id, members=[...])`` gives
+        the invite_room_state sent with an invite of a remote user."""
+        self._remote = remote
+        self._stripped = stripped_state
 
     def add_settings_copier(self, copier: "SettingsCopier") -> None:
         """Have ``await copier(user_id, old_room, new_room)`` carry more of a local
@@ -81,8 +108,15 @@ class MembershipService:
         target_id = UserID.parse(target)
         if reason is not None and not isinstance(reason, str):
             raise BadJson("reason must be a string")
-        if membership == "invite" and target_id.domain != self._server_name:
+        remote_target = target_id.domain != self._server_name
+        if membership == "invite" and remote_target and self._remote is None:
             raise UnknownError(f"cannot invite {target}: {FEDERATION_MISSING}")
+        if membership == "leave" and sender == target and self._remote is not None \
+                and not self._rooms.known(room_id):
+            # rejecting an invite to (or retracting a knock on) a room held elsewhere
+            if await self._store.streams.get_membership(target, room_id) is None:
+                raise NotFound(f"Room {room_id} not found")
+            return await self._remote.leave(room_id, target, reason=reason)
         actor = await self._rooms.get(room_id)
         if ratelimit:
             self._check_ratelimits(room_id, sender, target, membership)
@@ -113,9 +147,18 @@ class MembershipService:
         if current is not None and membership in _IDEMPOTENT \
                 and dict(current.content) == new_content:
             return current.event_id
+        if membership == "invite" and remote_target:
+            assert self._remote is not None and self._stripped is not None
+            return await self._remote.invite(
+                actor, sender, target, new_content,
+                await self._stripped(room_id, members=[sender]))
         event = await actor.create_event({"type": "m.room.member", "sender": sender,
                                           "state_key": target, "content": new_content})
         return event.event_id
+
+    async def restricted_join_authoriser(self, actor, state, user_id: str) -> str | None:
+        """See ``_restricted_join_authoriser``; for make_join of a remote user."""
+        return await self._restricted_join_authoriser(actor, state, user_id)
 
     async def _restricted_join_authoriser(self, actor, state, user_id: str) -> str | None:
         """For a restricted room (v8+; spec "Restricted rooms"): a joined local member
@@ -188,20 +231,54 @@ class MembershipService:
         return room_id
 
     async def join(self, room_id_or_alias: str, user_id: str, *, reason: str | None = None,
-                   content: Mapping[str, Any] | None = None, is_guest: bool = False) -> str:
+                   content: Mapping[str, Any] | None = None, is_guest: bool = False,
+                   servers: Sequence[str] = ()) -> str:
         """POST /join/{roomIdOrAlias} and /rooms/{roomId}/join: returns the room ID.
 
         ``content``: further keys of the member event (the request body's other
         fields, as Synapse keeps them: e.g. a per-room ``displayname``, which then
-        wins over the profile's)."""
+        wins over the profile's). A room we do not hold is joined over federation
+        through ``servers`` (``server_name``/``via``), a remote alias's servers, the
+        inviter's server and the room ID's server."""
+        if self._remote is not None:
+            room_id, found = await self._remote_room(room_id_or_alias)
+            if room_id is not None:
+                if is_guest:
+                    raise GuestAccessForbidden("Guests may not join rooms on other servers")
+                self._ratelimiter.check("rc_joins.local", user_id)
+                new_content: dict[str, Any] = dict(content or {})
+                new_content["membership"] = "join"
+                if reason is not None:
+                    new_content["reason"] = reason
+                await self._add_profile(new_content, UserID.parse(user_id))
+                await self._remote.join(room_id, user_id, [*servers, *found], new_content)
+                return room_id
         room_id = await self.resolve_room(room_id_or_alias)
         await self.change(room_id, user_id, user_id, "join", reason=reason,
                           content=content, sender_is_guest=is_guest)
         return room_id
 
+    async def _remote_room(self, room_id_or_alias: str) -> tuple[str | None, list[str]]:
+        """(room ID, servers) if the room is held elsewhere and not here, else None."""
+        assert self._remote is not None
+        if room_id_or_alias.startswith("#"):
+            alias = RoomAlias.parse(room_id_or_alias)
+            if alias.domain == self._server_name:
+                return None, []
+            room_id, servers = await self._remote.resolve_alias(alias.to_string())
+        else:
+            room_id, servers = parse_room_id(room_id_or_alias), []
+        return (None, []) if self._rooms.known(room_id) else (room_id, servers)
+
     async def knock(self, room_id_or_alias: str, user_id: str, *,
-                    reason: str | None = None) -> str:
-        """POST /knock/{roomIdOrAlias} (room versions 7+): returns the room ID."""
+                    reason: str | None = None, servers: Sequence[str] = ()) -> str:
+        """POST /knock/{roomIdOrAlias} (room versions 7+): returns the room ID. A room
+        held elsewhere is knocked on over federation through ``servers``."""
+        if self._remote is not None:
+            room_id, found = await self._remote_room(room_id_or_alias)
+            if room_id is not None:
+                await self._remote.knock(room_id, user_id, [*servers, *found], reason)
+                return room_id
         room_id = await self.resolve_room(room_id_or_alias)
         actor = await self._rooms.get(room_id)
         if not actor.room_version.knock_join_rule:
