@@ -177,6 +177,16 @@ def build_service(config: Config, reactor) -> HomeServer:
     _Stoppable("federation_client",
                stop=federation["federation_client"].close).setServiceParent(top)
     extra_components.update(federation)
+    # --- federation: outbound sender (helper fedout) ---
+    # one durable queue per destination over the room stream and the federation
+    # outbox; added after the client so it stops (reverse order) before it closes
+    sender_components = federation_wiring.build_sender(
+        config=config, reactor=reactor, store=store, rooms=rooms,
+        client=federation["federation_client"], live=extra_components, now_ms=now_ms)
+    sender = sender_components["federation_sender"]
+    _Stoppable("federation_sender", start=sender.begin,
+               stop=sender.stop).setServiceParent(top)
+    extra_components.update(sender_components)
     # --- domain services: search, relations, directory (helper H) ---
     from homeserver.rooms.features.relations import RelationsService
     from homeserver.profiles import ProfileService

@@ -27,6 +27,7 @@ from homeserver.store.directory_entries import DirectoryEntries
 from homeserver.store.e2e_keys import E2eKeys
 from homeserver.store.filters import Filters
 from homeserver.store.key_backups import KeyBackups
+from homeserver.store.federation_destinations import FederationDestinations
 from homeserver.store.outbox import FederationOutbox
 from homeserver.store.notifications import Notifications
 from homeserver.store.presence import Presence
@@ -84,6 +85,7 @@ class GlobalStore:
         self.cross_signing = CrossSigning(db)
         self.key_backups = KeyBackups(db)
         self.federation_outbox = FederationOutbox(db)
+        self.federation_destinations = FederationDestinations(db)
         self.push_rules = PushRules(db)
         self.notifications = Notifications(db)
         self.pushers = Pushers(db)

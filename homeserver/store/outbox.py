@@ -9,7 +9,7 @@ own stream position (``positions.OUTBOX``). A future sender reads entries in
 ``(since, upto]``, turns them into EDUs (``m.device_list_update``,
 ``m.signing_key_update``, ``m.direct_to_device``; spec: Server-Server API, "Device
 Management", "Send-to-device messaging"), and deletes what every destination has
-acknowledged. Nothing reads it yet: federation does not exist.
+acknowledged. ``federation/sender.py`` is that sender.
 
 ``destination`` is the server for entries addressed to one (to-device); it is NULL for
 entries every server sharing a room with ``user_id`` must get (device lists, signing
@@ -46,6 +46,7 @@ _o = federation_outbox.c
 
 DEVICE_LIST_UPDATE = "m.device_list_update"
 SIGNING_KEY_UPDATE = "m.signing_key_update"
+RECEIPT = "m.receipt"
 DIRECT_TO_DEVICE = "m.direct_to_device"
 
 
@@ -94,6 +95,12 @@ class FederationOutbox:
                     for r in rows]
 
         return await self._db.run(txn)
+
+    async def add(self, entries: Sequence[OutboxEntry], now_ms: int) -> int:
+        """Append ``entries`` in a transaction of their own (for changes that are not
+        written to the global DB themselves, e.g. receipts sent on to other servers
+        by the federation sender); returns the last position."""
+        return await self._db.run(lambda conn: append(conn, entries, now_ms))
 
     async def delete_upto(self, pos: int) -> int:
         """Forget entries at positions <= ``pos`` (sent everywhere); returns how many."""
