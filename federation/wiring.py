@@ -74,7 +74,7 @@ def build_sender(*, config: Config, reactor: Any, store: Any, rooms: Any, client
     delivered per destination, woken by the global DB's stream advances, with the
     typing, presence and receipt services observed for local users' EDUs."""
     from federation.destinations import OutboxSource, RoomEventSource
-    from federation.edus import LocalEdus
+    from federation.outbound_edus import LocalEdus
     from federation.sender import FederationSender
 
     async def device_keys(user_id: str, device_id: str) -> dict[str, Any] | None:

@@ -53,7 +53,7 @@ class SenderInteropTest(unittest.TestCase):
         status, body = self.syn.request(
             "POST", f"/_matrix/client/v3/join/{q(room_id)}?server_name="
             f"{q(self.fed.our_name)}", {}, token=self.bob_token)
-        self.assertEqual(status, 200, body)
+        self.assertEqual(status, 200, f"{body}; our log: {self.ours.logs()[-3000:]}")
         return room_id
 
     def say(self, room_id: str, text: str) -> None:

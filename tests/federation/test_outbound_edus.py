@@ -7,7 +7,7 @@ from typing import Any
 from twisted.internet import defer
 from twisted.trial import unittest
 
-from federation.edus import LocalEdus, presence_content
+from federation.outbound_edus import LocalEdus, presence_content
 from homeserver.sync.presence import UserPresence
 from tests.federation.test_destinations import FakeStreams
 
