@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import os
 import random as random_module
 from typing import Any, Awaitable, Callable, Iterable, Mapping
 
@@ -42,6 +43,10 @@ CHUNK = 100
 #: resolved entries kept per stream: destinations catching up over the same range
 #: (after an outage of ours, say) resolve each entry once
 RESOLVED_CACHE = 2_000
+#: the reader's position is written with the first rows of new destinations, else
+#: after this many positions (or at stop): re-reading a little after a crash is
+#: harmless (a destination skips what it has acknowledged), one write per event is not
+SAVE_EVERY = 1_000
 #: a reader that failed (the DB, a room) tries again after this long
 READER_RETRY_S = 5.0
 SEND_PATH = "/_matrix/federation/v1/send/"
@@ -51,6 +56,8 @@ SEND_PATH = "/_matrix/federation/v1/send/"
 class _Reader:
     source: Source
     pos: int = 0
+    #: the position last written to the DB
+    saved: int = 0
     running: bool = False
     again: bool = False
     retry: IDelayedCall | None = None
@@ -98,6 +105,7 @@ class FederationSender:
         self._trimmed = 0
         self._random = random
         self._dests: dict[str, _Destination] = {}
+        self._txn_prefix = ""
         self._txn_counter = 0
         self._running: set[defer.Deferred] = set()
         self._started = False
@@ -111,13 +119,17 @@ class FederationSender:
     async def start(self) -> None:
         """Load the durable progress, then catch up whatever is behind."""
         readers, dests = await self._progress.load()
-        self._txn_counter = self._now_ms()
+        # txnIds must never repeat for a destination (it would answer a new transaction
+        # from its cache of the old one): the start time, and random bits for restarts
+        # within the same millisecond or after the clock went back
+        self._txn_prefix = f"{self._now_ms()}.{os.urandom(4).hex()}."
         for name, reader in self._readers.items():
             if name in readers:
                 reader.pos = readers[name]
             else:
                 reader.pos = await reader.source.initial_position()
                 await self._progress.advance_reader(name, reader.pos)
+            reader.saved = reader.pos
         for row in dests.values():
             dest = _Destination(row.destination, {
                 s: Cursor(row.acked.get(s, 0), live=row.acked.get(s, 0) >= r.pos)
@@ -143,7 +155,24 @@ class FederationSender:
         running = list(self._running)
         for d in running:
             d.cancel()
-        return defer.DeferredList(running, consumeErrors=True)
+        done = defer.DeferredList(running, consumeErrors=True)
+        return done.addCallback(lambda _: defer.ensureDeferred(self._save_readers()))
+
+    async def _save_readers(self) -> None:
+        """Write the readers' positions (and the destinations waiting on nothing)
+        so the next start does not re-read what was dispatched."""
+        if not self._started:
+            return
+        for name, reader in self._readers.items():
+            if reader.pos > reader.saved:
+                idle = [d.name for d in self._dests.values()
+                        if self._waiting_on_nothing(d, name)]
+                try:
+                    await self._progress.advance_reader(name, reader.pos, (), idle)
+                    reader.saved = reader.pos
+                except Exception:
+                    log.failure("federation sender: saving the {stream} position",
+                                stream=name)
 
     def _spawn(self, work: Awaitable[Any], what: str) -> None:
         d = defer.ensureDeferred(work)
@@ -202,8 +231,9 @@ class FederationSender:
             reader.running = False
 
     async def _dispatch(self, reader: _Reader, entries: list[tuple[int, Any]]) -> None:
-        """Queue a chunk of entries for their destinations, durably (new destinations'
-        rows and the reader's position in one transaction, before any is queued)."""
+        """Queue a chunk of entries for their destinations. A destination met for the
+        first time gets its row (with the reader's position, in one transaction)
+        before anything is queued for it, so a crash cannot forget it."""
         name = reader.source.name
         resolved = [(pos, await self._resolve(reader, pos, entry)) for pos, entry in entries]
         first: dict[str, int] = {}
@@ -217,8 +247,10 @@ class FederationSender:
                 self._dests[d].cursors[s].acked if d in self._dests else r.pos)
             for s, r in self._readers.items()}) for d in new]
         idle = [d.name for d in self._dests.values() if d.name not in first
-                and d.persisted and d.cursors[name].live and not d.cursors[name].queue]
-        await self._progress.advance_reader(name, upto, rows, idle)
+                and self._waiting_on_nothing(d, name)]
+        if rows or upto - reader.saved >= SAVE_EVERY:
+            await self._progress.advance_reader(name, upto, rows, idle)
+            reader.saved = upto
         # from here to the end nothing awaits: queues and the reader move together
         for row in rows:
             dest = self._dests.get(row.destination)
@@ -228,17 +260,28 @@ class FederationSender:
             else:
                 dest.persisted = True
         for d in idle:
-            cursor = self._dests[d].cursors[name]
-            if cursor.live and not cursor.queue:
+            if self._waiting_on_nothing(self._dests[d], name):
+                cursor = self._dests[d].cursors[name]
                 cursor.acked = max(cursor.acked, upto)
         for pos, res in resolved:
             for d in res.destinations if res else ():
                 cursor = self._dests[d].cursors[name]
-                if cursor.live:   # else its catch-up will read this entry
+                # not live: its catch-up will read this entry; at or below its
+                # ack: it had it before a restart made the reader read it again
+                if cursor.live and pos > cursor.acked:
                     cursor.queue.append((pos, res.payload))
         reader.pos = upto
         for d in first:
             self._wake(self._dests[d])
+
+    @staticmethod
+    def _waiting_on_nothing(dest: _Destination, stream: str) -> bool:
+        """Whether everything of ``stream`` the reader gave ``dest`` is delivered: then
+        its ack may move with the reader. Not while a transaction is in flight (its
+        entries have left the queue but are not acknowledged) nor while catching up."""
+        cursor = dest.cursors[stream]
+        return dest.persisted and dest.phase is Phase.IDLE and cursor.live \
+            and not cursor.queue
 
     async def _resolve(self, reader: _Reader, pos: int, entry: Any) -> Resolved | None:
         if pos in reader.cache:
@@ -355,7 +398,7 @@ class FederationSender:
 
     async def _send(self, dest: _Destination, batch: _Batch) -> Verdict | None:
         self._txn_counter += 1
-        txn_id = str(self._txn_counter)
+        txn_id = f"{self._txn_prefix}{self._txn_counter}"
         body = transaction_body(self._server_name, self._now_ms(),
                                 [p for _, p in batch.pdus], batch.edus)
         try:

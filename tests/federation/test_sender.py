@@ -214,6 +214,53 @@ class CatchUpTests(SenderTestCase):
                          [f"$e{i}" for i in [0, 1, 2, 3, 4, 135, 136, 137, 138, 139]])
         self.assertEqual(self.progress.dests["a.example"].acked[ROOM], 140)
 
+    def test_in_flight_events_survive_other_traffic_and_a_failure(self) -> None:
+        """Events in an unanswered transaction are not counted delivered when the
+        reader moves on for others; if it then fails they are sent again."""
+        held = defer.Deferred()
+        self.client.hold["a.example"] = held
+        self.events(1, "a.example")
+        self.wake()
+        self.events(1, "b.example", start=1)    # a new destination: progress is written
+        self.wake()
+        self.client.down.add("a.example")
+        held.callback(None)                     # the held transaction fails
+        self.assertEqual(self.progress.dests["a.example"].acked[ROOM], 0)
+        self.client.down.clear()
+        self.clock.advance(5)
+        self.assertEqual(self.ids("a.example"), ["$e0"])
+
+    def test_stop_saves_the_reader_and_restart_sends_nothing_twice(self) -> None:
+        """After a clean stop the reader's position is saved; a restart neither
+        re-reads nor re-sends what was delivered."""
+        self.events(3, "a.example")
+        self.wake()
+        self.events(2, "c.example", start=3)    # dispatched, position not yet written
+        self.wake()
+        self.pdus.add(None)
+        self.wake()
+        self.successResultOf(self.sender.stop())
+        self.assertEqual(self.progress.readers[ROOM], 6)
+        self.assertEqual(self.progress.dests["a.example"].acked[ROOM], 6)
+        self.make_sender()
+        self.assertEqual(self.ids("a.example"), ["$e0", "$e1", "$e2"])
+        self.assertEqual(self.ids("c.example"), ["$e3", "$e4"])
+
+    def test_crash_rereads_but_does_not_resend(self) -> None:
+        """Without a clean stop the reader re-reads from its saved position, and a
+        destination skips what it had acknowledged."""
+        self.events(1, "a.example")
+        self.wake()
+        self.events(4, "a.example", start=1)    # delivered; reader position unsaved
+        self.wake()
+        self.assertEqual(self.progress.readers[ROOM], 1)
+        self.sender._stopped = True             # a crash: nothing more is written
+        sender = self.make_sender()
+        self.assertEqual(self.ids("a.example"), [f"$e{i}" for i in range(5)])
+        self.events(1, "a.example", start=5)
+        self.wake(sender)
+        self.assertEqual(self.ids("a.example"), [f"$e{i}" for i in range(6)])
+
     def test_restart_resumes_from_the_durable_position(self) -> None:
         """A new sender over the same progress delivers what the old one had not."""
         self.client.down.add("a.example")
