@@ -2,7 +2,9 @@
 /sync, and events sent while Synapse is down all arrive after it restarts (catch-up).
 
 A Synapse user must first join our room, which needs lane fedjoin's make_join /
-send_join; without them these tests are skipped.
+send_join, and we must answer Synapse's own transactions (lane fedin's inbound
+``/send``: a 404 there makes Synapse back off from us and refuse the next join);
+without both these tests are skipped.
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ from twisted.trial import unittest
 
 from tests.interop.synapse import Federation
 
-JOINS = importlib.util.find_spec("federation.membership_server") is not None
+#: lane fedjoin (serving make_join/send_join) and lane fedin (inbound /send)
+NEEDED = ("federation.membership_server", "federation.inbound_servlets")
+MISSING = [m for m in NEEDED if importlib.util.find_spec(m) is None]
 
 
 def q(value: str) -> str:
@@ -28,9 +32,11 @@ class SenderInteropTest(unittest.TestCase):
     timeout = 600
 
     def setUp(self) -> None:
-        if not JOINS:
-            raise unittest.SkipTest("a Synapse user cannot join our room on this branch: "
-                                    "make_join/send_join (lane fedjoin) are not here")
+        if MISSING:
+            raise unittest.SkipTest(
+                "a Synapse user cannot share our room on this branch: joins (lane "
+                "fedjoin) and inbound /send (lane fedin) are needed; missing "
+                + ", ".join(MISSING))
         self.fed = Federation.get()
         self.syn, self.ours = self.fed.synapse, self.fed.ours
         name = uuid.uuid4().hex[:8]
