@@ -155,24 +155,31 @@ class FederationSender:
         running = list(self._running)
         for d in running:
             d.cancel()
-        done = defer.DeferredList(running, consumeErrors=True)
-        return done.addCallback(lambda _: defer.ensureDeferred(self._save_readers()))
+        # queued now, while the database still runs: MultiService stops its children
+        # one after the other without waiting for our Deferred
+        saves = [defer.ensureDeferred(save) for save in self._reader_saves()]
+        return defer.DeferredList(running + saves, consumeErrors=True)
 
-    async def _save_readers(self) -> None:
-        """Write the readers' positions (and the destinations waiting on nothing)
-        so the next start does not re-read what was dispatched."""
+    def _reader_saves(self) -> list[Awaitable[None]]:
+        """Writes of the readers' positions (and of the destinations waiting on
+        nothing), so the next start does not re-read what was dispatched."""
         if not self._started:
-            return
+            return []
+        saves = []
         for name, reader in self._readers.items():
             if reader.pos > reader.saved:
                 idle = [d.name for d in self._dests.values()
                         if self._waiting_on_nothing(d, name)]
-                try:
-                    await self._progress.advance_reader(name, reader.pos, (), idle)
-                    reader.saved = reader.pos
-                except Exception:
-                    log.failure("federation sender: saving the {stream} position",
-                                stream=name)
+                saves.append(self._save_reader(name, reader.pos, idle))
+        return saves
+
+    async def _save_reader(self, name: str, pos: int, idle: list[str]) -> None:
+        try:
+            await self._progress.advance_reader(name, pos, (), idle)
+        except Exception:
+            log.failure("federation sender: saving the {stream} position", stream=name)
+        else:
+            self._readers[name].saved = pos
 
     def _spawn(self, work: Awaitable[Any], what: str) -> None:
         d = defer.ensureDeferred(work)
@@ -223,6 +230,8 @@ class FederationSender:
         except defer.CancelledError:
             raise
         except Exception:
+            if self._stopped:
+                return   # the database stops with us: nothing to retry
             log.failure("federation sender: reading {stream} failed; retrying",
                         stream=reader.source.name)
             reader.retry = self._clock.callLater(
@@ -336,6 +345,8 @@ class FederationSender:
         except defer.CancelledError:
             raise
         except Exception:
+            if self._stopped:
+                return
             # a DB or room read failed: the durable positions are still right
             log.failure("federation: sending to {dest} failed", dest=dest.name)
             self._failed(dest)
@@ -422,6 +433,8 @@ class FederationSender:
     def _failed(self, dest: _Destination) -> None:
         """Back off; what was taken from the queues is caught up later from the
         durable positions, and ephemeral EDUs are dropped."""
+        if self._stopped:
+            return   # cancelled by stop(): not the destination's fault
         dest.phase = transition(dest.phase, Trigger.FAILED)
         dest.retry = dest.retry.after_failure(self._now_ms())
         for cursor in dest.cursors.values():
@@ -443,14 +456,14 @@ class FederationSender:
             await self._trim()
 
     async def _save(self, dest: _Destination) -> None:
-        if not dest.persisted:
+        if not dest.persisted or self._stopped:
             return   # it has only had ephemeral EDUs: nothing durable to remember
         await self._progress.save(dest.name, {s: c.acked for s, c in dest.cursors.items()},
                                   dest.retry.last_ts, dest.retry.interval_ms)
 
     async def _trim(self) -> None:
         """Delete outbox entries every destination has acknowledged."""
-        if self._trim_outbox is None:
+        if self._trim_outbox is None or self._stopped:
             return
         low = min([self._readers[self._edu_stream].pos] +
                   [d.cursors[self._edu_stream].acked for d in self._dests.values()
