@@ -16,14 +16,10 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Awaitable, Callable, Iterable, Mapping, Protocol
 
-from twisted.logger import Logger
-
 from homeserver.errors import NotFound
 from homeserver.store.outbox import (
     DEVICE_LIST_UPDATE, RECEIPT, SIGNING_KEY_UPDATE, OutboxEntry,
 )
-
-log = Logger()
 
 MEMBER = "m.room.member"
 #: a member event that changes a remote user's membership to one of these is also
