@@ -157,3 +157,49 @@ def register_membership(router: Router, c: dict[str, Any]) -> None:
         router, server=c["membership_server"],
         authenticated=lambda handler: federation_server.authenticated(authenticator,
                                                                       handler))
+
+
+def build_sender(*, config: Config, reactor: Any, store: Any, rooms: Any, client: Any,
+                 live: dict[str, Any], now_ms: Callable[[], int]) -> dict[str, Any]:
+    """The outbound sender (lane fedout): the room stream and the federation outbox
+    delivered per destination, woken by the global DB's stream advances, with the
+    typing, presence and receipt services observed for local users' EDUs."""
+    from federation.destinations import OutboxSource, RoomEventSource
+    from federation.outbound_edus import LocalEdus
+    from federation.sender import FederationSender
+
+    async def device_keys(user_id: str, device_id: str) -> dict[str, Any] | None:
+        device = await store.devices.get_device(user_id, device_id)
+        if device is None:
+            return None
+        keys = (await store.e2e_keys.get_device_keys({user_id: [device_id]})
+                ).get(user_id, {}).get(device_id, {})
+        keys = dict(keys)
+        if device.display_name is not None:
+            keys["unsigned"] = {"device_display_name": device.display_name}
+        return keys
+
+    async def cross_signing_keys(user_id: str) -> dict[str, Any]:
+        return (await store.cross_signing.get_keys([user_id])).get(user_id, {})
+
+    sender = FederationSender(
+        server_name=config.server_name, clock=reactor, client=client,
+        progress=store.federation_destinations,
+        pdu_source=RoomEventSource(server_name=config.server_name, streams=store.streams,
+                                   rooms=rooms.get),
+        edu_source=OutboxSource(server_name=config.server_name,
+                                outbox=store.federation_outbox, streams=store.streams,
+                                device_keys=device_keys,
+                                cross_signing_keys=cross_signing_keys),
+        trim_outbox=store.federation_outbox.delete_upto)
+    store.db.add_advance_listener(sender.on_streams_advanced)
+    edus = LocalEdus(server_name=config.server_name, sender=sender, streams=store.streams,
+                     outbox=store.federation_outbox, now_ms=now_ms,
+                     presence_enabled=config.presence_enabled)
+    if "typing" in live:
+        live["typing"].add_observer(edus.typing_changed)
+    if "presence" in live:
+        live["presence"].add_observer(edus.presence_changed)
+    if "receipts" in live:
+        live["receipts"].add_observer(edus.receipt_sent)
+    return {"federation_sender": sender, "federation_edus": edus}

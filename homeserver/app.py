@@ -192,6 +192,16 @@ def build_service(config: Config, reactor) -> HomeServer:
         server_name=config.server_name, now_ms=now_ms,
         device_lists_changed=device_lists_changed))
     room_service.directory.attach_remote(extra_components["remote_queries"])
+    # --- federation: outbound sender (helper fedout) ---
+    # one durable queue per destination over the room stream and the federation
+    # outbox; added after the client so it stops (reverse order) before it closes
+    sender_components = federation_wiring.build_sender(
+        config=config, reactor=reactor, store=store, rooms=rooms,
+        client=federation["federation_client"], live=extra_components, now_ms=now_ms)
+    sender = sender_components["federation_sender"]
+    _Stoppable("federation_sender", start=sender.begin,
+               stop=sender.stop).setServiceParent(top)
+    extra_components.update(sender_components)
     # --- domain services: search, relations, directory (helper H) ---
     from homeserver.rooms.features.relations import RelationsService
     from homeserver.profiles import ProfileService

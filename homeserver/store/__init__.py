@@ -29,6 +29,7 @@ from homeserver.store.filters import Filters
 from homeserver.store.key_backups import KeyBackups
 from homeserver.store.login_tokens import LoginTokens
 from homeserver.store.media import Media
+from homeserver.store.federation_destinations import FederationDestinations
 from homeserver.store.outbox import FederationOutbox
 from homeserver.store.notifications import Notifications
 from homeserver.store.openid_tokens import OpenIdTokens
@@ -89,6 +90,7 @@ class GlobalStore:
         self.cross_signing = CrossSigning(db)
         self.key_backups = KeyBackups(db)
         self.federation_outbox = FederationOutbox(db)
+        self.federation_destinations = FederationDestinations(db)
         self.push_rules = PushRules(db)
         self.notifications = Notifications(db)
         self.pushers = Pushers(db)

@@ -5,15 +5,18 @@ event is durable in its room, then appended to a global positioned log that a
 federation sender reads from its last position. Device-list changes, cross-signing key
 changes and to-device messages for remote users take the same shape here: each is
 appended, *in the transaction that makes the change*, to ``federation_outbox`` on its
-own stream position (``positions.OUTBOX``). A future sender reads entries in
-``(since, upto]``, turns them into EDUs (``m.device_list_update``,
-``m.signing_key_update``, ``m.direct_to_device``; spec: Server-Server API, "Device
-Management", "Send-to-device messaging"), and deletes what every destination has
-acknowledged. Nothing reads it yet: federation does not exist.
+own stream position (``positions.OUTBOX``). The federation sender
+(``federation/sender.py``) reads entries in ``(since, upto]``, turns them into EDUs
+(``m.device_list_update``, ``m.signing_key_update``, ``m.direct_to_device``,
+``m.receipt``; spec: Server-Server API, "Device Management", "Send-to-device
+messaging", "Receipts"), and deletes what every destination has acknowledged. Public
+read receipts of local users are appended by the sender's receipt observer
+(:meth:`FederationOutbox.add`) right after the receipt is stored.
 
 ``destination`` is the server for entries addressed to one (to-device); it is NULL for
 entries every server sharing a room with ``user_id`` must get (device lists, signing
-keys), resolved by the sender when it sends, as it does for room events.
+keys), resolved by the sender when it reads them, as it does for room events; a NULL
+``m.receipt`` goes to the servers in its room.
 
 Lock order: a writer takes its own stream's row (device lists, to-device) first and
 this stream's row last, so two writers never wait on each other in a cycle.
@@ -46,6 +49,7 @@ _o = federation_outbox.c
 
 DEVICE_LIST_UPDATE = "m.device_list_update"
 SIGNING_KEY_UPDATE = "m.signing_key_update"
+RECEIPT = "m.receipt"
 DIRECT_TO_DEVICE = "m.direct_to_device"
 
 
@@ -94,6 +98,12 @@ class FederationOutbox:
                     for r in rows]
 
         return await self._db.run(txn)
+
+    async def add(self, entries: Sequence[OutboxEntry], now_ms: int) -> int:
+        """Append ``entries`` in a transaction of their own (for changes that are not
+        written to the global DB themselves, e.g. receipts sent on to other servers
+        by the federation sender); returns the last position."""
+        return await self._db.run(lambda conn: append(conn, entries, now_ms))
 
     async def delete_upto(self, pos: int) -> int:
         """Forget entries at positions <= ``pos`` (sent everywhere); returns how many."""

@@ -115,6 +115,12 @@ class PresenceService:
         self._last_connected: dict[str, int] = {}
         self._timers: dict[str, IDelayedCall] = {}
         self._stopped = False
+        self._observers: list[Callable[[UserPresence], None]] = []
+
+    def add_observer(self, observer: Callable[["UserPresence"], None]) -> None:
+        """Call ``observer(presence)`` after each change is written (the federation
+        sender tells servers sharing a room with the user)."""
+        self._observers.append(observer)
 
     def now_ms(self) -> int:
         return int(self._clock.seconds() * 1000)
@@ -281,6 +287,8 @@ class PresenceService:
                                        last_active_ts=p.last_active_ts,
                                        currently_active=p.currently_active)
         self._arm(p)
+        for observer in self._observers:
+            observer(p)
         watchers = await self._users_sharing(p.user_id)
         self._notify_users(watchers | {p.user_id})
 

@@ -11,6 +11,7 @@ the receipt endpoint is the read-markers API (room account data), never an
 
 from __future__ import annotations
 
+import inspect
 from typing import Any, Callable, Mapping
 
 from homeserver.errors import BadJson, Forbidden, InvalidParam, NotFound
@@ -31,6 +32,13 @@ class ReceiptService:
         self._notify_room = notify_room
         self._notify_user = notify_user
         self._now_ms = now_ms
+        self._observers: list[Callable[[str, str, str, str, dict], Any]] = []
+
+    def add_observer(self, observer: Callable[[str, str, str, str, dict], Any]) -> None:
+        """Call ``observer(room_id, receipt_type, user_id, event_id, data)`` after a
+        receipt is stored (the federation sender passes public ones on); an awaitable
+        it returns is awaited before the request is answered."""
+        self._observers.append(observer)
 
     async def send_receipt(self, user_id: str, room_id: str, receipt_type: str,
                            event_id: str, body: Mapping[str, Any]) -> None:
@@ -98,6 +106,10 @@ class ReceiptService:
             data["thread_id"] = thread_id
         await self._receipts.set_receipt(room_id, receipt_type, user_id, event_id, data,
                                          thread_id=thread_id)
+        for observer in self._observers:
+            result = observer(room_id, receipt_type, user_id, event_id, data)
+            if inspect.isawaitable(result):
+                await result
         if receipt_type == READ_PRIVATE:
             self._notify_user(user_id)
         else:

@@ -39,6 +39,12 @@ class TypingNotifications:
         self._typing: dict[str, dict[str, IDelayedCall]] = {}
         #: room_id → serial of its last change
         self._changed_at: dict[str, int] = {}
+        self._observers: list[Callable[[str, str, bool], None]] = []
+
+    def add_observer(self, observer: Callable[[str, str, bool], None]) -> None:
+        """Call ``observer(room_id, user_id, typing)`` on every start and stop (the
+        federation sender tells other servers of local users' typing)."""
+        self._observers.append(observer)
 
     @property
     def position(self) -> int:
@@ -69,7 +75,7 @@ class TypingNotifications:
             timer.reset(timeout)
             return
         users[user_id] = self._clock.callLater(timeout, self._expire, room_id, user_id)
-        self._changed(room_id)
+        self._changed(room_id, user_id, True)
 
     def stopped_typing(self, room_id: str, user_id: str) -> None:
         users = self._typing.get(room_id)
@@ -80,7 +86,7 @@ class TypingNotifications:
             timer.cancel()
         if not users:
             del self._typing[room_id]
-        self._changed(room_id)
+        self._changed(room_id, user_id, False)
 
     def _expire(self, room_id: str, user_id: str) -> None:
         users = self._typing.get(room_id)
@@ -89,12 +95,14 @@ class TypingNotifications:
         del users[user_id]
         if not users:
             del self._typing[room_id]
-        self._changed(room_id)
+        self._changed(room_id, user_id, False)
 
-    def _changed(self, room_id: str) -> None:
+    def _changed(self, room_id: str, user_id: str, typing: bool) -> None:
         self._serial += 1
         self._changed_at[room_id] = self._serial
         self._notify_room(room_id)
+        for observer in self._observers:
+            observer(room_id, user_id, typing)
 
     def on_room_event(self, event: Any, stream_pos: int) -> None:
         """Notifier observer: someone who leaves a room stops typing in it."""

@@ -1,0 +1,192 @@
+"""What the federation sender sends, and to whom: the two positioned streams it reads.
+
+* :class:`RoomEventSource` reads the committed global room stream
+  (``homeserver/store/streams.py``) and turns each event created here into a PDU for
+  the servers with joined members in the room at that event (spec: Server-Server API,
+  "PDUs"; "Room membership" for who must hear of a membership change). Membership is
+  read through the room's actor, never from its file.
+* :class:`OutboxSource` reads ``federation_outbox`` (``homeserver/store/outbox.py``)
+  and turns each entry into an EDU (spec: "EDUs", "Device Management",
+  "Send-to-device messaging", "Receipts"); an entry without a destination goes to every
+  server that shares a room with its user, worked out when it is read.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Awaitable, Callable, Iterable, Mapping, Protocol
+
+from homeserver.errors import NotFound
+from homeserver.store.outbox import (
+    DEVICE_LIST_UPDATE, RECEIPT, SIGNING_KEY_UPDATE, OutboxEntry,
+)
+
+MEMBER = "m.room.member"
+#: a member event that changes a remote user's membership to one of these is also
+#: sent to that user's server, which may have no one joined (any more / yet)
+_TELL_TARGET = ("invite", "leave", "ban", "knock")
+
+
+def server_of(user_id: str) -> str:
+    """The server name part of a (well-formed, already parsed once) user ID."""
+    return user_id.split(":", 1)[1]
+
+
+@dataclasses.dataclass(frozen=True)
+class Resolved:
+    """One stream entry as sent: its PDU or EDU, and the servers that must get it."""
+    payload: Mapping[str, Any]
+    destinations: frozenset[str]
+
+
+class Source(Protocol):
+    """A positioned stream the sender delivers from (see sender.py)."""
+
+    name: str
+
+    async def initial_position(self) -> int:
+        """Where the sender starts reading the first time it runs."""
+
+    async def read(self, since: int, upto: int | None, limit: int) -> list[tuple[int, Any]]:
+        """Entries at positions in ``(since, upto]`` (``upto`` None: the head), oldest
+        first, as ``(pos, entry)``."""
+
+    async def resolve(self, entry: Any) -> Resolved | None:
+        """The payload and destinations of an entry; None if it goes nowhere."""
+
+
+class RoomReader(Protocol):
+    """What the sender needs of a room's actor (``rooms.get(room_id)``)."""
+
+    async def get_event(self, event_id: str) -> Any: ...
+
+    async def members(self, membership: str | None = None,
+                      at_event: str | None = None) -> Mapping[str, Any]: ...
+
+
+class RoomEventSource:
+    name = "room"
+
+    def __init__(self, *, server_name: str, streams: Any,
+                 rooms: Callable[[str], Awaitable[RoomReader]]) -> None:
+        """``streams``: ``store.streams``; ``rooms(room_id)``: the room's actor."""
+        self._server_name = server_name
+        self._streams = streams
+        self._rooms = rooms
+
+    async def initial_position(self) -> int:
+        # the history before federation was switched on was never meant for others
+        return await self._streams.current_room_stream_pos()
+
+    async def read(self, since: int, upto: int | None, limit: int) -> list[tuple[int, Any]]:
+        return [(e.pos, e) for e in await self._streams.get_entries(since, upto,
+                                                                    limit=limit)]
+
+    async def resolve(self, entry: Any) -> Resolved | None:
+        # the stream holds every timeline event; only ours are ours to send
+        if server_of(entry.sender) != self._server_name:
+            return None
+        try:
+            actor = await self._rooms(entry.room_id)
+            pdu = await actor.get_event(entry.event_id)
+        except NotFound:
+            return None
+        if pdu is None or any(pdu.internal_metadata.get(flag)
+                              for flag in ("outlier", "rejected", "soft_failed")):
+            return None
+        try:
+            joined = await actor.members("join", at_event=pdu.event_id)
+        except NotFound:   # no state known at it: the room's members now will do
+            joined = await actor.members("join")
+        servers = {server_of(user_id) for user_id in joined}
+        if pdu.type == MEMBER and pdu.state_key:
+            target = server_of(pdu.state_key)
+            if pdu.membership == "join" or pdu.membership in _TELL_TARGET:
+                servers.add(target)
+        servers.discard(self._server_name)
+        if not servers:
+            return None
+        return Resolved(federation_form(pdu), frozenset(servers))
+
+
+def federation_form(pdu: Any) -> dict[str, Any]:
+    """The PDU as another server gets it: our local ``unsigned`` data (transaction
+    IDs, relations) is not theirs to see."""
+    body = dict(pdu.get_dict())
+    body.pop("unsigned", None)
+    return body
+
+
+class OutboxSource:
+    name = "federation_outbox"
+
+    def __init__(self, *, server_name: str, outbox: Any, streams: Any,
+                 device_keys: Callable[[str, str], Awaitable[Mapping[str, Any] | None]]
+                 | None = None,
+                 cross_signing_keys: Callable[[str], Awaitable[Mapping[str, Any]]]
+                 | None = None) -> None:
+        """``outbox``: ``store.federation_outbox``; ``device_keys(user, device)``: the
+        device's signed keys with ``unsigned.device_display_name`` (None: no such
+        device); ``cross_signing_keys(user)``: key type → key."""
+        self._server_name = server_name
+        self._outbox = outbox
+        self._streams = streams
+        self._device_keys = device_keys
+        self._cross_signing_keys = cross_signing_keys
+
+    async def initial_position(self) -> int:
+        # to-device messages queued before the first start are still owed
+        return 0
+
+    async def read(self, since: int, upto: int | None, limit: int) -> list[tuple[int, Any]]:
+        return [(e.pos, e) for e in await self._outbox.entries(since, upto, limit)]
+
+    async def resolve(self, entry: OutboxEntry) -> Resolved | None:
+        if entry.destination is not None:
+            servers = {entry.destination}
+        elif entry.edu_type == RECEIPT:
+            servers = set()
+            for room_id in entry.content:
+                servers |= await self._servers_in_room(room_id)
+        else:
+            users = await self._streams.users_sharing_a_room_with(entry.user_id)
+            servers = {server_of(u) for u in users}
+        servers.discard(self._server_name)
+        if not servers:
+            return None
+        return Resolved({"edu_type": entry.edu_type,
+                         "content": await self._content(entry)}, frozenset(servers))
+
+    async def _servers_in_room(self, room_id: str) -> set[str]:
+        return {server_of(u) for u in await self._streams.get_room_members(room_id)}
+
+    async def _content(self, entry: OutboxEntry) -> dict[str, Any]:
+        content = dict(entry.content)
+        if entry.edu_type == DEVICE_LIST_UPDATE and self._device_keys is not None:
+            # spec "m.device_list_update": the device's keys as they are now, or
+            # ``deleted`` once it is gone; prev_id empty makes the receiver take the
+            # update as it is rather than resync
+            content.setdefault("prev_id", [])
+            keys = await self._device_keys(entry.user_id, str(content.get("device_id")))
+            if keys is None:
+                content["deleted"] = True
+            else:
+                keys = dict(keys)
+                unsigned = keys.pop("unsigned", None) or {}
+                if unsigned.get("device_display_name") is not None:
+                    content["device_display_name"] = unsigned["device_display_name"]
+                content["keys"] = keys
+        elif entry.edu_type == SIGNING_KEY_UPDATE:
+            # spec "m.signing_key_update": the user's master and self-signing keys
+            content = {"user_id": entry.user_id}
+            if self._cross_signing_keys is not None:
+                keys = await self._cross_signing_keys(entry.user_id)
+                for key_type in ("master", "self_signing"):
+                    if key_type in keys:
+                        content[f"{key_type}_key"] = keys[key_type]
+        return content
+
+
+def servers_of(user_ids: Iterable[str], exclude: str) -> set[str]:
+    """The servers of ``user_ids`` other than ``exclude``."""
+    return {server_of(u) for u in user_ids} - {exclude}
