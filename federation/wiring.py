@@ -66,3 +66,36 @@ def register_federation(router: Router, c: dict[str, Any]) -> None:
 
 def register_fallback(router: Router, c: dict[str, Any]) -> None:
     federation_server.register_fallback(router, c["federation_authenticator"])
+
+
+# --- inbound PDUs, EDUs and the room reads (helper fedin) ---
+def build_inbound(*, config: Config, store: Any, rooms: Any, c: dict[str, Any],
+                  now_ms: Callable[[], int]) -> dict[str, Any]:
+    """``/send`` and the read endpoints; ``edu_handlers`` is the registry other
+    features add their EDU types to."""
+    from federation.edus import EduHandlers
+    from federation.gaps import GapFiller
+    from federation.pdu_checks import PduChecker
+    from federation.room_reads import RoomReads
+    from federation.transactions import TransactionHandler
+
+    checker = PduChecker(c["keyring"])
+    edus = EduHandlers()
+    return {
+        "edu_handlers": edus,
+        "federation_transactions": TransactionHandler(
+            server_name=config.server_name, rooms=rooms,
+            store=store.federation_inbound_txns, checker=checker,
+            gaps=GapFiller(client=c["federation_client"], checker=checker), edus=edus),
+        "federation_room_reads": RoomReads(
+            server_name=config.server_name, rooms=rooms,
+            rooms_joined_by=store.streams.rooms_joined_by_server, now_ms=now_ms),
+    }
+
+
+def register_inbound(router: Router, c: dict[str, Any]) -> None:
+    from federation import inbound_servlets
+
+    inbound_servlets.register(router, authenticator=c["federation_authenticator"],
+                              transactions=c["federation_transactions"],
+                              reads=c["federation_room_reads"])

@@ -177,6 +177,9 @@ def build_service(config: Config, reactor) -> HomeServer:
     _Stoppable("federation_client",
                stop=federation["federation_client"].close).setServiceParent(top)
     extra_components.update(federation)
+    # --- federation: inbound PDUs, EDUs and room reads (helper fedin) ---
+    extra_components.update(federation_wiring.build_inbound(
+        config=config, store=store, rooms=rooms, c=extra_components, now_ms=now_ms))
     # --- domain services: search, relations, directory (helper H) ---
     from homeserver.rooms.features.relations import RelationsService
     from homeserver.profiles import ProfileService
@@ -267,6 +270,8 @@ def _register_resources(router, listener: Listener, c: dict, now_ms) -> None:
         federation_wiring.register_keys(router, c)
     if "federation" in listener.resources:
         federation_wiring.register_federation(router, c)
+        # --- federation: inbound PDUs, EDUs and room reads (helper fedin) ---
+        federation_wiring.register_inbound(router, c)
     if "client" in listener.resources:
         versions.register(router, authenticator=c["auth"],
                           public_baseurl=config.public_baseurl,

@@ -10,6 +10,7 @@ from homeserver.store import (  # noqa: F401  (imported for their tables)
     devices,
     e2e_keys,
     erased_users,
+    federation_txns,
     filters,
     key_backups,
     outbox,
