@@ -194,6 +194,23 @@ class TransactionTest(RoomHarness, unittest.TestCase):
         self.assertIn("rejected", result["error"])
         self.assertNotIn("missing auth", result["error"])
 
+    def test_flood_of_extremities_does_not_stop_the_room(self):
+        """40 forks from a remote server in one transaction are all accepted; the next
+        local events cite at most 10 prev events each and whittle the extremities
+        down."""
+        join = self.join()
+        self.send("t1", [join])
+        forks = [self.msg(f"fork {i}", prev=[join], also=[join]) for i in range(40)]
+        response = self.send("t2", forks)
+        self.assertEqual(response["pdus"], {f.event_id: {} for f in forks})
+        self.assertEqual(len(self.drive(self.actor.forward_extremities())), 40)
+        counts = []
+        for n in range(5):
+            local = self.drive(self.actor.create_event(self.message(f"local {n}")))
+            self.assertLessEqual(len(local.prev_event_ids), 10)
+            counts.append(len(self.drive(self.actor.forward_extremities())))
+        self.assertEqual(counts, [31, 22, 13, 4, 1])
+
     def test_edus_dispatched(self):
         """EDUs reach the handler registered for their type with the origin; unknown
         and malformed EDUs are ignored and do not fail the transaction."""
