@@ -70,17 +70,21 @@ def register_fallback(router: Router, c: dict[str, Any]) -> None:
 
 # --- inbound PDUs, EDUs and the room reads (helper fedin) ---
 def build_inbound(*, config: Config, store: Any, rooms: Any, c: dict[str, Any],
+                  notify_room: Callable[[str], None],
                   now_ms: Callable[[], int]) -> dict[str, Any]:
     """``/send`` and the read endpoints; ``edu_handlers`` is the registry other
-    features add their EDU types to."""
+    features add their EDU types to (``m.typing`` and ``m.receipt`` are in it)."""
     from federation.edus import EduHandlers
     from federation.gaps import GapFiller
+    from federation.live_edus import LiveEdus
     from federation.pdu_checks import PduChecker
     from federation.room_reads import RoomReads
     from federation.transactions import TransactionHandler
 
     checker = PduChecker(c["keyring"])
     edus = EduHandlers()
+    LiveEdus(rooms=rooms, typing=c["typing"], receipts=store.receipts,
+             notify_room=notify_room).register(edus)
     return {
         "edu_handlers": edus,
         "federation_transactions": TransactionHandler(

@@ -170,3 +170,33 @@ class InboundServletTest(ServerTestCase):
         status, body = await self.signed(
             "GET", f"{V1}/state_ids/{q(self.room_id)}?event_id={q(join.event_id)}")
         self.assertEqual((status, body["errcode"]), (403, "M_FORBIDDEN"))
+
+    async def send_edus(self, txn_id, edus):
+        status, body = await self.signed("PUT", f"{V1}/send/{txn_id}", {
+            "origin": "remote.example", "origin_server_ts": 1, "pdus": [], "edus": edus})
+        self.assertEqual((status, body), (200, {"pdus": {}}))
+
+    def ephemeral(self, sync, edu_type):
+        room = sync["rooms"]["join"].get(self.room_id, {})
+        return [e["content"] for e in room.get("ephemeral", {}).get("events", [])
+                if e["type"] == edu_type]
+
+    async def test_typing_and_receipt_edus_reach_clients(self):
+        """m.typing and m.receipt from the origin about its joined user reach /sync;
+        the same about another server's user is ignored."""
+        join = await self.join_bob()
+        since = (await self.sync(self.token))["next_batch"]
+        await self.send_edus("e1", [
+            {"edu_type": "m.typing", "content": {"room_id": self.room_id, "user_id": BOB,
+                                                 "typing": True}},
+            {"edu_type": "m.typing", "content": {"room_id": self.room_id,
+                                                 "user_id": "@eve:elsewhere.example",
+                                                 "typing": True}},
+            {"edu_type": "m.receipt", "content": {self.room_id: {"m.read": {
+                BOB: {"event_ids": [join.event_id], "data": {"ts": 5}},
+                "@eve:elsewhere.example": {"event_ids": [join.event_id],
+                                           "data": {"ts": 5}}}}}}])
+        sync = await self.sync(self.token, since)
+        self.assertEqual(self.ephemeral(sync, "m.typing"), [{"user_ids": [BOB]}])
+        [receipts] = self.ephemeral(sync, "m.receipt")
+        self.assertEqual(receipts, {join.event_id: {"m.read": {BOB: {"ts": 5}}}})
