@@ -200,3 +200,22 @@ class InboundServletTest(ServerTestCase):
         self.assertEqual(self.ephemeral(sync, "m.typing"), [{"user_ids": [BOB]}])
         [receipts] = self.ephemeral(sync, "m.receipt")
         self.assertEqual(receipts, {join.event_id: {"m.read": {BOB: {"ts": 5}}}})
+
+    async def test_history_before_join_pruned_for_joined_visibility(self):
+        """With history visibility "joined", events from before the origin's first user
+        joined come back redacted from /backfill, and /event refuses them."""
+        status, _ = await self.request(
+            "PUT", f"/_matrix/client/v3/rooms/{q(self.room_id)}/state/"
+            "m.room.history_visibility/", {"history_visibility": "joined"}, token=self.token)
+        self.assertEqual(status, 200)
+        secret = await self.send(self.token, self.room_id,
+                                 {"msgtype": "m.text", "body": "before bob"})
+        join = await self.join_bob()
+        status, body = await self.signed(
+            "GET", f"{V1}/backfill/{q(self.room_id)}?v={q(join.event_id)}&limit=2")
+        self.assertEqual(status, 200, body)
+        [shown_join, shown_secret] = body["pdus"]
+        self.assertEqual(shown_join, dict(join.get_dict()))
+        self.assertEqual(shown_secret["content"], {})
+        status, _ = await self.signed("GET", f"{V1}/event/{q(secret)}")
+        self.assertEqual(status, 404)
