@@ -20,12 +20,15 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Mapping, Protocol, Sequence
 
+from twisted.internet import defer
+
 from homeserver.events.hashing import compute_event_id
 from homeserver.events.pdu import PDU
 from homeserver.events.redaction import redact_event_dict
 from homeserver.events.room_versions import RoomVersion
 from homeserver.events.validation import EventValidationError, validate_event_dict
-from homeserver.events.verify import VerifyResult, signing_key_requests, verify_event_with_reason
+from homeserver.events.verify import (
+    VerifyResult, signing_key_requests, verify_event_with_reason)
 
 #: (server, key_id, valid_at_ts) → the key's bytes, or None when it could not be found
 Keys = Mapping[tuple[str, str, int], bytes | None]
@@ -96,13 +99,18 @@ class PduChecker:
         self._keyring = keyring
 
     async def _keys(self, wanted: set[tuple[str, str, int]]) -> dict:
+        """The keys, fetched concurrently (one slow server must not serialise the
+        others); a key that cannot be had is None."""
         keys: dict[tuple[str, str, int], bytes | None] = {}
-        for server, key_id, at in sorted(wanted):
+
+        async def one(request: tuple[str, str, int]) -> None:
+            server, key_id, at = request
             try:
-                keys[(server, key_id, at)] = await self._keyring.get_verify_key(
-                    server, key_id, at)
+                keys[request] = await self._keyring.get_verify_key(server, key_id, at)
             except Exception:  # noqa: BLE001 - an unknown key fails the signature check
-                keys[(server, key_id, at)] = None
+                keys[request] = None
+
+        await defer.gatherResults([defer.ensureDeferred(one(r)) for r in sorted(wanted)])
         return keys
 
     async def check(self, room_version: RoomVersion, event_dict: Any) -> Checked:

@@ -84,8 +84,8 @@ class RoomReads:
         if not server_allowed(origin, await room_acl(actor)):
             raise Forbidden("Server is banned from this room by its ACL")
         if not await joined_here(actor, origin):
-            visibility = history_visibility(await actor.current_state([HISTORY_VISIBILITY_KEY]))
-            if visibility != WORLD_READABLE:
+            now = await actor.current_state([HISTORY_VISIBILITY_KEY])
+            if history_visibility(now) != WORLD_READABLE:
                 raise Forbidden("Host not in room")
         return actor
 

@@ -219,3 +219,18 @@ class InboundServletTest(ServerTestCase):
         self.assertEqual(shown_secret["content"], {})
         status, _ = await self.signed("GET", f"{V1}/event/{q(secret)}")
         self.assertEqual(status, 404)
+
+    async def test_edus_ignored_when_acl_denies(self):
+        """Typing from a server the room's ACL denies is ignored (spec: ACLs apply to
+        EDUs local to a room)."""
+        await self.join_bob()
+        status, _ = await self.request(
+            "PUT", f"/_matrix/client/v3/rooms/{q(self.room_id)}/state/m.room.server_acl/",
+            {"allow": ["*"], "deny": ["remote.example"]}, token=self.token)
+        self.assertEqual(status, 200)
+        since = (await self.sync(self.token))["next_batch"]
+        await self.send_edus("e1", [{"edu_type": "m.typing", "content": {
+            "room_id": self.room_id, "user_id": BOB, "typing": True}}])
+        self.assertEqual(self.c["typing"].typing_users(self.room_id), [])
+        sync = await self.sync(self.token, since)
+        self.assertEqual(self.ephemeral(sync, "m.typing"), [])

@@ -159,8 +159,9 @@ class TransactionTest(RoomHarness, unittest.TestCase):
         m1 = self.msg("one")
         m2 = self.msg("two", prev=[m1])
         room = quote(self.room_id, "")
-        self.remote.answers[("GET", f"/_matrix/federation/v1/event/{quote(m1.event_id, '')}")] \
-            = {"origin": ORIGIN, "origin_server_ts": 1, "pdus": [dict(m1.get_dict())]}
+        event_path = f"/_matrix/federation/v1/event/{quote(m1.event_id, '')}"
+        self.remote.answers[("GET", event_path)] = {
+            "origin": ORIGIN, "origin_server_ts": 1, "pdus": [dict(m1.get_dict())]}
         self.remote.answers[("GET", f"/_matrix/federation/v1/state_ids/{room}")] = \
             lambda args: {"pdu_ids": state_ids, "auth_chain_ids": []} \
             if args == {"event_id": m1.event_id} else None

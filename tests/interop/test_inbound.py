@@ -188,5 +188,6 @@ class InboundTest(unittest.TestCase):
                                         "pdus": [dict(forged.get_dict())]})
         self.assertEqual(status, 200, body)
         self.assertIn("signature", body["pdus"][forged.event_id]["error"])
-        status, _ = self.as_synapse("GET", f"/_matrix/federation/v1/event/{q(forged.event_id)}")
+        status, _ = self.as_synapse("GET",
+                                    f"/_matrix/federation/v1/event/{q(forged.event_id)}")
         self.assertEqual(status, 404)
