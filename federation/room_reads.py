@@ -143,6 +143,8 @@ class RoomReads:
             raise MissingParam("Missing parameter: event_id")
         actor = await self._room_for(origin, room_id)
         event = await self._timeline_event(actor, event_id)
+        if event.internal_metadata.get("outlier"):
+            raise NotFound("No state is known at this event")
         [shown] = await self._visible(actor, origin, [event])
         if shown is not event:
             raise Forbidden("You may not see the state at this event")
