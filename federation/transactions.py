@@ -108,11 +108,23 @@ class TransactionHandler:
             if isinstance(room_id, str):
                 by_room[room_id].append(pdu)
             # else: no room and no room version to compute an ID by: nothing to report
-        for room_id, room_pdus in by_room.items():
-            results.update(await self._room_pdus(origin, room_id, room_pdus))
+        # rooms concurrently: one room's slow gap filling must not hold up the others
+        per_room = await defer.gatherResults(
+            [defer.ensureDeferred(self._room_pdus_or_errors(origin, room_id, room_pdus))
+             for room_id, room_pdus in by_room.items()], consumeErrors=True)
+        for room_results in per_room:
+            results.update(room_results)
         for edu in edus:
             await self._edus.dispatch(origin, edu)
         return {"pdus": results}
+
+    async def _room_pdus_or_errors(self, origin: str, room_id: str, event_dicts: list[Any]
+                                   ) -> dict[str, dict[str, str]]:
+        try:
+            return await self._room_pdus(origin, room_id, event_dicts)
+        except Exception:  # noqa: BLE001 - answered per PDU, never as a 500
+            log.failure("PDUs of {room_id} from {origin}", room_id=room_id, origin=origin)
+            return _errors(event_dicts, None, "internal error")
 
     async def _room_pdus(self, origin: str, room_id: str, event_dicts: list[Any]
                          ) -> dict[str, dict[str, str]]:
