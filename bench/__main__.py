@@ -23,9 +23,10 @@ from bench import workloads
 from bench.servers import OurServer, SynapseServer, wait_quiet
 
 IDLE_SECONDS = 10
-ALL = ("rest", "fanout", "fanout_ws", "throughput", "initial_sync", "create_join", "cold")
+ALL = ("rest", "fanout", "fanout_ws", "throughput", "initial_sync", "create_join", "cold",
+       "media")
 # lower is better for metrics in these units; the ratio column is always ours / Synapse
-_LOWER_IS_BETTER = re.compile(r"\b(ms|MB|KB)\b")
+_LOWER_IS_BETTER = re.compile(r"\b(ms|KB)\b|\bMB\b(?!/s)")
 
 
 #: workloads whose filling (not measured) runs for both servers at once, then the
@@ -66,6 +67,8 @@ async def run_workload(name: str, server, session: aiohttp.ClientSession,
             await asyncio.get_running_loop().run_in_executor(None, server.restart)
         return await workloads.cold_room(server, session, make_cold=make_cold,
                                          prepared=prepared)
+    if name == "media":
+        return await workloads.media(server, session)
     raise ValueError(name)
 
 

@@ -72,6 +72,29 @@ class Client:
         return await self.call("GET", "/_matrix/client/v3/sync", params=params,
                                timeout=timeout_ms / 1000 + 120)
 
+    async def upload(self, data: bytes, content_type: str, filename: str) -> str:
+        """POST /_matrix/media/v3/upload; the mxc URI."""
+        async with self.session.post(
+                self.base + "/_matrix/media/v3/upload", data=data,
+                params={"filename": filename},
+                headers={"Authorization": f"Bearer {self.token}", "Content-Type": content_type},
+                timeout=aiohttp.ClientTimeout(total=120)) as resp:
+            raw = await resp.read()
+            if resp.status != 200:
+                raise ApiError(f"upload: {resp.status} {raw[:300]!r}")
+            return json.loads(raw)["content_uri"]
+
+    async def media_get(self, path: str, params: dict | None = None) -> bytes:
+        """GET an authenticated media path (/_matrix/client/v1/media/...); the bytes."""
+        async with self.session.get(
+                self.base + "/_matrix/client/v1/media/" + path, params=params,
+                headers={"Authorization": f"Bearer {self.token}"},
+                timeout=aiohttp.ClientTimeout(total=120)) as resp:
+            raw = await resp.read()
+            if resp.status != 200:
+                raise ApiError(f"GET media/{path}: {resp.status} {raw[:300]!r}")
+            return raw
+
     async def messages(self, room_id: str, limit: int = 20) -> dict:
         resp, _ = await self.call(
             "GET", f"/_matrix/client/v3/rooms/{quote(room_id, safe='')}/messages",

@@ -13,6 +13,10 @@
    warm-up rooms went idle.
 5. room creation rate and join rate.
 6. cold room: first /messages page of a hibernated room holding 10,000 events.
+7. media: 8 clients uploading 1 MB files, then downloading them, for a fixed time each
+   (MB/s); thumbnails of 2000×1500 JPEGs: upload then first 96×96 thumbnail (what a
+   receiver waits for), sizes above the pre-made ones, and 200 repeated requests for
+   a 96×96 crop (served from storage).
 """
 
 from __future__ import annotations
@@ -267,3 +271,81 @@ async def cold_room(server, session, *, make_cold: Callable[[], Awaitable[None]]
     elapsed = (now() - start) * 1000
     assert page["chunk"], "no events in the first page"
     return {f"cold room first /messages ms ({events_n} events)": elapsed}
+
+
+# -- 7. media ---------------------------------------------------------------------------
+def _photo_jpeg(variant: int = 0) -> bytes:
+    """A 2000×1500 JPEG with detail everywhere (so it compresses like a photo); each
+    variant has other bytes, so neither server can reuse another's thumbnails."""
+    import io
+
+    from PIL import Image
+
+    shift = variant * 0.01
+    image = Image.effect_mandelbrot((2000, 1500), (-2.2 + shift, -1.2, 1.0 + shift, 1.2),
+                                    100).convert("RGB")
+    out = io.BytesIO()
+    image.save(out, format="JPEG", quality=90)
+    return out.getvalue()
+
+
+async def media(server, session) -> Metrics:
+    clients_n, seconds = 8, _scale("BENCH_MEDIA_SECONDS", 10)
+    size = 1024 * 1024
+    clients = await register_users(session, server, clients_n, "media")
+    uploaded: list[str] = []
+
+    async def upload_loop(client: Client, deadline: float) -> None:
+        while now() < deadline:
+            uploaded.append(await client.upload(os.urandom(size), "application/octet-stream",
+                                                "blob.bin"))
+
+    start = now()
+    await asyncio.gather(*(upload_loop(c, start + seconds) for c in clients))
+    upload_s = now() - start
+
+    downloaded = 0
+
+    async def download_loop(client: Client, deadline: float) -> None:
+        nonlocal downloaded
+        i = 0
+        while now() < deadline:
+            mxc = uploaded[i % len(uploaded)]
+            downloaded += len(await client.media_get("download/" + mxc[len("mxc://"):]))
+            i += 1
+
+    start = now()
+    await asyncio.gather(*(download_loop(c, start + seconds) for c in clients))
+    download_s = now() - start
+
+    # what a receiver waits for: the sender's upload, then the first thumbnail of it
+    photos = [_photo_jpeg(i) for i in range(6)]
+    first: list[float] = []
+    mxc = ""
+    for photo in photos:
+        t0 = now()
+        mxc = await clients[0].upload(photo, "image/jpeg", "photo.jpg")
+        await clients[1].media_get("thumbnail/" + mxc[len("mxc://"):],
+                                   {"width": "96", "height": "96", "method": "crop"})
+        first.append((now() - t0) * 1000)
+    path = "thumbnail/" + mxc[len("mxc://"):]
+    # sizes no default covers (both servers' defaults end at 800×600)
+    larger: list[float] = []
+    for width, height in ((1000, 750), (1200, 900), (1100, 1100), (1600, 1200)):
+        t0 = now()
+        await clients[0].media_get(path, {"width": str(width), "height": str(height),
+                                          "method": "scale"})
+        larger.append((now() - t0) * 1000)
+    repeat: list[float] = []
+    for _ in range(200):
+        t0 = now()
+        await clients[1].media_get(path, {"width": "96", "height": "96", "method": "crop"})
+        repeat.append((now() - t0) * 1000)
+    return {
+        "media upload MB/s (8 clients, 1 MiB files)": len(uploaded) * size / upload_s / 1e6,
+        "media download MB/s (8 clients, 1 MiB files)": downloaded / download_s / 1e6,
+        "upload + first 96×96 thumbnail p50 ms (2000×1500 JPEG)": percentile(first, 50),
+        "thumbnail larger than the defaults p50 ms (scale)": percentile(larger, 50),
+        "thumbnail repeated p50 ms (96×96 crop)": percentile(repeat, 50),
+        "thumbnail repeated p99 ms": percentile(repeat, 99),
+    }

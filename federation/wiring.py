@@ -68,6 +68,58 @@ def register_fallback(router: Router, c: dict[str, Any]) -> None:
     federation_server.register_fallback(router, c["federation_authenticator"])
 
 
+# --- federation queries (helper fedquery) ---------------------------------------------
+def build_remote(*, store: Any, client: Any, server_name: str, now_ms: Callable[[], int],
+                 device_lists_changed: Callable[[str], Any]) -> dict[str, Any]:
+    """What our users' requests about remote things go through: ``remote_queries``
+    (profiles, aliases, room directories, keys), ``remote_device_lists`` (the cache
+    kept by ``m.device_list_update``; its ``on_device_list_update`` and
+    ``on_signing_key_update`` are the EDU handlers) and ``remote_keys``."""
+    from federation.device_lists import RemoteDeviceLists
+    from federation.remote_keys import RemoteKeys
+    from federation.remote_queries import RemoteQueries
+
+    queries = RemoteQueries(client=client, now_ms=now_ms)
+    lists = RemoteDeviceLists(server_name=server_name, store=store, client=client,
+                              device_lists_changed=device_lists_changed)
+    return {"remote_queries": queries, "remote_device_lists": lists,
+            "remote_keys": RemoteKeys(queries=queries, device_lists=lists)}
+
+
+def edu_handlers(c: dict[str, Any]) -> dict[str, Callable[[str, dict], Any]]:
+    """EDU type → ``async handler(origin, content)``, for the inbound /send lane."""
+    from federation.device_lists import DEVICE_LIST_UPDATE, SIGNING_KEY_UPDATE
+
+    lists = c["remote_device_lists"]
+    return {DEVICE_LIST_UPDATE: lists.on_device_list_update,
+            SIGNING_KEY_UPDATE: lists.on_signing_key_update}
+
+
+def build_queries(*, config: Config, store: Any, c: dict[str, Any],
+                  now_ms: Callable[[], int]) -> dict[str, Any]:
+    """The serving side: ``federation_queries`` and ``openid`` (tokens for
+    ``/openid/request_token`` and ``/openid/userinfo``)."""
+    from federation.queries import FederationQueries
+    from homeserver.accounts.openid import OpenIdService
+
+    return {
+        "federation_queries": FederationQueries(
+            server_name=config.server_name, store=store,
+            directory=c["room_service"].directory, keys=c["keys"],
+            hierarchy=c["space_hierarchy"]),
+        "openid": OpenIdService(store=store, server_name=config.server_name, now_ms=now_ms),
+    }
+
+
+def register_queries(router: Router, c: dict[str, Any]) -> None:
+    """The query servlets (after :func:`register_federation`: ``/query/{type}`` must
+    come after ``/query/profile``)."""
+    from federation import queries
+
+    queries.register(router, authenticator=c["federation_authenticator"],
+                     queries=c["federation_queries"], openid=c["openid"])
+
+
 # --- inbound PDUs, EDUs and the room reads (helper fedin) ---
 def build_inbound(*, config: Config, store: Any, rooms: Any, c: dict[str, Any],
                   notify_room: Callable[[str], None],
@@ -85,6 +137,9 @@ def build_inbound(*, config: Config, store: Any, rooms: Any, c: dict[str, Any],
     edus = EduHandlers()
     LiveEdus(rooms=rooms, typing=c["typing"], receipts=store.receipts,
              notify_room=notify_room).register(edus)
+    if "remote_device_lists" in c:  # m.device_list_update, m.signing_key_update
+        for edu_type, handler in edu_handlers(c).items():
+            edus.register(edu_type, handler)
     return {
         "edu_handlers": edus,
         "federation_transactions": TransactionHandler(

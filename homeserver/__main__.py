@@ -57,6 +57,8 @@ def generate(server_name: str, data_dir: str, http_port: int) -> str:
         "enable_registration_without_verification": local,
         "registration_shared_secret": secrets.token_urlsafe(32),
         "max_upload_size": "50M",
+        # link previews in clients; private and loopback targets stay blocked
+        "url_preview_enabled": True,
         "rooms": {"idle_seconds": 300, "max_open": 256, "max_warm": 256},
     }
     tmp = config_path + ".tmp"

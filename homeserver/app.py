@@ -177,6 +177,14 @@ def build_service(config: Config, reactor) -> HomeServer:
     _Stoppable("federation_client",
                stop=federation["federation_client"].close).setServiceParent(top)
     extra_components.update(federation)
+    # --- federation queries (helper fedquery): our users asking about remote things ---
+    # remote profiles, aliases, room directories and keys, and the remote device-list
+    # cache; handed to the profile, directory and key services below
+    extra_components.update(federation_wiring.build_remote(
+        store=store, client=federation["federation_client"],
+        server_name=config.server_name, now_ms=now_ms,
+        device_lists_changed=device_lists_changed))
+    room_service.directory.attach_remote(extra_components["remote_queries"])
     # --- federation: inbound PDUs, EDUs and room reads (helper fedin) ---
     extra_components.update(federation_wiring.build_inbound(
         config=config, store=store, rooms=rooms, c=extra_components,
@@ -198,7 +206,8 @@ def build_service(config: Config, reactor) -> HomeServer:
     extra_components.update({
         "user_directory": user_directory,
         "profiles": ProfileService(server_name=config.server_name, store=store, rooms=rooms,
-                                   directory=user_directory),
+                                   directory=user_directory,
+                                   remote=extra_components["remote_queries"]),
         "relations": relations,
         "search": SearchService(rooms=rooms, store=store, visibility=history,
                                 relations=relations, now_ms=now_ms),
@@ -211,7 +220,7 @@ def build_service(config: Config, reactor) -> HomeServer:
     extra_components.update(e2e_wiring.build(
         store=store, uia=uia, device_lists_changed=device_lists_changed,
         device_manager=device_manager, deactivator=extra_components["deactivator"],
-        server_name=config.server_name))
+        server_name=config.server_name, remote_keys=extra_components["remote_keys"]))
     # --- domain services: spaces, jump to date (issue 12, misc) ---
     from homeserver.rooms.features.hierarchy import SpaceHierarchy
     from homeserver.rooms.features.timestamps import TimestampToEvent
@@ -220,6 +229,101 @@ def build_service(config: Config, reactor) -> HomeServer:
         "space_hierarchy": SpaceHierarchy(rooms=rooms, store=store),
         "timestamp_to_event": TimestampToEvent(rooms=rooms, visibility=history),
     })
+    # --- federation queries (helper fedquery): what other servers may ask us ---
+    extra_components.update(federation_wiring.build_queries(
+        config=config, store=store, c=extra_components, now_ms=now_ms))
+
+    # --- domain services: media repository (DESIGN.md §6) ---
+    from media_repo.cas import LocalBlobStore
+    from media_repo.expiry import PendingMediaExpiry
+    from media_repo.repository import MediaRepository
+
+    # blob reads, writes and fsyncs run here, never on the reactor thread
+    media_io = ThreadPool(1, 4, name="media-io")
+    _Stoppable("media-io", start=media_io.start, stop=lambda: threads.deferToThreadPool(
+        reactor, reactor.getThreadPool(), media_io.stop)).setServiceParent(top)
+    def media_io_run(fn, *args):
+        return threads.deferToThreadPool(reactor, media_io, fn, *args)
+
+    blobs = LocalBlobStore(config.media_store_path, run_in_thread=media_io_run)
+    # before any listener exists, so no upload's temp file can be swept: a listing
+    # of one directory, done once at start
+    blobs.prepare()
+    media = MediaRepository(
+        store=store.media, blobs=blobs, server_name=config.server_name, clock=reactor,
+        now_ms=now_ms, max_upload_size=config.max_upload_size,
+        enable_authenticated_media=config.enable_authenticated_media,
+        max_pending_uploads=config.max_pending_media_uploads)
+    PendingMediaExpiry(media, reactor).setServiceParent(top)
+    from media_repo.thumbnails import Thumbnails
+
+    # Pillow decodes and encodes here: CPU-bound, and never on the reactor thread
+    thumbnail_pool = ThreadPool(1, 2, name="thumbnailer")
+    _Stoppable("thumbnailer", start=thumbnail_pool.start, stop=lambda: threads.deferToThreadPool(
+        reactor, reactor.getThreadPool(), thumbnail_pool.stop)).setServiceParent(top)
+    thumbnails = Thumbnails(
+        repository=media, store=store.media, max_pixels=config.max_image_pixels,
+        run_in_thread=lambda fn, *a: threads.deferToThreadPool(reactor, thumbnail_pool,
+                                                               fn, *a))
+    media.upload_observers.append(thumbnails.on_upload)
+    _Stoppable("thumbnails", stop=thumbnails.stop).setServiceParent(top)
+    extra_components.update({"media_repository": media, "thumbnails": thumbnails,
+                             "media_io": media_io_run})
+    # --- domain services: URL previews (issue 13) ---
+    # Built only with url_preview_enabled (the routes answer 404 otherwise). Pages and
+    # images are fetched through their own address policy (url_preview_ip_range_*
+    # keys, as Synapse). Images are stored as new local media of the asking user.
+    if config.url_preview.enabled:
+        from homeserver.http.outbound import AddressPolicy
+        from media_repo.spider import Spider
+        from media_repo.repository import BytesSink
+        from media_repo.url_preview import UrlPreviewer
+
+        preview_config = config.url_preview
+        spider = Spider(reactor, AddressPolicy(whitelist=preview_config.ip_range_whitelist,
+                                               blacklist=preview_config.ip_range_blacklist),
+                        url_rules=preview_config.url_blacklist,
+                        max_size=preview_config.max_spider_size,
+                        accept_language=preview_config.accept_language)
+        extra_components["url_previewer"] = UrlPreviewer(
+            fetcher=spider, sink=BytesSink(media), clock=reactor)
+    # --- media over federation (issue 13, helper fedmedia) ---
+    # remote media: fetched from its origin over federation (signed, multipart), cached
+    # in remote_media_cache + the blob store; Location parts through the SSRF filter
+    from federation.tls import FederationTls
+    from media_repo.remote import FederationMediaFetcher, build_http_agent
+
+    location_tls = FederationTls(verify=config.federation_verify_certificates,
+                                 custom_ca_paths=config.federation_custom_ca_list)
+    remote_media = FederationMediaFetcher(
+        client=extra_components["federation_client"], store=store.media,
+        store_blob=media.store_derived, now_ms=now_ms, clock=reactor,
+        max_size=config.max_upload_size,
+        make_http_agent=lambda: build_http_agent(reactor, location_tls, outbound_policy))
+    # thumbnails of remote media are made here from the cached original (as Synapse)
+    remote_media.fetch_observers.append(thumbnails.on_upload)
+    media.remote = remote_media  # the fetcher stores through the repository: set after
+    # --- domain services: media administration and retention (issue 13) ---
+    from homeserver.store.media_admin import MediaAdminStore
+    from media_repo.access import AccessTimes
+    from media_repo.admin import MediaAdmin
+    from media_repo.retention import MediaRetention
+
+    media_admin_store = MediaAdminStore(store.db)
+    # last_access_ts, written in batches: what retention and the purges go by
+    access_times = AccessTimes(media_admin_store, server_name=config.server_name,
+                               clock=reactor, now_ms=now_ms)
+    access_times.setServiceParent(top)  # after the database: stops (and flushes) first
+    media.access_observers.append(access_times.record)
+    media_admin = MediaAdmin(repository=media, media=store.media, store=media_admin_store,
+                             accounts=store.accounts, server_name=config.server_name,
+                             access=access_times)
+    media.upload_observers.append(media_admin.on_upload)
+    MediaRetention(media_admin, clock=reactor, now_ms=now_ms,
+                   local_lifetime_ms=config.media_retention.local_media_lifetime_ms,
+                   remote_lifetime_ms=config.media_retention.remote_media_lifetime_ms,
+                   ).setServiceParent(top)
+    extra_components.update({"media_admin": media_admin, "media_access_times": access_times})
 
     top.components = {
         "config": config, "store": store, "rooms": rooms, "notifier": notifier,
@@ -273,6 +377,22 @@ def _register_resources(router, listener: Listener, c: dict, now_ms) -> None:
         federation_wiring.register_federation(router, c)
         # --- federation: inbound PDUs, EDUs and room reads (helper fedin) ---
         federation_wiring.register_inbound(router, c)
+        # --- federation queries (helper fedquery) ---
+        federation_wiring.register_queries(router, c)
+        # media over federation (issue 13): our media for other servers, multipart
+        from media_repo import federation_resources
+
+        federation_resources.register(
+            router, authenticator=c["federation_authenticator"],
+            repository=c["media_repository"], thumbnails=c["thumbnails"],
+            run_in_thread=c["media_io"])
+    # --- servlets: URL previews (issue 13) ---
+    if listener.resources & {"client", "media"}:
+        from media_repo import preview_resources
+
+        preview_resources.register(router, auth=c["auth"], previewer=c.get("url_previewer"),
+                                   client="client" in listener.resources,
+                                   legacy_media="media" in listener.resources)
     if "client" in listener.resources:
         versions.register(router, authenticator=c["auth"],
                           public_baseurl=config.public_baseurl,
@@ -314,10 +434,24 @@ def _register_resources(router, listener: Listener, c: dict, now_ms) -> None:
         thirdparty.register(router, c)
         spaces.register(router, auth=c["auth"], hierarchy=c["space_hierarchy"])
         timestamps.register(router, auth=c["auth"], finder=c["timestamp_to_event"])
+        # --- servlets: OpenID tokens (helper fedquery) ---
+        from homeserver.client_api import openid as openid_servlets
+
+        openid_servlets.register(router, auth=c["auth"], openid=c["openid"])
         # --- servlets: push ---
         from homeserver.push import wiring as push_wiring
 
         push_wiring.register_servlets(router, c)
+        # --- servlets: Synapse admin API for media (issue 13) ---
+        from synapse_compat import admin_media
+
+        admin_media.register(router, auth=c["auth"], accounts=c["store"].accounts,
+                             admin=c["media_admin"])
+    if "media" in listener.resources:
+        from media_repo import resources as media_resources
+
+        media_resources.register(router, auth=c["auth"], repository=c["media_repository"],
+                                 thumbnails=c["thumbnails"], run_in_thread=c["media_io"])
 
 
 def _listen(listener: Listener, address: str, site, config: Config, reactor):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from typing import Any, Callable, Iterable, Mapping
 
 import yaml
@@ -72,6 +73,30 @@ class TrustedKeyServer:
 
 
 @dataclasses.dataclass(frozen=True)
+class UrlPreviewConfig:
+    """URL previews (media_repo/url_preview.py) under Synapse's key names. Private and
+    loopback targets are blocked even without ``url_preview_ip_range_blacklist``
+    (homeserver/http/outbound.py), so unlike Synapse we do not insist on one."""
+
+    enabled: bool = False
+    ip_range_whitelist: tuple[str, ...] = ()
+    ip_range_blacklist: tuple[str, ...] = ()
+    #: Synapse's url_preview_url_blacklist: mappings of urlsplit attribute → pattern
+    url_blacklist: tuple[Mapping[str, str], ...] = ()
+    max_spider_size: int = 10 * 1024 * 1024
+    accept_language: tuple[str, ...] = ("en",)
+
+
+@dataclasses.dataclass(frozen=True)
+class MediaRetentionConfig:
+    """Synapse's ``media_retention``: delete media not accessed for this long
+    (milliseconds; None, the default, keeps it forever)."""
+
+    local_media_lifetime_ms: int | None = None
+    remote_media_lifetime_ms: int | None = None
+
+
+@dataclasses.dataclass(frozen=True)
 class Config:
     server_name: str
     config_dir: str
@@ -105,6 +130,15 @@ class Config:
     turn: TurnConfig = TurnConfig()
     #: Synapse's default when the key is absent: matrix.org, keys not pinned
     trusted_key_servers: tuple[TrustedKeyServer, ...] = (TrustedKeyServer("matrix.org"),)
+    url_preview: UrlPreviewConfig = UrlPreviewConfig()
+    #: new uploads are served only by /_matrix/client/v1/media/* (Synapse's key and
+    #: meaning: media stored while it was off stays on the legacy endpoints)
+    enable_authenticated_media: bool = True
+    #: async upload: empty media IDs (POST /media/v1/create) one user may hold
+    max_pending_media_uploads: int = 5
+    #: images with more pixels are not thumbnailed (Synapse's key; decompression bombs)
+    max_image_pixels: int = 32 * 1024 * 1024
+    media_retention: MediaRetentionConfig = MediaRetentionConfig()
     warnings: tuple[str, ...] = ()
 
 
@@ -258,6 +292,17 @@ def _parse_duration_ms(key: str, value: Any) -> int:
     raise ConfigError(f"{key}: expected a duration such as 1h or 30m, got {value!r}")
 
 
+def _parse_media_retention(raw: Mapping[str, Any]) -> MediaRetentionConfig:
+    """``media_retention: {local_media_lifetime, remote_media_lifetime}``: durations,
+    each optional (null or absent: never)."""
+    def lifetime(key: str) -> int | None:
+        value = raw.get(key)
+        return None if value is None else _parse_duration_ms(f"media_retention.{key}", value)
+
+    return MediaRetentionConfig(local_media_lifetime_ms=lifetime("local_media_lifetime"),
+                                remote_media_lifetime_ms=lifetime("remote_media_lifetime"))
+
+
 def _parse_baseurl(value: str | None) -> str | None:
     """``public_baseurl``: an http(s) URL, kept with a trailing slash as Synapse does."""
     if value is None:
@@ -328,6 +373,47 @@ def _parse_key_servers(raw: Any, verify_certificates: bool) -> tuple[TrustedKeyS
                               "when federation_verify_certificates is false")
         out.append(TrustedKeyServer(item["server_name"], keys))
     return tuple(out)
+
+
+_URL_RULE_KEYS = frozenset({"scheme", "netloc", "path", "query", "fragment", "username",
+                            "password", "hostname", "port"})
+
+
+def _parse_url_preview(r: "_Reader") -> UrlPreviewConfig:
+    ranges = {}
+    for key in ("url_preview_ip_range_whitelist", "url_preview_ip_range_blacklist"):
+        ranges[key] = r.get(key, list, [])
+        try:
+            parse_ranges(ranges[key])
+        except (TypeError, ValueError) as e:
+            raise ConfigError(f"{key}: {e}") from None
+    rules = r.get("url_preview_url_blacklist", list, [])
+    for i, rule in enumerate(rules):
+        key = f"url_preview_url_blacklist[{i}]"
+        if not isinstance(rule, Mapping) or not rule:
+            raise ConfigError(f"{key}: expected a mapping such as {{netloc: '*.example.com'}}")
+        for attribute, pattern in rule.items():
+            if attribute not in _URL_RULE_KEYS:
+                raise ConfigError(f"{key}: unknown URL attribute {attribute!r}")
+            if not isinstance(pattern, str):
+                raise ConfigError(f"{key}.{attribute}: expected a string pattern")
+            if pattern.startswith("^"):
+                try:
+                    re.compile(pattern)
+                except re.error as e:
+                    raise ConfigError(f"{key}.{attribute}: bad regular expression: {e}") \
+                        from None
+    languages = r.get("url_preview_accept_language", list, ["en"])
+    if not languages or not all(isinstance(x, str) and x.strip() for x in languages):
+        raise ConfigError("url_preview_accept_language: expected a list of language tags")
+    return UrlPreviewConfig(
+        enabled=r.get("url_preview_enabled", bool, False),
+        ip_range_whitelist=tuple(ranges["url_preview_ip_range_whitelist"]),
+        ip_range_blacklist=tuple(ranges["url_preview_ip_range_blacklist"]),
+        url_blacklist=tuple(dict(rule) for rule in rules),
+        max_spider_size=_parse_size("max_spider_size",
+                                    r.get("max_spider_size", (int, str), "10M")),
+        accept_language=tuple(languages))
 
 
 def _parse_rate_limits(raw: Mapping[str, Any]) -> dict[str, RateLimit]:
@@ -432,6 +518,13 @@ def parse_config(raw: Mapping[str, Any], config_dir: str) -> Config:
         trusted_key_servers=_parse_key_servers(
             r.get("trusted_key_servers", list, None),
             r.get("federation_verify_certificates", bool, True)),
+        url_preview=_parse_url_preview(r),
+        enable_authenticated_media=r.get("enable_authenticated_media", bool, True),
+        max_pending_media_uploads=r.get("max_pending_media_uploads", int, 5,
+                                        check=lambda v: v > 0, why="must be > 0"),
+        max_image_pixels=_parse_size("max_image_pixels",
+                                     r.get("max_image_pixels", (int, str), "32M")),
+        media_retention=_parse_media_retention(r.get("media_retention", dict, {}) or {}),
     )
     if (config.enable_registration and not config.enable_registration_without_verification
             and not config.registration_requires_token):

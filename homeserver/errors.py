@@ -81,3 +81,8 @@ class MethodNotAllowed(MatrixError):
 
 class AuthError(Forbidden):
     """An event failed the authorization rules (spec: Room Versions, auth rules)."""
+
+
+# the content repository's own codes (spec: Client-Server API, "Content repository")
+NotYetUploaded = _error("NotYetUploaded", "M_NOT_YET_UPLOADED", 504)
+CannotOverwriteMedia = _error("CannotOverwriteMedia", "M_CANNOT_OVERWRITE_MEDIA", 409)

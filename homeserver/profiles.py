@@ -36,9 +36,15 @@ class Directory(Protocol):
     async def get_entry(self, user_id: str) -> Any: ...
 
 
+class RemoteProfiles(Protocol):
+    async def profile(self, user_id: str, domain: str) -> dict[str, str]: ...
+
+
 class ProfileService:
     def __init__(self, *, server_name: str, store: Any, rooms: Any,
-                 directory: Directory) -> None:
+                 directory: Directory, remote: RemoteProfiles | None = None) -> None:
+        """``remote``: asks a remote user's server (federation ``/query/profile``)."""
+        self._remote = remote
         self._server_name = server_name
         self._accounts = store.accounts
         self._streams = store.streams
@@ -52,8 +58,10 @@ class ProfileService:
     async def get_profile(self, user_id: str) -> dict[str, str]:
         """The user's profile fields that are set; M_NOT_FOUND for an unknown user.
 
-        Remote profiles are answered from what this server has seen of the user (their
-        member events, via the user directory); no federation query is made.
+        Remote profiles are asked of the user's server (``remote``, cached there
+        briefly); without federation, or if the server cannot be reached, they are
+        answered from what this server has seen of the user (their member events, via
+        the user directory).
         """
         UserID.parse(user_id)  # M_INVALID_PARAM for a malformed ID
         if self.is_mine(user_id):
@@ -77,6 +85,14 @@ class ProfileService:
         return {field: profile[field]}
 
     async def _remote_profile(self, user_id: str) -> dict[str, str | None] | None:
+        if self._remote is not None:
+            try:
+                return dict(await self._remote.profile(user_id,
+                                                       UserID.parse(user_id).domain))
+            except NotFound:
+                return None  # the user's own server says so
+            except MatrixError:
+                pass  # unreachable: what we saw of them is better than nothing
         # the directory is the only copy we keep of remote users' profiles
         entry = await self._directory.get_entry(user_id)
         if entry is None:

@@ -50,6 +50,19 @@ class ParseConfigTests(unittest.TestCase):
         self.assertEqual(c.rate_limits["rc_login.address"].per_second, 2)
         self.assertEqual(c.default_room_version, "10")
 
+    def test_media_keys(self):
+        """Synapse's media keys: authenticated media on by default, the pending-upload
+        cap and the thumbnailer's pixel limit."""
+        c = parse_config({"server_name": "a.b"}, "/tmp")
+        self.assertEqual((c.enable_authenticated_media, c.max_pending_media_uploads,
+                          c.max_image_pixels), (True, 5, 32 * 1024 * 1024))
+        self.assertEqual(c.media_store_path, "/tmp/media_store")
+        c = parse_config({"server_name": "a.b", "enable_authenticated_media": False,
+                          "max_pending_media_uploads": 2, "max_image_pixels": "10M"}, "/tmp")
+        self.assertEqual((c.enable_authenticated_media, c.max_pending_media_uploads,
+                          c.max_image_pixels), (False, 2, 10 * 1024 * 1024))
+        self.assertEqual(c.warnings, ())
+
     def test_unknown_key_warns(self):
         """An unknown key is a warning, not an error."""
         c = parse_config({"server_name": "a.b", "no_such_key": 1}, "/tmp")
@@ -63,6 +76,11 @@ class ParseConfigTests(unittest.TestCase):
             ({"server_name": "a.b", "default_room_version": "99"}, "default_room_version"),
             ({"server_name": "a.b", "listeners": [{"port": "x"}]}, "listeners[0].port"),
             ({"server_name": "a.b", "max_upload_size": "lots"}, "max_upload_size"),
+            ({"server_name": "a.b", "max_pending_media_uploads": 0},
+             "max_pending_media_uploads"),
+            ({"server_name": "a.b", "enable_authenticated_media": "no"},
+             "enable_authenticated_media"),
+            ({"server_name": "a.b", "max_image_pixels": "huge"}, "max_image_pixels"),
             ({"server_name": "a.b", "rooms": {"idle_seconds": -1}}, "idle_seconds"),
             ({"server_name": "a.b", "rooms": {"max_warm": 0}}, "max_warm"),
             ({"server_name": "a.b", "enable_registration": True}, "enable_registration"),
@@ -86,6 +104,42 @@ class ParseConfigTests(unittest.TestCase):
                          ((), 3_600_000, True))
         self.assertEqual(parse_config({"server_name": "a.b", "turn_user_lifetime": 5000},
                                       "/tmp").turn.user_lifetime_ms, 5000)
+
+    def test_media_retention(self):
+        """media_retention: Synapse durations per kind; off unless set, null is off,
+        and no warning for the key."""
+        c = parse_config({"server_name": "a.b", "media_retention": {
+            "local_media_lifetime": "90d", "remote_media_lifetime": 3_600_000}}, "/tmp")
+        self.assertEqual(c.media_retention.local_media_lifetime_ms, 90 * 86_400_000)
+        self.assertEqual(c.media_retention.remote_media_lifetime_ms, 3_600_000)
+        self.assertEqual(c.warnings, ())
+        for raw in ({}, {"media_retention": None}, {"media_retention": {}},
+                    {"media_retention": {"local_media_lifetime": None}}):
+            r = parse_config({"server_name": "a.b", **raw}, "/tmp").media_retention
+            self.assertEqual((r.local_media_lifetime_ms, r.remote_media_lifetime_ms),
+                             (None, None))
+        c = parse_config({"server_name": "a.b",
+                          "media_retention": {"remote_media_lifetime": "14d"}}, "/tmp")
+        self.assertEqual((c.media_retention.local_media_lifetime_ms,
+                          c.media_retention.remote_media_lifetime_ms),
+                         (None, 14 * 86_400_000))
+
+    def test_invalid_media_retention(self):
+        """A media_retention that is not a mapping, or a lifetime that is not a
+        positive duration, is an error naming the key."""
+        cases = [
+            ({"media_retention": "90d"}, "media_retention"),
+            ({"media_retention": {"local_media_lifetime": "soon"}},
+             "media_retention.local_media_lifetime"),
+            ({"media_retention": {"remote_media_lifetime": 0}},
+             "media_retention.remote_media_lifetime"),
+            ({"media_retention": {"remote_media_lifetime": True}},
+             "media_retention.remote_media_lifetime"),
+        ]
+        for raw, key in cases:
+            with self.assertRaises(ConfigError) as cm:
+                parse_config({"server_name": "a.b", **raw}, "/tmp")
+            self.assertIn(key, str(cm.exception))
 
     def test_turn_secret_path(self):
         """turn_shared_secret_path reads the secret from a file next to the config."""
@@ -142,6 +196,51 @@ class ParseConfigTests(unittest.TestCase):
                       "trusted_key_servers": [{"server_name": "n.example",
                                                "accept_keys_insecurely": True}]}, "/tmp")
 
+    def test_url_preview_keys(self):
+        """Synapse's url_preview_* keys and max_spider_size; previews are off by default."""
+        defaults = parse_config({"server_name": "a.b"}, "/tmp").url_preview
+        self.assertFalse(defaults.enabled)
+        self.assertEqual(defaults.max_spider_size, 10 * 1024 * 1024)
+        self.assertEqual(defaults.accept_language, ("en",))
+        c = parse_config({
+            "server_name": "a.b", "url_preview_enabled": True,
+            "url_preview_ip_range_whitelist": ["127.0.0.1", "10.1.0.0/16"],
+            "url_preview_ip_range_blacklist": ["8.8.8.8"],
+            "url_preview_url_blacklist": [{"netloc": "*.evil.example"},
+                                          {"scheme": "http", "path": "^/admin"}],
+            "max_spider_size": "1M", "url_preview_accept_language": ["de", "en;q=0.5"],
+        }, "/tmp").url_preview
+        self.assertTrue(c.enabled)
+        self.assertEqual(c.ip_range_whitelist, ("127.0.0.1", "10.1.0.0/16"))
+        self.assertEqual(c.ip_range_blacklist, ("8.8.8.8",))
+        self.assertEqual(c.url_blacklist[1], {"scheme": "http", "path": "^/admin"})
+        self.assertEqual(c.max_spider_size, 1024 * 1024)
+        self.assertEqual(c.accept_language, ("de", "en;q=0.5"))
+        self.assertEqual(parse_config({"server_name": "a.b", "url_preview_enabled": True},
+                                      "/tmp").warnings, ())
+
+    def test_invalid_url_preview_keys(self):
+        """Bad url_preview_* values are errors naming the key."""
+        cases = [
+            ({"url_preview_enabled": "yes"}, "url_preview_enabled"),
+            ({"url_preview_ip_range_whitelist": ["not-an-ip"]},
+             "url_preview_ip_range_whitelist"),
+            ({"url_preview_ip_range_blacklist": "10.0.0.0/8"}, "url_preview_ip_range_blacklist"),
+            ({"url_preview_url_blacklist": ["*.example"]}, "url_preview_url_blacklist[0]"),
+            ({"url_preview_url_blacklist": [{"host": "x"}]}, "url_preview_url_blacklist[0]"),
+            ({"url_preview_url_blacklist": [{"netloc": 5}]}, "url_preview_url_blacklist[0]"),
+            ({"url_preview_url_blacklist": [{"path": "^(unclosed"}]},
+             "url_preview_url_blacklist[0].path"),
+            ({"max_spider_size": "huge"}, "max_spider_size"),
+            ({"max_spider_size": 0}, "max_spider_size"),
+            ({"url_preview_accept_language": []}, "url_preview_accept_language"),
+        ]
+        for extra, key in cases:
+            with self.assertRaises(ConfigError) as cm:
+                parse_config({"server_name": "a.b", **extra}, "/tmp")
+            self.assertIn(key, str(cm.exception))
+            self.assertNotIn("\n", str(cm.exception))
+
     def test_deep_merge(self):
         """Later files override earlier ones, merging mappings deeply."""
         d = tempfile.mkdtemp()
@@ -169,6 +268,7 @@ class CliTests(unittest.TestCase):
         self.assertEqual(path, os.path.join(d, "homeserver.yaml"))
         config = load_config_files([path])
         self.assertEqual(config.listeners[0].port, 8123)
+        self.assertTrue(config.url_preview.enabled)  # `make run` users get link previews
         with open(config.signing_key_path) as f:
             algo, version, seed = f.read().split()
         self.assertEqual(algo, "ed25519")

@@ -48,8 +48,10 @@ VERSION_ENDPOINTS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
 # (MSC3440, MSC3856 thread list, MSC3715 forward relations, MSC3981 recursion),
 # threaded and private read receipts (MSC3771, MSC2285), and, with the push rules
 # API (whose default rules include them, issue 12), intentional mentions (MSC3952)
-# and per-thread notification counts (MSC3773). Each holds only if its route is
-# served.
+# and per-thread notification counts (MSC3773); authenticated media (MSC3916, which
+# Element and matrix-js-sdk check before the v1.11 they would otherwise need, and
+# without which they fetch new media from the legacy endpoints that hide it). Each
+# holds only if its route is served.
 _UNSTABLE_ENDPOINTS: tuple[tuple[str, tuple[str, str]], ...] = (
     ("org.matrix.msc3440.stable", ("GET", f"/_matrix/client/v1/rooms/{_R}/threads")),
     ("org.matrix.msc3856", ("GET", f"/_matrix/client/v1/rooms/{_R}/threads")),
@@ -60,6 +62,7 @@ _UNSTABLE_ENDPOINTS: tuple[tuple[str, tuple[str, str]], ...] = (
     ("org.matrix.msc3981", ("GET", f"/_matrix/client/v1/rooms/{_R}/relations/$e")),
     ("org.matrix.msc3952_intentional_mentions", ("GET", "/_matrix/client/v3/pushrules/")),
     ("org.matrix.msc3773", ("GET", "/_matrix/client/v3/pushrules/")),
+    ("org.matrix.msc3916.stable", ("GET", "/_matrix/client/v1/media/config")),
 )
 
 

@@ -2,14 +2,16 @@
 management API"): ``/keys/upload``, ``/keys/query``, ``/keys/claim``,
 ``/keys/changes``.
 
-Users of other servers would be asked over federation, which does not exist yet: they
-end up in ``failures`` under their server's name (the spec's shape for an unreachable
-server), and the local users are answered.
+Users of other servers are asked over federation through the ``remote`` collaborator
+(:class:`federation.remote_keys.RemoteKeys`, helper fedquery) within the request's
+``timeout``; a server that cannot answer ends up in ``failures`` under its name (the
+spec's shape), and everyone else is answered. Without ``remote`` (no federation) every
+remote server is such a failure.
 """
 
 from __future__ import annotations
 
-from typing import Any, Awaitable, Callable, Iterable, Mapping
+from typing import Any, Awaitable, Callable, Iterable, Mapping, Protocol
 
 from homeserver.crypto.signing import ED25519
 from homeserver.e2ee import signatures as sigs
@@ -19,7 +21,7 @@ from homeserver.http.validate import optional, require
 from homeserver.ids import InvalidId, UserID
 from homeserver.sync.tokens import FIELDS, StreamToken
 
-#: the ``failures`` entry for a server we cannot ask (no federation yet)
+#: the ``failures`` entry for every remote server when there is no federation client
 UNREACHABLE = {"status": 503, "message": "Federation is not available on this server"}
 
 InvalidSignature = type("InvalidSignature", (MatrixError,),
@@ -41,10 +43,28 @@ def _string_map(value: Any, name: str) -> dict[str, Any]:
     return value
 
 
+class RemoteKeys(Protocol):
+    """Keys of other servers' users (``(answers, failures)``, per server asked)."""
+    async def query(self, by_server: Mapping[str, Mapping[str, list[str]]],
+                    timeout_ms: int | None) -> tuple[dict[str, Any], dict[str, Any]]: ...
+
+    async def claim(self, by_server: Mapping[str, Mapping[str, Mapping[str, str]]],
+                    timeout_ms: int | None) -> tuple[dict[str, Any], dict[str, Any]]: ...
+
+
+def _timeout(body: Mapping[str, Any]) -> int | None:
+    timeout = optional(body, "timeout", int)
+    if timeout is not None and timeout < 0:
+        raise InvalidParam("timeout must not be negative")
+    return timeout
+
+
 class KeyService:
     def __init__(self, *, store: Any, server_name: str,
-                 device_lists_changed: Callable[[str], Awaitable[None]]) -> None:
+                 device_lists_changed: Callable[[str], Awaitable[None]],
+                 remote: RemoteKeys | None = None) -> None:
         """``device_lists_changed(user_id)`` wakes whoever must hear of it."""
+        self._remote = remote
         self._store = store
         self._server_name = server_name
         self._device_lists_changed = device_lists_changed
@@ -96,7 +116,9 @@ class KeyService:
         """``POST /keys/query``: device and cross-signing keys with the signatures
         the requester may see (the target's own, and the requester's)."""
         wanted = _string_map(require(body, "device_keys", dict), "device_keys")
+        timeout = _timeout(body)
         local: dict[str, list[str] | None] = {}
+        remote: dict[str, dict[str, list[str]]] = {}
         failures: dict[str, Any] = {}
         for user_id, device_ids in wanted.items():
             domain = _user_domain(user_id)
@@ -104,7 +126,7 @@ class KeyService:
                     isinstance(d, str) for d in device_ids):
                 raise BadJson("device_keys values must be lists of device IDs")
             if domain != self._server_name:
-                failures[domain] = dict(UNREACHABLE)
+                remote.setdefault(domain, {})[user_id] = device_ids
                 continue
             local[user_id] = device_ids or None
         devices = await self._store.e2e_keys.get_device_keys(local)
@@ -136,13 +158,22 @@ class KeyService:
                 ident = sigs.cross_signing_key_id(key)
                 signed = with_signatures(user_id, ident[1], key) if ident else dict(key)
                 out[f"{key_type}_keys"][user_id] = signed
+        if remote and self._remote is None:
+            failures.update({server: dict(UNREACHABLE) for server in remote})
+        elif remote:
+            answers, remote_failures = await self._remote.query(remote, timeout)
+            for kind, by_user in answers.items():
+                out[kind].update(by_user)
+            failures.update(remote_failures)
         return out
 
     # -- claim ------------------------------------------------------------------------
     async def claim(self, body: Mapping[str, Any]) -> dict[str, Any]:
         """``POST /keys/claim``: a one-time key per device, else its fallback key."""
         wanted = _string_map(require(body, "one_time_keys", dict), "one_time_keys")
+        timeout = _timeout(body)
         local: list[tuple[str, str, str]] = []
+        remote: dict[str, dict[str, dict[str, str]]] = {}
         failures: dict[str, Any] = {}
         for user_id, by_device in wanted.items():
             domain = _user_domain(user_id)
@@ -150,10 +181,16 @@ class KeyService:
                     isinstance(a, str) for a in by_device.values()):
                 raise BadJson("one_time_keys must map device IDs to algorithms")
             if domain != self._server_name:
-                failures[domain] = dict(UNREACHABLE)
+                remote.setdefault(domain, {})[user_id] = by_device
                 continue
             local += [(user_id, d, a) for d, a in sorted(by_device.items())]
         claimed = await self._store.e2e_keys.claim(local)
+        if remote and self._remote is None:
+            failures.update({server: dict(UNREACHABLE) for server in remote})
+        elif remote:
+            remote_claimed, remote_failures = await self._remote.claim(remote, timeout)
+            claimed.update(remote_claimed)
+            failures.update(remote_failures)
         return {"one_time_keys": claimed, "failures": failures}
 
     # -- changes ----------------------------------------------------------------------

@@ -14,10 +14,12 @@ from homeserver.e2ee.keys import KeyService
 
 
 def build(*, store: Any, uia: Any, device_lists_changed: Callable[[str], Awaitable[None]],
-          device_manager: Any, deactivator: Any, server_name: str) -> dict[str, Any]:
-    """``device_lists_changed``: ``homeserver.e2ee.device_lists.device_list_waker``."""
+          device_manager: Any, deactivator: Any, server_name: str,
+          remote_keys: Any = None) -> dict[str, Any]:
+    """``device_lists_changed``: ``homeserver.e2ee.device_lists.device_list_waker``;
+    ``remote_keys``: ``federation.remote_keys.RemoteKeys`` (None: no federation)."""
     keys = KeyService(store=store, server_name=server_name,
-                      device_lists_changed=device_lists_changed)
+                      device_lists_changed=device_lists_changed, remote=remote_keys)
     device_manager.add_deletion_hook(keys.devices_deleted)
     deactivator.add_hook(keys.account_deactivated)
     return {

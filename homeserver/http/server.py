@@ -9,7 +9,9 @@ else is logged and answered with a generic 500 that reveals nothing.
 from __future__ import annotations
 
 import dataclasses
+import io
 import re
+import tempfile
 from typing import Any, Awaitable, Callable, Iterable, Mapping
 from urllib.parse import unquote
 
@@ -65,7 +67,8 @@ class Router:
                 continue
             path_matched = True
             if route.method == method or (method == "HEAD" and route.method == "GET"):
-                return route, {k: unquote(v) for k, v in m.groupdict().items()}
+                return route, {k: unquote(v) for k, v in m.groupdict().items()
+                              if v is not None}  # an optional group left out
         if path_matched:
             raise MethodNotAllowed("Method not allowed", status=405)
         raise Unrecognized("Unrecognized request")
@@ -138,16 +141,26 @@ class ApiRequest:
 
 
 class LimitedRequest(server.Request):
-    """A twisted.web Request that stops buffering a body past a hard limit."""
+    """A twisted.web Request that stops buffering a body past a hard limit.
+
+    Small bodies of a known length are buffered in memory; a large one, or one of
+    unknown length (chunked), goes to an anonymous temp file, so a media upload of
+    ``max_upload_size`` never sits whole in memory.
+    """
 
     hard_limit = 64 * 1024 * 1024
     too_large = False
+    #: bodies at least this long (or of unknown length) are spooled to disk
+    in_memory_limit = 100_000
 
     def gotLength(self, length: int | None) -> None:
         if length is not None and length > self.hard_limit:
             self.too_large = True
             length = 0
-        super().gotLength(length)
+        if length is not None and length < self.in_memory_limit:
+            self.content = io.BytesIO()
+        else:
+            self.content = tempfile.TemporaryFile()
 
     def handleContentChunk(self, data: bytes) -> None:
         if self.too_large:
@@ -191,6 +204,8 @@ class JsonResource(resource.Resource):
             if getattr(request, "too_large", False) or _body_length(request) > max_body:
                 raise TooLarge("Request body too large")
             status, body = await route.handler(api_request)
+            if isinstance(body, RawResponse):
+                return  # the servlet writes (or is streaming) its own response
         except MatrixError as e:
             status, body = e.status, e.to_json()
         except Exception:
@@ -224,7 +239,9 @@ def respond_json(request: server.Request, status: int, body: Any) -> None:
 
 
 class RawResponse:
-    """Marker for servlets that already wrote their own response (media downloads)."""
+    """Returned as the body by a servlet that writes its own response (media
+    downloads): the resource then writes nothing, and the servlet (or the producer
+    it registered) finishes the request."""
 
 
 def make_site(root: resource.Resource, hard_limit: int) -> server.Site:

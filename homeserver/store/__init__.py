@@ -28,13 +28,16 @@ from homeserver.store.e2e_keys import E2eKeys
 from homeserver.store.federation_txns import InboundTransactions
 from homeserver.store.filters import Filters
 from homeserver.store.key_backups import KeyBackups
+from homeserver.store.media import Media
 from homeserver.store.outbox import FederationOutbox
 from homeserver.store.notifications import Notifications
+from homeserver.store.openid_tokens import OpenIdTokens
 from homeserver.store.presence import Presence
 from homeserver.store.push_progress import PushProgress
 from homeserver.store.push_rules import PushRules
 from homeserver.store.pushers import Pushers
 from homeserver.store.receipts import Receipts
+from homeserver.store.remote_devices import RemoteDeviceLists
 from homeserver.store.registration_tokens import RegistrationTokens
 from homeserver.store.erased_users import ErasedUsers
 from homeserver.store.reports import Reports
@@ -90,6 +93,10 @@ class GlobalStore:
         self.notifications = Notifications(db)
         self.pushers = Pushers(db)
         self.push_progress = PushProgress(db)
+        self.media = Media(db)
+        # federation queries (helper fedquery)
+        self.remote_device_lists = RemoteDeviceLists(db)
+        self.openid_tokens = OpenIdTokens(db)
 
     @classmethod
     def from_config(cls, database_config: Mapping[str, Any], reactor: Any, *,

@@ -79,7 +79,7 @@ def routes(hs) -> list[tuple[str, re.Pattern[str]]]:
 def concrete_path(pattern: re.Pattern[str]) -> str | None:
     """A path matching a route's regex, with dummy values for its parameters."""
     text = pattern.pattern.strip("^$")
-    text = re.sub(r"\(\?:v3\|r0(\|unstable)?\)", "v3", text)
+    text = re.sub(r"\(\?:v3\|r0(\|unstable|\|v1)?\)", "v3", text)
     text = re.sub(r"\(\?P<(\w+)>[^)]*\)", lambda m: q(DUMMIES.get(m.group(1), "x")), text)
     path = re.sub(r"\(\?:[^)]*\)\?", "", text).replace("/?", "").replace("\\", "")
     return path if pattern.match(path) else None
@@ -398,7 +398,10 @@ class BadInputTests(ServerTestCase):
             status, resp = await self.request(method, path + query, raw=raw, token=token)
             ok_error = isinstance(resp, dict) and isinstance(resp.get("errcode"), str) \
                 or status == 401 and isinstance(resp, dict) and "flows" in resp
-            if status >= 500 or (status >= 400 and not ok_error):
+            # media of the dummy server "x" is fetched from it: unreachable, which is
+            # Synapse's 502 M_UNKNOWN, a Matrix error and not a fault of ours
+            remote_media = status == 502 and "/media/" in path and ok_error
+            if (status >= 500 and not remote_media) or (status >= 400 and not ok_error):
                 problems.append(f"{method} {path + query} {raw[:20]!r} -> {status} {resp!r}")
             if len(raw) > BODY_LIMIT and (status, (resp or {}).get("errcode")) != \
                     (413, "M_TOO_LARGE"):

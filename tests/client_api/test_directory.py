@@ -46,8 +46,10 @@ class AliasTests(RoomsTestCase):
                          403, "M_FORBIDDEN")
         self.assertError(await self.request("PUT", alias_path("#b:test.local"), {},
                                             token=tok), 400, "M_MISSING_PARAM")
-        self.assertError(await self.request("GET", alias_path("#x:elsewhere.example")), 404,
-                         "M_NOT_FOUND")
+        # another server's alias is asked over federation: a server we cannot reach
+        # (loopback, refused by the SSRF filter) is 502
+        self.assertError(await self.request("GET", alias_path("#x:127.0.0.1:1")), 502,
+                         "M_UNKNOWN")
         self.assertError(await self.request("GET", alias_path("bad")), 400, "M_INVALID_PARAM")
         self.assertError(await self.request("GET", self.room(room_id, "/aliases"),
                                             token=bob_tok), 403, "M_FORBIDDEN")
@@ -161,12 +163,13 @@ class DirectoryTests(RoomsTestCase):
 
     async def test_public_rooms_errors(self):
         """A bad since token is 400 M_INVALID_PARAM; another server's directory needs
-        federation (404); POST needs a token; a bad filter is M_BAD_JSON."""
+        federation (502 for a server we cannot reach); POST needs a token; a bad filter is
+        M_BAD_JSON."""
         _, tok = await self.register("alice")
         self.assertError(await self.request("GET", V3 + "/publicRooms?since=zzz"), 400,
                          "M_INVALID_PARAM")
-        self.assertError(await self.request("GET", V3 + "/publicRooms?server=elsewhere.example"),
-                         404, "M_NOT_FOUND")
+        self.assertError(await self.request("GET", V3 + "/publicRooms?server=127.0.0.1:1"),
+                         502, "M_UNKNOWN")
         status, _ = await self.request("POST", V3 + "/publicRooms", {})
         self.assertEqual(status, 401)
         self.assertError(await self.request("POST", V3 + "/publicRooms",

@@ -72,10 +72,13 @@ class VersionsEndpointTests(ServerTestCase):
         self.assertTrue(flags["org.matrix.msc3440.stable"])  # /threads is served
         self.assertTrue(flags["org.matrix.msc3771"])
         self.assertTrue(flags["org.roomserver.ws"])
+        # authenticated media is served, so Element fetches media from /client/v1/media
+        self.assertTrue(flags["org.matrix.msc3916.stable"])
 
     async def test_served_endpoints_reach_v1_6(self):
         """The server serves every endpoint v1.2 to v1.6 introduced: with v1.1's
-        (E2EE) routes it advertises up to v1.6, and v1.7 (media) stays out."""
+        (E2EE) routes it advertises up to v1.6, and v1.7 stays out (it also added
+        /login/get_token, not served yet)."""
         from tests.client_api.test_bad_input import routes
 
         router = Router()

@@ -8,6 +8,8 @@ was in and every non-2xx answer the clients got.
 
 from __future__ import annotations
 
+import os
+
 from twisted.trial import unittest
 
 from tests.clients.node_runner import run_node
@@ -66,3 +68,17 @@ class JsSdkScenarios(unittest.TestCase):
         self.assertGreaterEqual(len(bodies), 2, bodies)
         self.assertFalse([n for n in bodies
                           if "ignoring me" in n.get("content", {}).get("body", "")], bodies)
+
+    def test_media(self):
+        """An image uploaded with uploadContent() and sent as m.image downloads
+        byte-identical for the other user through the authenticated media API, with
+        thumbnails of the requested sizes; without a token the download is refused."""
+        from PIL import Image
+
+        path = os.path.abspath(self.mktemp()) + ".png"
+        # a gradient, so a wrong crop or scale cannot pass by accident of uniform pixels
+        image = Image.new("RGB", (1200, 900))
+        image.putdata([(x % 256, y % 256, (x + y) % 256)
+                       for y in range(900) for x in range(1200)])
+        image.save(path)
+        self._scenario("media.mjs", IMAGE_PATH=path)

@@ -234,3 +234,11 @@ class InboundServletTest(ServerTestCase):
         self.assertEqual(self.c["typing"].typing_users(self.room_id), [])
         sync = await self.sync(self.token, since)
         self.assertEqual(self.ephemeral(sync, "m.typing"), [])
+
+    def test_edu_types_registered(self):
+        """The server's EDU registry handles the types other features registered."""
+        edus = self.c["edu_handlers"]
+        for edu_type in ("m.typing", "m.receipt", "m.device_list_update",
+                         "m.signing_key_update"):
+            self.assertTrue(edus.handles(edu_type), edu_type)
+        self.assertFalse(edus.handles("m.no_such_edu"))

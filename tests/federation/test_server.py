@@ -1,39 +1,14 @@
 """Inbound federation over real HTTP: X-Matrix checks, /version, /query/profile, the
 fallback for unknown paths, and the notary endpoints."""
 
-import json
 from urllib.parse import quote
 
-from federation import xmatrix
-from homeserver.crypto.signing import SigningKey, sign_json, verify_json_signature
-from homeserver.store.server_keys import ServerKey
+from homeserver.crypto.signing import SigningKey, verify_json_signature
 from tests.client_api.harness import ServerTestCase
-
-REMOTE = SigningKey.from_seed("r1", b"\x05" * 32)
-FAR = 2 ** 50
+from tests.federation.signed import REMOTE, SignedRequests
 
 
-class FederationServerTest(ServerTestCase):
-    # never ask matrix.org about the made-up servers below
-    config_overrides = {"trusted_key_servers": []}
-
-    def setUp(self):
-        super().setUp()
-        body = sign_json({"server_name": "remote.example", "valid_until_ts": FAR,
-                          "verify_keys": {REMOTE.key_id: {"key": REMOTE.verify_key_base64}},
-                          "old_verify_keys": {}}, "remote.example", REMOTE)
-        self.remote_key_json = json.dumps(body).encode()
-        return self.c["store"].server_keys.store_server_keys([ServerKey(
-            "remote.example", REMOTE.key_id, REMOTE.verify_key_base64, FAR, None,
-            self.remote_key_json)])
-
-    async def signed(self, method, path, body=None, *, key=REMOTE, origin="remote.example",
-                     destination="test.local", sent_body=None):
-        [header] = xmatrix.sign_request([key], method=method, uri=path, origin=origin,
-                                        destination=destination, content=body)
-        return await self.request(method, path, sent_body if sent_body is not None else body,
-                                  headers={"Authorization": header})
-
+class FederationServerTest(SignedRequests, ServerTestCase):
     def profile_path(self, user_id, field=None):
         path = "/_matrix/federation/v1/query/profile?user_id=" + quote(user_id, safe="")
         return path + (f"&field={field}" if field else "")

@@ -69,8 +69,19 @@ class Synapse:
         self.base_url = f"http://127.0.0.1:{self.http_port}"
         self.env = dict(os.environ, SYNAPSE_ANCHOR_HOME=ANCHOR_HOME, SYN_NAME=self.server_name,
                         SYN_PORT=str(self.http_port), SYN_FED_TLS_PORT=str(self.fed_port),
-                        SYN_VERIFY_TLS="1", SYN_DIR=self.dir)
+                        SYN_VERIFY_TLS="1", SYN_DIR=self.dir,
+                        SYN_EXTRA_CONFIG=self._extra_config())
         self.start_seconds: float | None = None
+
+    def _extra_config(self) -> str:
+        """Synapse settings the interop tests need beyond synapse.sh's defaults."""
+        path = os.path.join(self.dir, "interop.yaml")
+        with open(path, "w") as f:
+            # queries lane: Synapse lets nobody publish rooms by default, and keeps its
+            # room directory from other servers
+            f.write("allow_public_rooms_over_federation: true\n"
+                    "room_list_publication_rules: [{action: allow}]\n")
+        return path
 
     def sh(self, *args: str, check: bool = True) -> str:
         done = subprocess.run(["bash", SYNAPSE_SH, *args], env=self.env, capture_output=True,

@@ -15,7 +15,7 @@ aliases" / directory.yaml, "Published room directory" / list_public_rooms.yaml).
 
 from __future__ import annotations
 
-from typing import Any, Awaitable, Callable, Collection, Mapping
+from typing import Any, Awaitable, Callable, Collection, Mapping, Protocol
 
 from homeserver.errors import BadJson, Forbidden, InvalidParam, MatrixError, NotFound
 from homeserver.events.pdu import PDU
@@ -51,6 +51,15 @@ def canonical_aliases(content: Mapping[str, Any]) -> list[str]:
     return found
 
 
+class RemoteDirectory(Protocol):
+    """Federation ``/query/directory`` and ``/publicRooms`` of other servers."""
+    async def resolve_alias(self, alias: str, domain: str) -> dict[str, Any]: ...
+
+    async def public_rooms(self, server: str, *, limit: int | None, since: str | None,
+                           search_term: str | None,
+                           room_types: list[str | None] | None) -> dict[str, Any]: ...
+
+
 class RoomDirectory:
     def __init__(self, *, rooms, store, server_name: str,
                  send_state: Callable[..., Awaitable[str]]) -> None:
@@ -58,6 +67,13 @@ class RoomDirectory:
         self._store = store
         self._server_name = server_name
         self._send_state = send_state
+        self._remote: RemoteDirectory | None = None
+
+    def attach_remote(self, remote: "RemoteDirectory") -> None:
+        """Ask other servers about their aliases and published rooms (federation;
+        attached by the composition root once the federation client exists, which is
+        built after the rooms)."""
+        self._remote = remote
 
     def _local(self, alias: str) -> RoomAlias:
         parsed = _parse_alias(alias)
@@ -97,6 +113,8 @@ class RoomDirectory:
     async def resolve_alias(self, alias: str) -> dict[str, Any]:
         """GET /directory/room/{roomAlias}: ``{room_id, servers}``."""
         parsed = _parse_alias(alias)
+        if parsed.domain != self._server_name and self._remote is not None:
+            return await self._remote.resolve_alias(parsed.to_string(), parsed.domain)
         if parsed.domain != self._server_name:
             raise NotFound(f"Room alias {alias} is on another server: {FEDERATION_MISSING}")
         info = await self._store.rooms.get_alias(parsed.to_string())
@@ -196,6 +214,10 @@ class RoomDirectory:
                            room_types: Collection[str | None] | None = None,
                            server: str | None = None) -> dict[str, Any]:
         """GET/POST /publicRooms: one page of the published rooms, biggest first."""
+        if server is not None and server != self._server_name and self._remote is not None:
+            return await self._remote.public_rooms(
+                server, limit=limit, since=since, search_term=search_term,
+                room_types=None if room_types is None else list(room_types))
         if server is not None and server != self._server_name:
             raise NotFound(f"Cannot list the rooms of {server}: {FEDERATION_MISSING}")
         limit = MAX_PUBLIC_ROOMS if not limit or limit < 0 else min(limit, MAX_PUBLIC_ROOMS)

@@ -6,13 +6,20 @@ room ID; ``content.via`` must be a non-empty list, else the link is void). The w
 depth first from the requested room, children in the spec's order (``order`` string
 if valid, then the link's ``origin_server_ts``, then the room ID); a room appears once
 however often it is linked. Only rooms this server has are described (rooms known only
-over federation are left out: the federation hierarchy API is not built yet).
+over federation are left out: asking their servers' hierarchy API is not built yet).
 
 A room is shown if the user may preview it, as Synapse decides: the user is joined or
 invited, the room is world-readable, or its join rule is ``public`` / ``knock``, or
 ``restricted`` / ``knock_restricted`` with the user joined to one of the allowed
 rooms. The requested room must pass this too (else 403). Children are walked only for
 rooms whose type is ``m.space``; other rooms come with an empty ``children_state``.
+
+For another server (Server-Server API, "Spaces": ``GET /hierarchy/{roomId}``) the
+answer is one level deep: the room, its accessible children, and the IDs of those the
+server may not see. A server may see a room that is world-readable, has a ``public`` or
+``knock`` join rule, has one of its users joined, or is ``restricted`` /
+``knock_restricted`` (then with ``allowed_room_ids`` so the server filters for its
+users, as the spec asks).
 
 Pagination: the walk is deterministic, so ``next_batch`` is an offset into it, bound
 to the request's room, ``max_depth`` and ``suggested_only`` (changing them between
@@ -174,3 +181,58 @@ class SpaceHierarchy:
                     if await other.membership(user_id) == "join":
                         return True
         return False
+
+    # -- for other servers (Server-Server API, "Spaces") --------------------------------
+    async def for_server(self, room_id: str, origin: str, *,
+                         suggested_only: bool = False) -> dict[str, Any]:
+        """``GET /_matrix/federation/v1/hierarchy/{roomId}``: 404 M_NOT_FOUND if the
+        room is unknown or ``origin`` may not see it."""
+        if not self._rooms.known(room_id):
+            raise NotFound("Unknown room")
+        allowed = await self._server_access(room_id, origin)
+        if allowed is None:
+            raise NotFound("The room is unknown, or not accessible to your server")
+        room, links = await self._entry(room_id, suggested_only)
+        if room is None:
+            raise NotFound("Unknown room")
+        room["allowed_room_ids"] = allowed
+        children: list[dict[str, Any]] = []
+        inaccessible: list[str] = []
+        for link in links:
+            child_id = link.state_key
+            if not self._rooms.known(child_id):
+                continue  # not ours to describe (the asking server asks its servers)
+            child_allowed = await self._server_access(child_id, origin)
+            entry, _ = await self._entry(child_id, False) if child_allowed is not None \
+                else (None, [])
+            if entry is None:
+                inaccessible.append(child_id)
+                continue
+            entry.pop("children_state", None)
+            entry["allowed_room_ids"] = child_allowed
+            children.append(entry)
+        return {"room": room, "children": children, "inaccessible_children": inaccessible}
+
+    async def _server_access(self, room_id: str, origin: str) -> list[str] | None:
+        """None if ``origin`` may not see the room, else its ``allowed_room_ids`` (the
+        rooms whose members may join it, for ``restricted`` rooms; else empty)."""
+        try:
+            actor = await self._rooms.get(room_id)
+        except NotFound:
+            return None
+        state = await actor.current_state([("m.room.join_rules", ""),
+                                           ("m.room.history_visibility", "")])
+        rules = state.get(("m.room.join_rules", ""))
+        rule = rules.content.get("join_rule") if rules is not None else None
+        allow = rules.content.get("allow") if rules is not None else None
+        allowed = [c["room_id"] for c in (allow if isinstance(allow, list) else ())
+                   if isinstance(c, dict) and c.get("type") == "m.room_membership"
+                   and isinstance(c.get("room_id"), str)]
+        if history_visibility(state) == WORLD_READABLE or rule in _PREVIEWABLE_RULES:
+            return allowed if rule in _RESTRICTED_RULES else []
+        if rule in _RESTRICTED_RULES:
+            return allowed
+        members = await self._store.streams.get_room_members(room_id, ("join", "invite"))
+        if any(u.endswith(":" + origin) for u in members):
+            return []
+        return None

@@ -1,15 +1,15 @@
 """Inbound federation transactions (helper fedin): federation_inbound_txns.
 
-Revision ID: 0009_federation_inbound_txns
-Revises: 0008_rooms
+Revision ID: 0012_federation_inbound_txns
+Revises: 0011_fedquery
 Create Date: 2026-12-07
 """
 
 from alembic import op
 import sqlalchemy as sa
 
-revision = "0009_federation_inbound_txns"
-down_revision = "0008_rooms"
+revision = "0012_federation_inbound_txns"
+down_revision = "0011_fedquery"
 branch_labels = None
 depends_on = None
 
