@@ -203,3 +203,43 @@ def build_sender(*, config: Config, reactor: Any, store: Any, rooms: Any, client
     if "receipts" in live:
         live["receipts"].add_observer(edus.receipt_sent)
     return {"federation_sender": sender, "federation_edus": edus}
+
+
+# --- inbound PDUs, EDUs and the room reads (helper fedin) ---
+def build_inbound(*, config: Config, store: Any, rooms: Any, c: dict[str, Any],
+                  notify_room: Callable[[str], None],
+                  now_ms: Callable[[], int]) -> dict[str, Any]:
+    """``/send`` and the read endpoints; ``edu_handlers`` is the registry other
+    features add their EDU types to (``m.typing`` and ``m.receipt`` are in it)."""
+    from federation.edus import EduHandlers
+    from federation.gaps import GapFiller
+    from federation.live_edus import LiveEdus
+    from federation.pdu_checks import PduChecker
+    from federation.room_reads import RoomReads
+    from federation.transactions import TransactionHandler
+
+    checker = PduChecker(c["keyring"])
+    edus = EduHandlers()
+    LiveEdus(rooms=rooms, typing=c["typing"], receipts=store.receipts,
+             notify_room=notify_room).register(edus)
+    if "remote_device_lists" in c:  # m.device_list_update, m.signing_key_update
+        for edu_type, handler in edu_handlers(c).items():
+            edus.register(edu_type, handler)
+    return {
+        "edu_handlers": edus,
+        "federation_transactions": TransactionHandler(
+            server_name=config.server_name, rooms=rooms,
+            store=store.federation_inbound_txns, checker=checker,
+            gaps=GapFiller(client=c["federation_client"], checker=checker), edus=edus),
+        "federation_room_reads": RoomReads(
+            server_name=config.server_name, rooms=rooms,
+            rooms_joined_by=store.streams.rooms_joined_by_server, now_ms=now_ms),
+    }
+
+
+def register_inbound(router: Router, c: dict[str, Any]) -> None:
+    from federation import inbound_servlets
+
+    inbound_servlets.register(router, authenticator=c["federation_authenticator"],
+                              transactions=c["federation_transactions"],
+                              reads=c["federation_room_reads"])

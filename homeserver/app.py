@@ -202,6 +202,10 @@ def build_service(config: Config, reactor) -> HomeServer:
     _Stoppable("federation_sender", start=sender.begin,
                stop=sender.stop).setServiceParent(top)
     extra_components.update(sender_components)
+    # --- federation: inbound PDUs, EDUs and room reads (helper fedin) ---
+    extra_components.update(federation_wiring.build_inbound(
+        config=config, store=store, rooms=rooms, c=extra_components,
+        notify_room=notifier.notify_room, now_ms=now_ms))
     # --- domain services: search, relations, directory (helper H) ---
     from homeserver.rooms.features.relations import RelationsService
     from homeserver.profiles import ProfileService
@@ -397,6 +401,8 @@ def _register_resources(router, listener: Listener, c: dict, now_ms) -> None:
         federation_wiring.register_federation(router, c)
         # --- federation: membership across servers (helper fedjoin) ---
         federation_wiring.register_membership(router, c)
+        # --- federation: inbound PDUs, EDUs and room reads (helper fedin) ---
+        federation_wiring.register_inbound(router, c)
         # --- federation queries (helper fedquery) ---
         federation_wiring.register_queries(router, c)
         # media over federation (issue 13): our media for other servers, multipart

@@ -25,6 +25,7 @@ from homeserver.store.database import Database
 from homeserver.store.devices import Devices
 from homeserver.store.directory_entries import DirectoryEntries
 from homeserver.store.e2e_keys import E2eKeys
+from homeserver.store.federation_txns import InboundTransactions
 from homeserver.store.filters import Filters
 from homeserver.store.key_backups import KeyBackups
 from homeserver.store.login_tokens import LoginTokens
@@ -91,6 +92,7 @@ class GlobalStore:
         self.key_backups = KeyBackups(db)
         self.federation_outbox = FederationOutbox(db)
         self.federation_destinations = FederationDestinations(db)
+        self.federation_inbound_txns = InboundTransactions(db)
         self.push_rules = PushRules(db)
         self.notifications = Notifications(db)
         self.pushers = Pushers(db)

@@ -11,6 +11,7 @@ from homeserver.store import (  # noqa: F401  (imported for their tables)
     e2e_keys,
     erased_users,
     federation_destinations,
+    federation_txns,
     filters,
     key_backups,
     login_tokens,

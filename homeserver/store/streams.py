@@ -303,6 +303,20 @@ class Streams:
 
         return await self._db.run(txn)
 
+    async def rooms_joined_by_server(self, server_name: str) -> list[str]:
+        """The rooms where some user of ``server_name`` is joined (federation's
+        ``GET /event/{eventId}`` names no room: these are the rooms to look in)."""
+        pattern = "%:" + server_name.replace("\\", "\\\\").replace("%", "\\%") \
+            .replace("_", "\\_")
+
+        def txn(conn: Connection) -> list[str]:
+            rows = conn.execute(sa.select(_m.room_id).distinct().where(
+                _m.user_id.like(pattern, escape="\\"), _m.membership == "join")
+                .order_by(_m.room_id))
+            return [r.room_id for r in rows]
+
+        return await self._db.run(txn)
+
     async def joined_member_count(self, room_id: str) -> int:
         """How many users the index has joined to the room."""
         def txn(conn: Connection) -> int:

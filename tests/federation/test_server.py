@@ -63,9 +63,10 @@ class FederationServerTest(SignedRequests, ServerTestCase):
 
     async def test_unknown_paths(self):
         """An unknown federation path is 401 unsigned, 404 M_UNRECOGNIZED signed."""
-        status, body = await self.request("PUT", "/_matrix/federation/v1/send/1", {})
+        path = "/_matrix/federation/v1/no_such_endpoint/1"
+        status, body = await self.request("PUT", path, {})
         self.assertEqual((status, body["errcode"]), (401, "M_UNAUTHORIZED"))
-        status, body = await self.signed("PUT", "/_matrix/federation/v1/send/1", {"pdus": []})
+        status, body = await self.signed("PUT", path, {"pdus": []})
         self.assertEqual((status, body["errcode"]), (404, "M_UNRECOGNIZED"))
 
     async def test_notary_our_keys(self):
