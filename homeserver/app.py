@@ -272,6 +272,11 @@ def build_service(config: Config, reactor) -> HomeServer:
         enable_authenticated_media=config.enable_authenticated_media,
         max_pending_uploads=config.max_pending_media_uploads)
     PendingMediaExpiry(media, reactor).setServiceParent(top)
+    # blobs a killed process left behind without their row: removed once, in the
+    # background, after start (media_repo/repository.py, sweep_orphans)
+    _Stoppable("media-orphan-sweep", start=lambda: defer.ensureDeferred(
+        media.sweep_orphans()).addErrback(lambda f: log.failure("media orphan sweep", f))
+               ).setServiceParent(top)
     from media_repo.thumbnails import Thumbnails
 
     # Pillow decodes and encodes here: CPU-bound, and never on the reactor thread

@@ -92,6 +92,10 @@ class BlobStore(Protocol):
     async def delete(self, sha256: str) -> None:
         """Remove the blob (a no-op if it is not there)."""
 
+    async def stored_before(self, cutoff_s: float) -> list[str]:
+        """The hashes of blobs stored before ``cutoff_s`` (Unix seconds): the
+        candidates of the orphan sweep (:meth:`MediaRepository.sweep_orphans`)."""
+
 
 def is_sha256_hex(value: str) -> bool:
     """Whether ``value`` is a lowercase hex SHA-256 (the only names blobs have)."""
@@ -163,6 +167,22 @@ class LocalBlobStore:
 
     async def delete(self, sha256: str) -> None:
         await self._run(self._delete_sync, sha256)
+
+    async def stored_before(self, cutoff_s: float) -> list[str]:
+        return await self._run(self._stored_before_sync, cutoff_s)
+
+    def _stored_before_sync(self, cutoff_s: float) -> list[str]:
+        found = []
+        for directory, _dirs, names in os.walk(self._blobs):
+            for name in names:
+                if not is_sha256_hex(name):
+                    continue
+                try:
+                    if os.stat(os.path.join(directory, name)).st_mtime < cutoff_s:
+                        found.append(name)
+                except FileNotFoundError:
+                    pass
+        return found
 
     # -- the blocking halves --------------------------------------------------------
     def _stage_sync(self, source: BinaryIO, max_size: int | None) -> StagedBlob:

@@ -306,6 +306,25 @@ class MediaRepository:
         how many (``media_repo.expiry`` calls this periodically)."""
         return len(await self._store.expire_pending(self._now_ms()))
 
+    async def sweep_orphans(self, min_age_s: float = 3600.0) -> int:
+        """Delete blobs no row references that are older than ``min_age_s``; returns
+        how many went. A process killed after a blob was renamed into place but
+        before its row committed leaves such a file (never visible: no media ID
+        names it). The age keeps the sweep off blobs of uploads in progress, whose
+        row commits moments after the rename; each deletion re-checks under the
+        blob's lock."""
+        candidates = await self.blobs.stored_before(
+            self._clock.seconds() - min_age_s)
+        removed = 0
+        for start in range(0, len(candidates), 500):
+            batch = candidates[start:start + 500]
+            for sha256 in set(batch) - await self._store.referenced(batch):
+                async with self._locks.lock(sha256):
+                    if await self._store.blob_refcount(sha256) == 0:
+                        await self.blobs.delete(sha256)
+                        removed += 1
+        return removed
+
     async def _free_unreferenced_locked(self, sha256: str) -> None:
         # caller holds the blob's lock, so no upload can count a reference meanwhile
         if await self._store.blob_refcount(sha256) == 0:

@@ -335,6 +335,14 @@ class Media:
         return await self._db.run(txn)
 
     # -- blobs ------------------------------------------------------------------------------
+    async def referenced(self, sha256s: list[str]) -> set[str]:
+        """Which of these blobs some row references (refcount above zero)."""
+        def txn(conn: Connection) -> set[str]:
+            return set(conn.execute(sa.select(_b.sha256).where(
+                _b.sha256.in_(sha256s), _b.refcount > 0)).scalars())
+
+        return await self._db.run(txn)
+
     async def blob_refcount(self, sha256: str) -> int:
         """How many rows reference the blob (0 if it has no row)."""
         def txn(conn: Connection) -> int:

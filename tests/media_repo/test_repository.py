@@ -54,6 +54,27 @@ class RepositoryTests(StoreTests, unittest.TestCase):
         with f:
             return f.read()
 
+    async def test_sweep_orphans(self) -> None:
+        """A blob no row references (a kill between the rename and the row's commit)
+        is deleted once older than the sweep's minimum age; referenced blobs and
+        fresh orphans (an upload in progress) stay."""
+        import hashlib
+        import time
+
+        kept = await self.upload(b"kept")
+        old_orphan, _ = await self.blobs.write(io.BytesIO(b"orphan from a crash"))
+        fresh_orphan, _ = await self.blobs.write(io.BytesIO(b"upload in progress"))
+        hour_ago = time.time() - 7200
+        for sha in (old_orphan, hashlib.sha256(b"kept").hexdigest()):
+            os.utime(self.blobs.path_for(sha), (hour_ago, hour_ago))
+        clock = task.Clock()
+        clock.advance(time.time())
+        repo = self.make_repo(clock=clock)
+        self.assertEqual(await repo.sweep_orphans(min_age_s=3600), 1)
+        self.assertFalse(await self.blobs.exists(old_orphan))
+        self.assertTrue(await self.blobs.exists(fresh_orphan))
+        self.assertEqual(await self.read(kept), b"kept")
+
     async def test_delete_keeps_shared_bytes(self) -> None:
         """Deleting one of two media IDs with the same bytes keeps the other readable;
         the blob goes with the last one."""
