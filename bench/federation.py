@@ -129,11 +129,9 @@ def measure(x: Side, y: Side, args) -> list[tuple[str, list[float]]]:
     """Every metric between two servers, both directions."""
     return [
         (f"remote join: user on {y.label} joins room on {x.label}",
-         join_times(x, y, args.rooms,
-                                                                        args.version)),
+         join_times(x, y, args.rooms, args.version)),
         (f"remote join: user on {x.label} joins room on {y.label}",
-         join_times(y, x, args.rooms,
-                                                                        args.version)),
+         join_times(y, x, args.rooms, args.version)),
         (f"delivery {x.label} → {y.label}", delivery(x, y, args.messages, args.version)),
         (f"delivery {y.label} → {x.label}", delivery(y, x, args.messages, args.version)),
     ]
