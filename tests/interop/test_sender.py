@@ -11,21 +11,18 @@ from __future__ import annotations
 
 import importlib.util
 import time
-import urllib.parse
 import uuid
 from typing import Any, Callable
 
 from twisted.trial import unittest
 
+from tests.interop.common import q
 from tests.interop.synapse import Federation
 
 #: lane fedjoin (serving make_join/send_join) and lane fedin (inbound /send)
 NEEDED = ("federation.membership_server", "federation.inbound_servlets")
 MISSING = [m for m in NEEDED if importlib.util.find_spec(m) is None]
 
-
-def q(value: str) -> str:
-    return urllib.parse.quote(value, safe="")
 
 
 class SenderInteropTest(unittest.TestCase):
