@@ -15,6 +15,7 @@ import uuid
 
 from twisted.trial import unittest
 
+from tests.client_api.e2e_helpers import device_keys
 from tests.interop.common import (
     SyncCursor, bodies, call, create_room, join, members, q, register, room_events, say,
     wait_for,
@@ -141,6 +142,29 @@ class TwoInstancesTest(unittest.TestCase):
         status, body = self.b.request("GET", f"/_matrix/client/v3/profile/{q(nobody)}",
                                       token=b_token)
         self.assertEqual((status, body["errcode"]), (404, "M_NOT_FOUND"))
+
+    def test_keys_query_and_claim_across(self):
+        """B's client gets the device keys of A's user from /keys/query and one of their
+        one-time keys from /keys/claim (B asked A's /user/keys/*)."""
+        name = f"kai{uuid.uuid4().hex[:6]}"
+        body = call(self.a, "POST", "/_matrix/client/v3/register", {
+            "username": name, "password": "pw-" + name, "auth": {"type": "m.login.dummy"}})
+        a_user, a_token, a_device = body["user_id"], body["access_token"], body["device_id"]
+        keys, _ = device_keys(a_user, a_device)
+        call(self.a, "POST", "/_matrix/client/v3/keys/upload", {
+            "device_keys": keys,
+            "one_time_keys": {"signed_curve25519:CCCC": {"key": "otk", "signatures": {}}},
+        }, a_token)
+        _b_user, b_token = register(self.b, "lia")
+        body = call(self.b, "POST", "/_matrix/client/v3/keys/query",
+                    {"device_keys": {a_user: []}, "timeout": 10000}, b_token)
+        self.assertEqual(body["failures"], {})
+        got = body["device_keys"][a_user][a_device]
+        self.assertEqual((got["keys"], got["signatures"]), (keys["keys"], keys["signatures"]))
+        body = call(self.b, "POST", "/_matrix/client/v3/keys/claim", {
+            "one_time_keys": {a_user: {a_device: "signed_curve25519"}}}, b_token)
+        self.assertEqual(list(body["one_time_keys"][a_user][a_device]),
+                         ["signed_curve25519:CCCC"])
 
     # -- media --------------------------------------------------------------------------
     def test_remote_media_download(self):
