@@ -79,6 +79,32 @@ class TwoInstancesTest(unittest.TestCase):
             a_sync.until(lambda s: f"from B v{version}" in bodies(s, room_id),
                          f"B's message on A (v{version})")
 
+    def test_typing_and_receipt_across(self):
+        """B's user types and sends a read receipt in A's room: both EDUs reach A's
+        /sync as ephemeral events."""
+        room_id, _a_user, a_token, b_user, b_token = self.shared_room("12")
+        event_id = say(self.a, a_token, room_id, "read me")
+        a_sync = SyncCursor(self.a, a_token)
+        a_sync.once()
+        call(self.b, "PUT", f"/_matrix/client/v3/rooms/{q(room_id)}/typing/{q(b_user)}",
+             {"typing": True, "timeout": 30000}, b_token)
+
+        def ephemeral(kind: str):
+            def check(sync: dict):
+                room = sync.get("rooms", {}).get("join", {}).get(room_id, {})
+                return [e for e in room.get("ephemeral", {}).get("events", [])
+                        if e["type"] == kind]
+            return check
+        typing = a_sync.until(ephemeral("m.typing"), "B's typing on A")
+        self.assertIn(b_user, typing[-1]["content"]["user_ids"])
+        wait_for(lambda: "read me" in self.messages(self.b, b_token, room_id),
+                 "the message on B")
+        call(self.b, "POST", f"/_matrix/client/v3/rooms/{q(room_id)}/receipt/m.read/"
+             f"{q(event_id)}", {}, b_token)
+        a_sync.until(lambda s: any(b_user in e["content"].get(event_id, {})
+                                   .get("m.read", {})
+                                   for e in ephemeral("m.receipt")(s)), "B's receipt on A")
+
     # -- invites and leaves -------------------------------------------------------------
     def test_invite_and_join_across(self):
         """A invites a user of B to a private room: the invite is in B's /sync, the user
