@@ -10,7 +10,7 @@ CLIENTS    := tests/clients
 NODE_STAMP := $(CLIENTS)/node_modules/.installed
 SYNAPSE_SH ?= ../shared/anchors/synapse.sh
 
-.PHONY: install run test bench synapse-anchor clean
+.PHONY: install run test bench bench-federation synapse-anchor clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -38,6 +38,11 @@ test: $(STAMP) $(NODE_STAMP) synapse-anchor
 bench:
 	$(MAKE) -j2 $(STAMP) synapse-anchor
 	$(PY) -m bench
+
+# remote join time and delivery latency, ours <-> Synapse and ours <-> ours
+bench-federation:
+	$(MAKE) -j2 $(STAMP) synapse-anchor
+	$(PY) -m bench.federation --pair
 
 synapse-anchor:
 	bash $(SYNAPSE_SH) install

@@ -78,6 +78,8 @@ class Memberships(Protocol):
 
 class StreamWriter(Protocol):
     async def announce(self, announcements: Sequence[Announcement]) -> list[int]: ...
+    async def seed_memberships(self, room_id: str,
+                               members: Iterable[tuple[str, str, str]]) -> int: ...
 
 
 def server_of_room(room_id: str) -> str | None:
@@ -254,6 +256,13 @@ class RemoteMembership:
             await self._rooms.import_room(room_id, version.identifier, join, state, chain)
         except MatrixError as e:
             raise _TryNext(e.message, e) from None
+        # the state arrived as outliers, never announced: index the other servers'
+        # members, or our EDUs (typing, receipts, presence, device lists) reach nobody
+        await self._stream.seed_memberships(room_id, [
+            (e.state_key, e.membership, e.event_id) for e in state
+            if e.type == "m.room.member" and e.state_key is not None
+            and e.membership is not None
+            and e.state_key.split(":", 1)[-1] != self._server_name])
         return join.event_id
 
     async def _resident_signed(self, version: RoomVersion, join: PDU, event: Any) -> PDU:

@@ -13,7 +13,7 @@ It implements :class:`homeserver.rooms.actor.protocols.RoomStreamWriter` by dele
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 from homeserver.rooms.actor.protocols import Announcement
 from homeserver.store import positions
@@ -115,6 +115,11 @@ class GlobalStore:
     async def announce(self, announcements: Sequence[Announcement]) -> list[int]:
         """See :meth:`RoomStreamWriter.announce`."""
         return await self.streams.announce(announcements)
+
+    async def seed_memberships(self, room_id: str,
+                               members: Iterable[tuple[str, str, str]]) -> int:
+        """See :meth:`Streams.seed_memberships`."""
+        return await self.streams.seed_memberships(room_id, members)
 
     async def register_room(self, room_id: str, room_version: str, creator: str,
                             is_public: bool = False) -> None:

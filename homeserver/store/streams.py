@@ -190,6 +190,37 @@ class Streams:
             self._invalidate(members)
             raise
 
+    async def seed_memberships(self, room_id: str,
+                               members: Iterable[tuple[str, str, str]]) -> int:
+        """Index memberships that reached us without an announcement: the state of a
+        room joined over federation is stored as outliers, so the members already in
+        it (``(user_id, membership, event_id)``) would be missing from the index, and
+        with them every server the typing, receipt, presence and device-list EDUs of
+        our users must reach. A row already there came from an announced event and is
+        newer, so it is kept. Rows get the current stream position. Returns how many
+        were added."""
+        rows = list(members)
+        if not rows:
+            return 0
+
+        def txn(conn: Connection) -> tuple[int, int]:
+            pos = positions.read_position(conn, positions.ROOM)
+            have = set(conn.execute(sa.select(_m.user_id).where(
+                _m.room_id == room_id, _m.user_id.in_([u for u, _, _ in rows]))).scalars())
+            new = [dict(user_id=u, room_id=room_id, membership=m, event_id=e,
+                        stream_pos=pos, forgotten=False)
+                   for u, m, e in rows if u not in have]
+            if new:
+                conn.execute(sa.insert(room_memberships), new)
+            return len(new), pos
+
+        added, pos = await self._db.run(txn)
+        if added:
+            if self.member_changes.get(room_id, 0) < pos:
+                self.member_changes[room_id] = pos
+            self._invalidate(u for u, _, _ in rows)
+        return added
+
     async def current_room_stream_pos(self) -> int:
         """The highest committed room stream position."""
         return await self._db.run(positions.read_position, positions.ROOM)

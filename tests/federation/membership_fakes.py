@@ -73,10 +73,15 @@ class MemoryMemberships:
 class Announcements:
     def __init__(self) -> None:
         self.announced: list[Announcement] = []
+        self.seeded: dict[str, list[tuple[str, str, str]]] = {}
 
     async def announce(self, announcements: Sequence[Announcement]) -> list[int]:
         self.announced.extend(announcements)
         return list(range(len(announcements)))
+
+    async def seed_memberships(self, room_id: str, members) -> int:
+        self.seeded.setdefault(room_id, []).extend(members)
+        return len(self.seeded[room_id])
 
 
 class RoutingClient:

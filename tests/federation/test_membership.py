@@ -53,6 +53,9 @@ class MembershipTests(_TwoServers, unittest.TestCase):
         ours = self.drive(self.drive(self.registry.get(room_id)).current_state_ids())
         theirs = self.drive(self.drive(self.remote_registry.get(room_id)).current_state_ids())
         self.assertEqual(theirs, ours)
+        # the state came as outliers: the joiner's side indexes the room's other members
+        self.assertEqual({u: m for u, m, _ in self.their_stream.seeded[room_id]},
+                         {ALICE: "join"})
 
     def test_join_public_room_v12(self) -> None:
         """A remote user joins a v12 room: both servers hold the same current state."""

@@ -41,7 +41,7 @@ LOOPBACK = ["127.0.0.0/8", "::1/128"]
 log = Logger()
 
 
-def _make_cert(ca_dir: str, out_dir: str) -> tuple[str, str]:
+def make_cert(ca_dir: str, out_dir: str) -> tuple[str, str]:
     """A key and a certificate for localhost/127.0.0.1/::1 signed by the loopback CA."""
     key, crt = os.path.join(out_dir, "tls.key"), os.path.join(out_dir, "tls.crt")
     csr, ext = os.path.join(out_dir, "tls.csr"), os.path.join(out_dir, "tls.ext")
@@ -56,6 +56,36 @@ def _make_cert(ca_dir: str, out_dir: str) -> tuple[str, str]:
                     "-days", "30", "-extfile", ext, "-out", crt],
                    check=True, capture_output=True)
     return key, crt
+
+
+def our_federating_server(ca_path: str, cert_dir: str,
+                          data_dir: str | None = None) -> tuple[ServerProcess, int]:
+    """Our server (not started) named ``localhost:<fed port>``: a plain client+federation
+    listener on ``.port`` and a TLS federation listener on the returned port, with a
+    certificate from the CA at ``ca_path`` (its key beside it), trusting that CA, and
+    loopback allowed by the SSRF filter."""
+    import yaml
+
+    fed_port = free_port()
+    key, crt = make_cert(os.path.dirname(ca_path), cert_dir)
+    server = ServerProcess(server_name=f"localhost:{fed_port}", data_dir=data_dir, overrides={
+        "tls_certificate_path": crt,
+        "tls_private_key_path": key,
+        "federation_custom_ca_list": [ca_path],
+        "ip_range_whitelist": LOOPBACK,
+        "trusted_key_servers": [],
+    })
+    with open(server.override_path) as f:
+        overrides = yaml.safe_load(f)
+    overrides["listeners"] = [
+        {"port": server.port, "bind_addresses": ["127.0.0.1"], "type": "http",
+         "resources": [{"names": ["client", "federation"]}]},
+        {"port": fed_port, "bind_addresses": ["127.0.0.1"], "type": "http",
+         "tls": True, "resources": [{"names": ["federation"]}]},
+    ]
+    with open(server.override_path, "w") as f:
+        yaml.safe_dump(overrides, f)
+    return server, fed_port
 
 
 class Synapse:
@@ -155,38 +185,14 @@ class Federation:
         atexit.register(self.stop)  # whatever got started, even if a later step fails
         self.ca_path = self.synapse.ca()
         self.ca_dir = os.path.dirname(self.ca_path)
-        self.our_fed_port = free_port()
-        self.our_name = f"localhost:{self.our_fed_port}"
         self.cert_dir = tempfile.mkdtemp(prefix="roomserver-interop-tls-")
-        key, crt = _make_cert(self.ca_dir, self.cert_dir)
-        self.ours = ServerProcess(server_name=self.our_name, overrides={
-            "tls_certificate_path": crt,
-            "tls_private_key_path": key,
-            "federation_custom_ca_list": [self.ca_path],
-            "ip_range_whitelist": LOOPBACK,
-            "trusted_key_servers": [],
-        })
-        self._add_listeners()
+        self.ours, self.our_fed_port = our_federating_server(self.ca_path, self.cert_dir)
+        self.our_name = self.ours.server_name
         self.synapse.start()
         began = time.monotonic()
         self.ours.start()
         log.info("interop: Synapse started in {syn:.1f}s, ours in {ours:.1f}s",
                  syn=self.synapse.start_seconds, ours=time.monotonic() - began)
-
-    def _add_listeners(self) -> None:
-        import yaml
-
-        assert self.ours is not None
-        with open(self.ours.override_path) as f:
-            overrides = yaml.safe_load(f)
-        overrides["listeners"] = [
-            {"port": self.ours.port, "bind_addresses": ["127.0.0.1"], "type": "http",
-             "resources": [{"names": ["client", "federation"]}]},
-            {"port": self.our_fed_port, "bind_addresses": ["127.0.0.1"], "type": "http",
-             "tls": True, "resources": [{"names": ["federation"]}]},
-        ]
-        with open(self.ours.override_path, "w") as f:
-            yaml.safe_dump(overrides, f)
 
     def signing_keys_path(self) -> str:
         assert self.ours is not None

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import time
-import urllib.parse
 
 from twisted.trial import unittest
 
@@ -19,6 +18,7 @@ from federation import xmatrix
 from homeserver.crypto.signing import generate_signing_key, read_signing_keys
 from homeserver.events.builder import finalize_event
 from homeserver.events.room_versions import get_room_version
+from tests.interop.common import q
 from tests.interop.synapse import Federation
 
 try:  # joins across servers are lane fedjoin's; without them nobody can join our rooms
@@ -27,10 +27,6 @@ except ImportError:
     _NO_JOINS = "needs remote joins (branch fedjoin, federation/membership_server.py)"
 else:
     _NO_JOINS = None
-
-
-def q(value: str) -> str:
-    return urllib.parse.quote(value, safe="")
 
 
 class InboundTest(unittest.TestCase):

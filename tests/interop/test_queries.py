@@ -9,8 +9,6 @@ is asked the way an integration manager would: plainly over our federation liste
 
 from __future__ import annotations
 
-import time
-import urllib.parse
 import uuid
 from typing import Any, Callable
 
@@ -22,23 +20,8 @@ from federation.device_lists import parse_user_devices
 from homeserver.crypto.signing import read_signing_keys
 from homeserver.http.outbound import AddressPolicy
 from tests.client_api.e2e_helpers import cross_signing_key, device_keys
+from tests.interop.common import q, wait_for
 from tests.interop.synapse import LOOPBACK, Federation
-
-
-def q(value: str) -> str:
-    return urllib.parse.quote(value, safe="")
-
-
-def wait_for(check: Callable[[], Any], what: str, timeout: float = 30.0) -> Any:
-    """Poll ``check`` until it returns something truthy (directories update lazily)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.5)
 
 
 class QueriesTest(unittest.TestCase):

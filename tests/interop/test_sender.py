@@ -11,21 +11,18 @@ from __future__ import annotations
 
 import importlib.util
 import time
-import urllib.parse
 import uuid
 from typing import Any, Callable
 
 from twisted.trial import unittest
 
+from tests.interop.common import q
 from tests.interop.synapse import Federation
 
 #: lane fedjoin (serving make_join/send_join) and lane fedin (inbound /send)
 NEEDED = ("federation.membership_server", "federation.inbound_servlets")
 MISSING = [m for m in NEEDED if importlib.util.find_spec(m) is None]
 
-
-def q(value: str) -> str:
-    return urllib.parse.quote(value, safe="")
 
 
 class SenderInteropTest(unittest.TestCase):
@@ -44,7 +41,7 @@ class SenderInteropTest(unittest.TestCase):
             "username": f"alice{name}", "password": "pw-alice",
             "auth": {"type": "m.login.dummy"}})
         self.assertEqual(status, 200, body)
-        self.token = body["access_token"]
+        self.token, self.user_id = body["access_token"], body["user_id"]
         self.syn.register(f"bob{name}", "pw-bob")
         self.bob_token = self.syn.login(f"bob{name}", "pw-bob")
 
@@ -119,3 +116,29 @@ class SenderInteropTest(unittest.TestCase):
                   "all 50 events in Synapse")
         seen = [b for b in self.bodies_bob_sees(room_id) if b in sent]
         self.assertEqual(seen, sent)
+
+    def test_our_typing_reaches_synapse_in_its_room(self) -> None:
+        """Our user joins a Synapse room and types: the typing EDU reaches the Synapse
+        user's /sync (the room's other members were indexed at the join)."""
+        status, body = self.syn.request("POST", "/_matrix/client/v3/createRoom", {
+            "preset": "public_chat", "room_version": "12"}, token=self.bob_token)
+        self.assertEqual(status, 200, body)
+        room_id = body["room_id"]
+        self.ours_call("POST", f"/_matrix/client/v3/join/{q(room_id)}?server_name="
+                       f"{q(self.syn.server_name)}", {})
+        status, body = self.syn.request("GET", "/_matrix/client/v3/sync?timeout=0",
+                                        token=self.bob_token)
+        since = body["next_batch"]
+        self.ours_call("PUT", f"/_matrix/client/v3/rooms/{q(room_id)}/typing/"
+                       f"{q(self.user_id)}", {"typing": True, "timeout": 30000})
+
+        def typing() -> bool:
+            status, body = self.syn.request(
+                "GET", f"/_matrix/client/v3/sync?timeout=5000&since={q(since)}",
+                token=self.bob_token)
+            room = body.get("rooms", {}).get("join", {}).get(room_id, {}) \
+                if status == 200 else {}
+            return any(self.user_id in e["content"].get("user_ids", [])
+                       for e in room.get("ephemeral", {}).get("events", [])
+                       if e["type"] == "m.typing")
+        self.wait(typing, 60, "our typing in Synapse's /sync")

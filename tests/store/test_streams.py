@@ -140,6 +140,24 @@ class MembershipIndexTests(StoreTests):
                                                    "membership": None})])
         self.assertEqual(await self.store.streams.get_room_members(R1), {})
 
+    async def test_seed_memberships_adds_missing_keeps_announced(self) -> None:
+        """Seeded members (a federated join's state) are indexed at the current
+        position and their users' room caches dropped; an announced row is kept."""
+        streams = self.store.streams
+        self.assertEqual(await streams.get_rooms_for_user(CAROL), [])  # cached empty
+        [pos] = await self.store.announce([member(R1, 1, ALICE, "join")])
+        added = await self.store.seed_memberships(R1, [
+            (ALICE, "leave", "$old"), (BOB, "join", "$b"), (CAROL, "invite", "$c")])
+        self.assertEqual(added, 2)
+        self.assertEqual(await streams.get_room_members(R1, ("join", "invite")),
+                         {ALICE: "join", BOB: "join", CAROL: "invite"})
+        self.assertEqual((await streams.get_membership(ALICE, R1)).event_id,
+                         f"$m1one{ALICE[1:4]}")
+        self.assertEqual((await streams.get_membership(BOB, R1)).stream_pos, pos)
+        self.assertEqual([m.room_id for m in
+                          await streams.get_rooms_for_user(CAROL, ("invite",))], [R1])
+        self.assertEqual(await self.store.seed_memberships(R1, []), 0)
+
     async def test_replay_does_not_rewind_membership(self) -> None:
         """Re-announcing an old join after a leave keeps the leave."""
         await self.store.announce([member(R1, 1, ALICE, "join"),
