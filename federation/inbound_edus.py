@@ -9,18 +9,27 @@ To-device messages enter the same per-device inboxes as local ``/sendToDevice``
 ``"*"`` means every device the local user has. A sender retries an EDU until a
 transaction carrying it succeeds, possibly in a new transaction (the inbound /send
 dedup by transaction ID does not catch that), so each message is also deduplicated by
-(origin, ``message_id``), in the same database transaction as its delivery.
+(origin, ``message_id``), in the same database transaction as its delivery. Those
+records are purged hourly once a week old: far past any useful retry.
 """
 
 from __future__ import annotations
 
 from typing import Any, Awaitable, Callable, Iterable, Mapping, Protocol
 
+from twisted.internet import defer, task
+from twisted.logger import Logger
+
 from federation.edus import EduHandlers
 from homeserver.sync.presence import SETTABLE, UserPresence
 
+log = Logger()
+
 DIRECT_TO_DEVICE = "m.direct_to_device"
 PRESENCE = "m.presence"
+#: how long a remote message_id is remembered, and how often old ones are purged
+MESSAGE_ID_KEEP_MS = 7 * 24 * 3600 * 1000
+PURGE_EVERY_S = 3600.0
 
 
 class Devices(Protocol):
@@ -31,6 +40,8 @@ class DeviceInbox(Protocol):
     async def add_federation_messages(self, origin: str, message_id: str,
                                       deliveries: list[tuple[str, str, Mapping[str, Any]]],
                                       ) -> int | None: ...
+
+    async def purge_federation_message_ids(self, older_than_ts: int) -> int: ...
 
 
 class Presence(Protocol):
@@ -53,9 +64,27 @@ class DeviceMessages:
         self._devices = devices
         self._inbox = inbox
         self._notify_users = notify_users
+        self._purge_loop: task.LoopingCall | None = None
 
     def register(self, edus: EduHandlers) -> None:
         edus.register(DIRECT_TO_DEVICE, self.on_direct_to_device)
+
+    def start_purging(self, clock: Any, now_ms: Callable[[], int]) -> None:
+        """Forget message IDs older than :data:`MESSAGE_ID_KEEP_MS`, every hour."""
+        async def purge() -> None:
+            await self._inbox.purge_federation_message_ids(now_ms() - MESSAGE_ID_KEEP_MS)
+
+        def tick() -> Any:
+            return defer.ensureDeferred(purge()).addErrback(
+                lambda f: log.failure("purging remote to-device message IDs", f))
+
+        self._purge_loop = task.LoopingCall(tick)
+        self._purge_loop.clock = clock
+        self._purge_loop.start(PURGE_EVERY_S, now=False)
+
+    def stop_purging(self) -> None:
+        if self._purge_loop is not None and self._purge_loop.running:
+            self._purge_loop.stop()
 
     async def on_direct_to_device(self, origin: str, content: Mapping[str, Any]) -> None:
         sender, event_type = content.get("sender"), content.get("type")

@@ -225,8 +225,9 @@ def build_inbound(*, config: Config, store: Any, rooms: Any, c: dict[str, Any],
     edus = EduHandlers()
     LiveEdus(rooms=rooms, typing=c["typing"], receipts=store.receipts,
              notify_room=notify_room).register(edus)
-    DeviceMessages(server_name=config.server_name, devices=store.devices,
-                   inbox=store.to_device, notify_users=notify_users).register(edus)
+    device_messages = DeviceMessages(server_name=config.server_name, devices=store.devices,
+                                     inbox=store.to_device, notify_users=notify_users)
+    device_messages.register(edus)
     if "presence" in c:
         RemotePresence(presence=c["presence"], now_ms=now_ms).register(edus)
     if "remote_device_lists" in c:  # m.device_list_update, m.signing_key_update
@@ -234,6 +235,7 @@ def build_inbound(*, config: Config, store: Any, rooms: Any, c: dict[str, Any],
             edus.register(edu_type, handler)
     return {
         "edu_handlers": edus,
+        "federation_device_messages": device_messages,
         "federation_transactions": TransactionHandler(
             server_name=config.server_name, rooms=rooms,
             store=store.federation_inbound_txns, checker=checker,

@@ -1,12 +1,15 @@
 """Inbound ``m.direct_to_device`` and ``m.presence`` EDUs through a signed /send: into
-the local users' /sync, once, and only when the origin speaks for its own users."""
+the local users' /sync, once, and only when the origin speaks for its own users; old
+remote message IDs purged."""
 
-from twisted.internet import defer
+from twisted.internet import defer, task
+from twisted.trial import unittest
 
-from tests.client_api.harness import ServerTestCase
-from tests.federation.test_inbound_servlets import BOB, REMOTE, STRANGER, V1, _key_row
-from tests.fakes.rooms import remote_event
 from federation import xmatrix
+from federation.inbound_edus import MESSAGE_ID_KEEP_MS, PURGE_EVERY_S, DeviceMessages
+from tests.client_api.harness import ServerTestCase
+from tests.fakes.rooms import remote_event
+from tests.federation.test_inbound_servlets import BOB, REMOTE, STRANGER, V1, _key_row
 
 
 class _EduCase(ServerTestCase):
@@ -172,3 +175,29 @@ class PresenceDisabledTest(_PresenceCase):
         """With presence disabled, remote presence is dropped."""
         await self.send_edus("p1", [presence_edu({"user_id": BOB, "presence": "online"})])
         self.assertIsNone(await self.c["store"].presence.get_presence(BOB))
+
+
+class FakeInbox:
+    def __init__(self) -> None:
+        self.purged: list[int] = []
+
+    async def purge_federation_message_ids(self, older_than_ts):
+        self.purged.append(older_than_ts)
+        return 0
+
+
+class PurgeTest(unittest.TestCase):
+    def test_message_ids_purged_hourly_after_a_week(self):
+        """Remembered message IDs older than a week are purged once an hour, and the
+        loop stops with the service."""
+        clock, inbox = task.Clock(), FakeInbox()
+        messages = DeviceMessages(server_name="test.local", devices=None, inbox=inbox,
+                                  notify_users=lambda users: None)
+        messages.start_purging(clock, lambda: int(clock.seconds() * 1000))
+        clock.advance(PURGE_EVERY_S - 1)
+        self.assertEqual(inbox.purged, [])
+        clock.advance(1)
+        self.assertEqual(inbox.purged, [int(PURGE_EVERY_S * 1000) - MESSAGE_ID_KEEP_MS])
+        messages.stop_purging()
+        clock.advance(PURGE_EVERY_S * 3)
+        self.assertEqual(len(inbox.purged), 1)
