@@ -208,11 +208,14 @@ def build_sender(*, config: Config, reactor: Any, store: Any, rooms: Any, client
 # --- inbound PDUs, EDUs and the room reads (helper fedin) ---
 def build_inbound(*, config: Config, store: Any, rooms: Any, c: dict[str, Any],
                   notify_room: Callable[[str], None],
+                  notify_users: Callable[[Any], None],
                   now_ms: Callable[[], int]) -> dict[str, Any]:
     """``/send`` and the read endpoints; ``edu_handlers`` is the registry other
-    features add their EDU types to (``m.typing`` and ``m.receipt`` are in it)."""
+    features add their EDU types to (``m.typing``, ``m.receipt``,
+    ``m.direct_to_device`` and ``m.presence`` are in it)."""
     from federation.edus import EduHandlers
     from federation.gaps import GapFiller
+    from federation.inbound_edus import DeviceMessages, RemotePresence
     from federation.live_edus import LiveEdus
     from federation.pdu_checks import PduChecker
     from federation.room_reads import RoomReads
@@ -222,11 +225,17 @@ def build_inbound(*, config: Config, store: Any, rooms: Any, c: dict[str, Any],
     edus = EduHandlers()
     LiveEdus(rooms=rooms, typing=c["typing"], receipts=store.receipts,
              notify_room=notify_room).register(edus)
+    device_messages = DeviceMessages(server_name=config.server_name, devices=store.devices,
+                                     inbox=store.to_device, notify_users=notify_users)
+    device_messages.register(edus)
+    if "presence" in c:
+        RemotePresence(presence=c["presence"], now_ms=now_ms).register(edus)
     if "remote_device_lists" in c:  # m.device_list_update, m.signing_key_update
         for edu_type, handler in edu_handlers(c).items():
             edus.register(edu_type, handler)
     return {
         "edu_handlers": edus,
+        "federation_device_messages": device_messages,
         "federation_transactions": TransactionHandler(
             server_name=config.server_name, rooms=rooms,
             store=store.federation_inbound_txns, checker=checker,

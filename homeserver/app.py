@@ -205,7 +205,12 @@ def build_service(config: Config, reactor) -> HomeServer:
     # --- federation: inbound PDUs, EDUs and room reads (helper fedin) ---
     extra_components.update(federation_wiring.build_inbound(
         config=config, store=store, rooms=rooms, c=extra_components,
-        notify_room=notifier.notify_room, now_ms=now_ms))
+        notify_room=notifier.notify_room, notify_users=notifier.notify_users,
+        now_ms=now_ms))
+    device_messages = extra_components["federation_device_messages"]
+    _Stoppable("federation_device_messages",
+               start=lambda: device_messages.start_purging(reactor, now_ms),
+               stop=device_messages.stop_purging).setServiceParent(top)
     # --- domain services: search, relations, directory (helper H) ---
     from homeserver.rooms.features.relations import RelationsService
     from homeserver.profiles import ProfileService

@@ -160,6 +160,35 @@ class ToDevice:
         return await self._db.run(lambda conn: insert_if_absent(
             conn, device_federation_inbox, values, ["origin", "message_id"]))
 
+    async def add_federation_messages(self, origin: str, message_id: str,
+                                      deliveries: Sequence[Delivery]) -> int | None:
+        """Queue a remote server's ``m.direct_to_device`` messages once: the record of
+        (``origin``, ``message_id``) and the deliveries commit together, so a resent
+        EDU (in a retried or in a new transaction) is dropped, and a crash between the
+        two can neither lose the messages nor mark them seen.
+
+        Returns the stream position after the last message, or None if that
+        ``message_id`` from ``origin`` was queued before.
+        """
+        record = dict(origin=origin, message_id=message_id,
+                      received_ts=self._db.now_ms())
+        rows = [dict(user_id=u, device_id=d, message=dict(m)) for u, d, m in deliveries]
+
+        def txn(conn: Connection) -> int | None:
+            # our stream's lock first (see positions.py): a duplicate waits here
+            pos = positions.lock_stream(conn, positions.TO_DEVICE)
+            if not insert_if_absent(conn, device_federation_inbox, record,
+                                    ["origin", "message_id"]):
+                return None
+            for row in rows:
+                pos = conn.execute(sa.insert(device_inbox).values(**row)
+                                   .returning(_c.stream_id)).scalar_one()
+            if rows:
+                positions.advance(conn, positions.TO_DEVICE, pos)
+            return pos
+
+        return await self._db.run(txn)
+
     async def purge_federation_message_ids(self, older_than_ts: int) -> int:
         """Forget remote message IDs received before ``older_than_ts``."""
         t = device_federation_inbox.c

@@ -187,6 +187,28 @@ class PresenceService:
         if self.enabled and recent and sender.endswith(":" + self._server_name):
             self._background(self.user_active(sender), "presence activity", sender)
 
+    # -- other servers' users ------------------------------------------------------------
+    async def remote_update(self, p: UserPresence) -> bool:
+        """A remote user's presence as their server pushed it (``m.presence`` EDU,
+        spec: Server-Server API "Presence"). Their server runs their timers, so none
+        are armed here, and observers (the federation sender) are not told: we never
+        speak for another server's users. Stored only when a local user shares a
+        room with them (no one else may see it); False if it was not."""
+        if not self.enabled or p.user_id.endswith(":" + self._server_name):
+            return False
+        watchers = await self._users_sharing(p.user_id)
+        local = {u for u in watchers if u.endswith(":" + self._server_name)}
+        if not local:
+            return False
+        if p.state != ONLINE and p.currently_active:
+            p = dataclasses.replace(p, currently_active=False)
+        self._cache[p.user_id] = p
+        await self._store.set_presence(p.user_id, p.state, status_msg=p.status_msg,
+                                       last_active_ts=p.last_active_ts,
+                                       currently_active=p.currently_active)
+        self._notify_users(local)
+        return True
+
     # -- connections (/sync, WebSocket) --------------------------------------------------
     async def connected(self, user_id: str, set_presence: str | None) -> None:
         """A /sync or WebSocket starts; ``set_presence`` as the /sync parameter
@@ -299,7 +321,9 @@ class PresenceService:
             return
         now = self.now_ms()
         for row in await self._store.get_presence_changes(0):
-            if row.state != OFFLINE and row.user_id not in self._cache:
+            # remote users' timers run on their servers, not here
+            if row.state != OFFLINE and row.user_id not in self._cache \
+                    and row.user_id.endswith(":" + self._server_name):
                 p = await self.current(row.user_id)
                 self._last_connected.setdefault(row.user_id, now)
                 self._arm(p)

@@ -58,5 +58,19 @@ class ToDeviceTests(StoreTests):
         self.assertEqual(await td.purge_federation_message_ids(self.db.now_ms() + 1), 2)
         self.assertTrue(await td.mark_federation_message_seen("remote.org", "m1"))
 
+    async def test_federation_messages_once(self) -> None:
+        """Remote messages are queued with their message_id's record: a second copy
+        from the same origin queues nothing, the same id from another origin does."""
+        td = self.store.to_device
+        pos = await td.add_federation_messages("remote.org", "m1", [(ALICE, "A", _m(1))])
+        self.assertEqual(pos, await self.store.current_position("to_device"))
+        self.assertIsNone(
+            await td.add_federation_messages("remote.org", "m1", [(ALICE, "A", _m(1))]))
+        self.assertIsNotNone(
+            await td.add_federation_messages("other.org", "m1", [(ALICE, "A", _m(2))]))
+        msgs, _ = await td.get_messages(ALICE, "A", 0)
+        self.assertEqual([m["content"]["n"] for m in msgs], [1, 2])
+        self.assertIsNone(await td.add_federation_messages("remote.org", "m1", []))
+
 
 ToDeviceTestsSQLite, ToDeviceTestsPostgres = on_both_backends(ToDeviceTests)
