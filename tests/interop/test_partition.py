@@ -1,0 +1,149 @@
+"""A partition between Synapse and us, against a real Synapse (room versions 10, 12).
+
+The link is cut by stopping our server: while it is down Synapse's admin changes the
+topic and the power levels (Synapse queues them for us and backs off). Our server
+comes back and, before Synapse's catch-up reaches it, our user changes the power
+levels and the topic on top of what ours last knew: two forks of the room's DAG.
+Once each side has the other's events, state resolution must give both servers the
+same current state, and our next event must merge the forks (one forward extremity).
+"""
+
+from __future__ import annotations
+
+import time
+import urllib.parse
+import uuid
+from typing import Any, Callable
+
+from twisted.trial import unittest
+
+from federation import xmatrix
+from homeserver.crypto.signing import read_signing_keys
+from tests.interop.synapse import Federation
+
+CONVERGED = ("m.room.topic", "m.room.power_levels")
+
+
+def q(value: str) -> str:
+    return urllib.parse.quote(value, safe="")
+
+
+class PartitionTest(unittest.TestCase):
+    timeout = 900
+
+    def setUp(self) -> None:
+        self.fed = Federation.get()
+        self.syn, self.ours = self.fed.synapse, self.fed.ours
+        name = uuid.uuid4().hex[:8]
+        status, body = self.ours.request("POST", "/_matrix/client/v3/register", {
+            "username": f"p{name}", "password": "pw-" + name,
+            "auth": {"type": "m.login.dummy"}})
+        self.assertEqual(status, 200, body)
+        self.user, self.token = body["user_id"], body["access_token"]
+        self.syn.register(f"q{name}", "pw-" + name)
+        self.syn_token = self.syn.login(f"q{name}", "pw-" + name)
+
+    def call(self, server, method: str, path: str, body: Any, token: str) -> Any:
+        status, resp = server.request(method, path, body, token=token)
+        self.assertEqual(status, 200, (method, path, resp))
+        return resp
+
+    def wait(self, predicate: Callable[[], Any], what: str, seconds: float) -> Any:
+        deadline = time.monotonic() + seconds
+        while True:
+            result = predicate()
+            if result:
+                return result
+            if time.monotonic() > deadline:
+                self.fail(f"timed out after {seconds:g}s waiting for {what}; "
+                          f"our log: {self.ours.logs()[-3000:]}")
+            time.sleep(1)
+
+    def current(self, server, room_id: str, token: str) -> dict[str, Any]:
+        """Topic and power levels content, as ``server``'s client API has them now."""
+        status, state = server.request("GET", f"/_matrix/client/v3/rooms/{q(room_id)}/state",
+                                       token=token)
+        if status != 200:
+            return {}
+        return {e["type"]: e["content"] for e in state
+                if e["type"] in CONVERGED and e.get("state_key") == ""}
+
+    def pdu(self, event_id: str) -> dict[str, Any]:
+        """Our copy of an event in federation form (for its prev_events), asked as
+        Synapse would ask."""
+        path = f"/_matrix/federation/v1/event/{q(event_id)}"
+        [key] = read_signing_keys(self.syn.signing_key_path())
+        [header] = xmatrix.sign_request([key], method="GET", uri=path,
+                                        origin=self.syn.server_name,
+                                        destination=self.fed.our_name, content=None)
+        status, body = self.ours.request("GET", path, headers={"Authorization": header})
+        self.assertEqual(status, 200, body)
+        return body["pdus"][0]
+
+    def put_state(self, server, room_id: str, event_type: str, content: dict,
+                  token: str) -> str:
+        return self.call(server, "PUT", f"/_matrix/client/v3/rooms/{q(room_id)}/state/"
+                         f"{event_type}/", content, token)["event_id"]
+
+    def say(self, room_id: str, text: str) -> str:
+        return self.call(self.ours, "PUT", f"/_matrix/client/v3/rooms/{q(room_id)}/send/"
+                         f"m.room.message/{uuid.uuid4().hex}",
+                         {"msgtype": "m.text", "body": text}, self.token)["event_id"]
+
+    def _partition(self, version: str) -> None:
+        room_id = self.call(self.syn, "POST", "/_matrix/client/v3/createRoom", {
+            "preset": "public_chat", "room_version": version}, self.syn_token)["room_id"]
+        self.call(self.ours, "POST", f"/_matrix/client/v3/join/{q(room_id)}?server_name="
+                  f"{q(self.syn.server_name)}", {}, self.token)
+        levels = self.current(self.syn, room_id, self.syn_token)["m.room.power_levels"]
+        levels = dict(levels, users=dict(levels.get("users", {}), **{self.user: 100}))
+        self.put_state(self.syn, room_id, "m.room.power_levels", levels, self.syn_token)
+        self.wait(lambda: self.current(self.ours, room_id, self.token)
+                  .get("m.room.power_levels", {}).get("users", {}).get(self.user) == 100,
+                  "our user's power on our side", 60)
+
+        self.ours.stop()
+        try:
+            self.put_state(self.syn, room_id, "m.room.topic",
+                           {"topic": f"synapse's topic v{version}"}, self.syn_token)
+            self.put_state(self.syn, room_id, "m.room.power_levels",
+                           dict(levels, events=dict(levels.get("events", {}),
+                                                    **{"m.room.topic": 75})),
+                           self.syn_token)
+        finally:
+            self.ours.start()
+        # before Synapse's catch-up reaches us (it backs off from us for minutes and
+        # wakes only once we call it): our user's changes on what ours last knew
+        ours_pl = self.put_state(self.ours, room_id, "m.room.power_levels",
+                                 dict(levels, kick=80), self.token)
+        ours_topic = self.put_state(self.ours, room_id, "m.room.topic",
+                                    {"topic": f"our topic v{version}"}, self.token)
+        before = self.current(self.ours, room_id, self.token)
+        self.assertEqual(before["m.room.topic"], {"topic": f"our topic v{version}"})
+        self.assertNotIn("m.room.topic", before["m.room.power_levels"].get("events", {}))
+
+        def same() -> bool:
+            ours = self.current(self.ours, room_id, self.token)
+            theirs = self.current(self.syn, room_id, self.syn_token)
+            return bool(ours) and ours == theirs \
+                and ours["m.room.power_levels"].get("events", {}).get("m.room.topic") == 75
+        self.wait(same, f"the same topic and power levels on both (v{version}); ours "
+                  f"{self.current(self.ours, room_id, self.token)}", 240)
+
+        # our next event has both forks as prev_events; the one after, only it
+        first = self.say(room_id, "after the partition")
+        self.assertGreaterEqual(len(self.pdu(first)["prev_events"]), 2,
+                                (ours_pl, ours_topic, self.pdu(first)))
+        second = self.say(room_id, "and again")
+        self.assertEqual(self.pdu(second)["prev_events"], [first])
+        # and Synapse still agrees after accepting both
+        self.wait(same, "agreement after the merge", 60)
+
+    def test_concurrent_changes_converge_v10(self):
+        """Topic and power levels changed on both sides during a partition end the same
+        on both servers (v10), and our next event merges the forks."""
+        self._partition("10")
+
+    def test_concurrent_changes_converge_v12(self):
+        """The same in room version 12 (state resolution v2.1)."""
+        self._partition("12")
