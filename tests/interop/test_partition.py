@@ -48,13 +48,15 @@ class PartitionTest(unittest.TestCase):
         self.assertEqual(status, 200, (method, path, resp))
         return resp
 
-    def wait(self, predicate: Callable[[], Any], what: str, seconds: float) -> Any:
+    def wait(self, predicate: Callable[[], Any], what: str | Callable[[], str],
+             seconds: float) -> Any:
         deadline = time.monotonic() + seconds
         while True:
             result = predicate()
             if result:
                 return result
             if time.monotonic() > deadline:
+                what = what() if callable(what) else what
                 self.fail(f"timed out after {seconds:g}s waiting for {what}; "
                           f"our log: {self.ours.logs()[-3000:]}")
             time.sleep(1)
@@ -68,17 +70,22 @@ class PartitionTest(unittest.TestCase):
         return {e["type"]: e["content"] for e in state
                 if e["type"] in CONVERGED and e.get("state_key") == ""}
 
-    def pdu(self, event_id: str) -> dict[str, Any]:
+    def pdu(self, room_id: str, event_id: str) -> dict[str, Any]:
         """Our copy of an event in federation form (for its prev_events), asked as
-        Synapse would ask."""
-        path = f"/_matrix/federation/v1/event/{q(event_id)}"
+        Synapse would ask: ``/backfill`` from it, limit 1, names the room (``/event``
+        does not; see test_event_of_synapse_room)."""
+        path = f"/_matrix/federation/v1/backfill/{q(room_id)}?v={q(event_id)}&limit=1"
+        status, body = self.as_synapse("GET", path)
+        self.assertEqual(status, 200, body)
+        [pdu] = body["pdus"]  # the event named by v itself
+        return pdu
+
+    def as_synapse(self, method: str, path: str) -> tuple[int, Any]:
         [key] = read_signing_keys(self.syn.signing_key_path())
-        [header] = xmatrix.sign_request([key], method="GET", uri=path,
+        [header] = xmatrix.sign_request([key], method=method, uri=path,
                                         origin=self.syn.server_name,
                                         destination=self.fed.our_name, content=None)
-        status, body = self.ours.request("GET", path, headers={"Authorization": header})
-        self.assertEqual(status, 200, body)
-        return body["pdus"][0]
+        return self.ours.request(method, path, headers={"Authorization": header})
 
     def put_state(self, server, room_id: str, event_type: str, content: dict,
                   token: str) -> str:
@@ -104,9 +111,10 @@ class PartitionTest(unittest.TestCase):
 
         self.ours.stop()
         try:
-            self.put_state(self.syn, room_id, "m.room.topic",
-                           {"topic": f"synapse's topic v{version}"}, self.syn_token)
-            self.put_state(self.syn, room_id, "m.room.power_levels",
+            syn_topic = self.put_state(self.syn, room_id, "m.room.topic",
+                                       {"topic": f"synapse's topic v{version}"},
+                                       self.syn_token)
+            syn_pl = self.put_state(self.syn, room_id, "m.room.power_levels",
                            dict(levels, events=dict(levels.get("events", {}),
                                                     **{"m.room.topic": 75})),
                            self.syn_token)
@@ -122,20 +130,29 @@ class PartitionTest(unittest.TestCase):
         self.assertEqual(before["m.room.topic"], {"topic": f"our topic v{version}"})
         self.assertNotIn("m.room.topic", before["m.room.power_levels"].get("events", {}))
 
+        def we_have(event_id: str) -> bool:
+            status, _ = self.ours.request(
+                "GET", f"/_matrix/client/v3/rooms/{q(room_id)}/event/{q(event_id)}",
+                token=self.token)
+            return status == 200
+
         def same() -> bool:
+            # which fork wins is state resolution's to say; both must say the same
             ours = self.current(self.ours, room_id, self.token)
             theirs = self.current(self.syn, room_id, self.syn_token)
-            return bool(ours) and ours == theirs \
-                and ours["m.room.power_levels"].get("events", {}).get("m.room.topic") == 75
-        self.wait(same, f"the same topic and power levels on both (v{version}); ours "
-                  f"{self.current(self.ours, room_id, self.token)}", 240)
+            return bool(ours) and ours == theirs and we_have(syn_topic) and we_have(syn_pl)
+        self.wait(same, lambda: f"the same topic and power levels on both (v{version}); "
+                  f"ours {self.current(self.ours, room_id, self.token)}, Synapse's "
+                  f"{self.current(self.syn, room_id, self.syn_token)}, we have Synapse's "
+                  f"topic/PL: {we_have(syn_topic)}/{we_have(syn_pl)}", 240)
 
         # our next event has both forks as prev_events; the one after, only it
         first = self.say(room_id, "after the partition")
-        self.assertGreaterEqual(len(self.pdu(first)["prev_events"]), 2,
-                                (ours_pl, ours_topic, self.pdu(first)))
+        merge = self.pdu(room_id, first)
+        self.assertEqual(merge["content"]["body"], "after the partition")
+        self.assertGreaterEqual(len(merge["prev_events"]), 2, (ours_pl, ours_topic, merge))
         second = self.say(room_id, "and again")
-        self.assertEqual(self.pdu(second)["prev_events"], [first])
+        self.assertEqual(self.pdu(room_id, second)["prev_events"], [first])
         # and Synapse still agrees after accepting both
         self.wait(same, "agreement after the merge", 60)
 
@@ -147,3 +164,15 @@ class PartitionTest(unittest.TestCase):
     def test_concurrent_changes_converge_v12(self):
         """The same in room version 12 (state resolution v2.1)."""
         self._partition("12")
+
+    def test_event_of_synapse_room(self):
+        """Synapse may GET /event/{id} of an event in a room it made that we joined (its
+        creator came in our send_join state, which the memberships index never saw)."""
+        room_id = self.call(self.syn, "POST", "/_matrix/client/v3/createRoom", {
+            "preset": "public_chat", "room_version": "12"}, self.syn_token)["room_id"]
+        self.call(self.ours, "POST", f"/_matrix/client/v3/join/{q(room_id)}?server_name="
+                  f"{q(self.syn.server_name)}", {}, self.token)
+        event_id = self.say(room_id, "find me")
+        status, body = self.as_synapse("GET", f"/_matrix/federation/v1/event/{q(event_id)}")
+        self.assertEqual((status, body["pdus"][0]["event_id"] if status == 200 else body),
+                         (200, event_id))
