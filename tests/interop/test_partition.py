@@ -174,5 +174,6 @@ class PartitionTest(unittest.TestCase):
                   f"{q(self.syn.server_name)}", {}, self.token)
         event_id = self.say(room_id, "find me")
         status, body = self.as_synapse("GET", f"/_matrix/federation/v1/event/{q(event_id)}")
-        self.assertEqual((status, body["pdus"][0]["event_id"] if status == 200 else body),
-                         (200, event_id))
+        self.assertEqual(status, 200, body)
+        [pdu] = body["pdus"]
+        self.assertEqual((pdu["room_id"], pdu["content"].get("body")), (room_id, "find me"))
