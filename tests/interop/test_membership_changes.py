@@ -8,6 +8,7 @@ membership event, our user can no longer send, and Synapse agrees.
 
 from __future__ import annotations
 
+import itertools
 import time
 import urllib.parse
 import uuid
@@ -16,6 +17,8 @@ from typing import Any, Callable
 from twisted.trial import unittest
 
 from tests.interop.synapse import Federation
+
+_polls = itertools.count(1)
 
 
 def q(value: str) -> str:
@@ -100,6 +103,9 @@ class MembershipChangesTest(unittest.TestCase):
         # Synapse lets a banned user read no room state; its /sync shows the change
         self.wait(lambda: self.left_in_sync(self.syn, room_id, syn_token, expected),
                   f"{expected} in the Synapse user's /sync")
+        status, body = self.syn.request("GET", "/_matrix/client/v3/joined_rooms",
+                                        token=syn_token)
+        self.assertNotIn(room_id, body["joined_rooms"])
         # the removed user's own server no longer lets them speak in the room
         status, body = self.syn.request(
             "PUT", f"/_matrix/client/v3/rooms/{q(room_id)}/send/m.room.message/"
@@ -131,8 +137,11 @@ class MembershipChangesTest(unittest.TestCase):
     def left_in_sync(self, server, room_id: str, token: str, expected: str) -> bool:
         """Whether ``server``'s /sync lists the room under rooms.leave with a membership
         event saying ``expected``."""
-        status, body = server.request("GET", "/_matrix/client/v3/sync?timeout=0&filter="
-                                      + q('{"room": {"include_leave": true}}'), token=token)
+        # Synapse caches a /sync answer for two minutes by its request (user, since,
+        # timeout, filter): a new timeout each poll makes each ask afresh
+        status, body = server.request(
+            "GET", f"/_matrix/client/v3/sync?timeout={next(_polls)}&filter="
+            + q('{"room": {"include_leave": true}}'), token=token)
         if status != 200:
             return False
         left = body.get("rooms", {}).get("leave", {}).get(room_id)
