@@ -97,7 +97,9 @@ class PartitionTest(unittest.TestCase):
                          f"m.room.message/{uuid.uuid4().hex}",
                          {"msgtype": "m.text", "body": text}, self.token)["event_id"]
 
-    def _partition(self, version: str) -> None:
+    def _partition(self, version: str, demote: bool = False) -> None:
+        """``demote``: Synapse's power-level change also takes our user's power away,
+        so our user's concurrent changes are authorised on our fork only."""
         room_id = self.call(self.syn, "POST", "/_matrix/client/v3/createRoom", {
             "preset": "public_chat", "room_version": version}, self.syn_token)["room_id"]
         self.call(self.ours, "POST", f"/_matrix/client/v3/join/{q(room_id)}?server_name="
@@ -114,10 +116,13 @@ class PartitionTest(unittest.TestCase):
             syn_topic = self.put_state(self.syn, room_id, "m.room.topic",
                                        {"topic": f"synapse's topic v{version}"},
                                        self.syn_token)
-            syn_pl = self.put_state(self.syn, room_id, "m.room.power_levels",
-                           dict(levels, events=dict(levels.get("events", {}),
-                                                    **{"m.room.topic": 75})),
-                           self.syn_token)
+            theirs = dict(levels, events=dict(levels.get("events", {}),
+                                              **{"m.room.topic": 75}))
+            if demote:
+                theirs["users"] = {u: p for u, p in theirs["users"].items()
+                                   if u != self.user}
+            syn_pl = self.put_state(self.syn, room_id, "m.room.power_levels", theirs,
+                                    self.syn_token)
         finally:
             self.ours.start()
         # before Synapse's catch-up reaches us (it backs off from us for minutes and
@@ -164,6 +169,16 @@ class PartitionTest(unittest.TestCase):
     def test_concurrent_changes_converge_v12(self):
         """The same in room version 12 (state resolution v2.1)."""
         self._partition("12")
+
+    def test_concurrent_demotion_converges_v10(self):
+        """Synapse's admin demotes our user while our user, cut off, changes topic and
+        power levels: both servers still end with the same state (v10)."""
+        self._partition("10", demote=True)
+
+    def test_concurrent_demotion_converges_v12(self):
+        """Synapse's admin demotes our user while our user, cut off, changes topic and
+        power levels: both servers still end with the same state (v12)."""
+        self._partition("12", demote=True)
 
     def test_event_of_synapse_room(self):
         """Synapse may GET /event/{id} of an event in a room it made that we joined (its
