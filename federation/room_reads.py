@@ -59,12 +59,16 @@ class RoomReads:
 
     def __init__(self, *, server_name: str, rooms: Rooms,
                  rooms_joined_by: Callable[[str], Awaitable[list[str]]],
-                 now_ms: Callable[[], int]) -> None:
+                 now_ms: Callable[[], int],
+                 room_of_event: Callable[[str], Awaitable[str | None]] | None = None
+                 ) -> None:
         """``rooms_joined_by(server)``: the rooms where a user of ``server`` is joined
-        (``store.streams.rooms_joined_by_server``)."""
+        (``store.streams.rooms_joined_by_server``); ``room_of_event(event_id)``: the room
+        of a timeline event (``store.streams.room_of_event``)."""
         self._server_name = server_name
         self._rooms = rooms
         self._rooms_joined_by = rooms_joined_by
+        self._room_of_event = room_of_event
         self._now_ms = now_ms
 
     def _envelope(self, pdus: Iterable[PDU]) -> dict[str, Any]:
@@ -117,7 +121,16 @@ class RoomReads:
     async def event(self, origin: str, event_id: str) -> dict[str, Any]:
         """``GET /event/{eventId}``: the event, if ``origin`` may see it. The request
         names no room, so we look in the rooms ``origin`` has users joined to (awake
-        rooms first: waking a room costs a file open)."""
+        rooms first: waking a room costs a file open). A timeline event's room comes
+        from the room stream first: the memberships index does not know the members
+        of a room we joined over federation that were in its send_join state."""
+        room_id = None if self._room_of_event is None else \
+            await self._room_of_event(event_id)
+        if room_id is not None:
+            try:
+                return await self.event_in_room(origin, room_id, event_id)
+            except (NotFound, Forbidden):
+                pass
         room_ids = await self._rooms_joined_by(origin)
         room_ids.sort(key=lambda r: not self._rooms.is_awake(r))
         for room_id in room_ids:

@@ -242,7 +242,8 @@ def build_inbound(*, config: Config, store: Any, rooms: Any, c: dict[str, Any],
             gaps=GapFiller(client=c["federation_client"], checker=checker), edus=edus),
         "federation_room_reads": RoomReads(
             server_name=config.server_name, rooms=rooms,
-            rooms_joined_by=store.streams.rooms_joined_by_server, now_ms=now_ms),
+            rooms_joined_by=store.streams.rooms_joined_by_server, now_ms=now_ms,
+            room_of_event=store.streams.room_of_event),
     }
 
 

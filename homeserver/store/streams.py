@@ -38,6 +38,7 @@ room_stream = sa.Table(
     sa.Column("sender", sa.Text, nullable=False),
     sa.UniqueConstraint("room_id", "room_seq"),
     sa.Index(None, "room_id", "pos"),
+    sa.Index(None, "event_id"),
     sqlite_autoincrement=True,
 )
 
@@ -331,6 +332,15 @@ class Streams:
             rows = conn.execute(sa.select(_m.user_id, _m.membership).where(
                 _m.room_id == room_id, _m.membership.in_(wanted)).order_by(_m.user_id))
             return {r.user_id: r.membership for r in rows}
+
+        return await self._db.run(txn)
+
+    async def room_of_event(self, event_id: str) -> str | None:
+        """The room of a timeline event we announced, or None (federation's
+        ``GET /event/{eventId}`` names no room)."""
+        def txn(conn: Connection) -> str | None:
+            return conn.execute(sa.select(_s.room_id).where(_s.event_id == event_id)
+                                .limit(1)).scalar()
 
         return await self._db.run(txn)
 

@@ -5,9 +5,12 @@ with their access rules (joined servers only, ACLs)."""
 import json
 from urllib.parse import quote
 
+import sqlalchemy as sa
+
 from federation import xmatrix
 from homeserver.crypto.signing import SigningKey, sign_json
 from homeserver.store.server_keys import ServerKey
+from homeserver.store.streams import room_memberships
 from tests.client_api.harness import ServerTestCase
 from tests.fakes.rooms import remote_event
 
@@ -148,6 +151,18 @@ class InboundServletTest(ServerTestCase):
         status, body = await self.signed(
             "POST", f"{V1}/get_missing_events/{q(self.room_id)}", {"latest_events": "x"})
         self.assertEqual((status, body["errcode"]), (400, "M_INVALID_PARAM"))
+
+    async def test_event_found_when_memberships_index_lacks_origin(self):
+        """/event finds the event's room by the event, not only through the memberships
+        index: a room joined over federation never indexes the members that were in
+        its send_join state (found against Synapse, tests/interop/test_partition.py)."""
+        join = await self.join_bob()
+        streams = self.c["store"].streams
+        await streams._db.run(lambda conn: conn.execute(sa.delete(room_memberships).where(
+            room_memberships.c.user_id == BOB)))
+        self.assertEqual(await streams.rooms_joined_by_server("remote.example"), [])
+        status, body = await self.signed("GET", f"{V1}/event/{q(join.event_id)}")
+        self.assertEqual((status, body.get("pdus")), (200, [dict(join.get_dict())]))
 
     async def test_server_not_in_room_forbidden(self):
         """A server with no user in the room may not read it (403), nor see its events
