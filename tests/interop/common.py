@@ -107,3 +107,27 @@ def bodies(sync: dict, room_id: str) -> list[str]:
     """The message bodies of one joined room's timeline in a /sync answer."""
     return [e["content"].get("body") for e in room_events(sync, room_id)
             if e.get("type") == "m.room.message"]
+
+
+class ServerSteps:
+    """Assertions for a trial case driving ``self.ours`` and other servers with blocking
+    requests: ``call`` (a request that must answer 200) and ``wait`` (poll until a
+    condition holds, failing with our server's log tail)."""
+
+    def call(self, server, method: str, path: str, body: Any, token: str) -> Any:
+        status, resp = server.request(method, path, body, token=token)
+        self.assertEqual(status, 200, (method, path, resp))
+        return resp
+
+    def wait(self, predicate: Callable[[], Any], what: str | Callable[[], str],
+             seconds: float = 60) -> Any:
+        deadline = time.monotonic() + seconds
+        while True:
+            result = predicate()
+            if result:
+                return result
+            if time.monotonic() > deadline:
+                what = what() if callable(what) else what
+                self.fail(f"timed out after {seconds:g}s waiting for {what}; "
+                          f"our log: {self.ours.logs()[-3000:]}")
+            time.sleep(0.5)

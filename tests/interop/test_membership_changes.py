@@ -9,23 +9,17 @@ membership event, our user can no longer send, and Synapse agrees.
 from __future__ import annotations
 
 import itertools
-import time
-import urllib.parse
 import uuid
-from typing import Any, Callable
 
 from twisted.trial import unittest
 
+from tests.interop.common import ServerSteps, q
 from tests.interop.synapse import Federation
 
 _polls = itertools.count(1)
 
 
-def q(value: str) -> str:
-    return urllib.parse.quote(value, safe="")
-
-
-class MembershipChangesTest(unittest.TestCase):
+class MembershipChangesTest(ServerSteps, unittest.TestCase):
     timeout = 600
 
     def setUp(self) -> None:
@@ -44,22 +38,6 @@ class MembershipChangesTest(unittest.TestCase):
         name = f"s{uuid.uuid4().hex[:10]}"
         self.syn.register(name, "pw-" + name)
         return f"@{name}:{self.syn.server_name}", self.syn.login(name, "pw-" + name)
-
-    def call(self, server, method: str, path: str, body: Any, token: str) -> Any:
-        status, resp = server.request(method, path, body, token=token)
-        self.assertEqual(status, 200, (method, path, resp))
-        return resp
-
-    def wait(self, predicate: Callable[[], Any], what: str, seconds: float = 60) -> Any:
-        deadline = time.monotonic() + seconds
-        while True:
-            result = predicate()
-            if result:
-                return result
-            if time.monotonic() > deadline:
-                self.fail(f"timed out after {seconds:g}s waiting for {what}; "
-                          f"our log: {self.ours.logs()[-2000:]}")
-            time.sleep(0.5)
 
     def membership(self, server, room_id: str, user_id: str, token: str) -> str | None:
         status, body = server.request(

@@ -10,25 +10,20 @@ same current state, and our next event must merge the forks (one forward extremi
 
 from __future__ import annotations
 
-import time
-import urllib.parse
 import uuid
-from typing import Any, Callable
+from typing import Any
 
 from twisted.trial import unittest
 
 from federation import xmatrix
 from homeserver.crypto.signing import read_signing_keys
+from tests.interop.common import ServerSteps, q
 from tests.interop.synapse import Federation
 
 CONVERGED = ("m.room.topic", "m.room.power_levels")
 
 
-def q(value: str) -> str:
-    return urllib.parse.quote(value, safe="")
-
-
-class PartitionTest(unittest.TestCase):
+class PartitionTest(ServerSteps, unittest.TestCase):
     timeout = 900
 
     def setUp(self) -> None:
@@ -42,24 +37,6 @@ class PartitionTest(unittest.TestCase):
         self.user, self.token = body["user_id"], body["access_token"]
         self.syn.register(f"q{name}", "pw-" + name)
         self.syn_token = self.syn.login(f"q{name}", "pw-" + name)
-
-    def call(self, server, method: str, path: str, body: Any, token: str) -> Any:
-        status, resp = server.request(method, path, body, token=token)
-        self.assertEqual(status, 200, (method, path, resp))
-        return resp
-
-    def wait(self, predicate: Callable[[], Any], what: str | Callable[[], str],
-             seconds: float) -> Any:
-        deadline = time.monotonic() + seconds
-        while True:
-            result = predicate()
-            if result:
-                return result
-            if time.monotonic() > deadline:
-                what = what() if callable(what) else what
-                self.fail(f"timed out after {seconds:g}s waiting for {what}; "
-                          f"our log: {self.ours.logs()[-3000:]}")
-            time.sleep(1)
 
     def current(self, server, room_id: str, token: str) -> dict[str, Any]:
         """Topic and power levels content, as ``server``'s client API has them now."""

@@ -7,21 +7,15 @@ federation, and both servers agree on the new room's members and its predecessor
 
 from __future__ import annotations
 
-import time
-import urllib.parse
 import uuid
-from typing import Any, Callable
 
 from twisted.trial import unittest
 
+from tests.interop.common import ServerSteps, q
 from tests.interop.synapse import Federation
 
 
-def q(value: str) -> str:
-    return urllib.parse.quote(value, safe="")
-
-
-class RoomUpgradeTest(unittest.TestCase):
+class RoomUpgradeTest(ServerSteps, unittest.TestCase):
     timeout = 300
 
     def setUp(self) -> None:
@@ -36,22 +30,6 @@ class RoomUpgradeTest(unittest.TestCase):
         self.syn.register(f"v{name}", "pw-" + name)
         self.syn_user = f"@v{name}:{self.syn.server_name}"
         self.syn_token = self.syn.login(f"v{name}", "pw-" + name)
-
-    def call(self, server, method: str, path: str, body: Any, token: str) -> Any:
-        status, resp = server.request(method, path, body, token=token)
-        self.assertEqual(status, 200, (method, path, resp))
-        return resp
-
-    def wait(self, predicate: Callable[[], Any], what: str, seconds: float = 60) -> Any:
-        deadline = time.monotonic() + seconds
-        while True:
-            result = predicate()
-            if result:
-                return result
-            if time.monotonic() > deadline:
-                self.fail(f"timed out after {seconds:g}s waiting for {what}; "
-                          f"our log: {self.ours.logs()[-2000:]}")
-            time.sleep(0.5)
 
     def state_event(self, server, room_id: str, event_type: str, token: str,
                     state_key: str = "") -> dict | None:
