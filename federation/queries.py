@@ -21,6 +21,7 @@ from typing import Any, Mapping
 
 from federation.server import FederationAuthenticator, authenticated
 from homeserver.errors import BadJson, InvalidParam, MissingParam, Unrecognized
+from homeserver.client_api.directory import room_types_filter
 from homeserver.http.server import ApiRequest, Router
 from homeserver.http.validate import int_arg, optional, require
 from homeserver.ids import InvalidId, RoomAlias, UserID, parse_room_id
@@ -130,14 +131,6 @@ class FederationQueries:
             raise BadJson(f"Invalid user ID {user_id!r}") from None
 
 
-def _room_types(value: Any) -> list[str | None] | None:
-    if value is None:
-        return None
-    if not isinstance(value, list) or not all(v is None or isinstance(v, str) for v in value):
-        raise BadJson("filter.room_types must be a list of strings or nulls")
-    return value
-
-
 def register(router: Router, *, authenticator: FederationAuthenticator,
              queries: FederationQueries, openid: Any) -> None:
     """The query servlets; ``/query/{queryType}`` goes after ``/query/profile``, which
@@ -173,7 +166,7 @@ def register(router: Router, *, authenticator: FederationAuthenticator,
         return 200, await queries.public_rooms(
             limit=limit, since=optional(body, "since", str),
             search_term=optional(search, "generic_search_term", str),
-            room_types=_room_types(search.get("room_types")),
+            room_types=room_types_filter(search.get("room_types")),
             include_all_networks=optional(body, "include_all_networks", bool, False),
             third_party_instance_id=optional(body, "third_party_instance_id", str))
 

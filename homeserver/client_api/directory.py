@@ -18,7 +18,8 @@ from homeserver.rooms.features.service import RoomService
 _C = "/_matrix/client/(?:v3|r0)"
 
 
-def _room_types(value: Any) -> list[str | None] | None:
+def room_types_filter(value: Any) -> list[str | None] | None:
+    """``filter.room_types`` of a public rooms request (client and federation)."""
     if value is None:
         return None
     if not isinstance(value, list) or not all(v is None or isinstance(v, str) for v in value):
@@ -76,7 +77,7 @@ def register(router: Router, *, auth: Any, room_service: RoomService) -> None:
         return 200, await directory.public_rooms(
             limit=limit, since=optional(body, "since", str),
             search_term=optional(search, "generic_search_term", str),
-            room_types=_room_types(search.get("room_types")),
+            room_types=room_types_filter(search.get("room_types")),
             server=request.arg("server"))
 
     alias = _C + "/directory/room/(?P<alias>[^/]+)"
