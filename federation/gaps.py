@@ -78,6 +78,14 @@ class Completed:
 
 
 
+def _place(event_id: str, state: list[PDU], auth: list[PDU],
+           state_before: dict[str, list[PDU]], outliers: dict[str, PDU]) -> None:
+    """Record the state before ``event_id``; it and its auth events go in first."""
+    state_before[event_id] = state
+    for event in (*state, *auth):
+        outliers.setdefault(event.event_id, event)
+
+
 def _pdu_list(body: Any, key: str) -> list[Any]:
     value = body.get(key) if isinstance(body, dict) else None
     return value if isinstance(value, list) else []
@@ -109,10 +117,13 @@ class GapFiller:
                 continue
             prev, state, auth = got
             batch[prev.event_id] = prev
-            state_before[prev.event_id] = state
-            for event in (*state, *auth):
-                outliers.setdefault(event.event_id, event)
+            _place(prev.event_id, state, auth, state_before, outliers)
+        return await self._finish(room, origin, batch, outliers, state_before)
 
+    async def _finish(self, room: RoomEvents, origin: str, batch: dict[str, PDU],
+                      outliers: dict[str, PDU], state_before: dict[str, list[PDU]]
+                      ) -> Completed:
+        """The batch with the auth events nobody has fetched (``/event_auth``)."""
         await self._fill_auth(room, origin, batch, outliers)
         for event_id in batch:
             outliers.pop(event_id, None)
@@ -162,14 +173,8 @@ class GapFiller:
             got = await self._state_at(room, origin, pdu.event_id)
             if got is None:
                 continue
-            state, auth = got
-            state_before[pdu.event_id] = state
-            for event in (*state, *auth):
-                outliers.setdefault(event.event_id, event)
-        await self._fill_auth(room, origin, batch, outliers)
-        for event_id in batch:
-            outliers.pop(event_id, None)
-        return Completed(list(batch.values()), list(outliers.values()), state_before)
+            _place(pdu.event_id, *got, state_before, outliers)
+        return await self._finish(room, origin, batch, outliers, state_before)
 
     async def _gap(self, room: RoomEvents, origin: str, prev_id: str
                    ) -> tuple[PDU, list[PDU], list[PDU]] | None:
