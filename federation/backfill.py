@@ -77,7 +77,7 @@ def _server_of(user_id: str) -> str:
 
 class Backfiller:
     def __init__(self, *, server_name: str, client: RemoteJson, gaps: GapFiller, clock: IReactorTime, limit: int = BACKFILL_LIMIT,
-                 timeout: float = 60.0) -> None:
+                 timeout: float = 30.0) -> None:
         self._server_name = server_name
         self._client = client
         self._gaps = gaps

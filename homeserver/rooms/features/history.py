@@ -13,11 +13,12 @@ Pagination tokens: ``t<depth>_<seq>`` cuts in the room's topological order
 (:mod:`homeserver.rooms.rules.pagination`), or a ``/sync`` token (``s…``), which names the
 room's last event at that position of the room stream.
 
-Earlier history held elsewhere: when a backward walk runs out of events, the room's
-history may go on at other servers (a room joined over federation starts at the join).
-With federation attached (:meth:`RoomHistory.attach_backfill`), the walk then waits for
-a backfill of what lies before that point (``federation.backfill``) and reads on into
-it; a backfill that fails or brings nothing ends the walk as before.
+Earlier history held elsewhere: when a backward walk with no ``to`` bound runs out of
+events, the room's history may go on at other servers (a room joined over federation
+starts at the join). With federation attached (:meth:`RoomHistory.attach_backfill`),
+the walk then waits for a backfill of what lies before that point
+(``federation.backfill``) and reads on into it; a backfill that fails or brings
+nothing ends the walk as before.
 """
 
 from __future__ import annotations
