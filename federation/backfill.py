@@ -18,13 +18,13 @@ current state and forward extremities untouched. ``/messages`` then reads on int
 them. What the remote gives us is governed by its history visibility; what our users
 see of it by ours, as for any event.
 
-Servers asked, in order: the room creator's (if still joined: it has the whole
-history), then the other servers with members joined now, the longest-standing member
-first; at most ``MAX_SERVERS``, a failure or an empty answer moves on to the next.
-One backfill runs at a time per room (concurrent callers wait for it and share its
-result), and one that brought nothing is not repeated for the same extremities for
-``RETRY_SECONDS``. Failures are logged, never raised: ``/messages`` answers with what
-we hold.
+Servers asked, among those with members joined now: the one we joined the room
+through (the room's ``joined_via``), the room creator's (it has the whole history),
+then the others, the longest-standing member first; at most ``MAX_SERVERS``, a failure
+or an empty answer moving on to the next. One backfill runs at a time per room
+(concurrent callers wait for it and share its result), and one that brought nothing is
+not repeated for the same extremities for ``RETRY_SECONDS``. Failures are logged, never
+raised: ``/messages`` answers with what we hold.
 """
 
 from __future__ import annotations
@@ -65,6 +65,7 @@ class HistoryRoom(Protocol):
     async def forward_extremities(self) -> list[str]: ...
     async def backward_extremities(self, depth: int, limit: int) -> list[str]: ...
     async def members(self, membership: str | None = None) -> dict[str, PDU]: ...
+    async def read(self, query: Any) -> Any: ...
     async def current_state(self, types: Any = None) -> dict[tuple[str, str], PDU]: ...
     def backfill_pdus(self, pdus: Sequence[PDU], *, outliers: Sequence[PDU] = (),
                       state_before: Mapping[str, Sequence[PDU]] | None = None
@@ -138,12 +139,13 @@ class Backfiller:
         create = (await room.current_state([("m.room.create", "")])).get(
             ("m.room.create", ""))
         creator = _server_of(create.sender) if create is not None else None
+        via = await room.read(lambda store: store.get_meta("joined_via"))
         since: dict[str, int] = {}
         for user_id, event in joined.items():
             server = _server_of(user_id)
             if server != self._server_name:
                 since[server] = min(since.get(server, event.depth), event.depth)
-        return sorted(since, key=lambda s: (s != creator, since[s], s))
+        return sorted(since, key=lambda s: (s != via, s != creator, since[s], s))
 
     async def _fetch(self, room: HistoryRoom, server: str, extremities: list[str]
                      ) -> list[PDU]:

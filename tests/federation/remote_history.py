@@ -72,6 +72,8 @@ class RoomHistoryFixture:
     """Mixin for a ``RoomHarness`` TestCase: ``self.remote_room(n)``."""
 
     room_version = "12"
+    #: the server our join went through, as ``RemoteMembership`` records it
+    joined_via: str | None = None
 
     def remote_room(self, messages: int, preset: str = "public_chat") -> None:
         """``remote.example``'s room (``self.room_id``) with ``messages`` messages by
@@ -98,7 +100,8 @@ class RoomHistoryFixture:
                                  self.signing_key, SERVER)
         chain = self.drive(self.theirs.auth_chain([e.event_id for e in state.values()]))
         self.drive(self.registry.import_room(self.room_id, self.room_version, self.join,
-                                             received(state.values()), received(chain)))
+                                             received(state.values()), received(chain),
+                                             joined_via=self.joined_via))
         self.drive(self.theirs.apply_remote_pdus(received([self.join])))
         self.ours = self.drive(self.registry.get(self.room_id))
 

@@ -19,7 +19,32 @@ FORGER = SigningKey.from_seed("r1", b"\x09" * 32)
 DEEP = 2 ** 53
 
 
-class BackfillerTest(RoomHistoryFixture, RoomHarness, unittest.TestCase):
+class BackfillTestCase(RoomHistoryFixture, RoomHarness, unittest.TestCase):
+    def other_join(self, user_id):
+        """A join to our copy of the room by a user of another server."""
+        state = self.drive(self.ours.current_state())
+        prevs = list(self.drive(self.ours.get_events(
+            self.drive(self.ours.forward_extremities()))).values())
+        return remote_event(self.room_id, self.room_version, state, prevs,
+                            {"type": "m.room.member", "sender": user_id,
+                             "state_key": user_id, "content": {"membership": "join"}},
+                            FORGER, user_id.split(":")[1])
+
+
+class JoinedViaTest(BackfillTestCase):
+    joined_via = "other.example"
+
+    def test_joined_via_first(self):
+        """The server our join went through is asked before the creator's."""
+        self.remote_room(1)
+        self.drive(self.ours.apply_remote_pdus([self.other_join("@otto:other.example")]))
+        backfiller = Backfiller(server_name="test", client=None, clock=self.clock,
+                                gaps=None)
+        self.assertEqual(self.drive(backfiller.servers(self.ours)),
+                         ["other.example", REMOTE_SERVER])
+
+
+class BackfillerTest(BackfillTestCase):
     def setUp(self):
         super().setUp()
         self.remote_room(30)
@@ -78,23 +103,13 @@ class BackfillerTest(RoomHistoryFixture, RoomHarness, unittest.TestCase):
         is, and the failure does not escape."""
         self.assertEqual(self.drive(self.backfiller.servers(self.ours)), [REMOTE_SERVER])
         other = "@otto:other.example"
-        join = self._member_event(other)
-        self.drive(self.ours.apply_remote_pdus([join]))
+        self.drive(self.ours.apply_remote_pdus([self.other_join(other)]))
         self.assertEqual(self.drive(self.backfiller.servers(self.ours)),
                          [REMOTE_SERVER, "other.example"])
         self.server.down.add(REMOTE_SERVER)
         self.assertTrue(self.backfill())
         self.assertEqual([d for d, _ in self.server.backfills()],
                          [REMOTE_SERVER, "other.example"])
-
-    def _member_event(self, user_id):
-        state = self.drive(self.ours.current_state())
-        prevs = list(self.drive(self.ours.get_events(
-            self.drive(self.ours.forward_extremities()))).values())
-        return remote_event(self.room_id, self.room_version, state, prevs,
-                            {"type": "m.room.member", "sender": user_id,
-                             "state_key": user_id, "content": {"membership": "join"}},
-                            FORGER, "other.example")
 
     def test_failure_is_not_retried_at_once(self):
         """All servers failing gives False; the same extremities are not asked about
