@@ -247,6 +247,21 @@ def build_inbound(*, config: Config, store: Any, rooms: Any, c: dict[str, Any],
     }
 
 
+def attach_backfill(*, config: Config, reactor: Any, c: dict[str, Any]) -> dict[str, Any]:
+    """Outbound backfill: ``/messages`` reaching the oldest events we hold asks a
+    server of the room for what came before (``federation.backfill``)."""
+    from federation.backfill import Backfiller
+    from federation.gaps import GapFiller
+    from federation.pdu_checks import PduChecker
+
+    client = c["federation_client"]
+    backfiller = Backfiller(
+        server_name=config.server_name, client=client, clock=reactor,
+        gaps=GapFiller(client=client, checker=PduChecker(c["keyring"])))
+    c["room_service"].history.attach_backfill(backfiller.backfill)
+    return {"federation_backfiller": backfiller}
+
+
 def register_inbound(router: Router, c: dict[str, Any]) -> None:
     from federation import inbound_servlets
 

@@ -207,6 +207,8 @@ def build_service(config: Config, reactor) -> HomeServer:
         config=config, store=store, rooms=rooms, c=extra_components,
         notify_room=notifier.notify_room, notify_users=notifier.notify_users,
         now_ms=now_ms))
+    extra_components.update(federation_wiring.attach_backfill(
+        config=config, reactor=reactor, c=extra_components))
     device_messages = extra_components["federation_device_messages"]
     _Stoppable("federation_device_messages",
                start=lambda: device_messages.start_purging(reactor, now_ms),

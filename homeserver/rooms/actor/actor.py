@@ -255,6 +255,20 @@ class RoomActor:
         return await self._submit(
             lambda: self._writer.apply_remote(pdus, outliers, state_before))
 
+    async def backfill_pdus(self, pdus: Sequence[PDU], *, outliers: Sequence[PDU] = (),
+                            state_before: Mapping[str, Sequence[PDU]] | None = None
+                            ) -> list[RemoteOutcome]:
+        """Persist history fetched by ``/backfill`` (``RoomWriter.apply_remote`` with
+        ``backfilled``): checked as remote PDUs, stored before the timeline, never
+        announced to /sync or other servers. The caller has checked signatures and
+        hashes and fetched what the events need, as for :meth:`apply_remote_pdus`."""
+        actor = await self._live()
+        if actor is not self:
+            return await actor.backfill_pdus(pdus, outliers=outliers,
+                                             state_before=state_before)
+        return await self._submit(
+            lambda: self._writer.apply_remote(pdus, outliers, state_before, backfilled=True))
+
     def _submit(self, apply: Callable[[], Any]) -> defer.Deferred:
         work = _Work(apply, defer.Deferred())
         self._inbox.append(work)
@@ -490,6 +504,13 @@ class RoomActor:
 
     async def forward_extremities(self) -> list[str]:
         return [e for e, _ in (await self._live())._store.forward_extremities()]
+
+    async def backward_extremities(self, depth: int, limit: int) -> list[str]:
+        """Events the timeline cites from no deeper than ``depth`` but does not hold
+        (see ``rooms.storage.backward_extremities``), deepest first: where earlier
+        history is to be fetched from. Empty once the history reaches the create
+        event."""
+        return (await self._live())._store.backward_extremities(depth, limit)
 
     async def auth_chain(self, event_ids: Iterable[str]) -> list[PDU]:
         return (await self._live())._store.auth_chain(event_ids)

@@ -222,8 +222,8 @@ class RoomWriter:
 
     # -- remote events ------------------------------------------------------------------
     def apply_remote(self, pdus: Sequence[PDU], outliers: Sequence[PDU] = (),
-                     state_before: Mapping[str, Sequence[PDU]] | None = None
-                     ) -> list[RemoteOutcome]:
+                     state_before: Mapping[str, Sequence[PDU]] | None = None, *,
+                     backfilled: bool = False) -> list[RemoteOutcome]:
         """Judge and write PDUs received over federation (signatures already checked).
 
         ``outliers`` (auth chains, state answers) are stored first without state.
@@ -233,6 +233,13 @@ class RoomWriter:
         state (soft-fail). The state before a PDU comes from its prev events, or from
         ``state_before[event_id]`` (e.g. a /state_ids answer) when they are unknown.
         Each event has its own savepoint: one that breaks never undoes the others.
+
+        ``backfilled``: ``pdus`` are history from another server's ``/backfill``,
+        older than the room's timeline. They get the same checks except the soft-fail
+        one (current state says nothing about the past), are written as historical
+        (``EventContext.backfilled``: never announced, forward extremities and current
+        state untouched), and one held only as an outlier (the state a room was joined
+        with) becomes a timeline event in place.
         """
         todo = [(pdu, True, None) for pdu in _auth_order(outliers)]
         todo += [(pdu, False, (state_before or {}).get(pdu.event_id))
@@ -241,24 +248,30 @@ class RoomWriter:
         for pdu, outlier, state in todo:
             try:
                 with self._store.transaction():
-                    outcomes.append(self._apply_one(pdu, outlier, state))
+                    outcomes.append(self._apply_one(pdu, outlier, state,
+                                                    backfilled and not outlier))
             except Exception as e:  # noqa: BLE001 - one broken event must not stop a batch
                 log.failure("applying remote event {event_id}", event_id=pdu.event_id)
                 self.forget_resolutions()
                 outcomes.append(RemoteOutcome(pdu.event_id, Outcome.ERROR, repr(e)))
         return outcomes
 
-    def _apply_one(self, pdu: PDU, outlier: bool, state: Sequence[PDU] | None
-                   ) -> RemoteOutcome:
+    def _apply_one(self, pdu: PDU, outlier: bool, state: Sequence[PDU] | None,
+                   backfilled: bool = False) -> RemoteOutcome:
         store = self._store
         if pdu.room_id != self.room_id:
             return RemoteOutcome(pdu.event_id, Outcome.WRONG_ROOM)
-        if store.has_event(pdu.event_id):
+        held = store.get_event(pdu.event_id)
+        promote = backfilled and held is not None and held.internal_metadata["outlier"] \
+            and not held.internal_metadata["rejected"]
+        if held is not None and not promote:
             return RemoteOutcome(pdu.event_id, Outcome.DUPLICATE)
         auth_list = list(store.get_events(pdu.auth_event_ids).values())
         if len(auth_list) != len(set(pdu.auth_event_ids)):
             return RemoteOutcome(pdu.event_id, Outcome.MISSING_AUTH)
-        ctx = EventContext(pdu, outlier=outlier)
+        ctx = EventContext(pdu, outlier=outlier, backfilled=backfilled)
+        # the room's create event has nothing before it: the empty state
+        first = backfilled and pdu.type == "m.room.create" and not pdu.prev_event_ids
         try:
             check_state_independent_auth(self.version, pdu, auth_list)
             auth_map = {(e.type, e.state_key): e for e in auth_list}
@@ -275,15 +288,15 @@ class RoomWriter:
                 ctx.state_before = store.state.group_for_map(
                     {e.state_pair: by_seq[e.event_id] for e in state},
                     store.current_state_group)
-            elif all(store.has_event(p) for p in pdu.prev_event_ids) and pdu.prev_event_ids:
+            elif pdu.prev_event_ids and self._have_state_after(pdu.prev_event_ids):
                 ctx.state_before = self._state_before(pdu.prev_event_ids)
-            else:
+            elif not first:
                 return RemoteOutcome(pdu.event_id, Outcome.MISSING_PREV)
-            if ctx.rejected is None:
+            if ctx.rejected is None and not first:
                 ctx.rejected = self._auth_failure(pdu, ctx.state_before)
             current = store.current_state_group
             # (no current state yet: this is the first event of an imported room)
-            if ctx.rejected is None and current is not None \
+            if ctx.rejected is None and current is not None and not backfilled \
                     and ctx.state_before != current \
                     and self._auth_failure(pdu, None) is not None:
                 ctx.soft_failed = True
@@ -292,8 +305,11 @@ class RoomWriter:
                                                                  CREATE_KEY])
                 ctx.redactor_has_power = (pl.user_power_level(pdu.sender, pl_state)
                                           >= pl.redact_level(pl_state))
-        store.persist([ctx])
-        if ctx.in_timeline:
+        if promote:
+            store.promote_outlier(ctx)
+        else:
+            store.persist([ctx])
+        if ctx.in_timeline and not backfilled:
             self._advance_current_state(ctx)
         status = (Outcome.REJECTED if ctx.rejected else Outcome.OUTLIER if outlier
                   else Outcome.SOFT_FAILED if ctx.soft_failed else Outcome.ACCEPTED)
@@ -321,6 +337,14 @@ class RoomWriter:
                 state[CREATE_KEY] = create
 
     # -- state --------------------------------------------------------------------------
+    def _have_state_after(self, event_ids: Iterable[str]) -> bool:
+        """Whether every one of ``event_ids`` is held with state (not an outlier)."""
+        for event_id in event_ids:
+            groups = self._store.state_groups_of(event_id)
+            if groups is None or groups[1] is None:
+                return False
+        return True
+
     def _state_before(self, prev_ids: Iterable[str]) -> int:
         """The state group before an event with these (known) prev events."""
         groups = set()

@@ -28,6 +28,7 @@ from homeserver.rooms.rules.pagination import (
     Direction, TopologicalToken, topological_window)
 from homeserver.rooms.rules.transactions import txn_id_of
 from homeserver.rooms.storage import schema
+from homeserver.rooms.storage.backward_extremities import BackwardExtremities
 from homeserver.rooms.storage.connection import RoomConnection, connect
 from homeserver.rooms.storage.event_rows import EVENT_COLUMNS, DecodedEvents, encode
 from homeserver.rooms.storage.relations import RelationIndex
@@ -36,6 +37,8 @@ from homeserver.rooms.storage.state_store import StateFilter, StateGroupStore, S
 from homeserver.rooms.storage.timestamps import TimestampLookup
 
 _TIMELINE = "outlier = 0 AND rejected IS NULL AND soft_failed = 0"
+#: the timeline as the room stream and /sync know it: no historical (backfilled) events
+_LIVE = f"{_TIMELINE} AND backfilled = 0"
 
 
 @dataclasses.dataclass
@@ -56,6 +59,9 @@ class EventContext:
     redactor_has_power: bool = False
     #: client transaction key (the event is the answer to a retry with the same key)
     txn_key: str | None = None
+    #: historical, from backfill: written with a negative seq (before every live event
+    #: of its depth), never announced, forward extremities untouched
+    backfilled: bool = False
     #: assigned by ``persist``
     seq: int | None = None
 
@@ -79,6 +85,7 @@ class RoomStore:
         self.relations = RelationIndex(conn)
         self.search = SearchIndex(conn)
         self.timestamps = TimestampLookup(conn)
+        self.backward = BackwardExtremities(conn)
         self.commit_count = 0
         self._depth = 0
         self._meta_cache: dict[str, Any] = {}
@@ -270,13 +277,15 @@ class RoomStore:
             ctx.state_after = ctx.state_before
         try:
             seq = self._conn.execute(
-                "INSERT INTO events (event_id, type, state_key, sender, depth,"
+                "INSERT INTO events (seq, event_id, type, state_key, sender, depth,"
                 " origin_server_ts, membership, json, outlier, rejected, soft_failed,"
-                " state_before, state_after) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (pdu.event_id, pdu.type, pdu.state_key, pdu.sender, pdu.depth,
+                " state_before, state_after, backfilled)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (self._backfill_seq() if ctx.backfilled else None,
+                 pdu.event_id, pdu.type, pdu.state_key, pdu.sender, pdu.depth,
                  pdu.origin_server_ts, pdu.membership if pdu.is_state() else None, raw,
                  int(ctx.outlier), ctx.rejected, int(ctx.soft_failed), ctx.state_before,
-                 ctx.state_after),
+                 ctx.state_after, int(ctx.backfilled)),
             ).lastrowid
         except sqlite3.IntegrityError:
             raise DuplicateEvent(pdu.event_id) from None
@@ -294,17 +303,54 @@ class RoomStore:
                                [(seq, p) for p in pdu.prev_event_ids])
         self._conn.executemany("INSERT OR IGNORE INTO event_auth VALUES (?, ?)",
                                [(seq, a) for a in pdu.auth_event_ids])
-        if ctx.in_timeline:
+        if ctx.in_timeline and not ctx.backfilled:
             self._update_extremities(pdu)
-            self.relations.index_event(seq, pdu)
-            self.search.index_event(seq, pdu)
-            if pdu.type == "m.room.redaction" and pdu.redacts:
-                self._record_redaction(pdu, ctx.redactor_has_power)
+        self._joined_timeline(ctx)
         self._apply_pending_redaction(pdu)
         if ctx.txn_key is not None:
             self._conn.execute("INSERT OR IGNORE INTO event_txns VALUES (?, ?)",
                                (ctx.txn_key, pdu.event_id))
         return seq
+
+    def _backfill_seq(self) -> int:
+        """A seq below every other (rowid min() is O(1) in SQLite)."""
+        lowest = self._conn.execute("SELECT min(seq) FROM events").fetchone()[0]
+        return min(lowest or 0, 0) - 1
+
+    def _joined_timeline(self, ctx: EventContext) -> None:
+        """``ctx``'s event was written as (or made) part of the DAG: its indexes."""
+        if ctx.outlier:
+            return
+        self.backward.joined_timeline(ctx.pdu)
+        if ctx.in_timeline:
+            self.relations.index_event(ctx.seq, ctx.pdu)
+            self.search.index_event(ctx.seq, ctx.pdu)
+            if ctx.pdu.type == "m.room.redaction" and ctx.pdu.redacts:
+                self._record_redaction(ctx.pdu, ctx.redactor_has_power)
+
+    def promote_outlier(self, ctx: EventContext) -> None:
+        """Make the stored outlier ``ctx.pdu`` a historical timeline event (backfill
+        brought it with the state before it): its seq stays, it is marked
+        ``backfilled`` so it is never announced or shown by /sync, forward extremities
+        are untouched. Fills in ``ctx.seq`` and ``ctx.state_after``."""
+        with self._atomic():
+            pdu = ctx.pdu
+            ctx.seq = self.seq_of(pdu.event_id)
+            if ctx.state_after is None:
+                ctx.state_after = ctx.state_before
+                if pdu.is_state() and ctx.rejected is None:
+                    ctx.state_after = self.state.new_group(ctx.state_before,
+                                                           {pdu.state_pair: ctx.seq})
+            self._conn.execute(
+                "UPDATE events SET outlier = 0, backfilled = 1, rejected = ?,"
+                " state_before = ?, state_after = ? WHERE seq = ?",
+                (ctx.rejected, ctx.state_before, ctx.state_after, ctx.seq))
+            self._events.clear()  # the cached copy says outlier
+            self._joined_timeline(ctx)
+
+    def backward_extremities(self, depth: int, limit: int) -> list[str]:
+        """See ``BackwardExtremities.at_most``."""
+        return self.backward.at_most(depth, limit)
 
     def _update_extremities(self, pdu: PDU) -> None:
         self._conn.executemany("DELETE FROM forward_extremities WHERE event_id = ?",
@@ -439,16 +485,16 @@ class RoomStore:
     def timeline_after(self, seq: int, limit: int | None = None) -> list[PDU]:
         """Timeline events with a seq above ``seq``, oldest first (for announcing)."""
         rows = self._conn.execute(
-            f"SELECT {EVENT_COLUMNS} FROM events WHERE seq > ? AND {_TIMELINE}"
-            " ORDER BY seq LIMIT ?", (seq, -1 if limit is None else limit))
+            f"SELECT {EVENT_COLUMNS} FROM events WHERE seq > ? AND {_LIVE}"
+            " ORDER BY seq LIMIT ?", (max(seq, 0), -1 if limit is None else limit))
         return [self._row_to_pdu(row) for row in rows]
 
     def events_since(self, seq: int, limit: int) -> tuple[list[PDU], bool]:
         """The newest ``limit`` timeline events after ``seq``, newest last, and whether
         older ones after ``seq`` were left out (sync's ``limited``)."""
         rows = self._conn.execute(
-            f"SELECT {EVENT_COLUMNS} FROM events WHERE seq > ? AND {_TIMELINE}"
-            " ORDER BY seq DESC LIMIT ?", (seq, limit + 1)).fetchall()
+            f"SELECT {EVENT_COLUMNS} FROM events WHERE seq > ? AND {_LIVE}"
+            " ORDER BY seq DESC LIMIT ?", (max(seq, 0), limit + 1)).fetchall()
         limited = len(rows) > limit
         return [self._row_to_pdu(row) for row in reversed(rows[:limit])], limited
 
