@@ -253,3 +253,32 @@ def register_inbound(router: Router, c: dict[str, Any]) -> None:
     inbound_servlets.register(router, authenticator=c["federation_authenticator"],
                               transactions=c["federation_transactions"],
                               reads=c["federation_room_reads"])
+
+
+# -- housekeeping (helper fedharden) ----------------------------------------------------
+#: how long a /send transaction's response is kept for retries of the same txnId: a
+#: sender retries within minutes to hours (ours gives up backing off at an hour)
+INBOUND_TXN_KEEP_MS = 24 * 3600 * 1000
+#: how often the federation tables are purged
+PURGE_EVERY_S = 3600.0
+
+
+def housekeeping(*, store: Any, c: dict[str, Any], clock: Any,
+                 now_ms: Callable[[], int]) -> list[Any]:
+    """The periodic jobs that keep federation tables bounded, as services for the
+    composition root: /send dedup records older than a day, remote to-device message
+    IDs older than a week."""
+    from homeserver.periodic import PeriodicJob
+
+    async def purge_inbound_txns() -> int:
+        return await store.federation_inbound_txns.purge_older_than(
+            now_ms() - INBOUND_TXN_KEEP_MS)
+
+    device_messages = c["federation_device_messages"]
+    return [
+        PeriodicJob("federation-inbound-txns-purge", purge_inbound_txns, clock=clock,
+                    interval=PURGE_EVERY_S),
+        PeriodicJob("federation-message-ids-purge",
+                    lambda: device_messages.purge_old(now_ms()), clock=clock,
+                    interval=PURGE_EVERY_S),
+    ]

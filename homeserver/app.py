@@ -207,10 +207,10 @@ def build_service(config: Config, reactor) -> HomeServer:
         config=config, store=store, rooms=rooms, c=extra_components,
         notify_room=notifier.notify_room, notify_users=notifier.notify_users,
         now_ms=now_ms))
-    device_messages = extra_components["federation_device_messages"]
-    _Stoppable("federation_device_messages",
-               start=lambda: device_messages.start_purging(reactor, now_ms),
-               stop=device_messages.stop_purging).setServiceParent(top)
+    # tables that only grow unless purged: /send dedup, remote to-device message IDs
+    for job in federation_wiring.housekeeping(store=store, c=extra_components,
+                                              clock=reactor, now_ms=now_ms):
+        job.setServiceParent(top)
     # --- domain services: search, relations, directory (helper H) ---
     from homeserver.rooms.features.relations import RelationsService
     from homeserver.profiles import ProfileService

@@ -1,0 +1,56 @@
+"""The federation housekeeping jobs keep their tables bounded (on the real store)."""
+
+from __future__ import annotations
+
+from twisted.internet import task
+from twisted.trial import unittest
+
+from federation import wiring
+from tests.store.backends import StoreTests, on_both_backends
+
+
+class _DeviceMessages:
+    def __init__(self) -> None:
+        self.purged: list[int] = []
+
+    async def purge_old(self, now_ms: int) -> int:
+        self.purged.append(now_ms)
+        return 0
+
+
+class HousekeepingTests(StoreTests):
+    async def test_inbound_txns_purged_after_a_day(self) -> None:
+        """A /send dedup record is kept (a retry is still answered from it) until it
+        is a day old, then the next run removes it."""
+        txns = self.store.federation_inbound_txns
+        await txns.record("old.example", "t1", {"pdus": {}})
+        now = {"ms": self.db.now_ms()}
+        clock = task.Clock()
+        jobs = {job.name: job for job in wiring.housekeeping(
+            store=self.store, c={"federation_device_messages": _DeviceMessages()},
+            clock=clock, now_ms=lambda: now["ms"])}
+        job = jobs["federation-inbound-txns-purge"]
+        now["ms"] += wiring.INBOUND_TXN_KEEP_MS - 60_000
+        await job.run_once()
+        self.assertIsNotNone(await txns.get_response("old.example", "t1"))
+        now["ms"] += 120_000
+        await job.run_once()
+        self.assertIsNone(await txns.get_response("old.example", "t1"))
+
+
+HousekeepingTestsSQLite, HousekeepingTestsPostgres = on_both_backends(HousekeepingTests)
+
+
+class JobsTest(unittest.TestCase):
+    def test_jobs_run_hourly_and_purge_message_ids(self):
+        """Every job runs on the injected clock each PURGE_EVERY_S; the message-ID job
+        asks the to-device handler to purge as of now."""
+        clock, messages = task.Clock(), _DeviceMessages()
+        jobs = {job.name: job for job in wiring.housekeeping(
+            store=None, c={"federation_device_messages": messages}, clock=clock,
+            now_ms=lambda: int(clock.seconds() * 1000))}
+        job = jobs["federation-message-ids-purge"]
+        job.startService()
+        clock.advance(wiring.PURGE_EVERY_S)
+        self.assertEqual(messages.purged, [int(wiring.PURGE_EVERY_S * 1000)])
+        job.stopService()
