@@ -189,13 +189,13 @@ def build_sender(*, config: Config, reactor: Any, store: Any, rooms: Any, client
                                    rooms=rooms.get),
         edu_source=OutboxSource(server_name=config.server_name,
                                 outbox=store.federation_outbox, streams=store.streams,
-                                device_keys=device_keys,
+                                rooms=rooms.get, device_keys=device_keys,
                                 cross_signing_keys=cross_signing_keys),
         trim_outbox=store.federation_outbox.delete_upto)
     store.db.add_advance_listener(sender.on_streams_advanced)
     edus = LocalEdus(server_name=config.server_name, sender=sender, streams=store.streams,
                      outbox=store.federation_outbox, now_ms=now_ms,
-                     presence_enabled=config.presence_enabled)
+                     presence_enabled=config.presence_enabled, rooms=rooms.get)
     if "typing" in live:
         live["typing"].add_observer(edus.typing_changed)
     if "presence" in live:
