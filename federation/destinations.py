@@ -200,8 +200,9 @@ class OutboxSource:
         content = dict(entry.content)
         if entry.edu_type == DEVICE_LIST_UPDATE and self._device_keys is not None:
             # spec "m.device_list_update": the device's keys as they are now, or
-            # ``deleted`` once it is gone; prev_id empty makes the receiver take the
-            # update as it is rather than resync
+            # ``deleted`` once it is gone; ``prev_id`` was written with the entry
+            # (``store.devices.mark_device_lists_changed``; empty in entries queued
+            # before it was, which makes the receiver resync)
             content.setdefault("prev_id", [])
             keys = await self._device_keys(entry.user_id, str(content.get("device_id")))
             if keys is None:
