@@ -131,6 +131,12 @@ class RoomActor:
     def subscribers(self) -> int:
         return self._subscribers
 
+    @property
+    def resolution_counts(self) -> tuple[int, int]:
+        """(state resolutions run, state groups given to them) since the room woke:
+        the state-resolution work its events have cost."""
+        return self._writer.resolutions, self._writer.groups_resolved
+
     def subscribe(self) -> None:
         """A live connection now follows this room: it must not hibernate."""
         self._subscribers += 1

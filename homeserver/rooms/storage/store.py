@@ -503,11 +503,12 @@ class RoomStore:
             " FROM chain c JOIN events e ON e.event_id = c.event_id ORDER BY e.seq", ids)
         return [self._row_to_pdu(row) for row in rows]
 
-    def forward_extremities(self) -> list[tuple[str, int]]:
-        """(event_id, depth) of each forward extremity, deepest first."""
+    def forward_extremities(self, limit: int | None = None) -> list[tuple[str, int]]:
+        """(event_id, depth) of each forward extremity (the ``limit`` first), deepest
+        first."""
         return self._conn.execute(
             "SELECT event_id, depth FROM forward_extremities ORDER BY depth DESC, event_id"
-        ).fetchall()
+            " LIMIT ?", (-1 if limit is None else limit,)).fetchall()
 
     # -- state --------------------------------------------------------------------------
     def state_groups_of(self, event_id: str) -> tuple[int | None, int | None] | None:
