@@ -377,16 +377,19 @@ class RoomActor:
             positions = await self._services.stream_writer.announce(
                 [self._announcement(pdu) for pdu in pending])
             store.note_announced(pending[-1].internal_metadata["seq"])
+            store.forget_member_changes(pending[-1].internal_metadata["seq"])
             for pdu, position in zip(pending, positions):
                 self._services.listener.on_room_event(pdu, position)
             if len(pending) < _ANNOUNCE_CHUNK:
                 return
 
     def _announcement(self, pdu: PDU) -> Announcement:
-        return Announcement(room_id=self.room_id, room_seq=pdu.internal_metadata["seq"],
+        seq = pdu.internal_metadata["seq"]
+        return Announcement(room_id=self.room_id, room_seq=seq,
                             event_id=pdu.event_id, type=pdu.type, state_key=pdu.state_key,
                             sender=pdu.sender,
-                            membership=pdu.membership if pdu.is_state() else None)
+                            membership=pdu.membership if pdu.is_state() else None,
+                            member_changes=self._store.member_changes_at(seq))
 
     # -- reads (straight from the store: the reactor thread is the lock) ---------------
     async def get_event(self, event_id: str, *, original: bool = False) -> PDU | None:

@@ -45,6 +45,7 @@ from homeserver.rooms.storage.store import EventContext, RoomStore
 
 #: prev_events of a local event: the deepest forward extremities, at most this many
 MAX_PREV_EVENTS = 10
+MEMBER = "m.room.member"
 #: canonical JSON's integer range (depth must stay encodable in every room version)
 MAX_DEPTH = 2 ** 53 - 1
 _RESOLVED_CACHE = 8
@@ -376,14 +377,33 @@ class RoomWriter:
             if ctx.state_before == store.current_state_group:
                 changes = ({ctx.pdu.state_pair: ctx.seq}
                            if ctx.state_after != ctx.state_before else {})
-            store.set_current_state(ctx.state_after, changes)
+            self._note_member_changes(ctx, store.set_current_state(ctx.state_after,
+                                                                   changes))
             return
         if len(extremities) <= MAX_PREV_EVENTS:
             groups = {store.state_groups_of(e)[1] for e, _ in extremities}
         else:
             # a flood: fold the event's state in rather than resolve every extremity
             groups = {store.current_state_group, ctx.state_after}
-        store.set_current_state(self._resolve(groups))
+        self._note_member_changes(ctx, store.set_current_state(self._resolve(groups)))
+
+    def _note_member_changes(self, ctx: EventContext,
+                             changes: Mapping[StateKey, int | None]) -> None:
+        """Memberships of current state that changed other than by ``ctx``'s own
+        event (a state resolution, or the state a gap-filled event was placed on) are
+        recorded with it, so its announcement carries them to the memberships index
+        (a member event announces only its own membership)."""
+        store, found = self._store, []
+        for (event_type, user_id), seq in changes.items():
+            if event_type != MEMBER or seq == ctx.seq:
+                continue
+            event = store.get_event_by_seq(seq) if seq is not None else None
+            if event is None:   # gone from current state: out of the room
+                found.append((user_id, "leave", ctx.pdu.event_id))
+            else:
+                found.append((user_id, event.membership, event.event_id))
+        if found:
+            store.add_member_changes(ctx.seq, found)
 
 
 def _auth_order(events: Sequence[PDU]) -> list[PDU]:
