@@ -27,6 +27,8 @@ ACL_KEY = ("m.room.server_acl", "")
 #: a member event that changes a remote user's membership to one of these is also
 #: sent to that user's server, which may have no one joined (any more / yet)
 _TELL_TARGET = ("invite", "leave", "ban", "knock")
+#: EDUs of which a user's newest still matters once older ones are stale
+_NEWEST_COUNTS = (DEVICE_LIST_UPDATE, SIGNING_KEY_UPDATE)
 
 
 def server_of(user_id: str) -> str:
@@ -36,9 +38,16 @@ def server_of(user_id: str) -> str:
 
 @dataclasses.dataclass(frozen=True)
 class Resolved:
-    """One stream entry as sent: its PDU or EDU, and the servers that must get it."""
+    """One stream entry as sent: its PDU or EDU, and the servers that must get it.
+
+    For the sender's age limit on a catching-up destination: ``ts`` is when the entry
+    was made (ms); a stale entry is dropped, unless it has a ``stale_key``: then the
+    newest stale entry of each key is still sent (a room's newest event, a user's
+    newest device-list update)."""
     payload: Mapping[str, Any]
     destinations: frozenset[str]
+    ts: int | None = None
+    stale_key: str | None = None
 
 
 class Source(Protocol):
@@ -133,7 +142,8 @@ class RoomEventSource:
         servers = await allowed_by_acl(servers, actor, pdu.event_id)
         if not servers:
             return None
-        return Resolved(federation_form(pdu), frozenset(servers))
+        return Resolved(federation_form(pdu), frozenset(servers),
+                        ts=pdu.origin_server_ts, stale_key=pdu.room_id)
 
 
 def federation_form(pdu: Any) -> dict[str, Any]:
@@ -185,7 +195,10 @@ class OutboxSource:
         if not servers:
             return None
         return Resolved({"edu_type": entry.edu_type,
-                         "content": await self._content(entry)}, frozenset(servers))
+                         "content": await self._content(entry)}, frozenset(servers),
+                        ts=entry.created_ts or None,
+                        stale_key=f"{entry.edu_type} {entry.user_id}"
+                        if entry.edu_type in _NEWEST_COUNTS else None)
 
     async def _servers_in_room(self, room_id: str) -> set[str]:
         servers = {server_of(u) for u in await self._streams.get_room_members(room_id)}

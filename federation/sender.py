@@ -91,10 +91,13 @@ class FederationSender:
     def __init__(self, *, server_name: str, clock: IReactorTime, client: Any,
                  progress: Any, pdu_source: Source, edu_source: Source,
                  trim_outbox: Callable[[int], Awaitable[Any]] | None = None,
+                 max_age_ms: Mapping[str, int] | None = None,
                  random: Callable[[], float] = random_module.random) -> None:
         """``client``: a FederationClient (``put_json``); ``progress``: the
         ``store.federation_destinations`` store; ``trim_outbox(pos)`` deletes the
-        outbox entries every destination has got."""
+        outbox entries every destination has got; ``max_age_ms``: stream name → how
+        old an entry a catching-up destination still gets in full (see
+        :meth:`_catch_up`; absent: no limit)."""
         self._server_name = server_name
         self._clock = clock
         self._client = client
@@ -102,6 +105,7 @@ class FederationSender:
         self._pdu_stream, self._edu_stream = pdu_source.name, edu_source.name
         self._readers = {s.name: _Reader(s) for s in (pdu_source, edu_source)}
         self._trim_outbox = trim_outbox
+        self._max_age_ms = dict(max_age_ms or {})
         self._trimmed = 0
         self._random = random
         self._dests: dict[str, _Destination] = {}
@@ -389,22 +393,44 @@ class FederationSender:
     async def _catch_up(self, dest: _Destination, reader: _Reader, cursor: Cursor,
                         limit: int) -> tuple[list[tuple[int, Any]], int]:
         """Up to ``limit`` entries for ``dest`` after its acknowledged position, by
-        re-reading the stream, and the position the scan reached."""
+        re-reading the stream, and the position the scan reached.
+
+        Entries older than the stream's age limit (a destination down for days) are
+        not all sent: of a run of them only the newest per ``stale_key`` is, in
+        position order (each room's newest event, which the destination completes
+        with /get_missing_events and /state_ids, as the spec's catch-up does; each
+        user's newest device-list update), and the others are dropped. So a server
+        that was down long gets a bounded backlog, and nothing waits for it for ever.
+        """
         items: list[tuple[int, Any]] = []
+        stale: dict[str, tuple[int, Any]] = {}
         scanned = cursor.acked
+        max_age = self._max_age_ms.get(reader.source.name)
+        cutoff = None if max_age is None else self._now_ms() - max_age
         while len(items) < limit and scanned < reader.pos:
             upto = reader.pos
             entries = await reader.source.read(scanned, upto, CHUNK)
             for pos, entry in entries:
                 res = await self._resolve(reader, pos, entry)
                 if res is not None and dest.name in res.destinations:
-                    items.append((pos, res.payload))
+                    if cutoff is not None and res.ts is not None and res.ts < cutoff:
+                        if items:       # send what came before; the run starts next time
+                            return items, scanned
+                        if res.stale_key is not None:
+                            stale.pop(res.stale_key, None)    # keep key order = newest
+                            stale[res.stale_key] = (pos, res.payload)
+                    elif stale:         # the run of stale entries ends here
+                        return _newest(stale, limit, scanned)
+                    else:
+                        items.append((pos, res.payload))
                 scanned = pos
                 if len(items) == limit:
                     break
             else:
                 if len(entries) < CHUNK:
                     scanned = upto     # nothing else up to where the reader was
+        if stale:
+            return _newest(stale, limit, scanned)
         return items, scanned
 
     async def _send(self, dest: _Destination, batch: _Batch) -> Verdict | None:
@@ -476,3 +502,14 @@ class FederationSender:
     def phase_of(self, destination: str) -> Phase | None:
         dest = self._dests.get(destination)
         return None if dest is None else dest.phase
+
+
+def _newest(stale: Mapping[str, tuple[int, Any]], limit: int, scanned: int
+            ) -> tuple[list[tuple[int, Any]], int]:
+    """What a run of stale entries up to ``scanned`` comes down to: the newest per
+    key, oldest first, at most ``limit``; when more remain, the scan resumes just
+    before the first left out (the keys before it are done)."""
+    newest = sorted(stale.values(), key=lambda item: item[0])
+    if len(newest) > limit:
+        return newest[:limit], newest[limit][0] - 1
+    return newest, scanned

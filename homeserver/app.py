@@ -207,9 +207,11 @@ def build_service(config: Config, reactor) -> HomeServer:
         config=config, store=store, rooms=rooms, c=extra_components,
         notify_room=notifier.notify_room, notify_users=notifier.notify_users,
         now_ms=now_ms))
-    # tables that only grow unless purged: /send dedup, remote to-device message IDs
-    for job in federation_wiring.housekeeping(store=store, c=extra_components,
-                                              clock=reactor, now_ms=now_ms):
+    # tables that only grow unless purged: /send dedup, remote to-device message IDs,
+    # the federation outbox of servers long down
+    for job in federation_wiring.housekeeping(config=config, store=store,
+                                              c=extra_components, clock=reactor,
+                                              now_ms=now_ms):
         job.setServiceParent(top)
     # --- domain services: search, relations, directory (helper H) ---
     from homeserver.rooms.features.relations import RelationsService
