@@ -32,7 +32,7 @@ from federation.client import RemoteError, RemoteHttpError
 from federation.destinations import Resolved, Source
 from federation.transaction_queue import (
     HEALTHY, MAX_EDUS, MAX_PDUS, Cursor, Phase, RetrySchedule, Trigger, Verdict,
-    classify_failure, refused_pdus, transaction_body, transition,
+    classify_failure, newest_of_stale, refused_pdus, transaction_body, transition,
 )
 from homeserver.store.federation_destinations import DestinationProgress
 
@@ -416,11 +416,10 @@ class FederationSender:
                     if cutoff is not None and res.ts is not None and res.ts < cutoff:
                         if items:       # send what came before; the run starts next time
                             return items, scanned
-                        if res.stale_key is not None:
-                            stale.pop(res.stale_key, None)    # keep key order = newest
+                        if res.stale_key is not None:   # a newer one replaces it
                             stale[res.stale_key] = (pos, res.payload)
                     elif stale:         # the run of stale entries ends here
-                        return _newest(stale, limit, scanned)
+                        return newest_of_stale(stale, limit, scanned)
                     else:
                         items.append((pos, res.payload))
                 scanned = pos
@@ -430,7 +429,7 @@ class FederationSender:
                 if len(entries) < CHUNK:
                     scanned = upto     # nothing else up to where the reader was
         if stale:
-            return _newest(stale, limit, scanned)
+            return newest_of_stale(stale, limit, scanned)
         return items, scanned
 
     async def _send(self, dest: _Destination, batch: _Batch) -> Verdict | None:
@@ -503,13 +502,3 @@ class FederationSender:
         dest = self._dests.get(destination)
         return None if dest is None else dest.phase
 
-
-def _newest(stale: Mapping[str, tuple[int, Any]], limit: int, scanned: int
-            ) -> tuple[list[tuple[int, Any]], int]:
-    """What a run of stale entries up to ``scanned`` comes down to: the newest per
-    key, oldest first, at most ``limit``; when more remain, the scan resumes just
-    before the first left out (the keys before it are done)."""
-    newest = sorted(stale.values(), key=lambda item: item[0])
-    if len(newest) > limit:
-        return newest[:limit], newest[limit][0] - 1
-    return newest, scanned
