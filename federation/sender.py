@@ -50,6 +50,8 @@ SAVE_EVERY = 1_000
 #: a reader that failed (the DB, a room) tries again after this long
 READER_RETRY_S = 5.0
 SEND_PATH = "/_matrix/federation/v1/send/"
+#: typing and presence EDUs kept for one destination while a transaction is in flight
+MAX_EPHEMERAL = 5 * 100
 
 
 @dataclasses.dataclass
@@ -322,6 +324,8 @@ class FederationSender:
                     persisted=False)
             if dest.phase is Phase.BACKOFF:
                 continue
+            if len(dest.ephemeral) >= MAX_EPHEMERAL:
+                del dest.ephemeral[0]   # a slow server: the oldest are worth least
             dest.ephemeral.append({"edu_type": edu_type, "content": dict(content)})
             self._wake(dest)
 

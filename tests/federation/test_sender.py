@@ -5,7 +5,7 @@ from __future__ import annotations
 from twisted.internet import defer, task
 from twisted.trial import unittest
 
-from federation.sender import FederationSender
+from federation.sender import MAX_EPHEMERAL, FederationSender
 from federation.transaction_queue import MAX_RETRY_MS, Phase
 from tests.fakes.federation import FakeFederationClient, FakeProgress, FakeSource
 
@@ -409,6 +409,19 @@ class EduTests(SenderTestCase):
         self.assertEqual(self.client.delivered("b.example", "edus"), [])
         self.assertEqual(self.ids("b.example"), ["$e0"])
         self.assertNotIn("us", {d for d, _, _ in self.client.sent})
+
+    def test_ephemeral_edus_bounded_while_a_transaction_hangs(self) -> None:
+        """While a server does not answer, at most MAX_EPHEMERAL typing EDUs wait for
+        it, the newest; they go out once it answers."""
+        held = defer.Deferred()
+        self.client.hold["a.example"] = held
+        self.events(1, "a.example")
+        self.wake()
+        for n in range(MAX_EPHEMERAL + 50):
+            self.sender.send_edu(["a.example"], "m.typing", {"n": n})
+        held.callback(None)
+        ns = [e["content"]["n"] for e in self.client.delivered("a.example", "edus")]
+        self.assertEqual(ns, list(range(50, MAX_EPHEMERAL + 50)))
 
     def test_ephemeral_destination_then_events_are_durable(self) -> None:
         """A server first met through typing still gets a durable row for events."""
