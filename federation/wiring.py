@@ -189,13 +189,15 @@ def build_sender(*, config: Config, reactor: Any, store: Any, rooms: Any, client
                                    rooms=rooms.get),
         edu_source=OutboxSource(server_name=config.server_name,
                                 outbox=store.federation_outbox, streams=store.streams,
-                                device_keys=device_keys,
+                                rooms=rooms.get, device_keys=device_keys,
                                 cross_signing_keys=cross_signing_keys),
-        trim_outbox=store.federation_outbox.delete_upto)
+        trim_outbox=store.federation_outbox.delete_upto,
+        max_age_ms={"room": config.federation_outbox.pdu_backlog_max_age_ms,
+                    "federation_outbox": config.federation_outbox.edu_max_age_ms})
     store.db.add_advance_listener(sender.on_streams_advanced)
     edus = LocalEdus(server_name=config.server_name, sender=sender, streams=store.streams,
                      outbox=store.federation_outbox, now_ms=now_ms,
-                     presence_enabled=config.presence_enabled)
+                     presence_enabled=config.presence_enabled, rooms=rooms.get)
     if "typing" in live:
         live["typing"].add_observer(edus.typing_changed)
     if "presence" in live:
@@ -268,3 +270,39 @@ def register_inbound(router: Router, c: dict[str, Any]) -> None:
     inbound_servlets.register(router, authenticator=c["federation_authenticator"],
                               transactions=c["federation_transactions"],
                               reads=c["federation_room_reads"])
+
+
+# -- housekeeping (helper fedharden) ----------------------------------------------------
+#: how long a /send transaction's response is kept for retries of the same txnId: a
+#: sender retries within minutes to hours (ours gives up backing off at an hour)
+INBOUND_TXN_KEEP_MS = 24 * 3600 * 1000
+#: how often the federation tables are purged
+PURGE_EVERY_S = 3600.0
+
+
+def housekeeping(*, config: Config, store: Any, c: dict[str, Any], clock: Any,
+                 now_ms: Callable[[], int]) -> list[Any]:
+    """The periodic jobs that keep federation tables bounded, as services for the
+    composition root: /send dedup records older than a day, remote to-device message
+    IDs older than a week, outbox entries older than ``federation.edu_max_age`` that a
+    server that is down never took."""
+    from homeserver.periodic import PeriodicJob
+
+    async def purge_inbound_txns() -> int:
+        return await store.federation_inbound_txns.purge_older_than(
+            now_ms() - INBOUND_TXN_KEEP_MS)
+
+    async def expire_outbox() -> int:
+        return await store.federation_outbox.expire(
+            now_ms() - config.federation_outbox.edu_max_age_ms)
+
+    device_messages = c["federation_device_messages"]
+    return [
+        PeriodicJob("federation-inbound-txns-purge", purge_inbound_txns, clock=clock,
+                    interval=PURGE_EVERY_S),
+        PeriodicJob("federation-message-ids-purge",
+                    lambda: device_messages.purge_old(now_ms()), clock=clock,
+                    interval=PURGE_EVERY_S),
+        PeriodicJob("federation-outbox-expiry", expire_outbox, clock=clock,
+                    interval=PURGE_EVERY_S),
+    ]

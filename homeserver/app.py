@@ -209,10 +209,12 @@ def build_service(config: Config, reactor) -> HomeServer:
         now_ms=now_ms))
     extra_components.update(federation_wiring.attach_backfill(
         config=config, reactor=reactor, c=extra_components))
-    device_messages = extra_components["federation_device_messages"]
-    _Stoppable("federation_device_messages",
-               start=lambda: device_messages.start_purging(reactor, now_ms),
-               stop=device_messages.stop_purging).setServiceParent(top)
+    # tables that only grow unless purged: /send dedup, remote to-device message IDs,
+    # the federation outbox of servers long down
+    for job in federation_wiring.housekeeping(config=config, store=store,
+                                              c=extra_components, clock=reactor,
+                                              now_ms=now_ms):
+        job.setServiceParent(top)
     # --- domain services: search, relations, directory (helper H) ---
     from homeserver.rooms.features.relations import RelationsService
     from homeserver.profiles import ProfileService

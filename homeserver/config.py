@@ -110,6 +110,19 @@ class MediaRetentionConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class FederationOutboxConfig:
+    """Our ``federation:`` section: how long the outbound queues keep what a
+    destination that is down has not had (federation/sender.py)."""
+
+    #: a catching-up destination gets older room events only as each room's newest
+    #: (it fetches the gap with /get_missing_events and /state_ids)
+    pdu_backlog_max_age_ms: int = 24 * 3600 * 1000
+    #: older EDUs are dropped (device-list and signing-key updates: all but each
+    #: user's newest, which makes the receiver resync)
+    edu_max_age_ms: int = 7 * 24 * 3600 * 1000
+
+
+@dataclasses.dataclass(frozen=True)
 class Config:
     server_name: str
     config_dir: str
@@ -153,6 +166,7 @@ class Config:
     max_image_pixels: int = 32 * 1024 * 1024
     media_retention: MediaRetentionConfig = MediaRetentionConfig()
     login_via_existing_session: LoginViaExistingSession = LoginViaExistingSession()
+    federation_outbox: FederationOutboxConfig = FederationOutboxConfig()
     warnings: tuple[str, ...] = ()
 
 
@@ -321,6 +335,17 @@ def _parse_login_via_existing_session(raw: Mapping[str, Any]) -> LoginViaExistin
         enabled=enabled, require_ui_auth=require_ui_auth,
         token_timeout_ms=_parse_duration_ms("login_via_existing_session.token_timeout",
                                             raw.get("token_timeout", "5m")))
+
+
+def _parse_federation_outbox(raw: Mapping[str, Any]) -> FederationOutboxConfig:
+    """``federation: {pdu_backlog_max_age, edu_max_age}``: durations."""
+    default = FederationOutboxConfig()
+    return FederationOutboxConfig(
+        pdu_backlog_max_age_ms=_parse_duration_ms(
+            "federation.pdu_backlog_max_age",
+            raw.get("pdu_backlog_max_age", default.pdu_backlog_max_age_ms)),
+        edu_max_age_ms=_parse_duration_ms(
+            "federation.edu_max_age", raw.get("edu_max_age", default.edu_max_age_ms)))
 
 
 def _parse_media_retention(raw: Mapping[str, Any]) -> MediaRetentionConfig:
@@ -558,6 +583,7 @@ def parse_config(raw: Mapping[str, Any], config_dir: str) -> Config:
         media_retention=_parse_media_retention(r.get("media_retention", dict, {}) or {}),
         login_via_existing_session=_parse_login_via_existing_session(
             r.get("login_via_existing_session", dict, {}) or {}),
+        federation_outbox=_parse_federation_outbox(r.get("federation", dict, {}) or {}),
     )
     if (config.enable_registration and not config.enable_registration_without_verification
             and not config.registration_requires_token):

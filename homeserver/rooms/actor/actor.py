@@ -131,6 +131,12 @@ class RoomActor:
     def subscribers(self) -> int:
         return self._subscribers
 
+    @property
+    def resolution_counts(self) -> tuple[int, int]:
+        """(state resolutions run, state groups given to them) since the room woke:
+        the state-resolution work its events have cost."""
+        return self._writer.resolutions, self._writer.groups_resolved
+
     def subscribe(self) -> None:
         """A live connection now follows this room: it must not hibernate."""
         self._subscribers += 1
@@ -385,16 +391,19 @@ class RoomActor:
             positions = await self._services.stream_writer.announce(
                 [self._announcement(pdu) for pdu in pending])
             store.note_announced(pending[-1].internal_metadata["seq"])
+            store.forget_member_changes(pending[-1].internal_metadata["seq"])
             for pdu, position in zip(pending, positions):
                 self._services.listener.on_room_event(pdu, position)
             if len(pending) < _ANNOUNCE_CHUNK:
                 return
 
     def _announcement(self, pdu: PDU) -> Announcement:
-        return Announcement(room_id=self.room_id, room_seq=pdu.internal_metadata["seq"],
+        seq = pdu.internal_metadata["seq"]
+        return Announcement(room_id=self.room_id, room_seq=seq,
                             event_id=pdu.event_id, type=pdu.type, state_key=pdu.state_key,
                             sender=pdu.sender,
-                            membership=pdu.membership if pdu.is_state() else None)
+                            membership=pdu.membership if pdu.is_state() else None,
+                            member_changes=self._store.member_changes_at(seq))
 
     # -- reads (straight from the store: the reactor thread is the lock) ---------------
     async def get_event(self, event_id: str, *, original: bool = False) -> PDU | None:

@@ -7,6 +7,15 @@ invariant the rest of the room relies on:
 
     current state == resolve(state after each forward extremity)
 
+while the room has at most ``MAX_PREV_EVENTS`` forward extremities (the next local
+event cites them all, so it is built on current state). Beyond that the work per event
+is bounded rather than growing with the extremities: a new event's state is folded into
+current state (``resolve(current, state after the event)``) instead of resolving every
+extremity again, and a local event cites, and is built on the resolution of, the
+``MAX_PREV_EVENTS`` deepest (so each one folds ten extremities into one). A remote
+server flooding the room with forks costs each of its events one resolution of two
+state groups, and never stops the room.
+
 Slow I/O (fetching missing events or state over federation) never happens here: the
 caller brings everything an event needs (DESIGN.md §3, "Slow I/O stays outside the
 inbox").
@@ -36,6 +45,7 @@ from homeserver.rooms.storage.store import EventContext, RoomStore
 
 #: prev_events of a local event: the deepest forward extremities, at most this many
 MAX_PREV_EVENTS = 10
+MEMBER = "m.room.member"
 #: canonical JSON's integer range (depth must stay encodable in every room version)
 MAX_DEPTH = 2 ** 53 - 1
 _RESOLVED_CACHE = 8
@@ -77,6 +87,10 @@ class RoomWriter:
         #: frozenset of state groups → the group resolving them (forks are resolved
         #: once, not once per event that arrives while the fork lasts)
         self._resolved: dict[frozenset[int], int] = {}
+        #: state resolutions run (not answered from the cache), and the state groups
+        #: they were given in all: what a flood of forks costs the room
+        self.resolutions = 0
+        self.groups_resolved = 0
 
     # -- local events -------------------------------------------------------------------
     def create_room_events(self, create: PDU, partials: Sequence[Mapping[str, Any]],
@@ -126,7 +140,7 @@ class RoomWriter:
         event_type, sender = partial["type"], partial["sender"]
         state_key = partial.get("state_key")
         content = partial.get("content", {})
-        extremities = store.forward_extremities()
+        extremities = store.forward_extremities(limit=MAX_PREV_EVENTS + 1)
         if not extremities:
             raise InvalidRoomState("the room has no events to build on")
         prevs = extremities[:MAX_PREV_EVENTS]
@@ -362,6 +376,8 @@ class RoomWriter:
         if key in self._resolved:
             return self._resolved[key]
         store = self._store
+        self.resolutions += 1
+        self.groups_resolved += len(groups)
         resolved = resolve_state_groups(
             self.version, [store.state_ids(g) for g in sorted(groups)], store.get_event)
         by_seq = store.seqs_for_ids(resolved.values())
@@ -377,18 +393,41 @@ class RoomWriter:
         self._resolved.clear()
 
     def _advance_current_state(self, ctx: EventContext) -> None:
-        """Re-establish current state == resolve(extremities) after ``ctx`` was written."""
+        """Re-establish the invariant (module docstring) after ``ctx`` was written."""
         store = self._store
-        extremities = store.forward_extremities()
+        extremities = store.forward_extremities(limit=MAX_PREV_EVENTS + 1)
         if [e for e, _ in extremities] == [ctx.pdu.event_id]:
             changes = None
             if ctx.state_before == store.current_state_group:
                 changes = ({ctx.pdu.state_pair: ctx.seq}
                            if ctx.state_after != ctx.state_before else {})
-            store.set_current_state(ctx.state_after, changes)
+            self._note_member_changes(ctx, store.set_current_state(ctx.state_after,
+                                                                   changes))
             return
-        groups = {store.state_groups_of(e)[1] for e, _ in extremities}
-        store.set_current_state(self._resolve(groups))
+        if len(extremities) <= MAX_PREV_EVENTS:
+            groups = {store.state_groups_of(e)[1] for e, _ in extremities}
+        else:
+            # a flood: fold the event's state in rather than resolve every extremity
+            groups = {store.current_state_group, ctx.state_after}
+        self._note_member_changes(ctx, store.set_current_state(self._resolve(groups)))
+
+    def _note_member_changes(self, ctx: EventContext,
+                             changes: Mapping[StateKey, int | None]) -> None:
+        """Memberships of current state that changed other than by ``ctx``'s own
+        event (a state resolution, or the state a gap-filled event was placed on) are
+        recorded with it, so its announcement carries them to the memberships index
+        (a member event announces only its own membership)."""
+        store, found = self._store, []
+        for (event_type, user_id), seq in changes.items():
+            if event_type != MEMBER or seq == ctx.seq:
+                continue
+            event = store.get_event_by_seq(seq) if seq is not None else None
+            if event is None:   # gone from current state: out of the room
+                found.append((user_id, "leave", ctx.pdu.event_id))
+            else:
+                found.append((user_id, event.membership, event.event_id))
+        if found:
+            store.add_member_changes(ctx.seq, found)
 
 
 def _auth_order(events: Sequence[PDU]) -> list[PDU]:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import os
 import sqlite3
 from typing import Any, Callable, Iterable, Iterator, Sequence
@@ -36,6 +37,8 @@ from homeserver.rooms.storage.search_index import SearchIndex
 from homeserver.rooms.storage.state_store import StateFilter, StateGroupStore, StateKey
 from homeserver.rooms.storage.timestamps import TimestampLookup
 
+#: room_meta key: seq → membership changes announced with that event (JSON)
+_MEMBER_CHANGES = "pending_member_changes"
 _TIMELINE = "outlier = 0 AND rejected IS NULL AND soft_failed = 0"
 #: the timeline as the room stream and /sync know it: no historical (backfilled) events
 _LIVE = f"{_TIMELINE} AND backfilled = 0"
@@ -391,18 +394,47 @@ class RoomStore:
                 return
 
     def set_current_state(self, group: int, changes: dict[StateKey, int | None] | None
-                          = None) -> None:
+                          = None) -> dict[StateKey, int | None]:
         """Make ``group`` the current state. ``changes`` (old current → group) may be
-        given when the caller knows them; otherwise they are computed by a diff."""
+        given when the caller knows them; otherwise they are computed by a diff.
+        Returns the changes (state key → event seq, None: removed)."""
         with self._atomic():
             old = self.current_state_group
             if old == group:
-                return
+                return {}
             if changes is None:
                 old_map = self.state.current_map() if old is not None else {}
                 changes = self.state.diff(old_map, self.state.group_map(group))
             self.state.change_current(changes)
             self._write_meta({"current_state_group": group})
+            return changes
+
+    # -- membership changes the room stream must carry besides its events ----------------
+    def add_member_changes(self, seq: int, changes: Sequence[tuple[str, str, str]]) -> None:
+        """Record, with the event at ``seq`` (in its transaction), current-state
+        membership changes that event caused besides its own: ``(user_id, membership,
+        event_id)`` from a state resolution. They are announced with it."""
+        pending = self._pending_member_changes()
+        pending[str(seq)] = [list(c) for c in changes]
+        # written now, so a lazy forget still waiting must not overwrite it at commit
+        self._deferred_meta.pop(_MEMBER_CHANGES, None)
+        self._write_meta({_MEMBER_CHANGES: json.dumps(pending)})
+
+    def member_changes_at(self, seq: int) -> tuple[tuple[str, str, str], ...]:
+        """The changes :meth:`add_member_changes` recorded with ``seq``."""
+        return tuple(tuple(c) for c in self._pending_member_changes().get(str(seq), ()))
+
+    def forget_member_changes(self, upto_seq: int) -> None:
+        """Those of events up to ``upto_seq`` are announced (written lazily, like
+        ``last_announced_seq``: announcing them again is harmless)."""
+        pending = self._pending_member_changes()
+        kept = {k: v for k, v in pending.items() if int(k) > upto_seq}
+        if len(kept) != len(pending):
+            self.set_meta_deferred(_MEMBER_CHANGES, json.dumps(kept) if kept else None)
+
+    def _pending_member_changes(self) -> dict[str, list]:
+        raw = self.get_meta(_MEMBER_CHANGES)
+        return json.loads(raw) if raw else {}
 
     # -- events -------------------------------------------------------------------------
     def get_event(self, event_id: str, *, original: bool = False) -> PDU | None:
@@ -549,11 +581,12 @@ class RoomStore:
             " FROM chain c JOIN events e ON e.event_id = c.event_id ORDER BY e.seq", ids)
         return [self._row_to_pdu(row) for row in rows]
 
-    def forward_extremities(self) -> list[tuple[str, int]]:
-        """(event_id, depth) of each forward extremity, deepest first."""
+    def forward_extremities(self, limit: int | None = None) -> list[tuple[str, int]]:
+        """(event_id, depth) of each forward extremity (the ``limit`` first), deepest
+        first."""
         return self._conn.execute(
             "SELECT event_id, depth FROM forward_extremities ORDER BY depth DESC, event_id"
-        ).fetchall()
+            " LIMIT ?", (-1 if limit is None else limit,)).fetchall()
 
     # -- state --------------------------------------------------------------------------
     def state_groups_of(self, event_id: str) -> tuple[int | None, int | None] | None:
