@@ -74,8 +74,10 @@ def build_remote(*, store: Any, client: Any, server_name: str, now_ms: Callable[
     """What our users' requests about remote things go through: ``remote_queries``
     (profiles, aliases, room directories, keys), ``remote_device_lists`` (the cache
     kept by ``m.device_list_update``; its ``on_device_list_update`` and
-    ``on_signing_key_update`` are the EDU handlers) and ``remote_keys``."""
+    ``on_signing_key_update`` are the EDU handlers), ``remote_keys`` and
+    ``remote_spaces`` (other servers' ``/hierarchy``, for the space hierarchy)."""
     from federation.device_lists import RemoteDeviceLists
+    from federation.remote_hierarchy import RemoteSpaces
     from federation.remote_keys import RemoteKeys
     from federation.remote_queries import RemoteQueries
 
@@ -83,7 +85,9 @@ def build_remote(*, store: Any, client: Any, server_name: str, now_ms: Callable[
     lists = RemoteDeviceLists(server_name=server_name, store=store, client=client,
                               device_lists_changed=device_lists_changed)
     return {"remote_queries": queries, "remote_device_lists": lists,
-            "remote_keys": RemoteKeys(queries=queries, device_lists=lists)}
+            "remote_keys": RemoteKeys(queries=queries, device_lists=lists),
+            "remote_spaces": RemoteSpaces(client=client, server_name=server_name,
+                                          now_ms=now_ms)}
 
 
 def edu_handlers(c: dict[str, Any]) -> dict[str, Callable[[str, dict], Any]]:

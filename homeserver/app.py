@@ -248,7 +248,9 @@ def build_service(config: Config, reactor) -> HomeServer:
     from homeserver.rooms.features.timestamps import TimestampToEvent
 
     extra_components.update({
-        "space_hierarchy": SpaceHierarchy(rooms=rooms, store=store),
+        "space_hierarchy": SpaceHierarchy(rooms=rooms, store=store,
+                                          server_name=config.server_name,
+                                          remote=extra_components.get("remote_spaces")),
         "timestamp_to_event": TimestampToEvent(rooms=rooms, visibility=history),
     })
     # --- federation queries (helper fedquery): what other servers may ask us ---
