@@ -1,0 +1,103 @@
+"""The space hierarchy across servers, against a real Synapse.
+
+A space on Synapse links a room that exists only on Synapse. Our user's
+``GET /_matrix/client/v1/rooms/{space}/hierarchy`` lists that child: asked of Synapse's
+``/_matrix/federation/v1/hierarchy`` (the link's ``via``), whether we hold the space
+(our user joined it) or not (a v10 space named by its ID's server). The other way,
+Synapse's client walks our space, whose child room is ours only.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from twisted.trial import unittest
+
+from tests.interop.common import ServerSteps, q
+from tests.interop.synapse import Federation
+
+V1 = "/_matrix/client/v1"
+V3 = "/_matrix/client/v3"
+
+
+class SpacesAcrossServersTest(ServerSteps, unittest.TestCase):
+    timeout = 300
+
+    def setUp(self) -> None:
+        self.fed = Federation.get()
+        self.syn, self.ours = self.fed.synapse, self.fed.ours
+
+    def our_user(self) -> tuple[str, str]:
+        name = f"sp{uuid.uuid4().hex[:10]}"
+        body = self.call(self.ours, "POST", f"{V3}/register", {
+            "username": name, "password": "pw-" + name, "auth": {"type": "m.login.dummy"}},
+            None)
+        return body["user_id"], body["access_token"]
+
+    def synapse_user(self) -> tuple[str, str]:
+        name = f"sp{uuid.uuid4().hex[:10]}"
+        self.syn.register(name, "pw-" + name)
+        return f"@{name}:{self.syn.server_name}", self.syn.login(name, "pw-" + name)
+
+    def space_with_child(self, server, server_name: str, token: str, version: str
+                         ) -> tuple[str, str]:
+        """A public space and a public child room on ``server``, linked."""
+        space = self.call(server, "POST", f"{V3}/createRoom", {
+            "preset": "public_chat", "room_version": version, "name": "the space",
+            "creation_content": {"type": "m.space"}}, token)["room_id"]
+        child = self.call(server, "POST", f"{V3}/createRoom", {
+            "preset": "public_chat", "room_version": version, "name": "the child",
+            "topic": "only here"}, token)["room_id"]
+        self.call(server, "PUT", f"{V3}/rooms/{q(space)}/state/m.space.child/{q(child)}",
+                  {"via": [server_name], "suggested": True}, token)
+        return space, child
+
+    def hierarchy(self, server, token: str, room_id: str, query: str = "") -> dict:
+        return self.call(server, "GET", f"{V1}/rooms/{q(room_id)}/hierarchy{query}",
+                         None, token)
+
+    def test_joined_synapse_space_lists_synapse_only_child(self):
+        """Our user joined Synapse's space (v12); its child, held only by Synapse,
+        is listed with its name and topic."""
+        _, syn_token = self.synapse_user()
+        space, child = self.space_with_child(self.syn, self.syn.server_name, syn_token, "12")
+        _, token = self.our_user()
+        self.call(self.ours, "POST",
+                  f"{V3}/join/{q(space)}?server_name={q(self.syn.server_name)}", {}, token)
+        body = self.wait(lambda: (lambda b: b if len(b["rooms"]) == 2 else None)(
+            self.hierarchy(self.ours, token, space)), "the child in our hierarchy")
+        self.assertEqual([r["room_id"] for r in body["rooms"]], [space, child])
+        self.assertEqual((body["rooms"][1]["name"], body["rooms"][1]["topic"]),
+                         ("the child", "only here"))
+        self.assertEqual(body["rooms"][1]["children_state"], [])
+        self.assertEqual([c["state_key"] for c in body["rooms"][0]["children_state"]],
+                         [child])
+        suggested = self.hierarchy(self.ours, token, space, "?suggested_only=true")
+        self.assertEqual([r["room_id"] for r in suggested["rooms"]], [space, child])
+
+    def test_unjoined_synapse_space_asked_of_its_server(self):
+        """A v10 space we do not hold at all is asked of the server in its ID."""
+        _, syn_token = self.synapse_user()
+        space, child = self.space_with_child(self.syn, self.syn.server_name, syn_token, "10")
+        _, token = self.our_user()
+        body = self.hierarchy(self.ours, token, space)
+        self.assertEqual([r["room_id"] for r in body["rooms"]], [space, child])
+        self.assertEqual(body["rooms"][0]["name"], "the space")
+        page = self.hierarchy(self.ours, token, space, "?limit=1")
+        self.assertEqual([r["room_id"] for r in page["rooms"]], [space])
+        rest = self.hierarchy(self.ours, token, space,
+                              f"?limit=1&from={q(page['next_batch'])}")
+        self.assertEqual([r["room_id"] for r in rest["rooms"]], [child])
+
+    def test_synapse_walks_our_space(self):
+        """Synapse's user joined our space; our child room, held only by us, is in
+        Synapse's hierarchy (it asked our /federation/v1/hierarchy)."""
+        _, token = self.our_user()
+        space, child = self.space_with_child(self.ours, self.fed.our_name, token, "12")
+        _, syn_token = self.synapse_user()
+        self.call(self.syn, "POST",
+                  f"{V3}/join/{q(space)}?server_name={q(self.fed.our_name)}", {}, syn_token)
+        body = self.wait(lambda: (lambda b: b if len(b["rooms"]) == 2 else None)(
+            self.hierarchy(self.syn, syn_token, space)), "our child in Synapse's hierarchy")
+        self.assertEqual([r["room_id"] for r in body["rooms"]], [space, child])
+        self.assertEqual(body["rooms"][1]["name"], "the child")
