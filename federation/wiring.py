@@ -257,3 +257,36 @@ def register_inbound(router: Router, c: dict[str, Any]) -> None:
     inbound_servlets.register(router, authenticator=c["federation_authenticator"],
                               transactions=c["federation_transactions"],
                               reads=c["federation_room_reads"])
+
+
+# --- third-party invites (helper fedspace) ----------------------------------------------
+def build_third_party_invites(*, config: Config, reactor: Any, store: Any, rooms: Any,
+                              c: dict[str, Any], address_policy: AddressPolicy
+                              ) -> dict[str, Any]:
+    """Invites by email address: ``third_party_invites`` (the client side, talking to
+    the trusted identity servers through the SSRF-filtered agent) and
+    ``third_party_exchange`` (``/3pid/onbind`` and ``/exchange_third_party_invite``)."""
+    from federation.third_party_invites import ThirdPartyInviteExchange
+    from homeserver.http.identity_servers import (
+        IdentityServers, treq_request, trusted_base_urls)
+    from homeserver.rooms.features.third_party_invites import ThirdPartyInvites
+
+    identity = IdentityServers(
+        trusted=trusted_base_urls(config.trusted_third_party_id_servers),
+        request=treq_request(reactor, address_policy))
+    invites = ThirdPartyInvites(rooms=rooms, membership=c["room_service"].membership,
+                                identity=identity)
+    return {"identity_servers": identity, "third_party_invites": invites,
+            "third_party_exchange": ThirdPartyInviteExchange(
+                server_name=config.server_name, rooms=rooms, store=store,
+                invites=invites, client=c["federation_client"])}
+
+
+def register_third_party_invites(router: Router, c: dict[str, Any]) -> None:
+    from federation import third_party_invites
+
+    authenticator = c["federation_authenticator"]
+    third_party_invites.register(
+        router, exchange=c["third_party_exchange"],
+        authenticated=lambda handler: federation_server.authenticated(authenticator,
+                                                                      handler))

@@ -153,6 +153,9 @@ class Config:
     max_image_pixels: int = 32 * 1024 * 1024
     media_retention: MediaRetentionConfig = MediaRetentionConfig()
     login_via_existing_session: LoginViaExistingSession = LoginViaExistingSession()
+    #: identity servers third-party invites may use (Synapse's key): host names, or
+    #: for tests ``http(s)://host:port`` base URLs (homeserver/http/identity_servers.py)
+    trusted_third_party_id_servers: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
 
 
@@ -235,6 +238,17 @@ class _Reader:
         if check is not None and not check(value):
             raise ConfigError(f"{key}: {why or 'invalid value'} ({value!r})")
         return value
+
+
+def _parse_id_servers(entries: list) -> tuple[str, ...]:
+    """``trusted_third_party_id_servers``: server names or http(s) base URLs."""
+    for entry in entries:
+        name = entry.split("://", 1)[1] if isinstance(entry, str) and \
+            entry.startswith(("http://", "https://")) else entry
+        if not isinstance(name, str) or not is_valid_server_name(name.rstrip("/")):
+            raise ConfigError("trusted_third_party_id_servers: expected server names or "
+                              f"http(s)://host[:port] URLs, got {entry!r}")
+    return tuple(e.rstrip("/") for e in entries)
 
 
 def _parse_size(key: str, value: Any) -> int:
@@ -558,6 +572,8 @@ def parse_config(raw: Mapping[str, Any], config_dir: str) -> Config:
         media_retention=_parse_media_retention(r.get("media_retention", dict, {}) or {}),
         login_via_existing_session=_parse_login_via_existing_session(
             r.get("login_via_existing_session", dict, {}) or {}),
+        trusted_third_party_id_servers=_parse_id_servers(
+            r.get("trusted_third_party_id_servers", list, [])),
     )
     if (config.enable_registration and not config.enable_registration_without_verification
             and not config.registration_requires_token):
