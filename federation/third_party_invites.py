@@ -163,7 +163,9 @@ def register(router: Any, *, authenticated: Any, exchange: ThirdPartyInviteExcha
         return 200, await exchange.on_exchange(request.requester, request.path["room_id"],
                                                request.json())
 
+    # the spec says PUT; Sydent sends POST, which is what Synapse serves: take both
     router.add("PUT", _FED + "/3pid/onbind", on_bind)
+    router.add("POST", _FED + "/3pid/onbind", on_bind)
     router.add("PUT", _FED + "/exchange_third_party_invite/(?P<room_id>[^/]+)",
                authenticated(on_exchange))
 

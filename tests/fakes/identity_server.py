@@ -6,6 +6,8 @@ calls the owner's homeserver at ``/_matrix/federation/v1/3pid/onbind``."""
 from __future__ import annotations
 
 import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from twisted.internet import reactor
@@ -37,8 +39,38 @@ class _Endpoint(resource.Resource):
         return json.dumps(answer).encode()
 
 
+def _handler_for(fake: "FakeIdentityServer") -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def _serve(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else b""
+            payload = json.loads(body) if body else None
+            path = self.path.split("?", 1)[0]
+            fake.requests.append((self.command, path, self.headers.get("Authorization"),
+                                  payload))
+            status, answer = fake.answer(self.command, path, payload)
+            data = json.dumps(answer).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        do_GET = do_POST = _serve
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    return Handler
+
+
 class FakeIdentityServer:
-    def __init__(self, key: SigningKey | None = None) -> None:
+    """Serves on the trial reactor (``port`` 0: any free one), or with
+    ``threaded=True`` from a thread of its own, for tests that block the reactor
+    (the interop suites' blocking clients)."""
+
+    def __init__(self, key: SigningKey | None = None, *, port: int = 0,
+                 threaded: bool = False) -> None:
         self.key = key or SigningKey.from_seed("0", b"\x07" * 32)
         #: address → bound mxid (what /lookup answers)
         self.bindings: dict[str, str] = {}
@@ -46,13 +78,23 @@ class FakeIdentityServer:
         self.stored: dict[str, list[dict[str, Any]]] = {}
         #: (method, path, Authorization header, JSON body) of every request
         self.requests: list[tuple[str, str, str | None, Any]] = []
-        self._port = reactor.listenTCP(0, server.Site(_Endpoint(self)),
-                                       interface="127.0.0.1")
-        self.base_url = f"http://127.0.0.1:{self._port.getHost().port}"
+        if threaded:
+            self._http = ThreadingHTTPServer(("127.0.0.1", port), _handler_for(self))
+            threading.Thread(target=self._http.serve_forever, daemon=True).start()
+            port = self._http.server_address[1]
+        else:
+            self._port = reactor.listenTCP(port, server.Site(_Endpoint(self)),
+                                           interface="127.0.0.1")
+            port = self._port.getHost().port
+        self.base_url = f"http://127.0.0.1:{port}"
         #: what our server's config calls it (``id_server`` in the client's request)
-        self.id_server = f"127.0.0.1:{self._port.getHost().port}"
+        self.id_server = f"127.0.0.1:{port}"
 
     def stop(self):
+        if hasattr(self, "_http"):
+            self._http.shutdown()
+            self._http.server_close()
+            return None
         return self._port.stopListening()
 
     def answer(self, method: str, path: str, body: Any) -> tuple[int, Any]:
