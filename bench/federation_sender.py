@@ -3,7 +3,8 @@ members on N remote destinations, flooded with messages by local users; how fast
 destinations get them, how many transactions carry them, and how much of our server's
 CPU each delivered PDU takes. One run measures ours → ours and ours → Synapse.
 
-    .venv/bin/python -m bench.federation_sender [--events 500] [--senders 4] [--version 12]
+    .venv/bin/python -m bench.federation_sender [--events 500] [--senders 4] [--rounds 3]
+                                                [--version 12]
 
 (also run by ``python -m bench.federation --sender``). Servers: the interop fixture's
 Synapse and our server S (``tests/interop/synapse.py``) plus a second instance of ours,
@@ -18,16 +19,25 @@ Each case: the remote members join, five warm-up messages are delivered, then
 ``--senders`` client threads send ``--events`` messages as fast as S takes them, and
 then one marker message. The sender delivers each destination's PDUs in stream order,
 so the marker's arrival (a client long-polling ``/sync`` on each destination) means
-every message arrived; every case also checks the destination's ``/messages`` holds
-them all. Reported per destination: delivered events/s (from the first send to the
-marker's arrival), the lag after the last send was acknowledged, transactions received
-and PDUs per transaction (from the receiver's own record: ``federation_inbound_txns``
-on ours, ``received_transactions`` on Synapse), and S's CPU time (``/proc/<pid>/stat``,
+every message was delivered; every case also checks that the destination acknowledged
+every PDU without error (from its own record of the transactions:
+``federation_inbound_txns`` on ours, ``received_transactions`` on Synapse) and counts
+how many its clients can read (``/messages``). Reported per destination: delivered
+events/s (from the first send to the marker's arrival), the lag after the last send
+was acknowledged, transactions, transactions/s and PDUs per transaction, and S's CPU
+time (``/proc/<pid>/stat``,
 user + system, over the case) per event; the sender's share is the case's CPU per
 event minus N=0's, per destination.
 
+Then a **catch-up**: B is stopped while ``--events`` messages are sent, then started;
+S's CPU over the catch-up is the sender's alone (nothing else happens on S), and the
+span of B's recorded transactions gives PDUs/s (bounded by B's inbound processing as
+much as by the sender: one transaction is in flight at a time).
+
+The cases run ``--rounds`` times in turn and each number is the median of its rounds.
 On the shared 2-core machines the numbers are noisy (other work runs beside them): the
-ratios between cases of one run mean more than the absolute values.
+ratios between cases of one run mean more than the absolute values, and S's CPU per
+event is shown with its min–max over the rounds.
 """
 
 from __future__ import annotations
@@ -35,10 +45,12 @@ from __future__ import annotations
 import argparse
 import datetime
 import glob
+import json
 import os
 import platform
 import shutil
 import sqlite3
+import statistics
 import sys
 import tempfile
 import time
@@ -59,23 +71,27 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def received_transactions(side: Side, origin: str) -> int | None:
-    """Transactions from ``origin`` the receiving server has recorded; None if it
-    keeps no such record we can read."""
+def received(side: Side, origin: str) -> tuple[int, int] | None:
+    """``(transactions, PDUs acknowledged without error)`` from ``origin``, as the
+    receiving server recorded them; None if it keeps no record we can read."""
     if isinstance(side.server, Synapse):
-        paths, query = (glob.glob(os.path.join(side.server.dir, "**", "*.db"),
-                                  recursive=True),
-                        "SELECT count(*) FROM received_transactions WHERE origin = ?")
+        paths, table = (glob.glob(os.path.join(side.server.dir, "**", "*.db"),
+                                  recursive=True), "received_transactions")
     else:
-        paths, query = (glob.glob(os.path.join(side.server.data_dir, "**", "homeserver.db"),
-                                  recursive=True),
-                        "SELECT count(*) FROM federation_inbound_txns WHERE origin = ?")
+        paths, table = (glob.glob(os.path.join(side.server.data_dir, "**", "homeserver.db"),
+                                  recursive=True), "federation_inbound_txns")
     for path in paths:
         try:
             with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5) as db:
-                return db.execute(query, (origin,)).fetchone()[0]
+                rows = db.execute(f"SELECT response_json FROM {table} WHERE origin = ?",
+                                  (origin,)).fetchall()
         except sqlite3.Error:
             continue
+        pdus = 0
+        for (response,) in rows:
+            answers = json.loads(response).get("pdus", {})
+            pdus += sum(1 for answer in answers.values() if not answer)
+        return len(rows), pdus
     return None
 
 
@@ -129,8 +145,7 @@ def fan_out(origin: Side, pid: int, receivers: list[Side], events: int, senders:
             for _, _, arrivals in watchers:
                 arrivals.wait_for(text)
         prefix = f"run{uuid.uuid4().hex[:6]}"
-        txns_before = {s.label: received_transactions(s, origin.server_name)
-                       for s in receivers}
+        before = {s.label: received(s, origin.server_name) for s in receivers}
         cpu_before, began = cpu_seconds(pid), time.perf_counter()
         with ThreadPoolExecutor(senders) as pool:
             list(pool.map(lambda i: say(origin.server, tokens[i % senders], room_id,
@@ -147,16 +162,20 @@ def fan_out(origin: Side, pid: int, receivers: list[Side], events: int, senders:
     result = {"receivers": [s.label for s in receivers], "events": events + 1,
               "send_rate": (events + 1) / (acked - began), "cpu": cpu, "per_dest": {}}
     for side, token, _ in watchers:
-        after = received_transactions(side, origin.server_name)
-        before = txns_before[side.label]
-        held = message_count(side, token, room_id, prefix)
-        if held != events + 1:
-            raise RuntimeError(f"{side.label} holds {held} of {events + 1} messages")
+        after, was = received(side, origin.server_name), before[side.label]
+        txns = pdus = None
+        if after is not None and was is not None:
+            txns, pdus = after[0] - was[0], after[1] - was[1]
+            if pdus < events + 1:
+                raise RuntimeError(f"{side.label} acknowledged {pdus} of {events + 1} PDUs")
         result["per_dest"][side.label] = {
             "rate": (events + 1) / (arrived[side.label] - began),
             "lag": arrived[side.label] - acked,
             "seconds": arrived[side.label] - began,
-            "txns": None if after is None or before is None else after - before}
+            "txns": txns,
+            # what its clients can read now: Synapse prunes its inbound staging area
+            # above 100 events per room and leaves the rest to backfill
+            "kept": message_count(side, token, room_id, prefix)}
     return result
 
 
@@ -203,14 +222,35 @@ def catch_up(origin: Side, pid: int, receiver: Side, events: int, senders: int,
     return {"events": events, "txns": txns, "seconds": seconds, "cpu": cpu}
 
 
+def _median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def merged(runs: list[dict]) -> dict:
+    """One case's rounds as one: the median of each measurement, and the spread of
+    S's CPU per event (the noisiest number on a shared machine)."""
+    per_event = [r["cpu"] / r["events"] for r in runs]
+    case = {"receivers": runs[0]["receivers"], "events": runs[0]["events"],
+            "send_rate": _median([r["send_rate"] for r in runs]),
+            "per_event": _median(per_event), "spread": (min(per_event), max(per_event)),
+            "per_dest": {}}
+    for dest in runs[0]["per_dest"]:
+        values = [r["per_dest"][dest] for r in runs]
+        case["per_dest"][dest] = {
+            key: (None if any(v[key] is None for v in values)
+                  else _median([v[key] for v in values]))
+            for key in values[0]}
+    return case
+
+
 def report(cases: list[dict], args, caught_up: dict | None = None) -> str:
-    base = cases[0]["cpu"] / cases[0]["events"]
+    base = cases[0]["per_event"]
     lines = ["| case | sent ev/s | destination | delivered ev/s | lag after last send s | "
-             "transactions | txn/s | PDUs/txn | S CPU ms/event | sender CPU ms/PDU |",
-             "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
+             "transactions | txn/s | PDUs/txn | kept | S CPU ms/event | sender CPU ms/PDU |",
+             "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for case in cases:
         n = len(case["receivers"])
-        per_event = case["cpu"] / case["events"]
+        per_event = case["per_event"]
         sender_share = (per_event - base) / n if n else None
         label = "N=0 (local only)" if not n else f"N={n} ({' + '.join(case['receivers'])})"
         rows = list(case["per_dest"].items()) or [("—", None)]
@@ -221,10 +261,12 @@ def report(cases: list[dict], args, caught_up: dict | None = None) -> str:
                 f"| {label if first else ''}",
                 f"{case['send_rate']:,.0f}" if first else "", dest,
                 f"{m['rate']:,.0f}" if m else "—", f"{m['lag']:.2f}" if m else "—",
-                "n/a" if txns is None else f"{txns}",
+                "n/a" if txns is None else f"{txns:.0f}",
                 "n/a" if not txns else f"{txns / m['seconds']:.1f}",
                 "n/a" if not txns else f"{case['events'] / txns:.1f}",
-                f"{per_event * 1000:.2f}" if first else "",
+                f"{m['kept']:.0f}" if m else "—",
+                f"{per_event * 1000:.2f} ({case['spread'][0] * 1000:.2f}–"
+                f"{case['spread'][1] * 1000:.2f})" if first else "",
                 (f"{sender_share * 1000:.2f}" if sender_share is not None else "—")
                 if first else ""]) + " |")
     when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
@@ -232,14 +274,20 @@ def report(cases: list[dict], args, caught_up: dict | None = None) -> str:
         f"Federation sender benchmark {when} on {platform.machine()}, {os.cpu_count()} "
         f"cores, Python {sys.version.split()[0]}; every server and client on this machine "
         "(loopback TLS, SQLite, rate limits off).", "",
-        f"Settings: room version {args.version}; per case {args.events} messages + 1 "
+        f"Settings: room version {args.version}; {args.rounds} rounds of the cases in "
+        "turn, each number the median of its rounds (S's CPU also min–max); "
+        f"per case {args.events} messages + 1 "
         f"marker from {args.senders} local senders in parallel as fast as S accepts them, "
         f"after {WARM_UP} delivered warm-up messages; one member per destination. "
-        "'sender CPU ms/PDU' = (S's CPU per event in the case − in N=0) / N.", "",
+        "'sender CPU ms/PDU' = (S's CPU per event in the case − in N=0) / N; every "
+        "destination acknowledged every PDU without error; 'kept' = of the case's "
+        "messages, those its clients can read (/messages) once the marker arrived "
+        "(Synapse prunes its inbound staging area above 100 events per room and "
+        "leaves the rest to backfill).", "",
         "\n".join(lines)] + ([] if caught_up is None else [
             "", f"Catch-up (the sender alone): ours B stopped while {caught_up['events']} "
             "messages were sent, then started: it received them in "
-            f"{caught_up['txns']} transactions "
+            f"{caught_up['txns']:.0f} transactions "
             f"({caught_up['events'] / caught_up['txns']:.1f} PDUs each) over "
             f"{caught_up['seconds']:.2f} s between its first and last, "
             f"**{caught_up['events'] / caught_up['seconds']:,.0f} PDUs/s, "
@@ -258,9 +306,17 @@ def run(args) -> str:
         ours_b = Side("ours B", second, second.server_name)
         synapse = Side("Synapse", fed.synapse, fed.synapse.server_name)
         pid = fed.ours.proc.pid
-        cases = [fan_out(origin, pid, receivers, args.events, args.senders, args.version)
-                 for receivers in ([], [ours_b], [synapse], [ours_b, synapse])]
-        caught_up = catch_up(origin, pid, ours_b, args.events, args.senders, args.version)
+        layouts = ([], [ours_b], [synapse], [ours_b, synapse])
+        rounds: list[list[dict]] = [[] for _ in layouts]
+        catch_ups = []
+        for _ in range(args.rounds):   # in turn, so a busy spell spreads over all cases
+            for runs, receivers in zip(rounds, layouts):
+                runs.append(fan_out(origin, pid, receivers, args.events, args.senders,
+                                    args.version))
+            catch_ups.append(catch_up(origin, pid, ours_b, args.events, args.senders,
+                                      args.version))
+        cases = [merged(runs) for runs in rounds]
+        caught_up = {key: _median([c[key] for c in catch_ups]) for key in catch_ups[0]}
     finally:
         second.stop()
         shutil.rmtree(second.data_dir, ignore_errors=True)
@@ -273,6 +329,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="messages per case (plus one marker)")
     parser.add_argument("--senders", type=int, default=4,
                         help="local client threads sending in parallel")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="rounds of all cases (medians are reported)")
 
 
 def main(argv: list[str] | None = None) -> None:

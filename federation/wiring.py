@@ -152,15 +152,18 @@ def build_membership(*, config: Config, store: Any, rooms: Any, components: dict
             "membership_server": server}
 
 
+def _signed(c: dict[str, Any]) -> Callable[[Any], Any]:
+    """Wraps a servlet in X-Matrix authentication."""
+    authenticator = c["federation_authenticator"]
+    return lambda handler: federation_server.authenticated(authenticator, handler)
+
+
 def register_membership(router: Router, c: dict[str, Any]) -> None:
     """make_join/send_join v2, make_leave/send_leave v2, make_knock/send_knock, invite v2."""
     from federation import membership_server
 
-    authenticator = c["federation_authenticator"]
-    membership_server.register(
-        router, server=c["membership_server"],
-        authenticated=lambda handler: federation_server.authenticated(authenticator,
-                                                                      handler))
+    membership_server.register(router, server=c["membership_server"],
+                               authenticated=_signed(c))
 
 
 def build_sender(*, config: Config, reactor: Any, store: Any, rooms: Any, client: Any,
@@ -285,8 +288,5 @@ def build_third_party_invites(*, config: Config, reactor: Any, store: Any, rooms
 def register_third_party_invites(router: Router, c: dict[str, Any]) -> None:
     from federation import third_party_invites
 
-    authenticator = c["federation_authenticator"]
-    third_party_invites.register(
-        router, exchange=c["third_party_exchange"],
-        authenticated=lambda handler: federation_server.authenticated(authenticator,
-                                                                      handler))
+    third_party_invites.register(router, exchange=c["third_party_exchange"],
+                                 authenticated=_signed(c))

@@ -9,11 +9,11 @@ Synapse's client walks our space, whose child room is ours only.
 
 from __future__ import annotations
 
-import uuid
 
 from twisted.trial import unittest
 
-from tests.interop.common import ServerSteps, q
+from tests.interop.common import (
+    ServerSteps, q, register, register_on_synapse)
 from tests.interop.synapse import Federation
 
 V1 = "/_matrix/client/v1"
@@ -28,16 +28,10 @@ class SpacesAcrossServersTest(ServerSteps, unittest.TestCase):
         self.syn, self.ours = self.fed.synapse, self.fed.ours
 
     def our_user(self) -> tuple[str, str]:
-        name = f"sp{uuid.uuid4().hex[:10]}"
-        body = self.call(self.ours, "POST", f"{V3}/register", {
-            "username": name, "password": "pw-" + name, "auth": {"type": "m.login.dummy"}},
-            None)
-        return body["user_id"], body["access_token"]
+        return register(self.ours, "sp")
 
     def synapse_user(self) -> tuple[str, str]:
-        name = f"sp{uuid.uuid4().hex[:10]}"
-        self.syn.register(name, "pw-" + name)
-        return f"@{name}:{self.syn.server_name}", self.syn.login(name, "pw-" + name)
+        return register_on_synapse(self.syn, "sp")
 
     def space_with_child(self, server, server_name: str, token: str, version: str
                          ) -> tuple[str, str]:
@@ -56,6 +50,11 @@ class SpacesAcrossServersTest(ServerSteps, unittest.TestCase):
         return self.call(server, "GET", f"{V1}/rooms/{q(room_id)}/hierarchy{query}",
                          None, token)
 
+    def walk_until(self, server, token: str, space: str, rooms: int, what: str) -> dict:
+        """The hierarchy once it lists ``rooms`` rooms (a join settles first)."""
+        return self.wait(lambda: (lambda b: b if len(b["rooms"]) == rooms else None)(
+            self.hierarchy(server, token, space)), what)
+
     def test_joined_synapse_space_lists_synapse_only_child(self):
         """Our user joined Synapse's space (v12); its child, held only by Synapse,
         is listed with its name and topic."""
@@ -64,8 +63,7 @@ class SpacesAcrossServersTest(ServerSteps, unittest.TestCase):
         _, token = self.our_user()
         self.call(self.ours, "POST",
                   f"{V3}/join/{q(space)}?server_name={q(self.syn.server_name)}", {}, token)
-        body = self.wait(lambda: (lambda b: b if len(b["rooms"]) == 2 else None)(
-            self.hierarchy(self.ours, token, space)), "the child in our hierarchy")
+        body = self.walk_until(self.ours, token, space, 2, "the child in our hierarchy")
         self.assertEqual([r["room_id"] for r in body["rooms"]], [space, child])
         self.assertEqual((body["rooms"][1]["name"], body["rooms"][1]["topic"]),
                          ("the child", "only here"))
@@ -97,7 +95,7 @@ class SpacesAcrossServersTest(ServerSteps, unittest.TestCase):
         _, syn_token = self.synapse_user()
         self.call(self.syn, "POST",
                   f"{V3}/join/{q(space)}?server_name={q(self.fed.our_name)}", {}, syn_token)
-        body = self.wait(lambda: (lambda b: b if len(b["rooms"]) == 2 else None)(
-            self.hierarchy(self.syn, syn_token, space)), "our child in Synapse's hierarchy")
+        body = self.walk_until(self.syn, syn_token, space, 2,
+                               "our child in Synapse's hierarchy")
         self.assertEqual([r["room_id"] for r in body["rooms"]], [space, child])
         self.assertEqual(body["rooms"][1]["name"], "the child")

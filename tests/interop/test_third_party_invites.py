@@ -19,7 +19,8 @@ import uuid
 from twisted.trial import unittest
 
 from tests.fakes.identity_server import FakeIdentityServer
-from tests.interop.common import ServerSteps, q
+from tests.interop.common import (
+    ServerSteps, q, register, register_on_synapse)
 from tests.interop.synapse import IDENTITY_PORT, Federation
 
 V3 = "/_matrix/client/v3"
@@ -35,16 +36,10 @@ class ThirdPartyInvitesTest(ServerSteps, unittest.TestCase):
         self.addCleanup(self.ids.stop)
 
     def our_user(self) -> tuple[str, str]:
-        name = f"tp{uuid.uuid4().hex[:10]}"
-        body = self.call(self.ours, "POST", f"{V3}/register", {
-            "username": name, "password": "pw-" + name, "auth": {"type": "m.login.dummy"}},
-            None)
-        return body["user_id"], body["access_token"]
+        return register(self.ours, "tp")
 
     def synapse_user(self) -> tuple[str, str]:
-        name = f"tp{uuid.uuid4().hex[:10]}"
-        self.syn.register(name, "pw-" + name)
-        return f"@{name}:{self.syn.server_name}", self.syn.login(name, "pw-" + name)
+        return register_on_synapse(self.syn, "tp")
 
     def synapse_onbind(self, body: dict) -> int:
         """The identity server's call to Synapse's federation listener (TLS); POST,
