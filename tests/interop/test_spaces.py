@@ -4,7 +4,8 @@ A space on Synapse links a room that exists only on Synapse. Our user's
 ``GET /_matrix/client/v1/rooms/{space}/hierarchy`` lists that child: asked of Synapse's
 ``/_matrix/federation/v1/hierarchy`` (the link's ``via``), whether we hold the space
 (our user joined it) or not (a v10 space named by its ID's server). The other way,
-Synapse's client walks our space, whose child room is ours only.
+Synapse's client walks our space, whose child room is ours only. And between two
+instances of ours (tests/interop/pair.py): B's user walks a space of A's.
 """
 
 from __future__ import annotations
@@ -20,18 +21,8 @@ V1 = "/_matrix/client/v1"
 V3 = "/_matrix/client/v3"
 
 
-class SpacesAcrossServersTest(ServerSteps, unittest.TestCase):
-    timeout = 300
-
-    def setUp(self) -> None:
-        self.fed = Federation.get()
-        self.syn, self.ours = self.fed.synapse, self.fed.ours
-
-    def our_user(self) -> tuple[str, str]:
-        return register(self.ours, "sp")
-
-    def synapse_user(self) -> tuple[str, str]:
-        return register_on_synapse(self.syn, "sp")
+class SpaceSteps(ServerSteps):
+    """A space with a child on one server, and a client's walk of it."""
 
     def space_with_child(self, server, server_name: str, token: str, version: str
                          ) -> tuple[str, str]:
@@ -49,6 +40,20 @@ class SpacesAcrossServersTest(ServerSteps, unittest.TestCase):
     def hierarchy(self, server, token: str, room_id: str, query: str = "") -> dict:
         return self.call(server, "GET", f"{V1}/rooms/{q(room_id)}/hierarchy{query}",
                          None, token)
+
+
+class SpacesAcrossServersTest(SpaceSteps, unittest.TestCase):
+    timeout = 300
+
+    def setUp(self) -> None:
+        self.fed = Federation.get()
+        self.syn, self.ours = self.fed.synapse, self.fed.ours
+
+    def our_user(self) -> tuple[str, str]:
+        return register(self.ours, "sp")
+
+    def synapse_user(self) -> tuple[str, str]:
+        return register_on_synapse(self.syn, "sp")
 
     def walk_until(self, server, token: str, space: str, rooms: int, what: str) -> dict:
         """The hierarchy once it lists ``rooms`` rooms (a join settles first)."""
@@ -99,3 +104,31 @@ class SpacesAcrossServersTest(ServerSteps, unittest.TestCase):
                                "our child in Synapse's hierarchy")
         self.assertEqual([r["room_id"] for r in body["rooms"]], [space, child])
         self.assertEqual(body["rooms"][1]["name"], "the child")
+
+
+class SpacesTwoInstancesTest(SpaceSteps, unittest.TestCase):
+    """The same between two instances of ours (tests/interop/pair.py)."""
+
+    timeout = 300
+
+    def setUp(self) -> None:
+        from tests.interop.pair import OurPair
+
+        pair = OurPair.get()
+        self.a, self.b = pair.a, pair.b
+
+    def test_b_walks_a_space_it_is_in_and_one_it_is_not(self):
+        """A space on A linking an A-only child: B's user lists the child when
+        joined to the space (v12) and when B holds nothing of it (v10)."""
+        _, a_token = register(self.a, "spa")
+        _, b_token = register(self.b, "spb")
+        for version in ("12", "10"):
+            space, child = self.space_with_child(self.a, self.a.server_name, a_token,
+                                                 version)
+            if version == "12":
+                self.call(self.b, "POST", f"{V3}/join/{q(space)}?server_name="
+                          f"{q(self.a.server_name)}", {}, b_token)
+            body = self.hierarchy(self.b, b_token, space)
+            self.assertEqual([r["room_id"] for r in body["rooms"]], [space, child],
+                             version)
+            self.assertEqual(body["rooms"][1]["name"], "the child")

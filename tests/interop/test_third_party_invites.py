@@ -6,7 +6,8 @@ the invite on the identity server and sends ``m.room.third_party_invite``. A Syn
 user then binds the address: the identity server calls Synapse's ``/3pid/onbind``;
 Synapse is not in the room, so it asks us (``PUT /exchange_third_party_invite``); we
 write the signed invite through the room's actor and have Synapse co-sign it
-(``/v2/invite``). The Synapse user sees the invite and joins.
+(``/v2/invite``). The Synapse user sees the invite and joins. Between two instances
+of ours the roles of Synapse are played by B, whose outbound exchange is then proven.
 """
 
 from __future__ import annotations
@@ -26,20 +27,52 @@ from tests.interop.synapse import IDENTITY_PORT, Federation
 V3 = "/_matrix/client/v3"
 
 
-class ThirdPartyInvitesTest(ServerSteps, unittest.TestCase):
+class InviteSteps(ServerSteps):
+    """Invite an address into a room of ``host``; then, once the invitee's server was
+    told of the binding, check the invite and have the invitee join."""
+
+    def setUp(self) -> None:
+        self.ids = FakeIdentityServer(port=IDENTITY_PORT, threaded=True)
+        self.addCleanup(self.ids.stop)
+
+    def invite_address(self, host, token: str, version: str) -> tuple[str, str]:
+        """A new room of ``host`` with an address invited: ``(room_id, address)``."""
+        room = self.call(host, "POST", f"{V3}/createRoom",
+                         {"preset": "private_chat", "room_version": version},
+                         token)["room_id"]
+        email = f"{uuid.uuid4().hex[:8]}@example.com"
+        self.call(host, "POST", f"{V3}/rooms/{q(room)}/invite", {
+            "id_server": self.ids.id_server, "id_access_token": "ist", "medium": "email",
+            "address": email}, token)
+        return room, email
+
+    def member(self, host, token: str, room: str, user_id: str) -> dict:
+        return self.call(host, "GET", f"{V3}/rooms/{q(room)}/state/m.room.member/"
+                         f"{q(user_id)}", None, token)
+
+    def accepted(self, host, host_name: str, token: str, room: str, invitee,
+                 invitee_id: str, invitee_token: str) -> None:
+        """The invite reached the invitee's /sync; the invitee joins; the host sees it."""
+        member = self.member(host, token, room, invitee_id)
+        self.assertEqual(member["membership"], "invite")
+        self.assertEqual(member["third_party_invite"]["signed"]["mxid"], invitee_id)
+        self.wait(lambda: room in (lambda r: r[1].get("rooms", {}).get("invite", {})
+                                   if r[0] == 200 else {})(invitee.request(
+                                       "GET", f"{V3}/sync?timeout=0", token=invitee_token)),
+                  "the invite on the invitee's server")
+        self.call(invitee, "POST", f"{V3}/join/{q(room)}?server_name={q(host_name)}", {},
+                  invitee_token)
+        self.wait(lambda: self.member(host, token, room, invitee_id).get("membership")
+                  == "join", "the invitee's join on the room's server")
+
+
+class ThirdPartyInvitesTest(InviteSteps, unittest.TestCase):
     timeout = 300
 
     def setUp(self) -> None:
         self.fed = Federation.get()
         self.syn, self.ours = self.fed.synapse, self.fed.ours
-        self.ids = FakeIdentityServer(port=IDENTITY_PORT, threaded=True)
-        self.addCleanup(self.ids.stop)
-
-    def our_user(self) -> tuple[str, str]:
-        return register(self.ours, "tp")
-
-    def synapse_user(self) -> tuple[str, str]:
-        return register_on_synapse(self.syn, "tp")
+        super().setUp()
 
     def synapse_onbind(self, body: dict) -> int:
         """The identity server's call to Synapse's federation listener (TLS); POST,
@@ -55,31 +88,41 @@ class ThirdPartyInvitesTest(ServerSteps, unittest.TestCase):
         except urllib.error.HTTPError as e:
             return e.code
 
-    def synapse_invited(self, token: str, room_id: str) -> bool:
-        status, body = self.syn.request("GET", f"{V3}/sync?timeout=0", token=token)
-        return status == 200 and room_id in body.get("rooms", {}).get("invite", {})
-
     def test_synapse_user_binds_address_invited_to_our_room(self):
         """Invite by email here, bind on Synapse's side: Synapse exchanges the invite
         with us, its user is invited (sent by our user, third_party_invite kept) and
         joins."""
-        _, token = self.our_user()
-        room = self.call(self.ours, "POST", f"{V3}/createRoom",
-                         {"preset": "private_chat", "room_version": "10"}, token)["room_id"]
-        email = f"{uuid.uuid4().hex[:8]}@example.com"
-        self.call(self.ours, "POST", f"{V3}/rooms/{q(room)}/invite", {
-            "id_server": self.ids.id_server, "id_access_token": "ist", "medium": "email",
-            "address": email}, token)
+        _, token = register(self.ours, "tp")
+        room, email = self.invite_address(self.ours, token, "10")
         [stored] = self.ids.stored[email]
-        bob, bob_token = self.synapse_user()
+        bob, bob_token = register_on_synapse(self.syn, "tp")
         self.assertEqual(self.synapse_onbind(self.ids.onbind_body(email, bob)), 200)
-        member = self.call(self.ours, "GET",
-                           f"{V3}/rooms/{q(room)}/state/m.room.member/{q(bob)}", None, token)
-        self.assertEqual(member["membership"], "invite")
-        self.assertEqual(member["third_party_invite"]["signed"]["token"], stored["token"])
-        self.wait(lambda: self.synapse_invited(bob_token, room), "the invite on Synapse")
-        self.call(self.syn, "POST", f"{V3}/join/{q(room)}?server_name="
-                  f"{q(self.fed.our_name)}", {}, bob_token)
-        self.wait(lambda: self.call(self.ours, "GET", f"{V3}/rooms/{q(room)}/state/"
-                                    f"m.room.member/{q(bob)}", None, token
-                                    ).get("membership") == "join", "Bob's join here")
+        self.assertEqual(self.member(self.ours, token, room, bob)["third_party_invite"]
+                         ["signed"]["token"], stored["token"])
+        self.accepted(self.ours, self.fed.our_name, token, room, self.syn, bob, bob_token)
+
+
+class ThirdPartyInvitesTwoInstancesTest(InviteSteps, unittest.TestCase):
+    """The same between two instances of ours (tests/interop/pair.py): B is not in
+    A's room, so B forwards the bound invite to A (our outbound
+    ``exchange_third_party_invite``), A writes it and has B co-sign it."""
+
+    timeout = 300
+
+    def setUp(self) -> None:
+        from tests.interop.pair import OurPair
+
+        pair = OurPair.get()
+        self.a, self.b = pair.a, pair.b
+        super().setUp()
+
+    def test_b_user_binds_address_invited_to_a_room(self):
+        """Invite by email on A, bind to a user of B, B's onbind exchanges with A:
+        B's user is invited with the signed block and joins."""
+        _, token = register(self.a, "tpa")
+        room, email = self.invite_address(self.a, token, "12")
+        bob, bob_token = register(self.b, "tpb")
+        status, body = self.b.request("PUT", "/_matrix/federation/v1/3pid/onbind",
+                                      self.ids.onbind_body(email, bob))
+        self.assertEqual((status, body), (200, {}))
+        self.accepted(self.a, self.a.server_name, token, room, self.b, bob, bob_token)
