@@ -118,8 +118,10 @@ class RoomEventSource:
                                                                     limit=limit)]
 
     async def resolve(self, entry: Any) -> Resolved | None:
-        # the stream holds every timeline event; only ours are ours to send
-        if server_of(entry.sender) != self._server_name:
+        # the stream holds every timeline event; only ours are ours to send (and the
+        # third-party invites we wrote for a remote inviter, see below)
+        ours = server_of(entry.sender) == self._server_name
+        if not ours and entry.type != MEMBER:
             return None
         try:
             actor = await self._rooms(entry.room_id)
@@ -128,6 +130,8 @@ class RoomEventSource:
             return None
         if pdu is None or any(pdu.internal_metadata.get(flag)
                               for flag in ("outlier", "rejected", "soft_failed")):
+            return None
+        if not ours and not self._redeemed_here(pdu):
             return None
         try:
             joined = await actor.members("join", at_event=pdu.event_id)
@@ -144,6 +148,16 @@ class RoomEventSource:
             return None
         return Resolved(federation_form(pdu), frozenset(servers),
                         ts=pdu.origin_server_ts, stale_key=pdu.room_id)
+
+
+    def _redeemed_here(self, pdu: Any) -> bool:
+        """A third-party invite of one of our users that we wrote in the inviter's
+        name (``/3pid/onbind``, spec: "Third-party invites"): sent as the remote
+        inviter, signed by us, and nobody else will send it."""
+        return pdu.membership == "invite" and "third_party_invite" in pdu.content \
+            and isinstance(pdu.state_key, str) \
+            and server_of(pdu.state_key) == self._server_name \
+            and self._server_name in (pdu.get("signatures") or {})
 
 
 def federation_form(pdu: Any) -> dict[str, Any]:

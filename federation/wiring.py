@@ -74,8 +74,10 @@ def build_remote(*, store: Any, client: Any, server_name: str, now_ms: Callable[
     """What our users' requests about remote things go through: ``remote_queries``
     (profiles, aliases, room directories, keys), ``remote_device_lists`` (the cache
     kept by ``m.device_list_update``; its ``on_device_list_update`` and
-    ``on_signing_key_update`` are the EDU handlers) and ``remote_keys``."""
+    ``on_signing_key_update`` are the EDU handlers), ``remote_keys`` and
+    ``remote_spaces`` (other servers' ``/hierarchy``, for the space hierarchy)."""
     from federation.device_lists import RemoteDeviceLists
+    from federation.remote_hierarchy import RemoteSpaces
     from federation.remote_keys import RemoteKeys
     from federation.remote_queries import RemoteQueries
 
@@ -83,7 +85,9 @@ def build_remote(*, store: Any, client: Any, server_name: str, now_ms: Callable[
     lists = RemoteDeviceLists(server_name=server_name, store=store, client=client,
                               device_lists_changed=device_lists_changed)
     return {"remote_queries": queries, "remote_device_lists": lists,
-            "remote_keys": RemoteKeys(queries=queries, device_lists=lists)}
+            "remote_keys": RemoteKeys(queries=queries, device_lists=lists),
+            "remote_spaces": RemoteSpaces(client=client, server_name=server_name,
+                                          now_ms=now_ms)}
 
 
 def edu_handlers(c: dict[str, Any]) -> dict[str, Callable[[str, dict], Any]]:
@@ -148,15 +152,18 @@ def build_membership(*, config: Config, store: Any, rooms: Any, components: dict
             "membership_server": server}
 
 
+def _signed(c: dict[str, Any]) -> Callable[[Any], Any]:
+    """Wraps a servlet in X-Matrix authentication."""
+    authenticator = c["federation_authenticator"]
+    return lambda handler: federation_server.authenticated(authenticator, handler)
+
+
 def register_membership(router: Router, c: dict[str, Any]) -> None:
     """make_join/send_join v2, make_leave/send_leave v2, make_knock/send_knock, invite v2."""
     from federation import membership_server
 
-    authenticator = c["federation_authenticator"]
-    membership_server.register(
-        router, server=c["membership_server"],
-        authenticated=lambda handler: federation_server.authenticated(authenticator,
-                                                                      handler))
+    membership_server.register(router, server=c["membership_server"],
+                               authenticated=_signed(c))
 
 
 def build_sender(*, config: Config, reactor: Any, store: Any, rooms: Any, client: Any,
@@ -306,3 +313,33 @@ def housekeeping(*, config: Config, store: Any, c: dict[str, Any], clock: Any,
         PeriodicJob("federation-outbox-expiry", expire_outbox, clock=clock,
                     interval=PURGE_EVERY_S),
     ]
+
+
+# --- third-party invites (helper fedspace) ----------------------------------------------
+def build_third_party_invites(*, config: Config, reactor: Any, store: Any, rooms: Any,
+                              c: dict[str, Any], address_policy: AddressPolicy
+                              ) -> dict[str, Any]:
+    """Invites by email address: ``third_party_invites`` (the client side, talking to
+    the trusted identity servers through the SSRF-filtered agent) and
+    ``third_party_exchange`` (``/3pid/onbind`` and ``/exchange_third_party_invite``)."""
+    from federation.third_party_invites import ThirdPartyInviteExchange
+    from homeserver.http.identity_servers import (
+        IdentityServers, treq_request, trusted_base_urls)
+    from homeserver.rooms.features.third_party_invites import ThirdPartyInvites
+
+    identity = IdentityServers(
+        trusted=trusted_base_urls(config.trusted_third_party_id_servers),
+        request=treq_request(reactor, address_policy))
+    invites = ThirdPartyInvites(rooms=rooms, membership=c["room_service"].membership,
+                                identity=identity)
+    return {"identity_servers": identity, "third_party_invites": invites,
+            "third_party_exchange": ThirdPartyInviteExchange(
+                server_name=config.server_name, rooms=rooms, store=store,
+                invites=invites, client=c["federation_client"])}
+
+
+def register_third_party_invites(router: Router, c: dict[str, Any]) -> None:
+    from federation import third_party_invites
+
+    third_party_invites.register(router, exchange=c["third_party_exchange"],
+                                 authenticated=_signed(c))

@@ -252,7 +252,9 @@ def build_service(config: Config, reactor) -> HomeServer:
     from homeserver.rooms.features.timestamps import TimestampToEvent
 
     extra_components.update({
-        "space_hierarchy": SpaceHierarchy(rooms=rooms, store=store),
+        "space_hierarchy": SpaceHierarchy(rooms=rooms, store=store,
+                                          server_name=config.server_name,
+                                          remote=extra_components.get("remote_spaces")),
         "timestamp_to_event": TimestampToEvent(rooms=rooms, visibility=history),
     })
     # --- federation queries (helper fedquery): what other servers may ask us ---
@@ -363,6 +365,11 @@ def build_service(config: Config, reactor) -> HomeServer:
         config=config, store=store, rooms=rooms, components=extra_components,
         notifier=notifier, signing_key=signing_keys[0], now_ms=now_ms))
 
+    # --- third-party invites (issue 14, helper fedspace): by email, over federation ---
+    extra_components.update(federation_wiring.build_third_party_invites(
+        config=config, reactor=reactor, store=store, rooms=rooms, c=extra_components,
+        address_policy=outbound_policy))
+
     top.components = {
         "config": config, "store": store, "rooms": rooms, "notifier": notifier,
         "signing_keys": signing_keys, "ratelimiter": ratelimiter, "reactor": reactor,
@@ -419,6 +426,8 @@ def _register_resources(router, listener: Listener, c: dict, now_ms) -> None:
         federation_wiring.register_inbound(router, c)
         # --- federation queries (helper fedquery) ---
         federation_wiring.register_queries(router, c)
+        # --- third-party invites (helper fedspace): /3pid/onbind, exchange ---
+        federation_wiring.register_third_party_invites(router, c)
         # media over federation (issue 13): our media for other servers, multipart
         from media_repo import federation_resources
 
@@ -453,7 +462,9 @@ def _register_resources(router, listener: Listener, c: dict, now_ms) -> None:
         from homeserver.client_api import directory as directory_api
         from homeserver.client_api import room_history, room_state
         from homeserver.client_api import rooms as rooms_api
-        for module in (rooms_api, room_state, room_history, directory_api):
+        rooms_api.register(router, auth=c["auth"], room_service=c["room_service"],
+                           third_party_invites=c.get("third_party_invites"))
+        for module in (room_state, room_history, directory_api):
             module.register(router, auth=c["auth"], room_service=c["room_service"])
         # --- servlets: sync & live data (helper G) ---
         from homeserver.sync import wiring as sync_wiring

@@ -167,6 +167,9 @@ class Config:
     media_retention: MediaRetentionConfig = MediaRetentionConfig()
     login_via_existing_session: LoginViaExistingSession = LoginViaExistingSession()
     federation_outbox: FederationOutboxConfig = FederationOutboxConfig()
+    #: identity servers third-party invites may use (Synapse's key): host names, or
+    #: for tests ``http(s)://host:port`` base URLs (homeserver/http/identity_servers.py)
+    trusted_third_party_id_servers: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
 
 
@@ -249,6 +252,17 @@ class _Reader:
         if check is not None and not check(value):
             raise ConfigError(f"{key}: {why or 'invalid value'} ({value!r})")
         return value
+
+
+def _parse_id_servers(entries: list) -> tuple[str, ...]:
+    """``trusted_third_party_id_servers``: server names or http(s) base URLs."""
+    for entry in entries:
+        name = entry.split("://", 1)[1] if isinstance(entry, str) and \
+            entry.startswith(("http://", "https://")) else entry
+        if not isinstance(name, str) or not is_valid_server_name(name.rstrip("/")):
+            raise ConfigError("trusted_third_party_id_servers: expected server names or "
+                              f"http(s)://host[:port] URLs, got {entry!r}")
+    return tuple(e.rstrip("/") for e in entries)
 
 
 def _parse_size(key: str, value: Any) -> int:
@@ -584,6 +598,8 @@ def parse_config(raw: Mapping[str, Any], config_dir: str) -> Config:
         login_via_existing_session=_parse_login_via_existing_session(
             r.get("login_via_existing_session", dict, {}) or {}),
         federation_outbox=_parse_federation_outbox(r.get("federation", dict, {}) or {}),
+        trusted_third_party_id_servers=_parse_id_servers(
+            r.get("trusted_third_party_id_servers", list, [])),
     )
     if (config.enable_registration and not config.enable_registration_without_verification
             and not config.registration_requires_token):

@@ -10,6 +10,7 @@ from twisted.trial import unittest
 
 from federation.destinations import OutboxSource, RoomEventSource, federation_form
 from federation.sender import FederationSender
+from homeserver.crypto.signing import sign_json
 from homeserver.store.outbox import (
     DEVICE_LIST_UPDATE, DIRECT_TO_DEVICE, RECEIPT, SIGNING_KEY_UPDATE, OutboxEntry,
 )
@@ -90,6 +91,36 @@ class RoomEventSourceTests(RoomHarness, unittest.TestCase):
             "content": {"membership": "invite"}}))
         self.assertEqual(self.resolve_last().destinations,
                          frozenset({"remote", "third"}))
+
+    def test_third_party_invite_redeemed_here_is_sent(self) -> None:
+        """A remote inviter's third-party invite of our user, which we wrote after
+        /3pid/onbind, is sent to the inviter's server; the inviter's own
+        m.room.third_party_invite is not ours to send."""
+        self.remote_join()
+        levels = dict(self.drive(self.actor.current_state())[
+            ("m.room.power_levels", "")].content)
+        levels["users"] = {**levels.get("users", {}), BOB: 100}
+        self.drive(self.actor.create_event({"type": "m.room.power_levels",
+                                            "sender": ALICE, "state_key": "",
+                                            "content": levels}))
+        identity = remote_key()
+        state = self.drive(self.actor.current_state())
+        prev = list(self.drive(self.actor.get_events(
+            self.drive(self.actor.forward_extremities()))).values())
+        stored = remote_event(self.room_id, self.room_version, state, prev, {
+            "type": "m.room.third_party_invite", "sender": BOB, "state_key": "tok",
+            "content": {"display_name": "d...", "public_key": identity.verify_key_base64,
+                        "key_validity_url": "https://id/v"}}, self.key)
+        [outcome] = self.drive(self.actor.apply_remote_pdus([stored]))
+        self.assertEqual(outcome.status, "accepted", outcome)
+        self.assertIsNone(self.resolve_last())
+        dave = "@dave:" + SERVER
+        signed = sign_json({"mxid": dave, "token": "tok"}, "id.example", identity)
+        self.drive(self.actor.create_event({
+            "type": "m.room.member", "sender": BOB, "state_key": dave,
+            "content": {"membership": "invite", "third_party_invite": {
+                "display_name": "d...", "signed": signed}}}))
+        self.assertEqual(self.resolve_last().destinations, frozenset({"remote"}))
 
     def test_kicked_server_is_told(self) -> None:
         """Kicking the last member of a server still sends the kick there."""
