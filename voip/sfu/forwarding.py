@@ -1,0 +1,210 @@
+"""Opus RTP passthrough on aiortc 1.16: encoded packets in, the same payloads out.
+
+aiortc's media path decodes every received packet in a thread (after a jitter buffer)
+and re-encodes every sent frame. An SFU wants neither: DESIGN.md §7 measured ~13 relayed
+streams per core that way against ~300 when the payload is forwarded untouched. aiortc
+has no public switch for this, so we hook it at the narrowest points we found, all
+pinned to aiortc 1.16 (pyproject pins it; tests/voip exercise every hook):
+
+- **Receive**: ``ForwardingReceiver._handle_rtp_packet`` (what the DTLS transport calls
+  for each SRTP-decrypted packet) hands the parsed ``RtpPacket`` to a sink *before*
+  aiortc's own handling, which we keep for its RTCP receiver reports. ``receive()`` stops
+  the decoder thread it starts, so no packet is ever decoded and no frames pile up.
+- **Send**: ``ForwardingSender._next_encoded_frame`` (the documented seam between a
+  sender's track and its RTP loop; aiortc itself uses it for pre-encoded ``av.Packet``
+  data) returns the forwarded payload as an ``RTCEncodedFrame`` with its RFC 6464 audio
+  level. aiortc's loop then does the rest per subscriber: its own SSRC, a continuous
+  sequence number, the timestamp offset, the mid and audio-level extensions, the RTX
+  history for NACKs, and sender reports. aiortc's sender writes the level with the
+  voice-activity bit clear: the level is carried, the V bit is not.
+- **Which classes**: ``RTCPeerConnection`` builds its senders and receivers in the
+  private ``__createTransceiver``; ``SfuPeerConnection`` overrides that one method (by
+  its mangled name) and re-classes the fresh objects to the subclasses above. They add
+  behaviour only, no state of their own before ``_attach``, so the swap is safe.
+
+Packets wait in a subscriber's ``PacketTrack`` only until its sender task runs (the same
+loop turn or the next): no jitter buffer is held in the server. A slow subscriber loses
+its oldest packets (bounded deque) rather than growing memory or delaying others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+from typing import Callable, Optional
+
+from aiortc import RTCPeerConnection
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from aiortc.rtcrtpreceiver import RTCRtpReceiver
+from aiortc.rtcrtpsender import RTCEncodedFrame, RTCRtpSender
+from aiortc.rtp import RtpPacket
+
+
+class ForwardedPacket:
+    """One Opus payload on its way to subscribers: payload, RTP timestamp, audio level
+    (-dBov 0..127, None without the extension) and when it arrived."""
+
+    __slots__ = ("payload", "timestamp", "level", "arrival")
+
+    def __init__(self, payload: bytes, timestamp: int, level: int | None,
+                 arrival: float) -> None:
+        self.payload = payload
+        self.timestamp = timestamp
+        self.level = level
+        self.arrival = arrival
+
+
+class PacketTrack(MediaStreamTrack):
+    """What a subscriber's sender reads: forwarded packets of one publication, in order."""
+
+    kind = "audio"
+
+    def __init__(self, capacity: int = 25) -> None:
+        super().__init__()
+        self._queue: collections.deque[ForwardedPacket] = collections.deque(maxlen=capacity)
+        self._waiter: asyncio.Future | None = None
+
+    def push(self, packet: ForwardedPacket) -> None:
+        self._queue.append(packet)  # a full deque drops its oldest packet
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def recv(self) -> ForwardedPacket:  # type: ignore[override]
+        while not self._queue:
+            if self.readyState != "live":
+                raise MediaStreamError
+            self._waiter = asyncio.get_running_loop().create_future()
+            await self._waiter
+        return self._queue.popleft()
+
+    def stop(self) -> None:
+        super().stop()
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+
+class ForwardingSender(RTCRtpSender):
+    """An RTCRtpSender whose frames are forwarded Opus payloads (see module doc)."""
+
+    on_rtcp: Optional[Callable[[], None]] = None
+
+    async def _next_encoded_frame(self, codec) -> Optional[RTCEncodedFrame]:
+        packet = await self.track.recv()
+        if not self._enabled:
+            return None
+        # aiortc writes the extension as -audio_level (it expects dBov <= 0)
+        level = None if packet.level is None else -packet.level
+        return RTCEncodedFrame([packet.payload], packet.timestamp, level)
+
+    async def _handle_rtcp_packet(self, packet) -> None:
+        if self.on_rtcp is not None:
+            self.on_rtcp()
+        await super()._handle_rtcp_packet(packet)
+
+
+class ForwardingReceiver(RTCRtpReceiver):
+    """An RTCRtpReceiver that hands Opus packets to ``sink`` and never decodes."""
+
+    sink: Optional[Callable[[RtpPacket], None]] = None
+    on_inbound: Optional[Callable[[], None]] = None
+    _forward_types: frozenset = frozenset()
+
+    async def receive(self, parameters) -> None:
+        self._forward_types = frozenset(
+            c.payloadType for c in parameters.codecs if c.mimeType.lower() == "audio/opus")
+        await super().receive(parameters)
+        # receive() started a decoder thread; nothing is decoded in an SFU
+        self._RTCRtpReceiver__stop_decoder()
+
+    async def _handle_rtp_packet(self, packet: RtpPacket, arrival_time_ms: int) -> None:
+        if self.on_inbound is not None:
+            self.on_inbound()
+        sink = self.sink
+        if sink is not None and packet.payload and packet.payload_type in self._forward_types:
+            sink(packet)
+        await super()._handle_rtp_packet(packet, arrival_time_ms)
+
+    async def _handle_rtcp_packet(self, packet) -> None:
+        if self.on_inbound is not None:
+            self.on_inbound()
+        await super()._handle_rtcp_packet(packet)
+
+
+class SfuPeerConnection(RTCPeerConnection):
+    """An RTCPeerConnection whose transceivers forward instead of transcoding, and whose
+    host candidates are limited to ``host_addresses`` (all interfaces when empty)."""
+
+    def __init__(self, configuration=None, *, host_addresses: tuple[str, ...] = (),
+                 on_inbound: Optional[Callable[[], None]] = None) -> None:
+        super().__init__(configuration)
+        self._host_addresses = host_addresses
+        self._on_inbound = on_inbound
+
+    def _RTCPeerConnection__createTransceiver(self, direction, kind, sender_track=None):
+        transceiver = super()._RTCPeerConnection__createTransceiver(
+            direction, kind, sender_track)
+        transceiver.sender.__class__ = ForwardingSender
+        transceiver.receiver.__class__ = ForwardingReceiver
+        transceiver.sender.on_rtcp = self._on_inbound
+        transceiver.receiver.on_inbound = self._on_inbound
+        return transceiver
+
+    def _RTCPeerConnection__createDtlsTransport(self):
+        dtls = super()._RTCPeerConnection__createDtlsTransport()
+        if self._host_addresses:
+            _only_addresses(dtls.transport.iceGatherer._connection, self._host_addresses)
+        return dtls
+
+
+def _only_addresses(connection, configured: tuple[str, ...]) -> None:
+    """Make an aioice Connection gather host candidates on ``configured`` addresses only
+    (aioice takes every interface's address and has no option for this)."""
+    gather = connection.get_component_candidates
+
+    async def on_configured(component, addresses=None, timeout=5):
+        return await gather(component=component, addresses=list(configured), timeout=timeout)
+
+    connection.get_component_candidates = on_configured
+
+
+class Publication:
+    """The data path of one published track: police, observe, (denoise,) fan out.
+
+    ``on_rtp`` is the publisher receiver's sink; ``outputs`` are the ``PacketTrack`` of
+    every subscriber transceiver (kept in step with the call's Router by calls.Call).
+    ``stage``, when set, is an ordered off-loop filter (noise suppression) that calls
+    ``fan_out`` with each processed packet.
+    """
+
+    def __init__(self, activity, policer, now: Callable[[], float]) -> None:
+        self.activity = activity
+        self.policer = policer
+        self.outputs: list[PacketTrack] = []
+        self.stage = None
+        self.forwarded = 0
+        self._now = now
+
+    def on_rtp(self, packet: RtpPacket) -> None:
+        now = self._now()
+        ext = packet.extensions.audio_level  # (voice activity, -dBov) or None
+        level = None if ext is None else ext[1]
+        self.activity.observe(now, level)
+        if not self.policer.allow(now, len(packet.payload)):
+            return
+        forwarded = ForwardedPacket(packet.payload, packet.timestamp, level, now)
+        if self.stage is not None:
+            self.stage.submit(forwarded)
+        else:
+            self.fan_out(forwarded)
+
+    def fan_out(self, packet: ForwardedPacket) -> None:
+        self.forwarded += 1
+        for output in self.outputs:
+            output.push(packet)
+
+    def close(self) -> None:
+        if self.stage is not None:
+            self.stage.close()
+            self.stage = None
+        self.outputs.clear()

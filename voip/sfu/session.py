@@ -1,0 +1,180 @@
+"""One participant session: one aiortc RTCPeerConnection, negotiated over HTTP.
+
+The client drives negotiation as in the Cloudflare Calls "Connection API": it offers
+to publish (we answer), and when it pulls tracks we offer and it answers through
+``renegotiate``. Operations on one session run one at a time (``serial``): an SDP
+exchange spans several awaits and the peer connection's signalling state must not
+interleave. Everything here runs on the asyncio loop (aiortc); nothing imports twisted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from typing import Callable
+
+from aiortc import RTCConfiguration, RTCIceServer, RTCSessionDescription, sdp as aiortc_sdp
+from aiortc.rtcconfiguration import RTCBundlePolicy
+
+from voip.sfu.forwarding import ForwardingReceiver, PacketTrack, SfuPeerConnection
+from voip.sfu.sfu_config import SfuConfig
+
+
+class SdpError(Exception):
+    """An SDP we cannot use (unparsable, wrong type or state, unknown mid)."""
+
+
+def parse_offer_mids(text: str) -> dict[str, tuple[str, str]]:
+    """mid → (kind, direction) of each media section of an SDP; raises SdpError."""
+    try:
+        description = aiortc_sdp.SessionDescription.parse(text)
+    except Exception as e:  # aiortc's parser raises whatever the bad line provokes
+        raise SdpError(f"unparsable SDP: {type(e).__name__}") from None
+    if not description.media:
+        raise SdpError("the SDP has no media section")
+    return {m.rtp.muxId: (m.kind, m.direction or "sendrecv") for m in description.media
+            if m.rtp.muxId is not None}
+
+
+_HOST_CANDIDATE = re.compile(r"^(a=candidate:\S+ \d+ \S+ \d+ )(\S+)( \d+ typ host.*)$", re.M)
+_CONNECTION = re.compile(r"^c=IN IP4 \S+$", re.M)
+_OPUS_RTPMAP = re.compile(r"^a=rtpmap:(\d+) opus/48000", re.M | re.I)
+
+
+def announce(sdp_text: str, *, public_ip: str | None, max_bitrate: int) -> str:
+    """Our SDP as sent to the client: host candidates carry ``public_ip`` when one is
+    configured (1:1 NAT), and Opus is asked to stay within ``max_bitrate`` bits/s
+    (``maxaveragebitrate``, RFC 7587 §6.1; ``b=TIAS``, RFC 3890)."""
+    if public_ip is not None:
+        sdp_text = _HOST_CANDIDATE.sub(lambda m: m.group(1) + public_ip + m.group(3), sdp_text)
+        if ":" not in public_ip:
+            sdp_text = _CONNECTION.sub(f"c=IN IP4 {public_ip}", sdp_text)
+    for payload_type in set(_OPUS_RTPMAP.findall(sdp_text)):
+        fmtp = re.compile(rf"^(a=fmtp:{payload_type} [^\r\n]*)", re.M)
+        if fmtp.search(sdp_text):
+            sdp_text = fmtp.sub(rf"\1;maxaveragebitrate={max_bitrate}", sdp_text, count=1)
+    sdp_text = re.sub(r"^(m=audio [^\r\n]*\r?\n)", rf"\1b=TIAS:{max_bitrate}\r\n", sdp_text,
+                      flags=re.M)
+    return sdp_text
+
+
+class Session:
+    """A participant's peer connection and its liveness."""
+
+    def __init__(self, session_id: str, *, user_id: str, device_id: str | None,
+                 room_id: str, config: SfuConfig, ice_servers: list[dict],
+                 now: Callable[[], float]) -> None:
+        self.id = session_id
+        self.user_id = user_id
+        self.device_id = device_id
+        self.room_id = room_id
+        self.noise_suppression = False
+        self._config = config
+        self._now = now
+        self.created_at = now()
+        self.last_inbound: float | None = None
+        self.connected_at: float | None = None
+        self.closed = False
+        self.serial = asyncio.Lock()
+        #: mid → the PacketTrack its sender forwards (pulled tracks)
+        self.outputs: dict[str, PacketTrack] = {}
+        servers = [RTCIceServer(urls=s["urls"], username=s.get("username"),
+                                credential=s.get("credential")) for s in ice_servers]
+        self.pc = SfuPeerConnection(
+            RTCConfiguration(iceServers=servers or None,
+                             bundlePolicy=RTCBundlePolicy.MAX_BUNDLE),
+            host_addresses=config.bind_addresses, on_inbound=self._touch)
+        self.pc.on("connectionstatechange", self._on_state)
+
+    def _touch(self) -> None:
+        self.last_inbound = self._now()
+
+    def _on_state(self) -> None:
+        if self.pc.connectionState == "connected" and self.connected_at is None:
+            self.connected_at = self.last_inbound = self._now()
+
+    # -- negotiation ------------------------------------------------------------------
+    async def answer_offer(self, offer: str) -> str:
+        """Apply the client's offer and return our answer (as sent to the client)."""
+        try:
+            await self.pc.setRemoteDescription(RTCSessionDescription(offer, "offer"))
+            await self.pc.setLocalDescription(await self.pc.createAnswer())
+        except SdpError:
+            raise
+        except Exception as e:  # InvalidStateError, InvalidAccessError, ValueError…
+            raise SdpError(f"cannot apply the offer: {e or type(e).__name__}") from None
+        return self._local_sdp()
+
+    async def offer_outputs(self, count: int) -> tuple[list[str], str]:
+        """Add ``count`` send-only audio transceivers, each fed by a fresh PacketTrack,
+        and return their mids and our offer."""
+        if self.pc.signalingState != "stable":
+            raise SdpError("a negotiation is already in progress on this session")
+        transceivers = []
+        for _ in range(count):
+            transceiver = self.pc.addTransceiver("audio", direction="sendonly")
+            track = PacketTrack()
+            transceiver.sender.replaceTrack(track)
+            transceivers.append((transceiver, track))
+        await self.pc.setLocalDescription(await self.pc.createOffer())
+        mids = []
+        for transceiver, track in transceivers:
+            self.outputs[transceiver.mid] = track
+            mids.append(transceiver.mid)
+        return mids, self._local_sdp()
+
+    async def accept_answer(self, answer: str) -> None:
+        if self.pc.signalingState != "have-local-offer":
+            raise SdpError("there is no offer of ours to answer")
+        parse_offer_mids(answer)
+        try:
+            await self.pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
+        except Exception as e:
+            raise SdpError(f"cannot apply the answer: {e or type(e).__name__}") from None
+
+    def _local_sdp(self) -> str:
+        return announce(self.pc.localDescription.sdp, public_ip=self._config.public_ip,
+                        max_bitrate=self._config.max_bitrate_per_track)
+
+    # -- tracks -----------------------------------------------------------------------
+    def receiver(self, mid: str) -> ForwardingReceiver | None:
+        for transceiver in self.pc.getTransceivers():
+            if transceiver.mid == mid and isinstance(transceiver.receiver,
+                                                     ForwardingReceiver):
+                return transceiver.receiver
+        return None
+
+    def stop_output(self, mid: str) -> None:
+        track = self.outputs.pop(mid, None)
+        if track is not None:
+            track.stop()
+
+    # -- liveness ---------------------------------------------------------------------
+    def death(self, now: float, *, has_media: bool) -> str | None:
+        """Why this session is dead at ``now``, or None while it lives: its connection
+        failed, it never connected in time, or it went silent (no RTP or RTCP at all)
+        while it had tracks."""
+        state = self.pc.connectionState
+        if state in ("failed", "closed"):
+            return f"connection {state}"
+        if self.connected_at is None:
+            if now - self.created_at > self._config.connect_timeout_s:
+                return "never connected"
+            return None
+        if has_media and self.last_inbound is not None \
+                and now - self.last_inbound > self._config.media_timeout_s:
+            return "no packets"
+        return None
+
+    async def close(self) -> None:
+        self.closed = True
+        for mid in list(self.outputs):
+            self.stop_output(mid)
+        for transceiver in self.pc.getTransceivers():
+            if isinstance(transceiver.receiver, ForwardingReceiver):
+                transceiver.receiver.sink = None
+        await self.pc.close()
+
+
+async def close_all(sessions) -> None:
+    await asyncio.gather(*(s.close() for s in sessions), return_exceptions=True)
