@@ -39,6 +39,17 @@ from aiortc.rtcrtpreceiver import RTCRtpReceiver
 from aiortc.rtcrtpsender import RTCEncodedFrame, RTCRtpSender
 from aiortc.rtp import RtpPacket
 
+# The hooks below name aiortc internals; refuse to start on a version without them
+# rather than forward nothing (setup.cfg pins aiortc 1.16.x).
+for _owner, _name in ((RTCPeerConnection, "_RTCPeerConnection__createTransceiver"),
+                      (RTCPeerConnection, "_RTCPeerConnection__createDtlsTransport"),
+                      (RTCRtpSender, "_next_encoded_frame"),
+                      (RTCRtpReceiver, "_RTCRtpReceiver__stop_decoder"),
+                      (RTCRtpReceiver, "_handle_rtp_packet")):
+    if not hasattr(_owner, _name):
+        raise ImportError(f"aiortc {_owner.__name__} has no {_name}: the SFU's forwarding "
+                          "hooks need aiortc 1.16")
+
 
 class ForwardedPacket:
     """One Opus payload on its way to subscribers: payload, RTP timestamp, audio level

@@ -36,26 +36,37 @@ def parse_offer_mids(text: str) -> dict[str, tuple[str, str]]:
             if m.rtp.muxId is not None}
 
 
-_HOST_CANDIDATE = re.compile(r"^(a=candidate:\S+ \d+ \S+ \d+ )(\S+)( \d+ typ host.*)$", re.M)
-_CONNECTION = re.compile(r"^c=IN IP4 \S+$", re.M)
-_OPUS_RTPMAP = re.compile(r"^a=rtpmap:(\d+) opus/48000", re.M | re.I)
+_HOST_CANDIDATE = re.compile(r"^(a=candidate:\S+ \d+ \S+ \d+ )(\S+)( \d+ typ host\b.*)$")
+_OPUS_RTPMAP = re.compile(r"^a=rtpmap:(\d+) opus/48000", re.I)
 
 
 def announce(sdp_text: str, *, public_ip: str | None, max_bitrate: int) -> str:
-    """Our SDP as sent to the client: host candidates carry ``public_ip`` when one is
-    configured (1:1 NAT), and Opus is asked to stay within ``max_bitrate`` bits/s
-    (``maxaveragebitrate``, RFC 7587 §6.1; ``b=TIAS``, RFC 3890)."""
-    if public_ip is not None:
-        sdp_text = _HOST_CANDIDATE.sub(lambda m: m.group(1) + public_ip + m.group(3), sdp_text)
-        if ":" not in public_ip:
-            sdp_text = _CONNECTION.sub(f"c=IN IP4 {public_ip}", sdp_text)
-    for payload_type in set(_OPUS_RTPMAP.findall(sdp_text)):
-        fmtp = re.compile(rf"^(a=fmtp:{payload_type} [^\r\n]*)", re.M)
-        if fmtp.search(sdp_text):
-            sdp_text = fmtp.sub(rf"\1;maxaveragebitrate={max_bitrate}", sdp_text, count=1)
-    sdp_text = re.sub(r"^(m=audio [^\r\n]*\r?\n)", rf"\1b=TIAS:{max_bitrate}\r\n", sdp_text,
-                      flags=re.M)
-    return sdp_text
+    """Our SDP as sent to the client: host candidates (and the connection address)
+    carry ``public_ip`` when one is configured (1:1 NAT), and each Opus section is asked
+    to stay within ``max_bitrate`` bits/s (``maxaveragebitrate``, RFC 7587 §6.1;
+    ``b=TIAS`` after ``c=``, RFC 3890 and the RFC 4566 line order)."""
+    lines = sdp_text.split("\r\n")
+    out: list[str] = []
+    audio = False
+    opus_types: set[str] = set()
+    for line in lines:
+        if line.startswith("m="):
+            audio = line.startswith("m=audio ")
+            opus_types = set()
+        if public_ip is not None:
+            line = _HOST_CANDIDATE.sub(lambda m: m.group(1) + public_ip + m.group(3), line)
+            if line.startswith("c=IN IP4 ") and line != "c=IN IP4 0.0.0.0" \
+                    and ":" not in public_ip:
+                line = f"c=IN IP4 {public_ip}"
+        rtpmap = _OPUS_RTPMAP.match(line)
+        if rtpmap:
+            opus_types.add(rtpmap.group(1))
+        if line.startswith("a=fmtp:") and line[7:].split(" ", 1)[0] in opus_types:
+            line += f";maxaveragebitrate={max_bitrate}"
+        out.append(line)
+        if audio and line.startswith("c="):
+            out.append(f"b=TIAS:{max_bitrate}")
+    return "\r\n".join(out)
 
 
 class Session:

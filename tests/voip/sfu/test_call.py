@@ -15,12 +15,11 @@ from urllib.parse import quote
 import aiohttp
 import av
 from aiortc.rtp import compute_audio_level_dbov
-from twisted.trial import unittest
 
-from tests.e2e.harness import ROOT, ServerProcess, as_deferred
+from tests.e2e.harness import ROOT, as_deferred
+from tests.voip.sfu.call_case import V3, SfuServerCase, continuous, wait_for
 from tests.voip.sfu.peer import ApiError, Peer, tone_frame
 
-V3 = "/_matrix/client/v3"
 #: one amplitude per publisher, so each subscriber can tell whose level it received
 AMPLITUDES = {"alice": 0.5, "bob": 0.1, "carol": 0.02, "dave": 0.3}
 
@@ -29,44 +28,6 @@ def expected_levels(amplitude: float) -> set[int]:
     """The RFC 6464 levels (-dBov) aiortc's sender writes for our tone: one per frame,
     which differ by rounding with the tone's phase."""
     return {-compute_audio_level_dbov(tone_frame(amplitude, 960 * i)) for i in range(50)}
-
-
-def continuous(seqs: list[int]) -> bool:
-    return all((b - a) % 65536 == 1 for a, b in zip(seqs, seqs[1:]))
-
-
-class SfuServerCase(unittest.TestCase):
-    overrides: dict = {}
-
-    def setUp(self):
-        self.server = ServerProcess(overrides=self.overrides)
-        self.server.start()
-        self.addCleanup(self.server.stop)
-
-    def register(self, name: str) -> str:
-        status, body = self.server.request("POST", f"{V3}/register", {
-            "username": name, "password": "pw-" + name * 2, "auth": {"type": "m.login.dummy"}})
-        self.assertEqual(status, 200, body)
-        return body["access_token"]
-
-    def room_with(self, owner: str, *members: str) -> str:
-        status, body = self.server.request("POST", f"{V3}/createRoom",
-                                           {"preset": "public_chat"}, token=owner)
-        self.assertEqual(status, 200, body)
-        for token in members:
-            status, joined = self.server.request(
-                "POST", f"{V3}/join/{quote(body['room_id'])}", {}, token=token)
-            self.assertEqual(status, 200, joined)
-        return body["room_id"]
-
-
-async def wait_for(predicate, timeout: float = 30.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        await asyncio.sleep(0.1)
-    return predicate()
 
 
 class CallTest(SfuServerCase):
