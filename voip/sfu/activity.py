@@ -81,3 +81,41 @@ class BitratePolicer:
             return False
         self._tokens -= size
         return True
+
+
+class DelayHistogram:
+    """How long forwarded packets waited inside the SFU: 0.1 ms buckets up to 100 ms,
+    then one overflow bucket. Cheap enough to record every packet."""
+
+    BUCKET_S = 0.0001
+    BUCKETS = 1000
+
+    __slots__ = ("counts", "total")
+
+    def __init__(self) -> None:
+        self.counts = [0] * (self.BUCKETS + 1)
+        self.total = 0
+
+    def record(self, seconds: float) -> None:
+        index = int(seconds / self.BUCKET_S) if seconds > 0 else 0
+        self.counts[index if index < self.BUCKETS else self.BUCKETS] += 1
+        self.total += 1
+
+    def percentile_ms(self, q: float) -> float | None:
+        """The upper edge of the bucket holding the ``q`` quantile (None: no packets;
+        ``inf``: beyond 100 ms)."""
+        if not self.total:
+            return None
+        rank = q * self.total
+        seen = 0
+        for index, count in enumerate(self.counts):
+            seen += count
+            if seen >= rank and count:
+                return float("inf") if index == self.BUCKETS else (index + 1) * 0.1
+        return float("inf")
+
+    def describe(self) -> dict:
+        p50, p99 = self.percentile_ms(0.5), self.percentile_ms(0.99)
+        return {"packets": self.total,
+                "delayP50Ms": p50 if p50 != float("inf") else None,
+                "delayP99Ms": p99 if p99 != float("inf") else None}

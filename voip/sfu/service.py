@@ -21,7 +21,7 @@ from twisted.internet import defer, task
 from twisted.logger import Logger
 
 from homeserver.errors import BadJson, Forbidden, MatrixError, NotFound
-from voip.sfu.activity import BitratePolicer, TrackActivity
+from voip.sfu.activity import BitratePolicer, DelayHistogram, TrackActivity
 from voip.sfu.calls import Call, CallDirectory, CallLimit
 from voip.sfu.forwarding import Publication
 from voip.sfu.router import RoutingError, TrackKey
@@ -99,6 +99,8 @@ class SfuService:
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
         self.calls = CallDirectory(max_calls=config.max_calls,
                                    max_participants=config.max_participants_per_call)
+        #: time packets wait between arriving and their sender taking them, all calls
+        self.delays = DelayHistogram()
         self._sweeper = task.LoopingCall(self.sweep)
         self._sweeper.clock = clock
 
@@ -147,7 +149,7 @@ class SfuService:
             raise _limit(str(e)) from None
         session = Session(secrets.token_hex(16), user_id=requester.user_id,
                           device_id=requester.device_id, room_id=room_id,
-                          config=self._config, now=self._now,
+                          config=self._config, now=self._now, delays=self.delays,
                           ice_servers=self._ice_servers_for(requester.user_id))
         session.noise_suppression = body.get("noiseSuppression") is True
         self.calls.add(room_id, session.id, session)
@@ -341,7 +343,7 @@ class SfuService:
                 "tracks": [{"trackName": key.track_name, "mid": mid,
                             **call.publications[key].activity.describe(now)}
                            for mid, key in call.router.published_by(session.id)]})
-        return {"participants": participants}
+        return {"participants": participants, "forwarding": self.delays.describe()}
 
     def ice_servers(self, requester) -> dict:
         return {"iceServers": self._ice_servers_for(requester.user_id)}

@@ -74,8 +74,9 @@ class Session:
 
     def __init__(self, session_id: str, *, user_id: str, device_id: str | None,
                  room_id: str, config: SfuConfig, ice_servers: list[dict],
-                 now: Callable[[], float]) -> None:
+                 now: Callable[[], float], delays=None) -> None:
         self.id = session_id
+        self._delays = delays
         self.user_id = user_id
         self.device_id = device_id
         self.room_id = room_id
@@ -126,6 +127,7 @@ class Session:
             transceiver = self.pc.addTransceiver("audio", direction="sendonly")
             track = PacketTrack()
             transceiver.sender.replaceTrack(track)
+            transceiver.sender.delays = self._delays
             transceivers.append((transceiver, track))
         await self.pc.setLocalDescription(await self.pc.createOffer())
         mids = []

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from twisted.trial import unittest
 
-from voip.sfu.activity import MUTE_AFTER_S, SILENT, BitratePolicer, TrackActivity
+from voip.sfu.activity import (
+    MUTE_AFTER_S, SILENT, BitratePolicer, DelayHistogram, TrackActivity,
+)
 
 
 class TrackActivityTest(unittest.TestCase):
@@ -69,3 +71,23 @@ class BitratePolicerTest(unittest.TestCase):
         passed = sum(policer.allow(i * 0.02, 400) for i in range(500))  # 160 kbit/s
         self.assertLess(passed, 500 * 0.5)
         self.assertGreater(passed, 500 * 0.3)
+
+
+class DelayHistogramTest(unittest.TestCase):
+    def test_percentiles(self):
+        """Quantiles are the upper edge of their 0.1 ms bucket."""
+        delays = DelayHistogram()
+        for ms in [0.05] * 90 + [2.0] * 9 + [7.5]:
+            delays.record(ms / 1000)
+        self.assertEqual(delays.percentile_ms(0.5), 0.1)
+        self.assertAlmostEqual(delays.percentile_ms(0.99), 2.1)
+        self.assertAlmostEqual(delays.percentile_ms(1.0), 7.6)
+
+    def test_empty_and_overflow(self):
+        """No packets: no quantiles; beyond 100 ms: reported as None (unbounded)."""
+        delays = DelayHistogram()
+        self.assertEqual(delays.describe(),
+                         {"packets": 0, "delayP50Ms": None, "delayP99Ms": None})
+        delays.record(0.5)
+        self.assertEqual(delays.describe(),
+                         {"packets": 1, "delayP50Ms": None, "delayP99Ms": None})
