@@ -125,6 +125,26 @@ class BadInputTest(SfuServerCase):
         self.assertEqual((status, body["errcode"]), (429, "M_LIMIT_EXCEEDED"))
 
 
+class IceServersTest(SfuServerCase):
+    overrides = {"turn_uris": ["turn:turn.example.org:3478?transport=udp"],
+                 "turn_shared_secret": "s3cret", "turn_user_lifetime": "1h"}
+
+    def test_turn_credentials_need_a_token(self):
+        """generate-ice-servers hands out the configured TURN server with time-limited
+        credentials to a token holder, and nothing without a token (partytracks asks
+        it without its headers)."""
+        alice = self.register("alice")
+        base = PREFIX + quote(self.room_with(alice), safe="")
+        status, body = self.server.request("GET", base + "/generate-ice-servers", token=alice)
+        self.assertEqual(status, 200)
+        (server,) = body["iceServers"]
+        self.assertEqual(server["urls"], ["turn:turn.example.org:3478?transport=udp"])
+        self.assertTrue(server["username"].endswith(":@alice:localhost"))
+        self.assertTrue(server["credential"])
+        status, body = self.server.request("GET", base + "/generate-ice-servers")
+        self.assertEqual((status, body), (200, {"iceServers": []}))
+
+
 class TrackChangesTest(SfuServerCase):
     overrides = {"voip": {"sfu": {"media_timeout": "2s"}}}
 
@@ -171,4 +191,47 @@ class TrackChangesTest(SfuServerCase):
                 self.assertEqual(state["tracks"], [])
             finally:
                 for peer in (alice, bob, carol):
+                    await peer.close()
+
+    def test_speaking_and_muted(self):
+        """GET …/call tells a speaking participant from a silent (muted) one by the
+        audio levels their packets carry."""
+        tokens = [self.register(n) for n in ("alice", "bob")]
+        room_id = self.room_with(*tokens)
+        return as_deferred(self._speaking(tokens, room_id))
+
+    async def _speaking(self, tokens, room_id):
+        async with aiohttp.ClientSession() as http:
+            alice, bob = (Peer(http, self.server.base_url, t, room_id) for t in tokens)
+            try:
+                await alice.join()
+                await alice.publish(0.5)
+                await bob.join()
+                await bob.publish(0.0)  # digital silence, as a disabled track sends
+                states = {}
+
+                async def poll():
+                    body = await alice.call("GET", "/call")
+                    for p in body["participants"]:
+                        for track in p["tracks"]:
+                            states[p["sessionId"]] = track
+                    return body
+
+                deadline = asyncio.get_running_loop().time() + 20
+                while asyncio.get_running_loop().time() < deadline:
+                    body = await poll()
+                    if states.get(alice.session_id, {}).get("speaking") \
+                            and states.get(bob.session_id, {}).get("audioLevel") == 127:
+                        break
+                    await asyncio.sleep(0.2)
+                self.assertEqual(states[alice.session_id],
+                                 {"trackName": "mic", "mid": "0", "audioLevel": 9,
+                                  "speaking": True, "muted": False})
+                self.assertEqual(states[bob.session_id],
+                                 {"trackName": "mic", "mid": "0", "audioLevel": 127,
+                                  "speaking": False, "muted": True})
+                self.assertEqual({p["userId"] for p in body["participants"]},
+                                 {"@alice:localhost", "@bob:localhost"})
+            finally:
+                for peer in (alice, bob):
                     await peer.close()

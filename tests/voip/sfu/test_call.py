@@ -1,6 +1,7 @@
 """Real aiortc clients in a call on the real server process (tests/e2e/harness.py):
 Opus forwarded undecoded, sequence numbers continuous, audio levels carried, a
-participant leaving and one killed cleaned up while the others keep hearing."""
+participant leaving and one killed cleaned up while the others keep hearing; the
+server stopping with a call up exits cleanly."""
 
 from __future__ import annotations
 
@@ -118,6 +119,9 @@ class CallTest(SfuServerCase):
                         if name_of[source] in ("alice", "bob"):
                             self.assertTrue(continuous(
                                 [seq for seq, _, _ in peers[n].received[mid]]))
+
+                # stopping the server with the call still up closes it cleanly
+                self.assertEqual(self.server.stop(), 0)
             finally:
                 for peer in peers.values():
                     await peer.close()

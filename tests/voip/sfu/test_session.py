@@ -1,10 +1,15 @@
-"""voip/sfu/session.py: the pure SDP helpers (offer checks, what we announce)."""
+"""voip/sfu/session.py: the SDP helpers (offer checks, what we announce) and where
+its peer connection gathers candidates."""
 
 from __future__ import annotations
 
+import time
+
 from twisted.trial import unittest
 
-from voip.sfu.session import SdpError, announce, parse_offer_mids
+from tests.e2e.harness import as_deferred
+from voip.sfu.session import SdpError, Session, announce, parse_offer_mids
+from voip.sfu.sfu_config import SfuConfig
 
 OFFER = "\r\n".join([
     "v=0", "o=- 1 1 IN IP4 0.0.0.0", "s=-", "t=0 0", "a=group:BUNDLE 0 1",
@@ -42,3 +47,18 @@ class SdpTest(unittest.TestCase):
         self.assertIn("c=IN IP4 10.0.0.2\r\nb=TIAS:32000\r\n", out)
         self.assertEqual(out.count("b=TIAS"), 1)
         self.assertIn("10.0.0.2 40000 typ host", out)
+
+
+class HostAddressesTest(unittest.TestCase):
+    async def test_candidates_only_on_configured_addresses(self):
+        """With bind_addresses set, our SDP offers host candidates on them only."""
+        session = Session("s", user_id="@a:x", device_id=None, room_id="!r:x",
+                          config=SfuConfig(bind_addresses=("127.0.0.1",)), ice_servers=[],
+                          now=time.monotonic)
+        try:
+            _mids, offer = await as_deferred(session.offer_outputs(1))
+        finally:
+            await as_deferred(session.close())
+        hosts = {line.split()[4] for line in offer.split("\r\n")
+                 if line.startswith("a=candidate:")}
+        self.assertEqual(hosts, {"127.0.0.1"})
