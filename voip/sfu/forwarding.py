@@ -18,6 +18,8 @@ pinned to aiortc 1.16 (pyproject pins it; tests/voip exercise every hook):
   sequence number, the timestamp offset, the mid and audio-level extensions, the RTX
   history for NACKs, and sender reports. aiortc's sender writes the level with the
   voice-activity bit clear: the level is carried, the V bit is not.
+- **Re-offers**: ``SfuPeerConnection.createOffer`` keeps the payload types and header
+  extension IDs a browser negotiated (aiortc would renumber them; see there).
 - **Which classes**: ``RTCPeerConnection`` builds its senders and receivers in the
   private ``__createTransceiver``; ``SfuPeerConnection`` overrides that one method (by
   its mangled name) and re-classes the fresh objects to the subclasses above. They add
@@ -36,6 +38,7 @@ import time
 from typing import Callable, Optional
 
 from aiortc import RTCPeerConnection
+from aiortc import rtcpeerconnection as _aiortc_pc
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtcrtpreceiver import RTCRtpReceiver, StreamStatistics
 from aiortc.rtcrtpsender import RTCEncodedFrame, RTCRtpSender
@@ -45,6 +48,7 @@ from aiortc.rtp import RtpPacket
 # rather than forward nothing (setup.cfg pins aiortc 1.16.x).
 for _owner, _name in ((RTCPeerConnection, "_RTCPeerConnection__createTransceiver"),
                       (RTCPeerConnection, "_RTCPeerConnection__createDtlsTransport"),
+                      (_aiortc_pc, "CODECS"), (_aiortc_pc, "HEADER_EXTENSIONS"),
                       (RTCRtpSender, "_next_encoded_frame"),
                       (RTCRtpReceiver, "_RTCRtpReceiver__stop_decoder"),
                       (RTCRtpReceiver, "_run_rtcp"),
@@ -180,6 +184,35 @@ class SfuPeerConnection(RTCPeerConnection):
         transceiver.sender.on_rtcp = self._on_inbound
         transceiver.receiver.on_inbound = self._on_inbound
         return transceiver
+
+    async def createOffer(self):
+        """An offer that keeps the numbering already negotiated.
+
+        aiortc's createOffer resets every transceiver to its own defaults (Opus as
+        payload type 96, header extension IDs 1 and 2). A browser that offered first
+        negotiated its own numbers (Opus 111, audio level as ID 1, mid as 4…) and rejects
+        a re-offer that renumbers a negotiated m-line or collides within the BUNDLE
+        group, so pulling a track would fail. Offer every transceiver of a kind with
+        what the first negotiated one of that kind uses: aiortc reads these tables
+        only in createOffer, which never awaits, so swapping them around the call
+        affects this offer alone.
+        """
+        negotiated: dict[str, tuple[list, list]] = {}
+        for transceiver in self.getTransceivers():
+            if transceiver.currentDirection is not None and transceiver._codecs:
+                negotiated.setdefault(transceiver.kind, (list(transceiver._codecs),
+                                                         list(transceiver._headerExtensions)))
+        if not negotiated:
+            return await super().createOffer()
+        saved = _aiortc_pc.CODECS, _aiortc_pc.HEADER_EXTENSIONS
+        codecs, extensions = dict(saved[0]), dict(saved[1])
+        for kind, (kind_codecs, kind_extensions) in negotiated.items():
+            codecs[kind], extensions[kind] = kind_codecs, kind_extensions
+        _aiortc_pc.CODECS, _aiortc_pc.HEADER_EXTENSIONS = codecs, extensions
+        try:
+            return await super().createOffer()
+        finally:
+            _aiortc_pc.CODECS, _aiortc_pc.HEADER_EXTENSIONS = saved
 
     def _RTCPeerConnection__createDtlsTransport(self):
         dtls = super()._RTCPeerConnection__createDtlsTransport()

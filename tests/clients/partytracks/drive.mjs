@@ -1,0 +1,73 @@
+// Two tabs of headless Chromium (fake microphone) join a call through partytracks:
+// each pushes its microphone and pulls the other's, and each must receive the other's
+// audio: RTP packets arriving and audio levels (RFC 6464) above silence.
+//
+// Env: PAGE_URL, HS_URL, ROOM_ID, TOKEN_A, TOKEN_B, CHROMIUM (default /usr/bin/chromium).
+import puppeteer from "puppeteer-core";
+
+const env = (name) => {
+  const value = process.env[name];
+  if (!value) throw new Error(`${name} is not set`);
+  return value;
+};
+const startedAt = Date.now();
+const step = (what) => console.log(`[${((Date.now() - startedAt) / 1000).toFixed(1)}s] ${what}`);
+
+async function waitFor(page, what, fn, arg, timeout = 30000) {
+  const deadline = Date.now() + timeout;
+  for (;;) {
+    const [value, errors] = await page.evaluate(
+      async (src, a) => [await eval(src)(a), window.state.errors], fn.toString(), arg);
+    if (errors.length) throw new Error(`${what}: page errors: ${errors.join("\n")}`);
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+const browser = await puppeteer.launch({
+  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+  headless: true,
+  args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+    "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
+    "--autoplay-policy=no-user-gesture-required"],
+});
+let code = 0;
+try {
+  const tabs = [];
+  for (const token of [env("TOKEN_A"), env("TOKEN_B")]) {
+    const page = await browser.newPage();
+    page.on("console", (m) => { if (m.type() === "error") console.log(`  console: ${m.text()}`); });
+    const query = new URLSearchParams({ hs: env("HS_URL"), room: env("ROOM_ID"), token });
+    await page.goto(`${env("PAGE_URL")}?${query}`);
+    await page.waitForFunction(() => typeof window.start === "function");
+    tabs.push(page);
+  }
+  step("both tabs push their microphone");
+  await Promise.all(tabs.map((p) => p.evaluate(() => window.start())));
+  const pushed = await Promise.all(tabs.map((p, i) =>
+    waitFor(p, `tab ${i} pushed`, () => window.state.pushed)));
+  step(`pushed: ${JSON.stringify(pushed)}`);
+  await tabs[0].evaluate((m) => window.pull(m), pushed[1]);
+  await tabs[1].evaluate((m) => window.pull(m), pushed[0]);
+  await Promise.all(tabs.map((p, i) => waitFor(p, `tab ${i} pulled`, () => window.state.pulled)));
+  step("each tab pulled the other's track");
+  for (const [i, page] of tabs.entries()) {
+    const heard = await waitFor(page, `tab ${i} hears the other`, async () => {
+      const r = await window.inbound();
+      return r.packets >= 100 && r.levels.some((l) => l > 0.01) ? r : null;
+    });
+    step(`tab ${i} received ${heard.packets} packets, audio levels ${JSON.stringify(heard.levels)}`);
+  }
+  console.log("OK");
+} catch (e) {
+  console.log(`FAILED: ${e.stack || e}`);
+  for (const [i, page] of (await browser.pages()).entries()) {
+    const report = await page.evaluate(() => window.debug && window.debug()).catch((x) => String(x));
+    console.log(`tab ${i} debug: ${JSON.stringify(report, null, 1)}`);
+  }
+  code = 1;
+} finally {
+  await browser.close();
+}
+process.exit(code);
