@@ -50,9 +50,7 @@ def _aio(coro) -> defer.Deferred:
 
 def _error(kind: type[MatrixError], message: str, **kw) -> MatrixError:
     """A Matrix error that partytracks also understands (errorCode/errorDescription)."""
-    error = kind(message, errorCode=kw.pop("code", kind.errcode), errorDescription=message,
-                 **kw)
-    return error
+    return kind(message, errorCode=kind.errcode, errorDescription=message, **kw)
 
 
 def _limit(message: str) -> MatrixError:
@@ -222,7 +220,11 @@ class SfuService:
             if denoised:
                 publication.stage = DenoiseStage(self._denoiser_factory(),
                                                  publication.fan_out, self._denoise_pool())
-            call.publish(session.id, name, mid, publication)
+            try:
+                call.publish(session.id, name, mid, publication)
+            except RoutingError as e:  # published meanwhile by a concurrent request
+                publication.close()
+                raise _error(BadJson, str(e)) from None
             receiver.sink = publication.on_rtp
             out.append({"trackName": name, "mid": mid, "noiseSuppression": denoised})
         return {"requiresImmediateRenegotiation": False, "tracks": out,
@@ -295,9 +297,8 @@ class SfuService:
             mid = _string(t, "mid")
             if mid not in session.outputs:
                 raise _error(NotFound, f"No pulled track on mid {mid} in this session")
-            key = TrackKey(t.get("sessionId"), t.get("trackName")) \
-                if "trackName" in t else None
-            if key is not None:
+            key = None  # without a track name: keep the source (a simulcast-only update)
+            if "trackName" in t:
                 key = TrackKey(_string(t, "sessionId"), _string(t, "trackName"))
                 if not call.router.is_published(key):
                     raise _error(NotFound, f"No track {key.track_name!r} in session "
@@ -405,5 +406,3 @@ def parse_offer_mids_or_400(offer: str) -> dict[str, tuple[str, str]]:
     except SdpError as e:
         raise _error(BadJson, str(e)) from None
 
-
-__all__ = ["SfuService", "RoomGate", "RoutingError"]
