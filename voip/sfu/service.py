@@ -145,6 +145,7 @@ class SfuService:
             self.calls.check_admission(room_id)
         except CallLimit as e:
             raise _limit(str(e)) from None
+        # no await from the check to add(): the admission still holds
         session = Session(secrets.token_hex(16), user_id=requester.user_id,
                           device_id=requester.device_id, room_id=room_id,
                           config=self._config, now=self._now, delays=self.delays,
