@@ -222,26 +222,35 @@ def main() -> None:
                                  args.warmup))
     finally:
         server.cleanup()
-    print(f"| forwarded Opus streams (50 packets/s) | {result['streams']} |")
-    print(f"| packets received / expected | {result['packets_received']} / "
-          f"{result['packets_expected']} |")
-    print(f"| server CPU | {result['server_cores']:.3f} cores, "
-          f"{result['us_per_packet']:.0f} µs per forwarded packet "
-          f"({result['cpu_per_stream_pct']:.3f}% of a core per stream) |")
-    print(f"| streams per core | {result['streams_per_core']:.0f} |")
-    print(f"| one-way latency through the SFU p50 / p99 | {result['sfu_p50_ms']:.1f} / "
-          f"{result['sfu_p99_ms']:.1f} ms |")
-    print(f"| direct client → client p50 / p99 | {result['direct_p50_ms']:.1f} / "
-          f"{result['direct_p99_ms']:.1f} ms |")
-    print(f"| added by the SFU p50 / p99 | {result['added_p50_ms']:.1f} / "
-          f"{result['added_p99_ms']:.1f} ms |")
     inside = [("%.1f" % v) if v is not None else "> 100" for v in
               (result["inside_p50_ms"], result["inside_p99_ms"])]
-    print(f"| held inside the SFU (arrival → its sender) p50 / p99 | "
-          f"{inside[0]} / {inside[1]} ms |")
-    print(f"| bench client CPU | {result['client_cores']:.2f} cores |")
-    print(f"| machine load average (1 min; 2 cores) | {result['load']:.1f} |")
-
+    rows = [
+        ("forwarded Opus streams (50 packets/s)", f"{result['streams']}"),
+        ("packets received / expected",
+         f"{result['packets_received']} / {result['packets_expected']}"),
+        ("server CPU", f"{result['server_cores']:.3f} cores, {result['us_per_packet']:.0f} µs "
+                       f"per forwarded packet ({result['cpu_per_stream_pct']:.3f}% of a core "
+                       "per stream)"),
+        ("streams per core", f"{result['streams_per_core']:.0f}"),
+        ("one-way latency through the SFU p50 / p99",
+         f"{result['sfu_p50_ms']:.1f} / {result['sfu_p99_ms']:.1f} ms"),
+        ("direct client → client p50 / p99",
+         f"{result['direct_p50_ms']:.1f} / {result['direct_p99_ms']:.1f} ms"),
+        ("added by the SFU p50 / p99",
+         f"{result['added_p50_ms']:.1f} / {result['added_p99_ms']:.1f} ms"),
+        ("held inside the SFU (arrival → its sender) p50 / p99",
+         f"{inside[0]} / {inside[1]} ms"),
+        ("bench client CPU", f"{result['client_cores']:.2f} cores"),
+        ("machine load average (1 min)", f"{result['load']:.1f} on {os.cpu_count()} cores"),
+    ]
+    table = "| metric | value |\n|---|---|\n" + "".join(f"| {k} | {v} |\n" for k, v in rows)
+    print(table, end="")
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results",
+                        "voip-latest.md")
+    with open(path, "w") as f:
+        f.write(f"# bench.voip, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}\n\n"
+                f"{args.publishers} publishers × {args.subscribers} subscribers, "
+                f"{args.seconds:.0f} s measured\n\n{table}")
 
 if __name__ == "__main__":
     main()
