@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import secrets
-from typing import Any, Awaitable, Callable, Protocol
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Protocol
 
 from twisted.internet import defer, task
 from twisted.logger import Logger
@@ -23,11 +23,14 @@ from twisted.logger import Logger
 from homeserver.errors import BadJson, Forbidden, MatrixError, NotFound
 from voip.sfu.activity import BitratePolicer, DelayHistogram, TrackActivity
 from voip.sfu.calls import Call, CallDirectory, CallLimit
-from voip.sfu.forwarding import Publication
+from voip.sfu.fanout import Publication
 from voip.sfu.router import RoutingError, TrackKey
-from voip.sfu.session import SdpError, Session, close_all, parse_offer_mids
+from voip.sfu.sdp_text import SdpError, parse_offer_mids
 from voip.sfu.sfu_config import SfuConfig
 from voip.sfu.suppression import DenoiseStage, PayloadDenoiser
+
+if TYPE_CHECKING:
+    from voip.sfu.session import Session
 
 log = Logger()
 
@@ -113,7 +116,7 @@ class SfuService:
         sessions = self.calls.sessions()
         for session in sessions:
             self._forget(session)
-        d = _aio(close_all(sessions))
+        d = _aio(_close_all(sessions))
         if self._executor is not None:
             d.addBoth(lambda r: (self._executor.shutdown(wait=False), r)[1])
         return d
@@ -146,6 +149,8 @@ class SfuService:
         except CallLimit as e:
             raise _limit(str(e)) from None
         # no await from the check to add(): the admission still holds
+        from voip.sfu.session import Session  # aiortc and PyAV load with the first call
+
         session = Session(secrets.token_hex(16), user_id=requester.user_id,
                           device_id=requester.device_id, room_id=room_id,
                           config=self._config, now=self._now, delays=self.delays,
@@ -399,6 +404,10 @@ class SfuService:
             self._executor = concurrent.futures.ThreadPoolExecutor(
                 max_workers=2, thread_name_prefix="sfu-denoise")
         return self._executor
+
+
+async def _close_all(sessions) -> None:
+    await asyncio.gather(*(s.close() for s in sessions), return_exceptions=True)
 
 
 def parse_offer_mids_or_400(offer: str) -> dict[str, tuple[str, str]]:
