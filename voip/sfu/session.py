@@ -74,8 +74,10 @@ class Session:
     async def offer_outputs(self, count: int) -> tuple[list[str], str]:
         """Add ``count`` send-only audio transceivers, each fed by a fresh PacketTrack,
         and return their mids and our offer."""
-        if self.pc.signalingState != "stable":
-            raise SdpError("a negotiation is already in progress on this session")
+        # An offer of ours still unanswered is replaced by this one, which includes its
+        # transceivers too: a client that never answered cannot wedge the session.
+        if self.pc.signalingState not in ("stable", "have-local-offer"):
+            raise SdpError("answer our offer before pulling more tracks")
         transceivers = []
         for _ in range(count):
             transceiver = self.pc.addTransceiver("audio", direction="sendonly")
