@@ -25,9 +25,10 @@ class Session:
 
     def __init__(self, session_id: str, *, user_id: str, device_id: str | None,
                  room_id: str, config: SfuConfig, ice_servers: list[dict],
-                 now: Callable[[], float], delays=None) -> None:
+                 now: Callable[[], float]) -> None:
         self.id = session_id
-        self._delays = delays
+        #: where this session's senders record how long packets waited (its call's)
+        self.delays = None
         self.user_id = user_id
         self.device_id = device_id
         self.room_id = room_id
@@ -83,7 +84,7 @@ class Session:
             transceiver = self.pc.addTransceiver("audio", direction="sendonly")
             track = PacketTrack()
             transceiver.sender.replaceTrack(track)
-            transceiver.sender.delays = self._delays
+            transceiver.sender.delays = self.delays
             transceivers.append((transceiver, track))
         await self.pc.setLocalDescription(await self.pc.createOffer())
         mids = []
