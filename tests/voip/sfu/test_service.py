@@ -159,6 +159,17 @@ class ServiceTest(unittest.TestCase):
         self.clock.advance(2)
         self.assertIsNone(sfu.calls.find(ROOM, sid))
 
+    async def test_closed_connection_is_swept_at_once(self):
+        """A session whose peer connection closed (or failed) goes at the next sweep,
+        without waiting for any timeout."""
+        sfu = self.make()
+        sfu.start()
+        sid = (await sfu.create_session(Requester("@alice:x"), ROOM, {}))["sessionId"]
+        _call, session = sfu.calls.find(ROOM, sid)
+        await as_deferred(session.pc.close())
+        self.clock.advance(1)
+        self.assertIsNone(sfu.calls.find(ROOM, sid))
+
     async def test_leaving_the_room_leaves_the_call(self):
         """A member event that is not a join closes that user's sessions in the room."""
         sfu = self.make()
