@@ -369,6 +369,17 @@ def build_service(config: Config, reactor) -> HomeServer:
     extra_components.update(federation_wiring.build_third_party_invites(
         config=config, reactor=reactor, store=store, rooms=rooms, c=extra_components,
         address_policy=outbound_policy))
+    # --- voice: the built-in SFU (issue 15, helper sfu) ---
+    # one aiortc peer connection per participant session, Opus forwarded undecoded;
+    # added late so it stops (closing every peer connection) before rooms and database
+    if config.sfu.enabled:
+        from voip.sfu import wiring as sfu_wiring
+
+        sfu = sfu_wiring.build(config=config, reactor=reactor, room_service=room_service,
+                               rooms=rooms, now_ms=now_ms)
+        notifier.add_event_observer(sfu.on_room_event)
+        _Stoppable("sfu", start=sfu.start, stop=sfu.stop).setServiceParent(top)
+        extra_components["sfu"] = sfu
 
     top.components = {
         "config": config, "store": store, "rooms": rooms, "notifier": notifier,
@@ -483,6 +494,9 @@ def _register_resources(router, listener: Listener, c: dict, now_ms) -> None:
         from homeserver.client_api import spaces, thirdparty, timestamps, voip
 
         voip.register(router, auth=c["auth"], turn=config.turn, now_ms=now_ms)
+        from voip.sfu import wiring as sfu_wiring
+
+        sfu_wiring.register_servlets(router, c)
         thirdparty.register(router, c)
         spaces.register(router, auth=c["auth"], hierarchy=c["space_hierarchy"])
         timestamps.register(router, auth=c["auth"], finder=c["timestamp_to_event"])

@@ -18,6 +18,7 @@ import yaml
 from homeserver.events.room_versions import DEFAULT_ROOM_VERSION, KNOWN_ROOM_VERSIONS
 from homeserver.http.outbound import parse_ranges
 from homeserver.ids import is_valid_server_name
+from voip.sfu.sfu_config import SfuConfig, SfuConfigError, parse_sfu_config
 
 
 class ConfigError(Exception):
@@ -170,6 +171,8 @@ class Config:
     #: identity servers third-party invites may use (Synapse's key): host names, or
     #: for tests ``http(s)://host:port`` base URLs (homeserver/http/identity_servers.py)
     trusted_third_party_id_servers: tuple[str, ...] = ()
+    #: the built-in SFU (``voip: {sfu: ...}``, voip/sfu/sfu_config.py)
+    sfu: SfuConfig = SfuConfig()
     warnings: tuple[str, ...] = ()
 
 
@@ -555,6 +558,10 @@ def parse_config(raw: Mapping[str, Any], config_dir: str) -> Config:
         except (TypeError, ValueError) as e:
             raise ConfigError(f"{key}: {e}") from None
     presence_raw = r.get("presence", dict, {})
+    try:
+        sfu, sfu_warnings = parse_sfu_config(r.get("voip", dict, {}) or {})
+    except SfuConfigError as e:
+        raise ConfigError(str(e)) from None
 
     config = Config(
         server_name=server_name,
@@ -600,6 +607,7 @@ def parse_config(raw: Mapping[str, Any], config_dir: str) -> Config:
         federation_outbox=_parse_federation_outbox(r.get("federation", dict, {}) or {}),
         trusted_third_party_id_servers=_parse_id_servers(
             r.get("trusted_third_party_id_servers", list, [])),
+        sfu=sfu,
     )
     if (config.enable_registration and not config.enable_registration_without_verification
             and not config.registration_requires_token):
@@ -609,4 +617,5 @@ def parse_config(raw: Mapping[str, Any], config_dir: str) -> Config:
     r.seen.update(k for k in raw if k.startswith("rc_"))
     unknown = sorted(k for k in raw if k not in r.seen and k not in _IGNORED_SYNAPSE_KEYS)
     return dataclasses.replace(
-        config, warnings=tuple(f"unknown config key {k!r} ignored" for k in unknown))
+        config, warnings=tuple(f"unknown config key {k!r} ignored" for k in unknown)
+        + sfu_warnings)
