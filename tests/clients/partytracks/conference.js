@@ -14,6 +14,7 @@ const headers = new Headers({ Authorization: `Bearer ${query.get("token")}` });
 window.state = { pushed: null, iceServers: null, errors: [] };
 const fail = (e) => window.state.errors.push(String(e && e.stack || e));
 let partyTracks = null;
+let microphone = null;
 const pulls = new Map(); // name -> {subscription, track, peakRms}
 
 window.join = async () => {
@@ -21,9 +22,13 @@ window.join = async () => {
   window.state.iceServers = (await answer.json()).iceServers;
   partyTracks = new PartyTracks({ prefix, headers, iceServers: window.state.iceServers });
   const stream = await navigator.mediaDevices.getUserMedia({ audio: true });
-  partyTracks.push(of(stream.getAudioTracks()[0])).subscribe({
+  microphone = stream.getAudioTracks()[0];
+  partyTracks.push(of(microphone)).subscribe({
     next: (metadata) => { window.state.pushed = metadata; }, error: fail });
 };
+
+// Mute or unmute as a call UI does: a disabled track still sends, digital silence.
+window.setMicrophone = (enabled) => { microphone.enabled = enabled; };
 
 // Pull a track; it is played (Chromium feeds a remote track into WebAudio only while
 // some element plays it, and measures inbound-rtp audio levels at playout) and analysed (WebAudio, decoded samples).

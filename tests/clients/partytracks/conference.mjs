@@ -5,7 +5,8 @@
 //     connected session: our re-offer keeps what the browser negotiated);
 //  3. every tab hears every other: RTP arrives *and decodes to sound* (inbound-rtp
 //     totalAudioEnergy, few concealed samples, WebAudio RMS of the decoded track);
-//  4. tab 1 closes: the SFU drops its session (GET …/call), tabs 0 and 2 keep hearing
+//  4. the SFU sees tab 2 speak, mute (its track disabled) and unmute (GET …/call);
+//  5. tab 1 closes: the SFU drops its session (GET …/call), tabs 0 and 2 keep hearing
 //     each other.
 //
 // Env: PAGE_URL (conference.html), HS_URL, ROOM_ID, TOKENS (three, comma-separated),
@@ -49,11 +50,22 @@ async function hears(tab, index, names) {
   return seen;
 }
 
-async function callParticipants() {
+// GET …/call (ours): who is in the call, their tracks with speaking and muted.
+async function call() {
   const response = await fetch(`${need("HS_URL")}/_matrix/client/unstable/org.roomserver.sfu/` +
     `rooms/${encodeURIComponent(need("ROOM_ID"))}/call`,
   { headers: { Authorization: `Bearer ${tokens[0]}` } });
-  return (await response.json()).participants.length;
+  return response.json();
+}
+
+async function untilCall(what, check, ms = 30000) {
+  const end = Date.now() + ms;
+  for (;;) {
+    const state = await call();
+    if (check(state)) return state;
+    if (Date.now() > end) throw new Error(`timed out: ${what}; last ${JSON.stringify(state)}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
 }
 
 const browser = await puppeteer.launch({
@@ -103,13 +115,21 @@ try {
   await hears(tabs[0], 0, ["tab1", "tab2"]);
   await hears(tabs[1], 1, ["tab0", "tab2"]);
 
+  // speaking and muted as the SFU tells them from the browser's RFC 6464 levels
+  const trackOf = (state, i) => state.participants.flatMap((p) => p.tracks)
+    .find((t) => t.trackName === pushed[i].trackName);
+  await untilCall("tab 2 speaking (the fake microphone beeps)",
+    (state) => trackOf(state, 2)?.speaking === true);
+  await tabs[2].evaluate(() => window.setMicrophone(false));
+  await untilCall("tab 2 muted", (state) => trackOf(state, 2)?.muted === true);
+  await tabs[2].evaluate(() => window.setMicrophone(true));
+  const unmuted = await untilCall("tab 2 unmuted",
+    (state) => trackOf(state, 2)?.muted === false);
+  log("the SFU saw tab 2 speak, mute and unmute", trackOf(unmuted, 2));
+
   log("tab 1 closes");
   await tabs[1].close();
-  const end = Date.now() + 30000;
-  while (await callParticipants() !== 2) {
-    if (Date.now() > end) throw new Error("the SFU kept tab 1's session after it closed");
-    await new Promise((r) => setTimeout(r, 250));
-  }
+  await untilCall("the SFU drops tab 1's session", (state) => state.participants.length === 2);
   log("the call has 2 participants");
   for (const [i, other] of [[0, "tab2"], [2, "tab0"]]) {
     const before = (await tabs[i].evaluate(() => window.hearing())).pulls[other].packets;
