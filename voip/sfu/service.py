@@ -269,9 +269,7 @@ class SfuService:
                 if call.router.publication(session.id, mid) is not None:
                     publication, _orphaned = call.unpublish(session.id, mid)
                     publication.close()
-                    receiver = session.receiver(mid)
-                    if receiver is not None:
-                        receiver.sink = None
+                    session.stop_input(mid)
                 elif mid in session.outputs:
                     call.unsubscribe(session.id, mid, session.outputs[mid])
                     session.stop_output(mid)

@@ -24,16 +24,44 @@ class SdpError(Exception):
     """An SDP we cannot use (unparsable, wrong type or state, unknown mid)."""
 
 
-def parse_offer_mids(text: str) -> dict[str, tuple[str, str]]:
-    """mid → (kind, direction) of each media section of an SDP; raises SdpError."""
+def _parse(text: str):
     try:
         description = aiortc_sdp.SessionDescription.parse(text)
     except Exception as e:  # aiortc's parser raises whatever the bad line provokes
         raise SdpError(f"unparsable SDP: {type(e).__name__}") from None
     if not description.media:
         raise SdpError("the SDP has no media section")
-    return {m.rtp.muxId: (m.kind, m.direction or "sendrecv") for m in description.media
+    return description
+
+
+def parse_offer_mids(text: str) -> dict[str, tuple[str, str]]:
+    """mid → (kind, direction) of each media section of an SDP; raises SdpError."""
+    return {m.rtp.muxId: (m.kind, m.direction or "sendrecv") for m in _parse(text).media
             if m.rtp.muxId is not None}
+
+
+def rejected_mids(text: str) -> set[str]:
+    """The mids of media sections an SDP rejects (port 0: a stopped transceiver)."""
+    return {m.rtp.muxId for m in _parse(text).media if m.port == 0 and m.rtp.muxId}
+
+
+def mask_rejected(sdp_text: str, mids: set[str]) -> str:
+    """``sdp_text`` with the media sections of ``mids`` rejected: port 0 and out of
+    the BUNDLE group (RFC 8843 §7.3.3). aiortc knows no stopped transceivers and
+    would keep offering and answering them as live, which browsers refuse."""
+    if not mids:
+        return sdp_text
+    sections = re.split(r"(?=^m=)", sdp_text, flags=re.M)
+    out = []
+    for section in sections:
+        mid = re.search(r"^a=mid:(\S+)", section, flags=re.M)
+        if section.startswith("m=") and mid and mid.group(1) in mids:
+            section = re.sub(r"^(m=\S+) \d+ ", r"\1 0 ", section, count=1)
+        elif not section.startswith("m="):
+            section = re.sub(r"^a=group:BUNDLE ([^\r\n]*)", lambda g: "a=group:BUNDLE " + " ".join(
+                m for m in g.group(1).split() if m not in mids), section, flags=re.M)
+        out.append(section)
+    return "".join(out)
 
 
 _HOST_CANDIDATE = re.compile(r"^(a=candidate:\S+ \d+ \S+ \d+ )(\S+)( \d+ typ host\b.*)$")
@@ -90,6 +118,8 @@ class Session:
         self.serial = asyncio.Lock()
         #: mid → the PacketTrack its sender forwards (pulled tracks)
         self.outputs: dict[str, PacketTrack] = {}
+        #: transceivers closed for good (either side), rejected in every SDP we send
+        self.rejected: set[str] = set()
         servers = [RTCIceServer(urls=s["urls"], username=s.get("username"),
                                 credential=s.get("credential")) for s in ice_servers]
         self.pc = SfuPeerConnection(
@@ -108,6 +138,7 @@ class Session:
     # -- negotiation ------------------------------------------------------------------
     async def answer_offer(self, offer: str) -> str:
         """Apply the client's offer and return our answer (as sent to the client)."""
+        self.rejected |= rejected_mids(offer)
         try:
             await self.pc.setRemoteDescription(RTCSessionDescription(offer, "offer"))
             await self.pc.setLocalDescription(await self.pc.createAnswer())
@@ -146,8 +177,10 @@ class Session:
             raise SdpError(f"cannot apply the answer: {e or type(e).__name__}") from None
 
     def _local_sdp(self) -> str:
-        return announce(self.pc.localDescription.sdp, public_ip=self._config.public_ip,
-                        max_bitrate=self._config.max_bitrate_per_track)
+        return mask_rejected(announce(self.pc.localDescription.sdp,
+                                      public_ip=self._config.public_ip,
+                                      max_bitrate=self._config.max_bitrate_per_track),
+                             self.rejected)
 
     # -- tracks -----------------------------------------------------------------------
     def receiver(self, mid: str) -> ForwardingReceiver | None:
@@ -157,7 +190,16 @@ class Session:
                 return transceiver.receiver
         return None
 
+    def stop_input(self, mid: str) -> None:
+        """Stop forwarding what arrives on ``mid``; it is closed for good."""
+        self.rejected.add(mid)
+        receiver = self.receiver(mid)
+        if receiver is not None:
+            receiver.sink = None
+
     def stop_output(self, mid: str) -> None:
+        """Stop sending on ``mid``; it is closed for good."""
+        self.rejected.add(mid)
         track = self.outputs.pop(mid, None)
         if track is not None:
             track.stop()

@@ -1,6 +1,7 @@
 // Two tabs of headless Chromium (fake microphone) join a call through partytracks:
 // each pushes its microphone and pulls the other's, and each must receive the other's
-// audio: RTP packets arriving and audio levels (RFC 6464) above silence.
+// audio: RTP packets arriving and audio levels (RFC 6464) above silence. Then one tab
+// stops pulling (partytracks closes the track, renegotiating) and the other keeps hearing.
 //
 // Env: PAGE_URL, HS_URL, ROOM_ID, TOKEN_A, TOKEN_B, CHROMIUM (default /usr/bin/chromium).
 import puppeteer from "puppeteer-core";
@@ -37,7 +38,10 @@ try {
   const tabs = [];
   for (const token of [env("TOKEN_A"), env("TOKEN_B")]) {
     const page = await browser.newPage();
-    page.on("console", (m) => { if (m.type() === "error") console.log(`  console: ${m.text()}`); });
+    const tab = tabs.length;
+    page.on("console", (m) => { if (m.type() === "error") console.log(`  tab ${tab} console: ${m.text()}`); });
+    page.on("dialog", async (d) => { console.log(`  tab ${tab} dialog: ${d.message()}`); await d.dismiss(); });
+    page.on("framenavigated", (f) => { if (f === page.mainFrame()) console.log(`  tab ${tab} navigated: ${f.url().split("?")[0]}`); });
     const query = new URLSearchParams({ hs: env("HS_URL"), room: env("ROOM_ID"), token });
     await page.goto(`${env("PAGE_URL")}?${query}`);
     await page.waitForFunction(() => typeof window.start === "function");
@@ -59,6 +63,16 @@ try {
     });
     step(`tab ${i} received ${heard.packets} packets, audio levels ${JSON.stringify(heard.levels)}`);
   }
+  step("tab 0 stops pulling: partytracks closes the track with a new offer");
+  await tabs[0].evaluate(() => window.unpull());
+  const closed = await waitFor(tabs[0], "the close answered", () => window.closeSettled());
+  if (closed.answer !== "answer" || closed.state !== "connected") {
+    throw new Error(`after tracks/close: ${JSON.stringify(closed)}`);
+  }
+  const before = (await tabs[1].evaluate(() => window.inbound())).packets;
+  await waitFor(tabs[1], "tab 1 still hears tab 0", async (n) =>
+    (await window.inbound()).packets >= n + 50, before);
+  step("tab 0's pull closed; tab 1 keeps hearing tab 0");
   console.log("OK");
 } catch (e) {
   console.log(`FAILED: ${e.stack || e}`);

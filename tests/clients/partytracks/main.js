@@ -21,9 +21,10 @@ window.start = async () => {
     next: (metadata) => { window.state.pushed = metadata; }, error: fail });
 };
 
-// Pull someone's track and play it.
+// Pull someone's track and play it; window.unpull() stops (partytracks closes it).
+let pulling = null;
 window.pull = (metadata) => {
-  partyTracks.pull(of(metadata)).subscribe({
+  pulling = partyTracks.pull(of(metadata)).subscribe({
     next: (track) => {
       window.state.pulled = true;
       const audio = new Audio();
@@ -32,6 +33,17 @@ window.pull = (metadata) => {
     },
     error: fail,
   });
+};
+
+window.unpull = () => pulling.unsubscribe();
+
+// The last tracks/close exchange, once partytracks has applied our answer to it.
+window.closeSettled = async () => {
+  const pc = await firstValueFrom(partyTracks.peerConnection$);
+  const response = [...partyTracks.history.entries].reverse().find(
+    (e) => e.type === "response" && e.endpoint.includes("/tracks/close"));
+  if (!response || pc.signalingState !== "stable") return null;
+  return { answer: response.body.sessionDescription?.type, state: pc.connectionState };
 };
 
 // What arrived: RTP packets of the pulled track, and the audio levels the RFC 6464

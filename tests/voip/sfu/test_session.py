@@ -8,7 +8,9 @@ import time
 from twisted.trial import unittest
 
 from tests.e2e.harness import as_deferred
-from voip.sfu.session import SdpError, Session, announce, parse_offer_mids
+from voip.sfu.session import (
+    SdpError, Session, announce, mask_rejected, parse_offer_mids, rejected_mids,
+)
 from voip.sfu.sfu_config import SfuConfig
 
 OFFER = "\r\n".join([
@@ -62,3 +64,19 @@ class HostAddressesTest(unittest.TestCase):
         hosts = {line.split()[4] for line in offer.split("\r\n")
                  if line.startswith("a=candidate:")}
         self.assertEqual(hosts, {"127.0.0.1"})
+
+
+class RejectedTest(unittest.TestCase):
+    def test_rejected_mids(self):
+        """A port-0 media section is a rejected (stopped) one."""
+        offer = OFFER.replace("m=video 9 ", "m=video 0 ")
+        self.assertEqual(rejected_mids(offer), {"1"})
+        self.assertEqual(rejected_mids(OFFER), set())
+
+    def test_mask_rejected(self):
+        """Rejected mids get port 0 and leave the BUNDLE group; others are untouched."""
+        out = mask_rejected(OFFER, {"1"})
+        self.assertIn("a=group:BUNDLE 0\r\n", out)
+        self.assertIn("m=video 0 UDP/TLS/RTP/SAVPF 96", out)
+        self.assertIn("m=audio 9 UDP/TLS/RTP/SAVPF 111", out)
+        self.assertEqual(mask_rejected(OFFER, set()), OFFER)
