@@ -21,10 +21,15 @@ window.join = async () => {
   const answer = await fetch(`${prefix}/generate-ice-servers`, { headers });
   window.state.iceServers = (await answer.json()).iceServers;
   partyTracks = new PartyTracks({ prefix, headers, iceServers: window.state.iceServers });
-  const stream = await navigator.mediaDevices.getUserMedia({ audio: true });
-  microphone = stream.getAudioTracks()[0];
-  partyTracks.push(of(microphone)).subscribe({
-    next: (metadata) => { window.state.pushed = metadata; }, error: fail });
+  microphone = await window.push("pushed");
+};
+
+// Push another microphone track (a second device); its metadata appears in state[key].
+window.push = async (key) => {
+  const track = (await navigator.mediaDevices.getUserMedia({ audio: true })).getAudioTracks()[0];
+  partyTracks.push(of(track)).subscribe({
+    next: (metadata) => { window.state[key] = metadata; }, error: fail });
+  return track;
 };
 
 // Mute or unmute as a call UI does: a disabled track still sends, digital silence.
@@ -59,6 +64,20 @@ window.pull = (name, metadata) => {
   });
 };
 
+// Stop pulling a track: partytracks stops its transceiver and closes it with an offer.
+window.unpull = (name) => {
+  pulls.get(name).subscription.unsubscribe();
+  pulls.delete(name);
+};
+
+// Whether the last tracks/close was answered and the connection is stable again.
+window.closeSettled = async () => {
+  const pc = await firstValueFrom(partyTracks.peerConnection$);
+  const answered = partyTracks.history.entries.some(
+    (e) => e.type === "response" && e.endpoint.includes("/tracks/close"));
+  return answered && pc.signalingState === "stable" && pc.connectionState === "connected";
+};
+
 // Per pulled track: RTP that arrived (packets, bytes), what the decoder made of it
 // (totalAudioEnergy and audioLevel of inbound-rtp are measured on decoded audio;
 // concealed samples are the ones it had to invent) and the loudest WebAudio RMS seen.
@@ -88,4 +107,4 @@ window.pulledInOneRequest = () => Math.max(0, ...partyTracks.history.entries
   .map((e) => (e.body.tracks || []).filter((t) => t.location === "remote").length));
 
 // For a failure report: the last API exchanges.
-window.apiHistory = () => partyTracks && partyTracks.history.entries.slice(-6);
+window.apiHistory = () => partyTracks && partyTracks.history.entries.slice(-8);

@@ -7,10 +7,12 @@
 //     totalAudioEnergy, few concealed samples, WebAudio RMS of the decoded track);
 //  4. the SFU sees tab 2 speak, mute (its track disabled) and unmute (GET …/call);
 //  5. tab 1 closes: the SFU drops its session (GET …/call), tabs 0 and 2 keep hearing
-//     each other.
+//     each other;
+//  6. tab 0 closes its pull of tab 1 and pushes a second track, which tab 2 hears.
 //
 // Env: PAGE_URL (conference.html), HS_URL, ROOM_ID, TOKENS (three, comma-separated),
-// TURN_URI (the one the server hands out), CHROMIUM (default /usr/bin/chromium). Prints one JSON line per check and OK last.
+// TURN_URI (the one the server hands out), CHROMIUM (default /usr/bin/chromium).
+// Prints what each check saw and OK last.
 import puppeteer from "puppeteer-core";
 
 const need = (name) => {
@@ -76,9 +78,9 @@ const browser = await puppeteer.launch({
     "--autoplay-policy=no-user-gesture-required"],
 });
 let code = 0;
+const tabs = [];
+const pushed = [];
 try {
-  const tabs = [];
-  const pushed = [];
   const join = async (i) => {
     const tab = await browser.newPage();
     tab.on("console", (m) => { if (m.type() === "error") console.log(`  tab ${i}: ${m.text()}`); });
@@ -137,14 +139,25 @@ try {
       (v) => v.connection === "connected" && v.pulls[other].packets >= before + 50);
   }
   log("tabs 0 and 2 still hear each other");
+
+  // tab 0 stops pulling tab 1's (gone) track and pushes a second microphone: Chromium
+  // recycles the stopped transceiver's m-line for the new one in its offer
+  await tabs[0].evaluate(() => window.unpull("tab1"));
+  await until(tabs[0], "tab 0's close settled", () => window.closeSettled(), Boolean);
+  await tabs[0].evaluate(() => window.push("second"));
+  const second = await until(tabs[0], "tab 0 pushed a second track",
+    () => window.state.second, Boolean);
+  await tabs[2].evaluate((m) => window.pull("tab0-second", m), second);
+  await hears(tabs[2], 2, ["tab0", "tab0-second"]);
   console.log("OK");
 } catch (e) {
   console.log(`FAILED: ${e.stack || e}`);
-  for (const [i, tab] of (await browser.pages()).entries()) {
-    const report = await tab.evaluate(async () => window.hearing && {
+  for (const [i, tab] of tabs.entries()) {
+    if (!tab || tab.isClosed()) continue;
+    const report = await tab.evaluate(async () => ({
       hearing: await window.hearing(), history: window.apiHistory(),
-    }).catch((x) => String(x));
-    console.log(`page ${i}: ${JSON.stringify(report)}`);
+    })).catch((x) => String(x));
+    console.log(`tab ${i}: ${JSON.stringify(report)}`);
   }
   code = 1;
 } finally {
