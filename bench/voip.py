@@ -9,8 +9,9 @@ payload (32 kbit/s Opus-sized) stamped with its send time, through the same
 encode-free sender the SFU uses, so the clients stay cheap and the payload is never
 decoded anywhere. Reported:
 
-- the server process's CPU over the measured window (from /proc), per forwarded
-  stream, and streams per core = 1 / (CPU per stream);
+- the server process's CPU over the measured window (from /proc), per packet the
+  server forwarded in it (its own count, ``GET …/call``), per stream at 50 packets/s,
+  and streams per core = 1 / (CPU per stream);
 - one-way latency publisher → SFU → subscriber, p50/p99, and the same for one direct
   client → client pair measured at the same time in the same process: the difference
   is what the SFU adds (both include the two clients' aiortc stacks), scheduling of
@@ -174,9 +175,11 @@ async def run(server: OurServer, publishers: int, subscribers: int, seconds: flo
         metronome.start()
         await asyncio.sleep(warmup)
         measuring = True
+        sent0 = (await pubs[0].call("GET", "/call"))["forwarding"]["packets"]
         cpu0, me0, t0 = cpu_seconds(server.pid), cpu_seconds(os.getpid()), time.monotonic()
         await asyncio.sleep(seconds)
         cpu1, me1, t1 = cpu_seconds(server.pid), cpu_seconds(os.getpid()), time.monotonic()
+        sent1 = (await pubs[0].call("GET", "/call"))["forwarding"]["packets"]
         measuring = False
         metronome.stop()
         inside = (await pubs[0].call("GET", "/call"))["forwarding"]
@@ -187,9 +190,9 @@ async def run(server: OurServer, publishers: int, subscribers: int, seconds: flo
     streams = publishers * subscribers
     window = t1 - t0
     server_cores = (cpu1 - cpu0) / window
-    # normalised by what was delivered: a CPU-starved server (shared machine) forwards
-    # less than offered, and its CPU time is what that took
-    delivered_pps = len(through_sfu) / window
+    # normalised by what the server forwarded in the window (its own count): a
+    # CPU-starved server forwards less than offered, a starved client receives less
+    forwarded_pps = (sent1 - sent0) / window
     sfu_p50, sfu_p99 = percentiles(through_sfu)
     direct_p50, direct_p99 = percentiles(direct)
     return {
@@ -197,9 +200,10 @@ async def run(server: OurServer, publishers: int, subscribers: int, seconds: flo
         "packets_expected": int(streams * 50 * window),
         "packets_received": len(through_sfu),
         "server_cores": server_cores, "client_cores": (me1 - me0) / window,
-        "us_per_packet": 1e6 * server_cores / delivered_pps,
-        "cpu_per_stream_pct": 100 * server_cores / (delivered_pps / 50),
-        "streams_per_core": (delivered_pps / 50) / server_cores,
+        "packets_forwarded": sent1 - sent0,
+        "us_per_packet": 1e6 * server_cores / forwarded_pps,
+        "cpu_per_stream_pct": 100 * server_cores / (forwarded_pps / 50),
+        "streams_per_core": (forwarded_pps / 50) / server_cores,
         "sfu_p50_ms": sfu_p50, "sfu_p99_ms": sfu_p99,
         "direct_p50_ms": direct_p50, "direct_p99_ms": direct_p99,
         "added_p50_ms": sfu_p50 - direct_p50, "added_p99_ms": sfu_p99 - direct_p99,
@@ -222,26 +226,36 @@ def main() -> None:
                                  args.warmup))
     finally:
         server.cleanup()
-    print(f"| forwarded Opus streams (50 packets/s) | {result['streams']} |")
-    print(f"| packets received / expected | {result['packets_received']} / "
-          f"{result['packets_expected']} |")
-    print(f"| server CPU | {result['server_cores']:.3f} cores, "
-          f"{result['us_per_packet']:.0f} µs per forwarded packet "
-          f"({result['cpu_per_stream_pct']:.3f}% of a core per stream) |")
-    print(f"| streams per core | {result['streams_per_core']:.0f} |")
-    print(f"| one-way latency through the SFU p50 / p99 | {result['sfu_p50_ms']:.1f} / "
-          f"{result['sfu_p99_ms']:.1f} ms |")
-    print(f"| direct client → client p50 / p99 | {result['direct_p50_ms']:.1f} / "
-          f"{result['direct_p99_ms']:.1f} ms |")
-    print(f"| added by the SFU p50 / p99 | {result['added_p50_ms']:.1f} / "
-          f"{result['added_p99_ms']:.1f} ms |")
     inside = [("%.1f" % v) if v is not None else "> 100" for v in
               (result["inside_p50_ms"], result["inside_p99_ms"])]
-    print(f"| held inside the SFU (arrival → its sender) p50 / p99 | "
-          f"{inside[0]} / {inside[1]} ms |")
-    print(f"| bench client CPU | {result['client_cores']:.2f} cores |")
-    print(f"| machine load average (1 min; 2 cores) | {result['load']:.1f} |")
-
+    rows = [
+        ("forwarded Opus streams (50 packets/s)", f"{result['streams']}"),
+        ("packets offered / forwarded by the SFU / received by clients",
+         f"{result['packets_expected']} / {result['packets_forwarded']} / "
+         f"{result['packets_received']}"),
+        ("server CPU", f"{result['server_cores']:.3f} cores, {result['us_per_packet']:.0f} µs "
+                       f"per forwarded packet ({result['cpu_per_stream_pct']:.3f}% of a core "
+                       "per stream)"),
+        ("streams per core", f"{result['streams_per_core']:.0f}"),
+        ("one-way latency through the SFU p50 / p99",
+         f"{result['sfu_p50_ms']:.1f} / {result['sfu_p99_ms']:.1f} ms"),
+        ("direct client → client p50 / p99",
+         f"{result['direct_p50_ms']:.1f} / {result['direct_p99_ms']:.1f} ms"),
+        ("added by the SFU p50 / p99",
+         f"{result['added_p50_ms']:.1f} / {result['added_p99_ms']:.1f} ms"),
+        ("held inside the SFU (arrival → its sender) p50 / p99",
+         f"{inside[0]} / {inside[1]} ms"),
+        ("bench client CPU", f"{result['client_cores']:.2f} cores"),
+        ("machine load average (1 min)", f"{result['load']:.1f} on {os.cpu_count()} cores"),
+    ]
+    table = "| metric | value |\n|---|---|\n" + "".join(f"| {k} | {v} |\n" for k, v in rows)
+    print(table, end="")
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results",
+                        "voip-latest.md")
+    with open(path, "w") as f:
+        f.write(f"# bench.voip, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}\n\n"
+                f"{args.publishers} publishers × {args.subscribers} subscribers, "
+                f"{args.seconds:.0f} s measured\n\n{table}")
 
 if __name__ == "__main__":
     main()

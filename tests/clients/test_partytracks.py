@@ -1,7 +1,9 @@
 """A web app written for Cloudflare Realtime with the npm package ``partytracks``
 (0.0.54), pointed at our SFU: two tabs of headless Chromium with a fake microphone,
-driven by puppeteer-core, each pushing its microphone and pulling the other's, hear
-each other (packets and RFC 6464 audio levels arrive)."""
+driven by puppeteer-core, each push their microphone and pull the other's and hear
+each other (packets and RFC 6464 audio levels arrive); one closes its pull (partytracks
+renegotiates) and the other keeps hearing. A group call of three tabs (conference.mjs)
+covers late joins, decoded audio, speaking/muted, a tab leaving and recycled m-lines."""
 
 from __future__ import annotations
 
@@ -9,17 +11,12 @@ import functools
 import os
 import shutil
 
-from twisted.trial import unittest
-
 from tests.clients.http_thread import HttpThread, QuietHandler
-from tests.clients.node_runner import run_node
-from tests.clients.test_hydrogen import CHROMIUM
-from tests.e2e.harness import ServerProcess
-
-V3 = "/_matrix/client/v3"
+from tests.clients.node_runner import CHROMIUM, require_chromium, run_node
+from tests.voip.sfu.call_case import SfuServerCase
 
 
-class PartyTracksTest(unittest.TestCase):
+class PartyTracksTest(SfuServerCase):
     timeout = 300
     # a TURN server for generate-ice-servers to hand out (none listens there: the
     # tabs connect directly; the group call checks partytracks was given it)
@@ -27,62 +24,38 @@ class PartyTracksTest(unittest.TestCase):
                  "turn_shared_secret": "partytracks-test-secret"}
 
     def setUp(self):
-        if not os.path.exists(CHROMIUM):
-            message = f"{CHROMIUM} is missing: apt-get install chromium (.ci/run does)"
-            if os.environ.get("CI"):
-                self.fail(message)
-            raise unittest.SkipTest(message)
-        self.server = ServerProcess(overrides=self.overrides)
-        self.server.start()
-        self.addCleanup(self.server.stop)
+        require_chromium(self)
+        super().setUp()
 
-    def _register(self, name: str) -> str:
-        status, body = self.server.request("POST", f"{V3}/register", {
-            "username": name, "password": f"{name}-password-1",
-            "auth": {"type": "m.login.dummy"}})
-        self.assertEqual(status, 200, body)
-        return body["access_token"]
+    def _serve_pages(self) -> str:
+        """Build the partytracks pages and serve them; their base URL."""
+        page_dir = os.path.abspath(self.mktemp())
+        run_node(self, "partytracks/build.mjs", {}, args=(page_dir,))
+        self.addCleanup(shutil.rmtree, page_dir, True)
+        http = HttpThread(functools.partial(QuietHandler, directory=page_dir))
+        self.addCleanup(http.stop)
+        return http.url
 
     def test_two_tabs_hear_each_other(self):
         """partytracks unchanged, prefix pointed at the room's SFU API: each tab
-        receives the other's audio."""
-        alice, bob = self._register("alice"), self._register("bob")
-        status, room = self.server.request("POST", f"{V3}/createRoom",
-                                           {"preset": "public_chat"}, token=alice)
-        self.assertEqual(status, 200, room)
-        status, _ = self.server.request("POST", f"{V3}/join/{room['room_id']}", {}, token=bob)
-        self.assertEqual(status, 200)
-
-        page_dir = os.path.abspath(self.mktemp())
-        run_node(self, "partytracks/build.mjs", {}, args=(page_dir,))
-        self.addCleanup(shutil.rmtree, page_dir, True)
-        http = HttpThread(functools.partial(QuietHandler, directory=page_dir))
-        self.addCleanup(http.stop)
+        receives the other's audio, and closing a pulled track renegotiates cleanly."""
+        alice, bob = self.register("alice"), self.register("bob")
+        room_id = self.room_with(alice, bob)
         out = run_node(self, "partytracks/drive.mjs", {
-            "PAGE_URL": http.url + "/index.html", "HS_URL": self.server.base_url,
-            "ROOM_ID": room["room_id"], "TOKEN_A": alice, "TOKEN_B": bob,
-            "CHROMIUM": CHROMIUM}, server=self.server)
-        self.assertIn("OK", out.splitlines()[-1])
+            "PAGE_URL": self._serve_pages() + "/index.html", "HS_URL": self.server.base_url,
+            "ROOM_ID": room_id, "TOKEN_A": alice, "TOKEN_B": bob, "CHROMIUM": CHROMIUM,
+        }, server=self.server)
+        self.assertEqual(out.splitlines()[-1], "OK")
 
     def test_group_call_late_join_and_leave(self):
         """Three tabs: a late joiner pulls two tracks in one request, every tab decodes
-        every other's audio, and after one tab closes the other two still do."""
-        tokens = [self._register(name) for name in ("alice", "bob", "carol")]
-        status, room = self.server.request("POST", f"{V3}/createRoom",
-                                           {"preset": "public_chat"}, token=tokens[0])
-        self.assertEqual(status, 200, room)
-        for token in tokens[1:]:
-            status, _ = self.server.request("POST", f"{V3}/join/{room['room_id']}", {},
-                                            token=token)
-            self.assertEqual(status, 200)
-        page_dir = os.path.abspath(self.mktemp())
-        run_node(self, "partytracks/build.mjs", {}, args=(page_dir,))
-        self.addCleanup(shutil.rmtree, page_dir, True)
-        http = HttpThread(functools.partial(QuietHandler, directory=page_dir))
-        self.addCleanup(http.stop)
+        every other's audio, the SFU sees one mute, and after one tab closes the other
+        two still hear each other, also on a track pushed on a recycled m-line."""
+        tokens = [self.register(name) for name in ("alice", "bob", "carol")]
+        room_id = self.room_with(*tokens)
         out = run_node(self, "partytracks/conference.mjs", {
-            "PAGE_URL": http.url + "/conference.html", "HS_URL": self.server.base_url,
-            "ROOM_ID": room["room_id"], "TOKENS": ",".join(tokens),
-            "TURN_URI": self.overrides["turn_uris"][0], "CHROMIUM": CHROMIUM},
-            server=self.server)
-        self.assertIn("OK", out.splitlines()[-1])
+            "PAGE_URL": self._serve_pages() + "/conference.html",
+            "HS_URL": self.server.base_url, "ROOM_ID": room_id, "TOKENS": ",".join(tokens),
+            "TURN_URI": self.overrides["turn_uris"][0], "CHROMIUM": CHROMIUM,
+        }, server=self.server)
+        self.assertEqual(out.splitlines()[-1], "OK")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from voip.sfu.router import Removal, Router, RoutingError, Subscription, TrackKey
+from voip.sfu.router import Removal, Router, Subscription, TrackKey
 
 
 class CallLimit(Exception):
@@ -122,5 +122,3 @@ class CallDirectory:
     def sessions(self) -> list[Any]:
         return [s for call in self._calls.values() for s in call.sessions.values()]
 
-
-__all__ = ["Call", "CallDirectory", "CallLimit", "RoutingError"]

@@ -49,6 +49,8 @@ from aiortc.rtcrtpsender import RTCEncodedFrame, RTCRtpSender
 from aiortc.rtcrtptransceiver import RTCRtpTransceiver
 from aiortc.rtp import RtpPacket
 
+from voip.sfu.fanout import ForwardedPacket
+
 # The hooks below name aiortc internals; refuse to start on a version without them
 # rather than forward nothing (setup.cfg pins aiortc 1.16.x).
 for _owner, _name in ((RTCPeerConnection, "_RTCPeerConnection__createTransceiver"),
@@ -65,20 +67,6 @@ for _owner, _name in ((RTCPeerConnection, "_RTCPeerConnection__createTransceiver
 
 
 OPUS_CLOCK_RATE = 48000
-
-
-class ForwardedPacket:
-    """One Opus payload on its way to subscribers: payload, RTP timestamp, audio level
-    (-dBov 0..127, None without the extension) and when it arrived (time.monotonic)."""
-
-    __slots__ = ("payload", "timestamp", "level", "arrival")
-
-    def __init__(self, payload: bytes, timestamp: int, level: int | None,
-                 arrival: float) -> None:
-        self.payload = payload
-        self.timestamp = timestamp
-        self.level = level
-        self.arrival = arrival
 
 
 class PacketTrack(MediaStreamTrack):
@@ -257,45 +245,3 @@ def _only_addresses(connection, configured: tuple[str, ...]) -> None:
         return await gather(component=component, addresses=list(configured), timeout=timeout)
 
     connection.get_component_candidates = on_configured
-
-
-class Publication:
-    """The data path of one published track: police, observe, (denoise,) fan out.
-
-    ``on_rtp`` is the publisher receiver's sink; ``outputs`` are the ``PacketTrack`` of
-    every subscriber transceiver (kept in step with the call's Router by calls.Call).
-    ``stage``, when set, is an ordered off-loop filter (noise suppression) that calls
-    ``fan_out`` with each processed packet.
-    """
-
-    def __init__(self, activity, policer, now: Callable[[], float]) -> None:
-        self.activity = activity
-        self.policer = policer
-        self.outputs: list[PacketTrack] = []
-        self.stage = None
-        self.forwarded = 0
-        self._now = now
-
-    def on_rtp(self, packet: RtpPacket) -> None:
-        now = self._now()
-        ext = packet.extensions.audio_level  # (voice activity, -dBov) or None
-        level = None if ext is None else ext[1]
-        self.activity.observe(now, level)
-        if not self.policer.allow(now, len(packet.payload)):
-            return
-        forwarded = ForwardedPacket(packet.payload, packet.timestamp, level, time.monotonic())
-        if self.stage is not None:
-            self.stage.submit(forwarded)
-        else:
-            self.fan_out(forwarded)
-
-    def fan_out(self, packet: ForwardedPacket) -> None:
-        self.forwarded += 1
-        for output in self.outputs:
-            output.push(packet)
-
-    def close(self) -> None:
-        if self.stage is not None:
-            self.stage.close()
-            self.stage = None
-        self.outputs.clear()

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import secrets
-from typing import Any, Awaitable, Callable, Protocol
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Protocol
 
 from twisted.internet import defer, task
 from twisted.logger import Logger
@@ -23,11 +23,14 @@ from twisted.logger import Logger
 from homeserver.errors import BadJson, Forbidden, MatrixError, NotFound
 from voip.sfu.activity import BitratePolicer, DelayHistogram, TrackActivity
 from voip.sfu.calls import Call, CallDirectory, CallLimit
-from voip.sfu.forwarding import Publication
+from voip.sfu.fanout import Publication
 from voip.sfu.router import RoutingError, TrackKey
-from voip.sfu.session import SdpError, Session, close_all, parse_offer_mids
+from voip.sfu.sdp_text import SdpError, parse_offer_mids
 from voip.sfu.sfu_config import SfuConfig
 from voip.sfu.suppression import DenoiseStage, PayloadDenoiser
+
+if TYPE_CHECKING:
+    from voip.sfu.session import Session
 
 log = Logger()
 
@@ -50,9 +53,7 @@ def _aio(coro) -> defer.Deferred:
 
 def _error(kind: type[MatrixError], message: str, **kw) -> MatrixError:
     """A Matrix error that partytracks also understands (errorCode/errorDescription)."""
-    error = kind(message, errorCode=kw.pop("code", kind.errcode), errorDescription=message,
-                 **kw)
-    return error
+    return kind(message, errorCode=kind.errcode, errorDescription=message, **kw)
 
 
 def _limit(message: str) -> MatrixError:
@@ -115,7 +116,7 @@ class SfuService:
         sessions = self.calls.sessions()
         for session in sessions:
             self._forget(session)
-        d = _aio(close_all(sessions))
+        d = _aio(_close_all(sessions))
         if self._executor is not None:
             d.addBoth(lambda r: (self._executor.shutdown(wait=False), r)[1])
         return d
@@ -147,6 +148,9 @@ class SfuService:
             self.calls.check_admission(room_id)
         except CallLimit as e:
             raise _limit(str(e)) from None
+        # no await from the check to add(): the admission still holds
+        from voip.sfu.session import Session  # aiortc and PyAV load with the first call
+
         session = Session(secrets.token_hex(16), user_id=requester.user_id,
                           device_id=requester.device_id, room_id=room_id,
                           config=self._config, now=self._now, delays=self.delays,
@@ -222,7 +226,11 @@ class SfuService:
             if denoised:
                 publication.stage = DenoiseStage(self._denoiser_factory(),
                                                  publication.fan_out, self._denoise_pool())
-            call.publish(session.id, name, mid, publication)
+            try:
+                call.publish(session.id, name, mid, publication)
+            except RoutingError as e:  # published meanwhile by a concurrent request
+                publication.close()
+                raise _error(BadJson, str(e)) from None
             receiver.sink = publication.on_rtp
             out.append({"trackName": name, "mid": mid, "noiseSuppression": denoised})
         return {"requiresImmediateRenegotiation": False, "tracks": out,
@@ -295,9 +303,8 @@ class SfuService:
             mid = _string(t, "mid")
             if mid not in session.outputs:
                 raise _error(NotFound, f"No pulled track on mid {mid} in this session")
-            key = TrackKey(t.get("sessionId"), t.get("trackName")) \
-                if "trackName" in t else None
-            if key is not None:
+            key = None  # without a track name: keep the source (a simulcast-only update)
+            if "trackName" in t:
                 key = TrackKey(_string(t, "sessionId"), _string(t, "trackName"))
                 if not call.router.is_published(key):
                     raise _error(NotFound, f"No track {key.track_name!r} in session "
@@ -399,11 +406,13 @@ class SfuService:
         return self._executor
 
 
+async def _close_all(sessions) -> None:
+    await asyncio.gather(*(s.close() for s in sessions), return_exceptions=True)
+
+
 def parse_offer_mids_or_400(offer: str) -> dict[str, tuple[str, str]]:
     try:
         return parse_offer_mids(offer)
     except SdpError as e:
         raise _error(BadJson, str(e)) from None
 
-
-__all__ = ["SfuService", "RoomGate", "RoutingError"]

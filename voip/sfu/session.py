@@ -10,91 +10,14 @@ interleave. Everything here runs on the asyncio loop (aiortc); nothing imports t
 from __future__ import annotations
 
 import asyncio
-import re
 from typing import Callable
 
-from aiortc import RTCConfiguration, RTCIceServer, RTCSessionDescription, sdp as aiortc_sdp
+from aiortc import RTCConfiguration, RTCIceServer, RTCSessionDescription
 from aiortc.rtcconfiguration import RTCBundlePolicy
 
 from voip.sfu.forwarding import ForwardingReceiver, PacketTrack, SfuPeerConnection
+from voip.sfu.sdp_text import SdpError, announce, mask_rejected, parse_offer_mids, rejected_mids
 from voip.sfu.sfu_config import SfuConfig
-
-
-class SdpError(Exception):
-    """An SDP we cannot use (unparsable, wrong type or state, unknown mid)."""
-
-
-def _parse(text: str):
-    try:
-        description = aiortc_sdp.SessionDescription.parse(text)
-    except Exception as e:  # aiortc's parser raises whatever the bad line provokes
-        raise SdpError(f"unparsable SDP: {type(e).__name__}") from None
-    if not description.media:
-        raise SdpError("the SDP has no media section")
-    return description
-
-
-def parse_offer_mids(text: str) -> dict[str, tuple[str, str]]:
-    """mid → (kind, direction) of each media section of an SDP; raises SdpError."""
-    return {m.rtp.muxId: (m.kind, m.direction or "sendrecv") for m in _parse(text).media
-            if m.rtp.muxId is not None}
-
-
-def rejected_mids(text: str) -> set[str]:
-    """The mids of media sections an SDP rejects (port 0: a stopped transceiver)."""
-    return {m.rtp.muxId for m in _parse(text).media if m.port == 0 and m.rtp.muxId}
-
-
-def mask_rejected(sdp_text: str, mids: set[str]) -> str:
-    """``sdp_text`` with the media sections of ``mids`` rejected: port 0 and out of
-    the BUNDLE group (RFC 8843 §7.3.3). aiortc knows no stopped transceivers and
-    would keep offering and answering them as live, which browsers refuse."""
-    if not mids:
-        return sdp_text
-    sections = re.split(r"(?=^m=)", sdp_text, flags=re.M)
-    out = []
-    for section in sections:
-        mid = re.search(r"^a=mid:(\S+)", section, flags=re.M)
-        if section.startswith("m=") and mid and mid.group(1) in mids:
-            section = re.sub(r"^(m=\S+) \d+ ", r"\1 0 ", section, count=1)
-        elif not section.startswith("m="):
-            section = re.sub(r"^a=group:BUNDLE ([^\r\n]*)", lambda g: "a=group:BUNDLE " + " ".join(
-                m for m in g.group(1).split() if m not in mids), section, flags=re.M)
-        out.append(section)
-    return "".join(out)
-
-
-_HOST_CANDIDATE = re.compile(r"^(a=candidate:\S+ \d+ \S+ \d+ )(\S+)( \d+ typ host\b.*)$")
-_OPUS_RTPMAP = re.compile(r"^a=rtpmap:(\d+) opus/48000", re.I)
-
-
-def announce(sdp_text: str, *, public_ip: str | None, max_bitrate: int) -> str:
-    """Our SDP as sent to the client: host candidates (and the connection address)
-    carry ``public_ip`` when one is configured (1:1 NAT), and each Opus section is asked
-    to stay within ``max_bitrate`` bits/s (``maxaveragebitrate``, RFC 7587 §6.1;
-    ``b=TIAS`` after ``c=``, RFC 3890 and the RFC 4566 line order)."""
-    lines = sdp_text.split("\r\n")
-    out: list[str] = []
-    audio = False
-    opus_types: set[str] = set()
-    for line in lines:
-        if line.startswith("m="):
-            audio = line.startswith("m=audio ")
-            opus_types = set()
-        if public_ip is not None:
-            line = _HOST_CANDIDATE.sub(lambda m: m.group(1) + public_ip + m.group(3), line)
-            if line.startswith("c=IN IP4 ") and line != "c=IN IP4 0.0.0.0" \
-                    and ":" not in public_ip:
-                line = f"c=IN IP4 {public_ip}"
-        rtpmap = _OPUS_RTPMAP.match(line)
-        if rtpmap:
-            opus_types.add(rtpmap.group(1))
-        if line.startswith("a=fmtp:") and line[7:].split(" ", 1)[0] in opus_types:
-            line += f";maxaveragebitrate={max_bitrate}"
-        out.append(line)
-        if audio and line.startswith("c="):
-            out.append(f"b=TIAS:{max_bitrate}")
-    return "\r\n".join(out)
 
 
 class Session:
@@ -229,7 +152,3 @@ class Session:
             if isinstance(transceiver.receiver, ForwardingReceiver):
                 transceiver.receiver.sink = None
         await self.pc.close()
-
-
-async def close_all(sessions) -> None:
-    await asyncio.gather(*(s.close() for s in sessions), return_exceptions=True)

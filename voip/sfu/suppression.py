@@ -17,7 +17,7 @@ import concurrent.futures
 import logging
 from typing import Callable, Protocol
 
-from voip.sfu.forwarding import ForwardedPacket
+from voip.sfu.fanout import ForwardedPacket
 
 logger = logging.getLogger(__name__)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from typing import Any, Callable
 
 from voip.sfu.service import SfuService
@@ -27,11 +28,16 @@ class RoomGate:
 
 
 def _denoiser_factory() -> Callable[[], Any] | None:
-    try:  # voip/denoise.py (issue 15, noise suppression) may not be installed yet
-        from voip.denoise import SpeakerDenoiser
-    except ImportError:
+    """``SpeakerDenoiser`` of voip/denoise.py (issue 15, noise suppression), imported
+    with the first speaker who asks: it loads Opus and RNNoise. None without it."""
+    if importlib.util.find_spec("voip.denoise") is None:
         return None
-    return SpeakerDenoiser
+
+    def make() -> Any:
+        from voip.denoise import SpeakerDenoiser
+
+        return SpeakerDenoiser()
+    return make
 
 
 def build(*, config, reactor, room_service, rooms, now_ms: Callable[[], int]) -> SfuService:

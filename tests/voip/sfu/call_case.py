@@ -51,14 +51,3 @@ class SfuServerCase(unittest.TestCase):
                 "POST", f"{V3}/join/{quote(body['room_id'])}", {}, token=token)
             self.assertEqual(status, 200, joined)
         return body["room_id"]
-
-
-async def wait_for(predicate, timeout: float = 30.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        await asyncio.sleep(0.1)
-    return predicate()
-
-

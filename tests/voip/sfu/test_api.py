@@ -9,8 +9,8 @@ from urllib.parse import quote
 import aiohttp
 
 from tests.e2e.harness import as_deferred
-from tests.voip.sfu.peer import PREFIX, ApiError, Peer
 from tests.voip.sfu.call_case import SfuServerCase, continuous, wait_for
+from tests.voip.sfu.peer import PREFIX, Peer
 
 
 class BadInputTest(SfuServerCase):

@@ -3,7 +3,6 @@ denoiser: noise suppression only where allowed, sessions swept and stopped."""
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 
 from aiortc import RTCPeerConnection, RTCSessionDescription
