@@ -8,7 +8,8 @@
 //  4. the SFU sees tab 2 speak, mute (its track disabled) and unmute (GET …/call);
 //  5. tab 1 closes: the SFU drops its session (GET …/call), tabs 0 and 2 keep hearing
 //     each other;
-//  6. tab 0 closes its pull of tab 1 and pushes a second track, which tab 2 hears.
+//  6. tab 0 closes its pull of tab 1 and pushes a second track, which tab 2 hears;
+//     then tab 0 pulls a second track of tab 2 (our offer after the recycling).
 //
 // Env: PAGE_URL (conference.html), HS_URL, ROOM_ID, TOKENS (three, comma-separated),
 // TURN_URI (the one the server hands out), CHROMIUM (default /usr/bin/chromium).
@@ -149,6 +150,12 @@ try {
     () => window.state.second, Boolean);
   await tabs[2].evaluate((m) => window.pull("tab0-second", m), second);
   await hears(tabs[2], 2, ["tab0", "tab0-second"]);
+  // and our next offer to tab 0 (a new pull) builds on the recycled m-line
+  await tabs[2].evaluate(() => window.push("second"));
+  const second2 = await until(tabs[2], "tab 2 pushed a second track",
+    () => window.state.second, Boolean);
+  await tabs[0].evaluate((m) => window.pull("tab2-second", m), second2);
+  await hears(tabs[0], 0, ["tab2", "tab2-second"]);
   console.log("OK");
 } catch (e) {
   console.log(`FAILED: ${e.stack || e}`);
