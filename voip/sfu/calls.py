@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
+from voip.sfu.activity import DelayHistogram
 from voip.sfu.router import Removal, Router, Subscription, TrackKey
 
 
@@ -26,6 +27,8 @@ class Call:
         self.sessions: dict[str, Any] = {}
         self.router = Router()
         self.publications: dict[TrackKey, Any] = {}
+        #: how long this call's packets waited between arriving and their sender
+        self.delays = DelayHistogram()
 
     def publish(self, session_id: str, track_name: str, mid: str, publication: Any) -> TrackKey:
         key = self.router.publish(session_id, track_name, mid)

@@ -100,8 +100,6 @@ class SfuService:
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
         self.calls = CallDirectory(max_calls=config.max_calls,
                                    max_participants=config.max_participants_per_call)
-        #: time packets wait between arriving and their sender taking them, all calls
-        self.delays = DelayHistogram()
         self._sweeper = task.LoopingCall(self.sweep)
         self._sweeper.clock = clock
 
@@ -153,10 +151,10 @@ class SfuService:
 
         session = Session(secrets.token_hex(16), user_id=requester.user_id,
                           device_id=requester.device_id, room_id=room_id,
-                          config=self._config, now=self._now, delays=self.delays,
+                          config=self._config, now=self._now,
                           ice_servers=self._ice_servers_for(requester.user_id))
         session.noise_suppression = body.get("noiseSuppression") is True
-        self.calls.add(room_id, session.id, session)
+        session.delays = self.calls.add(room_id, session.id, session).delays
         out: dict[str, Any] = {"sessionId": session.id}
         if offer is not None:
             try:
@@ -336,7 +334,8 @@ class SfuService:
         return {"tracks": tracks, "connectionState": session.pc.connectionState}
 
     async def describe_call(self, requester, room_id: str) -> dict:
-        """Who is in the room's call and what they publish, with speaking/muted."""
+        """Who is in the room's call and what they publish, with speaking/muted, and how
+        long the call's packets waited inside the SFU."""
         await self._admit(requester, room_id)
         call = self.calls.call(room_id)
         now = self._now()
@@ -348,7 +347,8 @@ class SfuService:
                 "tracks": [{"trackName": key.track_name, "mid": mid,
                             **call.publications[key].activity.describe(now)}
                            for mid, key in call.router.published_by(session.id)]})
-        return {"participants": participants, "forwarding": self.delays.describe()}
+        forwarding = call.delays.describe() if call else DelayHistogram().describe()
+        return {"participants": participants, "forwarding": forwarding}
 
     def ice_servers(self, requester) -> dict:
         return {"iceServers": self._ice_servers_for(requester.user_id)}

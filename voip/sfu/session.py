@@ -25,9 +25,10 @@ class Session:
 
     def __init__(self, session_id: str, *, user_id: str, device_id: str | None,
                  room_id: str, config: SfuConfig, ice_servers: list[dict],
-                 now: Callable[[], float], delays=None) -> None:
+                 now: Callable[[], float]) -> None:
         self.id = session_id
-        self._delays = delays
+        #: where this session's senders record how long packets waited (its call's)
+        self.delays = None
         self.user_id = user_id
         self.device_id = device_id
         self.room_id = room_id
@@ -74,14 +75,16 @@ class Session:
     async def offer_outputs(self, count: int) -> tuple[list[str], str]:
         """Add ``count`` send-only audio transceivers, each fed by a fresh PacketTrack,
         and return their mids and our offer."""
-        if self.pc.signalingState != "stable":
-            raise SdpError("a negotiation is already in progress on this session")
+        # An offer of ours still unanswered is replaced by this one, which includes its
+        # transceivers too: a client that never answered cannot wedge the session.
+        if self.pc.signalingState not in ("stable", "have-local-offer"):
+            raise SdpError("answer our offer before pulling more tracks")
         transceivers = []
         for _ in range(count):
             transceiver = self.pc.addTransceiver("audio", direction="sendonly")
             track = PacketTrack()
             transceiver.sender.replaceTrack(track)
-            transceiver.sender.delays = self._delays
+            transceiver.sender.delays = self.delays
             transceivers.append((transceiver, track))
         await self.pc.setLocalDescription(await self.pc.createOffer())
         mids = []

@@ -86,6 +86,11 @@ class CallTest(SfuServerCase):
                         frames = decoder.decode(av.Packet(log[-1][2]))
                         self.assertEqual(sum(f.samples for f in frames), 960)
 
+                # the SFU counts each packet its senders took: at least what arrived
+                arrived = sum(len(log) for p in peers.values() for log in p.received.values())
+                forwarding = (await peers["alice"].call("GET", "/call"))["forwarding"]
+                self.assertGreaterEqual(forwarding["packets"], arrived)
+
                 # carol leaves the room; dave's process dies without a word
                 status, _ = self.server.request(
                     "POST", f"{V3}/rooms/{quote(room_id)}/leave", {}, token=tokens["carol"])

@@ -178,3 +178,33 @@ class ServiceTest(unittest.TestCase):
         with self.assertRaises(MatrixError) as e:
             await sfu.describe_session(Requester("@eve:x"), ROOM, sid)
         self.assertEqual(e.exception.errcode, "M_FORBIDDEN")
+
+    async def test_unanswered_offer_does_not_wedge_the_session(self):
+        """A pull whose offer was never answered is folded into the next offer;
+        answering that one makes both transceivers receive."""
+        self.make()
+        alice, _ = await self.publisher("@alice:x", {})
+        pc = RTCPeerConnection()
+        self.pcs.append(pc)
+        bob = Requester("@bob:x")
+        sid = (await self.sfu.create_session(bob, ROOM, {}))["sessionId"]
+        pull = {"tracks": [{"location": "remote", "sessionId": alice, "trackName": "mic"}]}
+        await self.sfu.new_tracks(bob, ROOM, sid, pull)  # never answered
+        response = await self.sfu.new_tracks(bob, ROOM, sid, pull)
+        await as_deferred(pc.setRemoteDescription(
+            RTCSessionDescription(**response["sessionDescription"])))
+        await as_deferred(pc.setLocalDescription(await as_deferred(pc.createAnswer())))
+        await self.sfu.renegotiate(bob, ROOM, sid, {
+            "sessionDescription": {"type": "answer", "sdp": pc.localDescription.sdp}})
+        counts = {}
+        for transceiver in pc.getTransceivers():
+            handle, mid = transceiver.receiver._handle_rtp_packet, transceiver.mid
+            counts[mid] = 0
+
+            async def tap(packet, arrival_time_ms, handle=handle, mid=mid):
+                counts[mid] += 1
+                await handle(packet, arrival_time_ms)
+            transceiver.receiver._handle_rtp_packet = tap
+        self.assertEqual(len(counts), 2)
+        self.assertTrue(await as_deferred(wait_for(lambda: min(counts.values()) >= 20)),
+                        counts)
