@@ -3,7 +3,7 @@
 // browser *decoded*, not only what arrived. Query: ?hs=&room=&token= as for main.js.
 // TURN servers: partytracks fetches generate-ice-servers without its `headers`, so
 // the page fetches them itself (with the token) and hands them over as `iceServers`.
-// conference.mjs calls window.join(), window.pull(name, metadata), window.hearing().
+// conference.mjs drives it through the window.* functions below and reads window.state.
 import { PartyTracks } from "partytracks/client";
 import { firstValueFrom, of } from "rxjs";
 
@@ -36,7 +36,8 @@ window.push = async (key) => {
 window.setMicrophone = (enabled) => { microphone.enabled = enabled; };
 
 // Pull a track; it is played (Chromium feeds a remote track into WebAudio only while
-// some element plays it, and measures inbound-rtp audio levels at playout) and analysed (WebAudio, decoded samples).
+// some element plays it, and measures inbound-rtp audio levels at playout) and
+// analysed (WebAudio: the decoded samples).
 window.pull = (name, metadata) => {
   const entry = { subscription: null, track: null, peakRms: 0 };
   pulls.set(name, entry);
