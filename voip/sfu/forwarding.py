@@ -20,6 +20,9 @@ pinned to aiortc 1.16 (pyproject pins it; tests/voip exercise every hook):
   voice-activity bit clear: the level is carried, the V bit is not.
 - **Re-offers**: ``SfuPeerConnection.createOffer`` keeps the payload types and header
   extension IDs a browser negotiated (aiortc would renumber them; see there).
+- **Recycled m-lines**: ``SfuPeerConnection.setRemoteDescription`` drops a stopped
+  transceiver whose m-line a browser's offer reuses (aiortc would let it shadow the
+  new one; see there). It reaches aiortc's private transceiver list.
 - **Which classes**: ``RTCPeerConnection`` builds its senders and receivers in the
   private ``__createTransceiver``; ``SfuPeerConnection`` overrides that one method (by
   its mangled name) and re-classes the fresh objects to the subclasses above. They add
@@ -39,9 +42,11 @@ from typing import Callable, Optional
 
 from aiortc import RTCPeerConnection
 from aiortc import rtcpeerconnection as _aiortc_pc
+from aiortc import sdp as aiortc_sdp
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtcrtpreceiver import RTCRtpReceiver, StreamStatistics
 from aiortc.rtcrtpsender import RTCEncodedFrame, RTCRtpSender
+from aiortc.rtcrtptransceiver import RTCRtpTransceiver
 from aiortc.rtp import RtpPacket
 
 from voip.sfu.fanout import ForwardedPacket
@@ -52,6 +57,7 @@ for _owner, _name in ((RTCPeerConnection, "_RTCPeerConnection__createTransceiver
                       (RTCPeerConnection, "_RTCPeerConnection__createDtlsTransport"),
                       (_aiortc_pc, "CODECS"), (_aiortc_pc, "HEADER_EXTENSIONS"),
                       (RTCRtpSender, "_next_encoded_frame"),
+                      (RTCRtpTransceiver, "_get_mline_index"),
                       (RTCRtpReceiver, "_RTCRtpReceiver__stop_decoder"),
                       (RTCRtpReceiver, "_run_rtcp"),
                       (RTCRtpReceiver, "_handle_rtp_packet")):
@@ -172,6 +178,27 @@ class SfuPeerConnection(RTCPeerConnection):
         transceiver.sender.on_rtcp = self._on_inbound
         transceiver.receiver.on_inbound = self._on_inbound
         return transceiver
+
+    async def setRemoteDescription(self, sessionDescription):
+        """Apply a remote description, retiring transceivers whose m-line it recycles.
+
+        A browser that stopped a transceiver (partytracks closing a track) reuses that
+        rejected m-line for its next new transceiver, under a new mid (JSEP §5.2.2).
+        aiortc finds transceivers by m-line index in setLocalDescription, so the dead
+        transceiver would shadow the new one: it takes the new mid and the new track's
+        packets go nowhere. Stop the dead one and drop it first, as JSEP does.
+        """
+        if sessionDescription.type == "offer":
+            offered = aiortc_sdp.SessionDescription.parse(sessionDescription.sdp).media
+            transceivers = self._RTCPeerConnection__transceivers
+            for transceiver in list(transceivers):
+                index = transceiver._get_mline_index()
+                if transceiver.mid is not None and index is not None \
+                        and index < len(offered) \
+                        and offered[index].rtp.muxId != transceiver.mid:
+                    await transceiver.stop()
+                    transceivers.remove(transceiver)
+        return await super().setRemoteDescription(sessionDescription)
 
     async def createOffer(self):
         """An offer that keeps the numbering already negotiated.
