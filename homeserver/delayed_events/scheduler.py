@@ -74,6 +74,11 @@ class DelayedEventScheduler:
         if self._call is not None and self._call.active():
             self._call.cancel()
         self._call = None
+        return self.when_idle()
+
+    def when_idle(self) -> defer.Deferred:
+        """Fires once the timer's run in progress, if any, and every action on a
+        delayed event under way are done (stop waits for this; so can tests)."""
         running = [d for d in [self._running, *self._busy.values()] if d is not None]
         return defer.DeferredList(running) if running else defer.succeed(None)
 
