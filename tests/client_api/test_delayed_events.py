@@ -278,28 +278,27 @@ class SendTimeRules(DelayedEventsTestCase):
 
 class MatrixRtcMembership(DelayedEventsTestCase):
     async def test_crashed_client_membership_empties(self):
-        """A MatrixRTC client schedules its empty call.member leave, posts its join,
-        restarts the leave a few times, then stops (a crash): after the delay the
-        membership is empty for everyone in the room."""
-        (alice_id, alice), (_, bob) = await self.users("alice", "bob")
+        """A MatrixRTC client of a member without power schedules its empty
+        call.member leave, posts its join, restarts the leave a few times, then stops
+        (a crash): after the delay the membership is empty for everyone in the room."""
+        (_, alice), (bob_id, bob) = await self.users("alice", "bob")
         room = await self.create_room(alice, preset="public_chat")
         await self.join(bob, room)
-        key = f"_{alice_id}_DEVICE"
-        delay_id = await self.delayed_state(alice, room, MEMBER, key, {}, 300)
+        key = f"_{bob_id}_DEVICE"
+        delay_id = await self.delayed_state(bob, room, MEMBER, key, {}, 300)
         join = {"application": "m.call", "call_id": "", "scope": "m.room",
                 "device_id": "DEVICE", "focus_active": {"type": "livekit"},
                 "foci_preferred": [], "expires": 14400000}
-        await self.put_state(alice, room, MEMBER, join, key)
+        await self.put_state(bob, room, MEMBER, join, key)
         for _ in range(3):  # the keep-alive
             await self.ok("POST", f"{U}/delayed_events/{delay_id}",
-                          {"action": "restart"}, token=alice)
-        _, seen = await self.get_state(bob, room, MEMBER, key)
+                          {"action": "restart"}, token=bob)
+        _, seen = await self.get_state(alice, room, MEMBER, key)
         self.assertEqual(seen["application"], "m.call")
 
         async def left():
-            status, content = await self.get_state(bob, room, MEMBER, key)
+            status, content = await self.get_state(alice, room, MEMBER, key)
             return status == 200 and content == {}
         await self.eventually(left, "the delayed leave empties the membership")
-        one = await self.ok("GET", f"{U}/delayed_events/{delay_id}", token=alice)
+        one = await self.ok("GET", f"{U}/delayed_events/{delay_id}", token=bob)
         self.assertTrue(one["event_id"].startswith("$"))
-
