@@ -62,6 +62,13 @@ class DelayedEventScheduler:
         self._stopped = False
         #: delay_id → fires when the work on it in progress is done (see _exclusive)
         self._busy: dict[str, defer.Deferred] = {}
+        #: rooms that may have scheduled delayed state events (never missing one, may
+        #: hold stale ones), so that state events elsewhere cost no database read;
+        #: complete once loaded from the store at start
+        self._state_rooms: set[str] = set()
+        self._state_rooms_loaded = False
+        #: overwrite checks under way (on_event)
+        self._observing: set[defer.Deferred] = set()
 
     # -- lifecycle ----------------------------------------------------------------------
     def start(self) -> None:
@@ -79,7 +86,8 @@ class DelayedEventScheduler:
     def when_idle(self) -> defer.Deferred:
         """Fires once the timer's run in progress, if any, and every action on a
         delayed event under way are done (stop waits for this; so can tests)."""
-        running = [d for d in [self._running, *self._busy.values()] if d is not None]
+        running = [d for d in [self._running, *self._busy.values(), *self._observing]
+                   if d is not None]
         return defer.DeferredList(running) if running else defer.succeed(None)
 
     # -- the client API -----------------------------------------------------------------
@@ -92,7 +100,7 @@ class DelayedEventScheduler:
             raise BadJson("content must be an object")
         if not event_type:
             raise BadJson("the event type must not be empty")
-        if len(_json_size(content)) > rules.MAX_CONTENT_BYTES:
+        if len(_json_bytes(content)) > rules.MAX_CONTENT_BYTES:
             raise MatrixError("event content too large", errcode="M_TOO_LARGE", status=413)
         self._ratelimiter.check("rc_message", user_id)
         now = self._now_ms()
@@ -108,6 +116,8 @@ class DelayedEventScheduler:
             wait = max(1000, (e.next_send_ts or now) - now)
             raise LimitExceeded(-(-wait // 1000) * 1000,
                                 "The maximum number of delayed events has been reached")
+        if state_key is not None:
+            self._state_rooms.add(room_id)
         self._arm_at(stored.send_ts)
         return stored.delay_id
 
@@ -179,8 +189,12 @@ class DelayedEventScheduler:
         own stay: a MatrixRTC client schedules its leave *before* it posts its join."""
         if not event.is_state() or self._stopped:
             return
-        defer.ensureDeferred(self._cancel_overwritten(event)).addErrback(
-            lambda f: log.failure("cancelling overwritten delayed events", f))
+        if self._state_rooms_loaded and event.room_id not in self._state_rooms:
+            return
+        work = defer.ensureDeferred(self._cancel_overwritten(event))
+        self._observing.add(work)
+        work.addErrback(lambda f: log.failure("cancelling overwritten delayed events", f))
+        work.addBoth(lambda _: self._observing.discard(work))
 
     async def _cancel_overwritten(self, event: PDU) -> None:
         for delay_id in await self._store.scheduled_state_of_others(
@@ -217,6 +231,9 @@ class DelayedEventScheduler:
 
     async def _send_all_due(self) -> None:
         try:
+            if not self._state_rooms_loaded:
+                self._state_rooms |= set(await self._store.rooms_with_scheduled_state())
+                self._state_rooms_loaded = True
             while not self._stopped:
                 self._again = False
                 due = await self._store.due(self._now_ms(), _DUE_BATCH)
@@ -273,7 +290,7 @@ class DelayedEventScheduler:
                                           keep=rules.FINALISED_PER_USER)
 
 
-def _json_size(content: Mapping[str, Any]) -> bytes:
+def _json_bytes(content: Mapping[str, Any]) -> bytes:
     import json
 
     try:

@@ -174,6 +174,13 @@ class DelayedEvents:
                 _d.outcome.is_(None))).fetchall())
         return [r.delay_id for r in rows]
 
+    async def rooms_with_scheduled_state(self) -> list[str]:
+        """Rooms where some delayed state event is scheduled."""
+        rows = await self._db.run(lambda conn: conn.execute(
+            sa.select(_d.room_id).distinct().where(
+                _d.outcome.is_(None), _d.state_key.is_not(None))).fetchall())
+        return [r.room_id for r in rows]
+
     async def prune_finalised(self, user_id: str, *, older_than: int, keep: int) -> int:
         """Forget finalised events finalised before ``older_than`` (everyone's) and the
         user's beyond their newest ``keep``; returns how many went."""

@@ -168,6 +168,22 @@ class SchedulerTests(StoreTests):
                          "M_CANCELLED_BY_STATE_UPDATE")
         self.assertIn("event_id", await self.scheduler.get(ALICE, alices))
 
+    async def test_overwrites_seen_after_restart(self):
+        """A new scheduler (a restart) still cancels on overwrite the delayed state
+        events scheduled before it, and ignores rooms without any."""
+        bobs = await self.schedule(60_000, user=BOB, state_key="k", event_type="t")
+        await self.scheduler.stop()
+        revived = self.make_scheduler()
+        await revived.when_idle()
+        other = FakeStateEvent(ALICE, "t", "k")
+        other.room_id = "!elsewhere:example.org"
+        revived.on_event(other, 0)
+        revived.on_event(FakeStateEvent(ALICE, "t", "k"), 0)
+        await revived.when_idle()
+        await revived.when_idle()
+        self.assertEqual((await revived.get(BOB, bobs))["error"]["errcode"],
+                         "M_CANCELLED_BY_STATE_UPDATE")
+
     async def test_limits(self):
         """Over the per-user count a schedule is 429 with the wait until the user's
         next send; when turned off it is 403."""

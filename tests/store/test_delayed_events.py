@@ -73,6 +73,7 @@ class DelayedEventsStoreTests(StoreTests):
         self.assertEqual(await store.scheduled_state_of_others(ROOM, "t", "k", ALICE),
                          ["bobs"])
         self.assertEqual(await store.scheduled_state_of_others(ROOM, "t", "other", ALICE), [])
+        self.assertEqual(await store.rooms_with_scheduled_state(), [ROOM])
         await store.finalise("msg", "sent", 3000)
         self.assertEqual([e.delay_id for e in await store.finalised_for_user(ALICE, 10)],
                          ["msg"])
