@@ -109,6 +109,10 @@ class DelayedEventScheduler:
             device_id=device_id, room_id=room_id, event_type=event_type,
             state_key=state_key, content=dict(content), delay_ms=delay_ms,
             scheduled_at=now, send_ts=now + delay_ms)
+        # ended events are kept a while (MSC4140 "Retention"); trimmed here, where a
+        # user's list grows, not on the timer's path
+        await self._store.prune_finalised(user_id, older_than=now - rules.FINALISED_RETENTION_MS,
+                                          keep=rules.FINALISED_PER_USER)
         try:
             stored, _new = await self._store.add(event, txn_key=txn_key,
                                                  max_scheduled=self.config.max_per_user)
@@ -152,6 +156,11 @@ class DelayedEventScheduler:
         await self._exclusive(delay_id, lambda: self._act(delay_id, action, user_id))
 
     async def _act(self, delay_id: str, action: str, user_id: str | None) -> None:
+        if action == "restart":  # the keep-alive: one round trip when all is well
+            restarted = await self._store.restart(delay_id, self._now_ms(), owner=user_id)
+            if restarted is not None:
+                self._arm_at(restarted.send_ts)
+                return
         event = await self._store.get(delay_id)
         if event is None or user_id is not None and event.user_id != user_id:
             raise rules.not_found()
@@ -159,11 +168,7 @@ class DelayedEventScheduler:
             rules.answer_on_finalised(action, event.outcome)
         elif action == "cancel":
             await self._finish(event, CANCELLED)
-        elif action == "restart":
-            restarted = await self._store.restart(delay_id, self._now_ms())
-            if restarted is not None:
-                self._arm_at(restarted.send_ts)
-        else:
+        elif action == "send":
             # errors go to the client and the event stays scheduled (MSC4140)
             event_id = await self._deliver(event)
             await self._finish(event, SENT, event_id=event_id)
@@ -239,10 +244,15 @@ class DelayedEventScheduler:
                 due = await self._store.due(self._now_ms(), _DUE_BATCH)
                 if not due:
                     break
+                # in due order per sender and room, senders and rooms side by side
+                # (so that a room's actor commits a burst of leaves together)
+                chains: dict[tuple[str, str], list[str]] = {}
                 for event in due:
-                    if not self._stopped:
-                        await self._exclusive(event.delay_id,
-                                              lambda d=event.delay_id: self._send_due(d))
+                    chains.setdefault((event.room_id, event.user_id), []).append(
+                        event.delay_id)
+                await defer.gatherResults(
+                    [defer.ensureDeferred(self._send_chain(c)) for c in chains.values()],
+                    consumeErrors=True)
             if self._stopped:
                 return
             following = await self._store.next_send_ts()
@@ -255,6 +265,11 @@ class DelayedEventScheduler:
             return
         if following is not None:
             self._arm_at(following)
+
+    async def _send_chain(self, delay_ids: list[str]) -> None:
+        for delay_id in delay_ids:
+            if not self._stopped:
+                await self._exclusive(delay_id, lambda d=delay_id: self._send_due(d))
 
     async def _send_due(self, delay_id: str) -> None:
         event = await self._store.get(delay_id)
@@ -283,11 +298,7 @@ class DelayedEventScheduler:
             state_key=event.state_key, txn=Txn(TXN_SCOPE, event.delay_id), ratelimit=True)
 
     async def _finish(self, event: DelayedEvent, outcome: str, **details: Any) -> None:
-        now = self._now_ms()
-        await self._store.finalise(event.delay_id, outcome, now, **details)
-        await self._store.prune_finalised(event.user_id,
-                                          older_than=now - rules.FINALISED_RETENTION_MS,
-                                          keep=rules.FINALISED_PER_USER)
+        await self._store.finalise(event.delay_id, outcome, self._now_ms(), **details)
 
 
 def _json_bytes(content: Mapping[str, Any]) -> bytes:

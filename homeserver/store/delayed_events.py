@@ -137,31 +137,37 @@ class DelayedEvents:
         return await self._db.run(lambda conn: conn.execute(
             sa.select(sa.func.min(_d.send_ts)).where(_d.outcome.is_(None))).scalar())
 
-    async def restart(self, delay_id: str, now_ms: int) -> DelayedEvent | None:
-        """Start a scheduled event's delay again from ``now_ms``; None if it is no
-        longer scheduled (or unknown)."""
+    async def restart(self, delay_id: str, now_ms: int, *,
+                      owner: str | None = None) -> DelayedEvent | None:
+        """Start a scheduled event's delay again from ``now_ms`` (only ``owner``'s, if
+        given); None if it is no longer scheduled, unknown or someone else's. One
+        round trip, group-committed with the others of the moment: each MatrixRTC
+        client does this every few seconds."""
         def txn(conn: Connection) -> DelayedEvent | None:
-            changed = conn.execute(sa.update(delayed_events).where(
-                _d.delay_id == delay_id, _d.outcome.is_(None)).values(
+            which = [_d.delay_id == delay_id, _d.outcome.is_(None)]
+            if owner is not None:
+                which.append(_d.user_id == owner)
+            changed = conn.execute(sa.update(delayed_events).where(*which).values(
                 scheduled_at=now_ms, send_ts=now_ms + _d.delay_ms)).rowcount
             if changed != 1:
                 return None
             return _row(conn.execute(sa.select(*_COLUMNS).where(
                 _d.delay_id == delay_id)).one())
 
-        return await self._db.run(txn)
+        return await self._db.run_batched(txn)
 
     async def finalise(self, delay_id: str, outcome: str, now_ms: int, *,
                        event_id: str | None = None,
                        error: Mapping[str, Any] | None = None) -> bool:
-        """Record how a scheduled event ended; False if it had ended already."""
+        """Record how a scheduled event ended; False if it had ended already
+        (group-committed: a burst of due leaves ends together)."""
         def txn(conn: Connection) -> bool:
             return conn.execute(sa.update(delayed_events).where(
                 _d.delay_id == delay_id, _d.outcome.is_(None)).values(
                 outcome=outcome, finalised_ts=now_ms, event_id=event_id,
                 error=None if error is None else dict(error))).rowcount == 1
 
-        return await self._db.run(txn)
+        return await self._db.run_batched(txn)
 
     async def scheduled_state_of_others(self, room_id: str, event_type: str,
                                         state_key: str, sender: str) -> list[str]:
