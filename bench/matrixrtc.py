@@ -7,8 +7,8 @@ Call's membership manager drives it.
 2. keep-alive: every member restarts its delayed leave in a loop for a fixed time;
    restarts per second and p50/p99 latency.
 3. crash: all members stop restarting at once; an observer long-polling /sync notes
-   when each empty membership arrives; lateness = arrival − (last restart + delay),
-   p50/p99 (the MSC allows a server up to 30 s).
+   when each empty membership arrives; lateness = arrival − the time the server said
+   it was due (``running_since`` + delay), p50/p99 (the MSC allows up to 30 s).
 
 Both servers get ``max_event_delay_duration`` and unlimited ``rc_delayed_event_mgmt``
 (bench/servers.py); rooms are created with the call-member power level 0, as Element
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from urllib.parse import quote
 
 from bench.client import Client, now, percentile
@@ -63,7 +64,6 @@ async def call(server, session, register) -> dict[str, float]:
     since = (await observer.sync(timeout_ms=0))[0]["next_batch"]
 
     restart_ms: list[float] = []
-    last_restart: dict[str, float] = {}
     deadline = now() + KEEPALIVE_SECONDS
 
     async def keep_alive(member: Client) -> None:
@@ -71,30 +71,34 @@ async def call(server, session, register) -> dict[str, float]:
         while now() < deadline:
             t0 = now()
             await member.call("POST", path, {"action": "restart"})
-            done = now()
-            restart_ms.append((done - t0) * 1000)
-            last_restart[member.user_id] = done
+            restart_ms.append((now() - t0) * 1000)
 
     start = now()
     await asyncio.gather(*(keep_alive(m) for m in members))
     elapsed = now() - start
 
-    # the crash: nobody restarts any more; the observer waits for every empty membership
+    # the crash: nobody restarts any more. Each leave is due at the server's own
+    # running_since + delay (wall clock, same machine); the observer waits for them all
+    due_at: dict[str, float] = {}
+    for member in members:
+        listed, _ = await member.call("GET", f"{UNSTABLE}/delayed_events")
+        event, = [e for e in listed["delayed_events"]
+                  if e["delay_id"] == delay_ids[member.user_id]]
+        due_at[member.user_id] = (event["running_since"] + DELAY_MS) / 1000
     lateness_ms: list[float] = []
     pending = set(keys.values())
     give_up = now() + DELAY_MS / 1000 + 60
     filter_json = json.dumps({"room": {"timeline": {"limit": 100}}})
     while pending and now() < give_up:
         body, _ = await observer.sync(since=since, timeout_ms=5000, filter=filter_json)
-        arrived = now()
+        arrived = time.time()
         since = body["next_batch"]
         timeline = body.get("rooms", {}).get("join", {}).get(room, {}).get("timeline", {})
         for event in timeline.get("events", []):
             key = event.get("state_key")
             if event.get("type") == MEMBER and key in pending and event.get("content") == {}:
                 pending.discard(key)
-                due = last_restart[event["sender"]] + DELAY_MS / 1000
-                lateness_ms.append((arrived - due) * 1000)
+                lateness_ms.append((arrived - due_at[event["sender"]]) * 1000)
     if pending:
         raise RuntimeError(f"{len(pending)} delayed leaves never arrived")
     return {
