@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from twisted.internet import task
+from twisted.internet import defer, task
 
 from homeserver.config import RateLimit
 from homeserver.delayed_events.rules import DelayedEventsConfig
@@ -28,9 +28,16 @@ class FakeRooms:
         self.sent: list[tuple[str, str, str, Mapping[str, Any], str | None]] = []
         self.by_txn: dict[Txn, str] = {}
         self.forbidden: set[str] = set()
+        self.hold: defer.Deferred | None = None
+        #: fires when a held send has started
+        self.entered: defer.Deferred = defer.Deferred()
 
     async def send_event(self, room_id, sender, event_type, content, *, state_key=None,
                          txn=None, ratelimit=False) -> str:
+        hold = self.hold
+        if hold is not None:  # a slow room: the send waits until released
+            self.entered.callback(None)
+            await hold
         if room_id in self.forbidden:
             raise Forbidden(f"{sender} may not send here")
         if txn is not None and txn in self.by_txn:
@@ -184,6 +191,26 @@ class SchedulerTests(StoreTests):
         self.assertEqual((await revived.get(BOB, bobs))["error"]["errcode"],
                          "M_CANCELLED_BY_STATE_UPDATE")
 
+    async def test_cancel_while_the_timer_sends(self):
+        """A cancel that arrives while the timer is sending the event waits for the send
+        and then answers 409 (it was sent), never recording a cancel for a sent event."""
+        delay_id = await self.schedule(1000)
+        self.rooms.hold = defer.Deferred()
+        await self.scheduler.when_idle()
+        self.clock.advance(1)  # the timer starts sending; the room holds it
+        await self.rooms.entered
+        cancel = defer.ensureDeferred(
+            self.scheduler.act(delay_id, "cancel", user_id=ALICE, client_ip=""))
+        self.assertNoResult(cancel)
+        self.rooms.hold, hold = None, self.rooms.hold
+        hold.callback(None)
+        outcome: list = []
+        await cancel.addBoth(outcome.append)
+        self.assertEqual(outcome[0].value.status, 409)
+        await self.scheduler.when_idle()
+        self.assertEqual(len(self.rooms.sent), 1)
+        self.assertEqual((await self.scheduler.get(ALICE, delay_id))["event_id"], "$e1")
+
     async def test_limits(self):
         """Over the per-user count a schedule is 429 with the wait until the user's
         next send; when turned off it is 403."""
@@ -201,3 +228,4 @@ class SchedulerTests(StoreTests):
 
 
 SchedulerTestsSQLite, SchedulerTestsPostgres = on_both_backends(SchedulerTests)
+
