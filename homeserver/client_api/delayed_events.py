@@ -64,7 +64,7 @@ def register(router: Router, *, auth: Any, scheduler: DelayedEventScheduler) -> 
 
     async def list_events(request: ApiRequest) -> tuple[int, Any]:
         requester = await auth.authenticate(request, allow_guest=True)
-        return 200, await scheduler.list(requester.user_id, request.arg("status"))
+        return 200, await scheduler.list_for_user(requester.user_id, request.arg("status"))
 
     async def get_event(request: ApiRequest) -> tuple[int, Any]:
         requester = await auth.authenticate(request, allow_guest=True)

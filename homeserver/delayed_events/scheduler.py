@@ -133,7 +133,7 @@ class DelayedEventScheduler:
             raise rules.not_found()
         return rules.to_json(event)
 
-    async def list(self, user_id: str, status: str | None = None) -> dict[str, Any]:
+    async def list_for_user(self, user_id: str, status: str | None = None) -> dict[str, Any]:
         """``GET /delayed_events``: the user's scheduled events, soonest first; with
         ``status=finalised`` (an earlier revision's filter) the ended ones instead."""
         self._ratelimiter.check("rc_delayed_event_mgmt", user_id)
