@@ -24,7 +24,7 @@ from bench.servers import OurServer, SynapseServer, wait_quiet
 
 IDLE_SECONDS = 10
 ALL = ("rest", "fanout", "fanout_ws", "throughput", "initial_sync", "create_join", "cold",
-       "media")
+       "media", "matrixrtc")
 # lower is better for metrics in these units; the ratio column is always ours / Synapse
 _LOWER_IS_BETTER = re.compile(r"\b(ms|KB)\b|\bMB\b(?!/s)")
 
@@ -69,6 +69,10 @@ async def run_workload(name: str, server, session: aiohttp.ClientSession,
                                          prepared=prepared)
     if name == "media":
         return await workloads.media(server, session)
+    if name == "matrixrtc":
+        from bench import matrixrtc
+
+        return await matrixrtc.call(server, session, workloads.register_users)
     raise ValueError(name)
 
 

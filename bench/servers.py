@@ -93,6 +93,8 @@ class OurServer:
             "rc_joins": {"local": _OFF, "remote": _OFF},
             "rc_invites": {"per_room": _OFF, "per_user": _OFF},
             "presence": {"enabled": True},
+            "rc_delayed_event_mgmt": _OFF,
+            "max_event_delay_duration": "1d",
         }
         if postgres:
             self.pg_db = _create_pg_database("bench_ours")
@@ -151,8 +153,12 @@ class SynapseServer:
         self.url = f"http://127.0.0.1:{self.port}"
         self.server_name = "bench.synapse"
         self.dir = tempfile.mkdtemp(prefix="bench-synapse-")
+        # MSC4140 is off in Synapse unless a maximum delay is set (bench/matrixrtc.py)
+        extra = os.path.join(self.dir, "bench-extra.yaml")
+        with open(extra, "w") as f:
+            yaml.safe_dump({"max_event_delay_duration": "1d"}, f)
         self.env = dict(os.environ, SYN_NAME=self.server_name, SYN_PORT=str(self.port),
-                        SYN_DIR=self.dir, SYN_VERIFY_TLS="0")
+                        SYN_DIR=self.dir, SYN_VERIFY_TLS="0", SYN_EXTRA_CONFIG=extra)
         if postgres:
             db = _create_pg_database("bench_synapse", collate_c=True)
             self.env.update(SYN_DB="postgres", SYN_PG_DB=db, SYN_PG_USER="postgres",

@@ -153,6 +153,17 @@ def build_service(config: Config, reactor) -> HomeServer:
     extra_components["room_service"] = room_service
     # stops before (it was added after) the rooms and the database it writes through
     _Stoppable("room_service", stop=room_service.stop).setServiceParent(top)
+    # --- MSC4140 delayed events (helper rtcsig): sent later through the room actors ---
+    from homeserver.delayed_events.scheduler import DelayedEventScheduler
+
+    delayed_events = DelayedEventScheduler(
+        store=store.delayed_events, rooms=room_service, ratelimiter=ratelimiter,
+        clock=reactor, now_ms=now_ms, config=config.delayed_events)
+    notifier.add_event_observer(delayed_events.on_event)
+    # started after the rooms' recovery; stops before the rooms it sends into
+    _Stoppable("delayed_events", start=delayed_events.start,
+               stop=delayed_events.stop).setServiceParent(top)
+    extra_components["delayed_events"] = delayed_events
     # --- domain services: sync & live data (helper G) ---
     from homeserver.sync import wiring as sync_wiring
 
@@ -454,13 +465,23 @@ def _register_resources(router, listener: Listener, c: dict, now_ms) -> None:
                                    client="client" in listener.resources,
                                    legacy_media="media" in listener.resources)
     if "client" in listener.resources:
+        from homeserver.client_api import rtc
+
+        delayed_on = config.delayed_events.enabled
         versions.register(router, authenticator=c["auth"],
                           public_baseurl=config.public_baseurl,
                           server_name=config.server_name,
                           default_room_version=config.default_room_version,
-                          unstable_features={"org.roomserver.ws": True},
+                          unstable_features={"org.roomserver.ws": True,
+                                             "org.matrix.msc4140": delayed_on},
                           get_login_token=config.login_via_existing_session.enabled,
-                          serve_client_wellknown=config.serve_client_wellknown)
+                          serve_client_wellknown=config.serve_client_wellknown,
+                          extra_capabilities={"org.matrix.msc4140.delayed_events":
+                                              config.delayed_events.capability()}
+                          if delayed_on else {},
+                          well_known_extra=rtc.well_known_foci(
+                              router, config.matrix_rtc,
+                              _advertised_baseurl(config) or "/"))
         # --- servlets: accounts (helper E) ---
         from homeserver.client_api import account as account_servlets
         from homeserver.client_api import devices as device_servlets
@@ -474,9 +495,19 @@ def _register_resources(router, listener: Listener, c: dict, now_ms) -> None:
         from homeserver.client_api import room_history, room_state
         from homeserver.client_api import rooms as rooms_api
         rooms_api.register(router, auth=c["auth"], room_service=c["room_service"],
-                           third_party_invites=c.get("third_party_invites"))
-        for module in (room_state, room_history, directory_api):
+                           third_party_invites=c.get("third_party_invites"),
+                           delayed_events=c["delayed_events"])
+        # + MSC4140's ?org.matrix.msc4140.delay= on state PUTs
+        room_state.register(router, auth=c["auth"], room_service=c["room_service"],
+                            delayed_events=c["delayed_events"])
+        for module in (room_history, directory_api):
             module.register(router, auth=c["auth"], room_service=c["room_service"])
+        # --- servlets: MatrixRTC signalling (helper rtcsig): MSC4140, MSC4143 ---
+        from homeserver.client_api import delayed_events as delayed_servlets
+
+        delayed_servlets.register(router, auth=c["auth"], scheduler=c["delayed_events"])
+        rtc.register(router, auth=c["auth"], config=config.matrix_rtc,
+                     public_baseurl=config.public_baseurl)
         # --- servlets: sync & live data (helper G) ---
         from homeserver.sync import wiring as sync_wiring
 

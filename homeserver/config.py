@@ -15,10 +15,12 @@ from typing import Any, Callable, Iterable, Mapping
 
 import yaml
 
+from homeserver.delayed_events.rules import DelayedEventsConfig
 from homeserver.events.room_versions import DEFAULT_ROOM_VERSION, KNOWN_ROOM_VERSIONS
 from homeserver.http.outbound import parse_ranges
 from homeserver.ids import is_valid_server_name
 from voip.sfu.sfu_config import SfuConfig, SfuConfigError, parse_sfu_config
+from voip.rtc_transports import MatrixRtcConfig, parse_matrix_rtc
 
 
 class ConfigError(Exception):
@@ -173,6 +175,10 @@ class Config:
     trusted_third_party_id_servers: tuple[str, ...] = ()
     #: the built-in SFU (``voip: {sfu: ...}``, voip/sfu/sfu_config.py)
     sfu: SfuConfig = SfuConfig()
+    #: MSC4140 limits (max_event_delay_duration, msc4140_max_delayed_events_per_user)
+    delayed_events: DelayedEventsConfig = DelayedEventsConfig()
+    #: MSC4143 transports (matrix_rtc)
+    matrix_rtc: MatrixRtcConfig = MatrixRtcConfig()
     warnings: tuple[str, ...] = ()
 
 
@@ -193,6 +199,9 @@ _RATE_LIMIT_DEFAULTS: Mapping[str, RateLimit] = {
     # ours: POST /login/get_token per user. The spec suggests at most one a minute,
     # which Synapse hard-codes; here it can be changed like the others
     "rc_login_token_request": RateLimit(1 / 60, 1),
+    # MSC4140: listing, restarting, cancelling and sending delayed events (Synapse's
+    # default; a MatrixRTC client restarts its one delayed leave every few seconds)
+    "rc_delayed_event_mgmt": RateLimit(1, 5),
 }
 
 # Synapse settings we accept without complaint although they change nothing here.
@@ -489,6 +498,28 @@ def _parse_url_preview(r: "_Reader") -> UrlPreviewConfig:
         accept_language=tuple(languages))
 
 
+def _parse_delayed_events(r: "_Reader") -> DelayedEventsConfig:
+    """Synapse's ``max_event_delay_duration`` (default here: 1d, see
+    DelayedEventsConfig) and ``experimental_features.msc4140_max_delayed_events_per_user``
+    (default 100, 0 turns delayed events off)."""
+    experimental = r.get("experimental_features", dict, {}) or {}
+    per_user = _Reader(experimental).get(
+        "msc4140_max_delayed_events_per_user", int, 100, check=lambda v: v >= 0,
+        why="must be >= 0")
+    max_delay = r.get("max_event_delay_duration", (int, str), None)
+    return DelayedEventsConfig(
+        max_delay_ms=DelayedEventsConfig.max_delay_ms if max_delay is None
+        else _parse_duration_ms("max_event_delay_duration", max_delay),
+        max_per_user=per_user)
+
+
+def _matrix_rtc(r: "_Reader") -> MatrixRtcConfig:
+    try:
+        return parse_matrix_rtc(r.get("matrix_rtc", dict, None))
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+
+
 def _parse_rate_limits(raw: Mapping[str, Any]) -> dict[str, RateLimit]:
     limits = dict(_RATE_LIMIT_DEFAULTS)
     for key, value in raw.items():
@@ -608,6 +639,8 @@ def parse_config(raw: Mapping[str, Any], config_dir: str) -> Config:
         trusted_third_party_id_servers=_parse_id_servers(
             r.get("trusted_third_party_id_servers", list, [])),
         sfu=sfu,
+        delayed_events=_parse_delayed_events(r),
+        matrix_rtc=_matrix_rtc(r),
     )
     if (config.enable_registration and not config.enable_registration_without_verification
             and not config.registration_requires_token):

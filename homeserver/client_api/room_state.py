@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from homeserver.client_api.delayed_events import delay_of, schedule_from_request
 from homeserver.errors import InvalidParam
 from homeserver.http.server import ApiRequest, Router
 from homeserver.ids import parse_room_id
@@ -19,7 +20,10 @@ _STATE = "/_matrix/client/(?:v3|r0)/rooms/(?P<room_id>[^/]+)/state"
 _KEYED = [_STATE + "/(?P<event_type>[^/]+)/?", _STATE + "/(?P<event_type>[^/]+)/(?P<state_key>[^/]+)"]
 
 
-def register(router: Router, *, auth: Any, room_service: RoomService) -> None:
+def register(router: Router, *, auth: Any, room_service: RoomService,
+             delayed_events: Any = None) -> None:
+    """``delayed_events`` (a DelayedEventScheduler) serves MSC4140's
+    ``?org.matrix.msc4140.delay=`` on state PUTs."""
     history = room_service.history
 
     async def get_all(request: ApiRequest) -> tuple[int, Any]:
@@ -42,6 +46,12 @@ def register(router: Router, *, auth: Any, room_service: RoomService) -> None:
 
     async def put_one(request: ApiRequest) -> tuple[int, Any]:
         requester = await auth.authenticate(request, allow_guest=True)
+        delay_ms = None if delayed_events is None else delay_of(request)
+        if delay_ms is not None:
+            return await schedule_from_request(
+                delayed_events, request, requester, delay_ms=delay_ms,
+                event_type=request.path["event_type"],
+                state_key=request.path.get("state_key") or "", content=request.json())
         event_id = await room_service.set_state(
             parse_room_id(request.path["room_id"]), requester.user_id,
             request.path["event_type"], request.path.get("state_key") or "",

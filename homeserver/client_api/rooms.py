@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from homeserver.client_api.delayed_events import delay_of, schedule_from_request
 from homeserver.errors import InvalidParam
 from homeserver.http.server import ApiRequest, Router
 from homeserver.http.validate import optional, require
 from homeserver.ids import parse_event_id, parse_room_id
 from homeserver.rooms.features.service import RoomService, Txn
-from homeserver.rooms.rules.transactions import scope_of
+from homeserver.rooms.rules.transactions import scope_of, send_endpoint
 
 _C = "/_matrix/client/(?:v3|r0)"
 _ROOM = _C + "/rooms/(?P<room_id>[^/]+)"
@@ -25,9 +26,11 @@ _JOIN_PARAMETERS = ("reason", "membership", "third_party_signed",
 
 
 def register(router: Router, *, auth: Any, room_service: RoomService,
-             third_party_invites: Any = None) -> None:
+             third_party_invites: Any = None, delayed_events: Any = None) -> None:
     """``third_party_invites``: invites by email address (``POST /invite`` with
-    ``medium``/``address``); without it they are 400 M_INVALID_PARAM."""
+    ``medium``/``address``); without it they are 400 M_INVALID_PARAM.
+    ``delayed_events`` (a DelayedEventScheduler) serves MSC4140's
+    ``?org.matrix.msc4140.delay=`` on sends; without it the parameter is ignored."""
     membership = room_service.membership
 
     async def create_room(request: ApiRequest) -> tuple[int, Any]:
@@ -110,6 +113,13 @@ def register(router: Router, *, auth: Any, room_service: RoomService,
     async def send(request: ApiRequest) -> tuple[int, Any]:
         requester = await auth.authenticate(request, allow_guest=True)
         txn_id = request.path.get("txn_id")
+        delay_ms = None if delayed_events is None else delay_of(request)
+        if delay_ms is not None:
+            return await schedule_from_request(
+                delayed_events, request, requester, delay_ms=delay_ms,
+                event_type=request.path["event_type"], state_key=None,
+                content=request.json(), endpoint=send_endpoint(
+                    request.path["room_id"], request.path["event_type"]))
         event_id = await room_service.send_event(
             parse_room_id(request.path["room_id"]), requester.user_id,
             request.path["event_type"], request.json(),

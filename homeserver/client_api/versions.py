@@ -10,7 +10,7 @@ public; ``/capabilities`` needs an access token (spec: capabilities.yaml,
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from homeserver.errors import MatrixError, NotFound
 from homeserver.events.room_versions import KNOWN_ROOM_VERSIONS
@@ -66,6 +66,8 @@ _UNSTABLE_ENDPOINTS: tuple[tuple[str, tuple[str, str]], ...] = (
     ("org.matrix.msc3952_intentional_mentions", ("GET", "/_matrix/client/v3/pushrules/")),
     ("org.matrix.msc3773", ("GET", "/_matrix/client/v3/pushrules/")),
     ("org.matrix.msc3916.stable", ("GET", "/_matrix/client/v1/media/config")),
+    # MatrixRTC transport discovery (client_api/rtc.py)
+    ("org.matrix.msc4143", ("GET", "/_matrix/client/unstable/org.matrix.msc4143/rtc/transports")),
 )
 
 
@@ -108,8 +110,14 @@ def well_known_client(*, serve: bool, public_baseurl: str | None,
 def register(router: Router, *, authenticator: Any, public_baseurl: str | None,
              server_name: str, default_room_version: str,
              unstable_features: Mapping[str, bool],
-             serve_client_wellknown: bool = False, get_login_token: bool = False) -> None:
+             serve_client_wellknown: bool = False, get_login_token: bool = False,
+             extra_capabilities: Mapping[str, Any] | None = None,
+             well_known_extra: Callable[[], Mapping[str, Any]] | None = None) -> None:
+    """``extra_capabilities`` join ``/capabilities``; ``well_known_extra()`` is asked
+    per request for more keys of the well-known file (routes registered after this
+    one may decide them, e.g. MatrixRTC foci, client_api/rtc.py)."""
     own_flags = dict(unstable_features)
+    more_capabilities = dict(extra_capabilities or {})
     well_known_body = well_known_client(serve=serve_client_wellknown,
                                         public_baseurl=public_baseurl,
                                         server_name=server_name)
@@ -121,7 +129,9 @@ def register(router: Router, *, authenticator: Any, public_baseurl: str | None,
     async def well_known(request: ApiRequest) -> tuple[int, dict]:
         if well_known_body is None:
             raise NotFound("No .well-known/matrix/client configured on this server")
-        return 200, well_known_body
+        if well_known_extra is None:
+            return 200, well_known_body
+        return 200, {**well_known_extra(), **well_known_body}
 
     async def capabilities(request: ApiRequest) -> tuple[int, dict]:
         await authenticator.authenticate(request, allow_guest=True)
@@ -137,6 +147,7 @@ def register(router: Router, *, authenticator: Any, public_baseurl: str | None,
             # spec v1.7: whether POST /login/get_token may be used (the route is
             # always there, answering 404 M_UNRECOGNIZED while the feature is off)
             "m.get_login_token": {"enabled": get_login_token},
+            **more_capabilities,
         }}
 
     router.add("GET", r"/_matrix/client/versions", versions)

@@ -22,6 +22,7 @@ from homeserver.store.access_tokens import AccessTokens
 from homeserver.store.accounts import Accounts
 from homeserver.store.cross_signing import CrossSigning
 from homeserver.store.database import Database
+from homeserver.store.delayed_events import DelayedEvents
 from homeserver.store.devices import Devices
 from homeserver.store.directory_entries import DirectoryEntries
 from homeserver.store.e2e_keys import E2eKeys
@@ -102,6 +103,7 @@ class GlobalStore:
         self.remote_device_lists = RemoteDeviceLists(db)
         self.openid_tokens = OpenIdTokens(db)
         self.login_tokens = LoginTokens(db)
+        self.delayed_events = DelayedEvents(db)  # MSC4140 (helper rtcsig)
         self.remote_memberships = RemoteMemberships(db)
 
     @classmethod

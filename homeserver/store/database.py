@@ -35,7 +35,7 @@ _MIGRATION_LOCK_KEY = 0x726F6F6D  # "room"
 
 #: The newest revision in ``migrations/versions``. Adding a migration means updating
 #: this too: tests/store/test_database.py compares it with alembic's own head.
-HEAD_REVISION = "0016_room_stream_event_id"
+HEAD_REVISION = "0017_delayed_events"
 
 
 class DatabaseNotRunning(RuntimeError):

@@ -7,6 +7,7 @@ from homeserver.store import (  # noqa: F401  (imported for their tables)
     account_data,
     accounts,
     cross_signing,
+    delayed_events,
     devices,
     e2e_keys,
     erased_users,

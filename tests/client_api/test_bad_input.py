@@ -42,16 +42,21 @@ PUBLIC = [re.compile(p) for p in (
     r"^/_matrix/client/v3/account/(password|deactivate)$",     # UIA may authenticate
     r"^/_matrix/client/v3/(account/3pid|account/password|register)/[a-z]+/requestToken$",
     r"^/_matrix/client/v3/login/sso/", r"^/_matrix/client/v1/auth_metadata$",
+    # MSC4140 management: the delay ID is the capability without a token (Synapse 1.163)
+    r"^/_matrix/client/unstable/org\.matrix\.msc4140/delayed_events/[^/]+(/[a-z]+)?$",
 )]
 #: endpoints whose spec makes only some methods public
 PUBLIC_METHODS = {r"^/_matrix/client/v3/publicRooms$": {"GET"},
+                  r"^/_matrix/client/unstable/org\.matrix\.msc4140/delayed_events/[^/]+"
+                  r"(/[a-z]+)?$": {"POST"},
                   r"^/_matrix/client/v3/directory/room/": {"GET"},
                   r"^/_matrix/client/v3/directory/list/room/": {"GET"},
                   r"^/_matrix/client/v3/profile/": {"GET"}}
 #: dummy path values by the route's group name
 DUMMIES = {"room_id": "!nowhere:test.local", "room": "!nowhere:test.local",
            "event_id": "$nowhere", "user_id": "@nobody:test.local",
-           "alias": "#nowhere:test.local", "txn_id": "t1", "device_id": "NODEVICE"}
+           "alias": "#nowhere:test.local", "txn_id": "t1", "device_id": "NODEVICE",
+           "action": "cancel"}
 
 
 def routes(hs) -> list[tuple[str, re.Pattern[str]]]:

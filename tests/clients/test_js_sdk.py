@@ -69,6 +69,13 @@ class JsSdkScenarios(unittest.TestCase):
         self.assertFalse([n for n in bodies
                           if "ignoring me" in n.get("content", {}).get("body", "")], bodies)
 
+    def test_matrixrtc_delayed_leave(self):
+        """The SDK's MatrixRTC membership manager (Element Call's) schedules its
+        delayed leave, posts its call.member and keeps the leave alive; when its
+        network dies the server sends the leave and the other member sees it. The
+        delayed-event helpers list, send and cancel."""
+        self._scenario("matrixrtc_delayed_leave.mjs")
+
     def test_media(self):
         """An image uploaded with uploadContent() and sent as m.image downloads
         byte-identical for the other user through the authenticated media API, with

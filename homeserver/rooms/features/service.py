@@ -59,6 +59,7 @@ from homeserver.rooms.features.transactions import TransactionLog
 from homeserver.rooms.features.upgrade import RoomUpgrader
 from homeserver.rooms.features.visibility import HistoryVisibility
 from homeserver.rooms.rules.creation import initial_room_events
+from homeserver.rooms.rules.owned_state import CALL_MEMBER_TYPES, check_call_member_key
 from homeserver.rooms.rules.transactions import redact_endpoint, send_endpoint, txn_key
 
 _ALIAS_LOCALPART_RE = re.compile(r"^[^\s:#]+\Z")
@@ -197,6 +198,7 @@ class RoomService:
                                    "content": dict(content)}
         if state_key is not None:
             partial["state_key"] = state_key
+            await self._check_owned_key(room_id, sender, event_type, state_key)
         if event_type == "m.room.redaction" and state_key is None:
             redacts = content.get("redacts")
             if not isinstance(redacts, str):
@@ -260,9 +262,20 @@ class RoomService:
             return current.event_id
         if event_type == "m.room.canonical_alias":
             await self.directory.check_canonical_alias(room_id, content, current)
+        await self._check_owned_key(room_id, sender, event_type, state_key)
         return (await actor.create_event({"type": event_type, "sender": sender,
                                           "state_key": state_key,
                                           "content": dict(content)})).event_id
+
+    async def _check_owned_key(self, room_id: str, sender: str, event_type: str,
+                               state_key: str) -> None:
+        """MatrixRTC call memberships keyed to a user are that user's
+        (rooms/rules/owned_state.py); other state needs no extra read."""
+        if event_type not in CALL_MEMBER_TYPES:
+            return
+        actor = await self._rooms.get(room_id)
+        state = await actor.current_state([("m.room.create", ""), ("m.room.power_levels", "")])
+        check_call_member_key(event_type, state_key, sender, state)
 
     async def redact(self, room_id: str, sender: str, event_id: str, *,
                      reason: str | None = None, txn: Txn | None = None) -> str:

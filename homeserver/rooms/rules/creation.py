@@ -13,6 +13,7 @@ from typing import Any, Mapping
 
 from homeserver.errors import BadJson, InvalidParam
 from homeserver.events.room_versions import RoomVersion
+from homeserver.rooms.rules.owned_state import CALL_MEMBER_POWER
 
 PRESETS = {
     "private_chat": {"join_rule": "invite", "history_visibility": "shared",
@@ -49,6 +50,10 @@ def default_power_levels(room_version: RoomVersion, creator: str, preset: str,
             "m.room.tombstone": 150 if room_version.privileged_creators else 100,
             "m.room.server_acl": 100,
             "m.room.encryption": 100,
+            # every member may post their own MatrixRTC call membership (Element Web
+            # sets the same when it creates a room; rules/owned_state.py keeps each
+            # member's keys theirs)
+            **CALL_MEMBER_POWER,
         },
         "events_default": 0,
         "state_default": 50,
