@@ -300,5 +300,9 @@ class MatrixRtcMembership(DelayedEventsTestCase):
             status, content = await self.get_state(alice, room, MEMBER, key)
             return status == 200 and content == {}
         await self.eventually(left, "the delayed leave empties the membership")
-        one = await self.ok("GET", f"{U}/delayed_events/{delay_id}", token=bob)
+
+        async def recorded():  # the send is recorded just after the event is in the room
+            got = await self.ok("GET", f"{U}/delayed_events/{delay_id}", token=bob)
+            return got if "event_id" in got else None
+        one = await self.eventually(recorded, "the delayed event's record")
         self.assertTrue(one["event_id"].startswith("$"))

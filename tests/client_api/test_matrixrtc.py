@@ -48,8 +48,10 @@ class CallMembership(RoomsTestCase):
 
 
 class Transports(RoomsTestCase):
+    # our SFU off: the list is then the operator's alone (with it: test_sfu_comes_first)
     config_overrides = {"matrix_rtc": {"transports": [LIVEKIT]},
-                        "public_baseurl": "https://matrix.example.org/"}
+                        "public_baseurl": "https://matrix.example.org/",
+                        "voip": {"sfu": {"enabled": False}}}
 
     async def test_transports_and_well_known(self):
         """The transports endpoint needs a token and lists the operator's LiveKit;
@@ -67,7 +69,24 @@ class Transports(RoomsTestCase):
         self.assertIs(versions["unstable_features"]["org.matrix.msc4143"], True)
 
 
+class SfuTransport(RoomsTestCase):
+    config_overrides = {"matrix_rtc": {"transports": [LIVEKIT]},
+                        "public_baseurl": "https://matrix.example.org/"}
+
+    async def test_sfu_comes_first(self):
+        """With the built-in SFU on (the default) it is the first transport, its
+        sfu_url the SFU API base on our public base URL, then the operator's."""
+        (_, tok), = await self.users("alice")
+        body = await self.ok("GET", TRANSPORTS, token=tok)
+        self.assertEqual(body["rtc_transports"], [
+            {"type": "org.roomserver.sfu",
+             "sfu_url": "https://matrix.example.org/_matrix/client/unstable/org.roomserver.sfu"},
+            LIVEKIT])
+
+
 class NoTransports(RoomsTestCase):
+    config_overrides = {"voip": {"sfu": {"enabled": False}}}
+
     async def test_empty_list(self):
         """Without operator transports (and no SFU mounted) the list is empty and an
         unconfigured well-known file stays 404."""
