@@ -47,7 +47,7 @@ _ROOM_ID_ALPHABET = string.ascii_letters
 class RoomRegistry:
     def __init__(self, *, data_dir: str, server_name: str, signing_key: SigningKey,
                  clock: IReactorTime, stream_writer: RoomStreamWriter,
-                 listener: RoomListener, idle_seconds: float = 300.0, max_open: int = 256,
+                 listener: RoomListener, idle_seconds: float = 30.0, max_open: int = 256,
                  max_warm: int = 256,
                  now_ms: Callable[[], int] | None = None, full_every: int = 100,
                  close_in_thread: Callable[[Callable[[], None]], Any] | None = None
