@@ -72,6 +72,7 @@ class RoomRegistry:
         self._waking: dict[str, list[defer.Deferred]] = {}
         self._stopping = False
         self._last_create_ts = 0
+        self._hibernation_observers: list[Callable[[str], None]] = []
 
     # -- lookups ------------------------------------------------------------------------
     def path_for(self, room_id: str) -> str:
@@ -88,6 +89,12 @@ class RoomRegistry:
     @property
     def awake_count(self) -> int:
         return len(self._awake)
+
+    def add_hibernation_observer(self, observer: Callable[[str], None]) -> None:
+        """``observer(room_id)`` when a room leaves memory (idle or evicted): a cache
+        of something the room holds (its state, its members) drops it then, so that a
+        hibernated room costs nothing in RAM anywhere."""
+        self._hibernation_observers.append(observer)
 
     async def get(self, room_id: str) -> RoomActor:
         """The room's actor, woken from disk if needed; NotFound if no such room."""
@@ -301,6 +308,8 @@ class RoomRegistry:
     def _asleep(self, actor: RoomActor) -> None:
         closing = actor.close(self._closer)
         self._services.stream_writer.room_hibernated(actor.room_id)
+        for observer in self._hibernation_observers:
+            observer(actor.room_id)
         if isinstance(closing, defer.Deferred):
             # the room's memory is free once its file is closed, in the closer thread
             closing.addBoth(self._closed_elsewhere, actor.room_id)

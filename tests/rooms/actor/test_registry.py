@@ -456,3 +456,15 @@ class ReleaseTests(RoomHarness, unittest.TestCase):
         self.assertEqual(messages, sent)
         announced = {a.event_id for a in self.stream.stream}
         self.assertTrue(set(sent) <= announced)
+
+    def test_hibernation_observers_hear_idle_and_evicted_rooms(self) -> None:
+        """Caches outside the room (push evaluation's members) hear when a room leaves
+        memory, by eviction or by idling, so they can let go of it too."""
+        heard: list[str] = []
+        self.registry.add_hibernation_observer(heard.append)
+        first, _ = self.create_room()
+        second, _ = self.create_room()
+        third, _ = self.create_room()
+        self.assertEqual(heard, [first])
+        self.clock.advance(self.idle_seconds + 1)
+        self.assertEqual(sorted(heard[1:]), sorted([second, third]))
