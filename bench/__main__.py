@@ -2,9 +2,13 @@
 run, alternating; prints a Markdown table (metric, ours, Synapse, ratio) and writes it
 to bench/results/latest.md.
 
+Both servers run their default configuration, except what a benchmark needs of both
+(open registration, rate limits off): the output says so. A setting of ours that a
+workload changes is printed next to the figures it produced.
+
 Environment: ``BENCH_PG=1`` also runs both on PostgreSQL (``BENCH_PG=only``: only
-there); ``BENCH_ONLY=fanout,…``
-picks workloads; sizes via BENCH_* variables (see bench/workloads.py).
+there); ``BENCH_ONLY=fanout,…`` picks workloads (``BENCH_ONLY=memory``: rooms at rest
+only); sizes via BENCH_* variables (see bench/workloads.py).
 """
 
 from __future__ import annotations
@@ -22,8 +26,7 @@ import aiohttp
 from bench import workloads
 from bench.servers import OurServer, SynapseServer, wait_quiet
 
-IDLE_SECONDS = 10
-ALL = ("rest", "fanout", "fanout_ws", "throughput", "initial_sync", "create_join", "cold",
+ALL = ("memory", "fanout", "fanout_ws", "throughput", "initial_sync", "create_join", "cold",
        "media", "matrixrtc")
 # lower is better for metrics in these units; the ratio column is always ours / Synapse
 _LOWER_IS_BETTER = re.compile(r"\b(ms|KB)\b|\bMB\b(?!/s)")
@@ -41,9 +44,8 @@ def new_session() -> aiohttp.ClientSession:
 
 async def run_workload(name: str, server, session: aiohttp.ClientSession,
                        prepared=None) -> dict[str, float]:
-    if name == "rest":
-        return await workloads.rooms_at_rest(
-            server, session, idle_wait=lambda: asyncio.sleep(IDLE_SECONDS + 5))
+    if name == "memory":
+        return await workloads.rooms_at_rest(server, session)
     if name == "fanout":
         return await workloads.fanout(server, session)
     if name == "fanout_ws":
@@ -95,12 +97,10 @@ def fmt(v: float | None) -> str:
 async def main_async(selected: list[str], postgres: bool) -> str:
     label = "PostgreSQL" if postgres else "SQLite"
     began = time.monotonic()
-    # rooms hibernate after IDLE_SECONDS for the rooms-at-rest workload only; then the
-    # server restarts with the default (300 s), so other workloads meet their rooms
-    # as a default configuration would
-    ours = OurServer(postgres=postgres, extra={"rooms": {"idle_seconds": IDLE_SECONDS}})
+    ours = OurServer(postgres=postgres)
     synapse = SynapseServer(postgres=postgres)
     results: dict[str, dict[str, float]] = {"ours": {}, "synapse": {}}
+    changed: dict[str, str] = {}
     order: list[str] = []
     try:
         loop = asyncio.get_running_loop()
@@ -144,19 +144,22 @@ async def main_async(selected: list[str], postgres: bool) -> str:
                     if k not in order:
                         order.append(k)
                     results[server.name][k] = v
-                if name == "rest" and server is ours:
-                    ours.configure({"rooms": {}})
-                    ours.restart()
+                    if server is ours and ours.changed:
+                        # a setting other than the default: next to the figure it made
+                        changed[k] = ours.changed
+        described = f"Configuration: ours — {ours.described}; Synapse — {synapse.described}."
     finally:
         ours.cleanup()
         synapse.cleanup()
     minutes = (time.monotonic() - began) / 60
     lines = [f"### {label}", "", f"(this round, servers' start to finish: {minutes:.1f} min)",
+             "", described,
              "", "| metric | ours | Synapse | ratio (ours/Synapse) |",
              "|---|---:|---:|---|"]
     for k in order:
         o, s = results["ours"].get(k), results["synapse"].get(k)
-        lines.append(f"| {k} | {fmt(o)} | {fmt(s)} | {ratio_cell(k, o, s)} |")
+        note = f" ({changed[k]})" if k in changed else ""
+        lines.append(f"| {k} | {fmt(o)}{note} | {fmt(s)} | {ratio_cell(k, o, s)} |")
     return "\n".join(lines)
 
 

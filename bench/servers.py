@@ -1,12 +1,14 @@
 """Start the two servers a benchmark compares: ours and a stock Synapse, on loopback.
 
-Both get rate limits off, SQLite by default (or PostgreSQL with ``BENCH_PG=1``), a
-fresh data directory, and a free port. ``rss_kb()`` reads the server process's resident
+Both run their defaults (ours: what ``python -m homeserver generate`` writes) except
+open registration and rate limits off, with SQLite by default (or PostgreSQL with
+``BENCH_PG=1``), a fresh data directory, and a free port; ``described`` says so. ``rss_kb()`` reads the server process's resident
 set size from /proc.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -92,9 +94,7 @@ class OurServer:
             "rc_login": {k: _OFF for k in ("address", "account", "failed_attempts")},
             "rc_joins": {"local": _OFF, "remote": _OFF},
             "rc_invites": {"per_room": _OFF, "per_user": _OFF},
-            "presence": {"enabled": True},
             "rc_delayed_event_mgmt": _OFF,
-            "max_event_delay_duration": "1d",
         }
         if postgres:
             self.pg_db = _create_pg_database("bench_ours")
@@ -102,6 +102,7 @@ class OurServer:
                 "user": "postgres", "database": self.pg_db, "host": "127.0.0.1", "port": 5432,
                 "cp_min": 2, "cp_max": 8}}
         self._overrides = overrides
+        self._base = dict(overrides)
         self.overrides = os.path.join(self.dir, "bench.yaml")
         self.configure(extra or {})
 
@@ -110,6 +111,22 @@ class OurServer:
         self._overrides.update(extra)
         with open(self.overrides, "w") as f:
             yaml.safe_dump(self._overrides, f)
+
+    @property
+    def changed(self) -> str:
+        """Settings beyond the defaults and the benchmark's own (``configure``), as
+        ``key: value``; empty when the server runs its defaults."""
+        return ", ".join(f"{k}: {json.dumps(v)}" for k, v in self._overrides.items()
+                         if self._base.get(k) != v)
+
+    @property
+    def described(self) -> str:
+        with open(self.config) as f:
+            rooms = (yaml.safe_load(f) or {}).get("rooms", {})
+        rooms = ", ".join(f"rooms.{k} {v:g}" for k, v in rooms.items())
+        db = "PostgreSQL" if "database" in self._overrides else "SQLite"
+        return (f"default configuration ({rooms}; {db}) with open registration and rate "
+                f"limits off{'; changed: ' + self.changed if self.changed else ''}")
 
     def start(self) -> None:
         log = open(os.path.join(self.dir, "server.log"), "ab")
@@ -164,6 +181,12 @@ class SynapseServer:
             self.env.update(SYN_DB="postgres", SYN_PG_DB=db, SYN_PG_USER="postgres",
                             SYN_PG_PASSWORD="")
         self._sh("install")
+
+    @property
+    def described(self) -> str:
+        db = "PostgreSQL" if self.env.get("SYN_DB") == "postgres" else "SQLite"
+        return (f"{os.environ.get('SYNAPSE_VERSION', '1.163.2')}, its defaults as "
+                f"synapse.sh writes them ({db}) with open registration and rate limits off")
 
     def _sh(self, *args: str) -> str:
         out = subprocess.run(["bash", SYNAPSE_SH, *args], env=self.env, capture_output=True,

@@ -8,9 +8,10 @@
 3. initial sync: a user in 200 rooms holding 50 events each; time and bytes of the first
    /sync, with and without lazy-loaded members; and once more after a restart of the
    server (cold caches; our rooms all hibernated).
-4. rooms at rest: create N rooms with 2 messages each; RSS after creation and after the
-   idle period; KB per room, from the start and from a baseline taken after a few
-   warm-up rooms went idle.
+4. memory (rooms at rest): 20 warm-up rooms and a minute idle, then 2,000 rooms with 2
+   messages each and a minute idle; RSS at each step, KB per room (from the start and
+   after the warm-up); then the first /messages of 200 of those rooms, one at a time
+   (ours hibernated them), p50/p99.
 5. room creation rate and join rate.
 6. cold room: first /messages page of a hibernated room holding 10,000 events.
 7. media: 8 clients uploading 1 MB files, then downloading them, for a fixed time each
@@ -198,38 +199,59 @@ async def initial_sync(server, session, *, prepared: Client | None = None,
     return metrics
 
 
-# -- 4. rooms at rest ------------------------------------------------------------------
-async def rooms_at_rest(server, session, *, idle_wait: Callable[[], Awaitable[None]]
-                        ) -> Metrics:
-    rooms_n = _scale("BENCH_REST_ROOMS", 600)
-    warm_n = _scale("BENCH_REST_WARMUP", 20)
+# -- 4. memory: rooms at rest ---------------------------------------------------------
+def memory_sizes() -> tuple[int, int, int, int]:
+    """(rooms, idle seconds, cold rooms asked, warm-up rooms): BENCH_MEMORY_ROOMS
+    (2000), BENCH_MEMORY_IDLE (60), BENCH_MEMORY_COLD (200), BENCH_MEMORY_WARMUP (20)."""
+    return (_scale("BENCH_MEMORY_ROOMS", 2000), _scale("BENCH_MEMORY_IDLE", 60),
+            _scale("BENCH_MEMORY_COLD", 200), _scale("BENCH_MEMORY_WARMUP", 20))
+
+
+async def rooms_at_rest(server, session) -> Metrics:
+    """What a user sees who made many small rooms and left them alone for a minute: RSS
+    before, after creating them, after the idle minute; then the first request to each
+    of some rooms nobody touched since (ours hibernated them: the wake is in it).
+
+    KB per room from the start counts what the first requests load once (modules,
+    caches, allocator pools); a few warm-up rooms, left idle as long, put that in a
+    second baseline, so the figure after warm-up is what each further room costs."""
+    rooms_n, idle_s, cold_n, warm_n = memory_sizes()
     rss_start = server.rss_kb()
     (user,) = await register_users(session, server, 1, "rest")
 
-    async def make() -> None:
+    async def make() -> str:
         room = await user.create_room()
         await user.send(room, {"msgtype": "m.text", "body": "one"})
         await user.send(room, {"msgtype": "m.text", "body": "two"})
+        return room
 
-    # a few rooms first, gone idle: what any first requests load (modules, caches,
-    # allocator pools) is then in the baseline of the per-room figure, not in it
     await _gather_limited([make() for _ in range(warm_n)], 16)
-    await idle_wait()
+    await asyncio.sleep(idle_s)
     rss_warm = server.rss_kb()
     start = now()
-    await _gather_limited([make() for _ in range(rooms_n)], 16)
+    rooms = await _gather_limited([make() for _ in range(rooms_n)], 16)
     created = now() - start
     rss_created = server.rss_kb()
-    await idle_wait()
+    await asyncio.sleep(idle_s)
     rss_idle = server.rss_kb()
+    # one at a time, oldest first: each is a first request, none waits behind another
+    firsts = []
+    for room in rooms[:cold_n]:
+        t0 = now()
+        await user.messages(room, limit=10)
+        firsts.append((now() - t0) * 1000)
     return {
         "RSS just after start MB": rss_start / 1024,
+        f"RSS after {warm_n} warm-up rooms and {idle_s} s idle MB": rss_warm / 1024,
         f"RSS after creating {rooms_n} rooms MB": rss_created / 1024,
-        f"RSS after idle period MB": rss_idle / 1024,
-        "KB per idle room (from start)": max(0, rss_idle - rss_start) / (rooms_n + warm_n),
-        f"KB per idle room (after {warm_n} warm-up rooms)":
+        f"RSS after {idle_s} s idle MB": rss_idle / 1024,
+        f"KB per room after {idle_s} s idle (from start)":
+            max(0, rss_idle - rss_start) / (rooms_n + warm_n),
+        f"KB per room after {idle_s} s idle (after warm-up)":
             max(0, rss_idle - rss_warm) / rooms_n,
         "room creation (with 2 messages) rooms/s": rooms_n / created,
+        f"first /messages of an idle room p50 ms ({cold_n} rooms)": percentile(firsts, 50),
+        f"first /messages of an idle room p99 ms ({cold_n} rooms)": percentile(firsts, 99),
     }
 
 

@@ -15,12 +15,13 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 
 import yaml
 
-from homeserver.config import ConfigError, load_config_files
+from homeserver.config import ConfigError, RoomsConfig, load_config_files
 from homeserver.ids import is_valid_server_name
 
 EXIT_CONFIG_ERROR = 2
@@ -59,7 +60,8 @@ def generate(server_name: str, data_dir: str, http_port: int) -> str:
         "max_upload_size": "50M",
         # link previews in clients; private and loopback targets stay blocked
         "url_preview_enabled": True,
-        "rooms": {"idle_seconds": 300, "max_open": 256, "max_warm": 256},
+        # the defaults, shown so they are easy to find and change
+        "rooms": dataclasses.asdict(RoomsConfig()),
     }
     tmp = config_path + ".tmp"
     with open(tmp, "w", encoding="utf-8") as f:

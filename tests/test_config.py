@@ -8,7 +8,7 @@ import tempfile
 import yaml
 from twisted.trial import unittest
 
-from homeserver.config import ConfigError, load_config_files, parse_config
+from homeserver.config import ConfigError, RoomsConfig, load_config_files, parse_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -293,6 +293,13 @@ class ParseConfigTests(unittest.TestCase):
         self.assertEqual(c.rooms.max_open, 7)
         self.assertEqual(c.rooms.max_warm, 256)  # the default
 
+    def test_idle_rooms_hibernate_within_a_minute_by_default(self):
+        """Without a rooms section an idle room leaves memory in tens of seconds (a
+        Durable Object's scale), not minutes."""
+        config = parse_config({"server_name": "a.b"}, tempfile.mkdtemp())
+        self.assertGreaterEqual(config.rooms.idle_seconds, 10)
+        self.assertLessEqual(config.rooms.idle_seconds, 60)
+
 
 class CliTests(unittest.TestCase):
     def _cli(self, *args):
@@ -310,6 +317,8 @@ class CliTests(unittest.TestCase):
         config = load_config_files([path])
         self.assertEqual(config.listeners[0].port, 8123)
         self.assertTrue(config.url_preview.enabled)  # `make run` users get link previews
+        # rooms run at the defaults: a generated file does not freeze older ones
+        self.assertEqual(config.rooms, RoomsConfig())
         with open(config.signing_key_path) as f:
             algo, version, seed = f.read().split()
         self.assertEqual(algo, "ed25519")

@@ -380,6 +380,11 @@ class RoomPushEvaluator:
 
         d.addBoth(written)
 
+    def room_hibernated(self, room_id: str) -> None:
+        """The room left memory: so do its members and power levels (read again from
+        its DB when its next event comes)."""
+        self._contexts.pop(room_id, None)
+
     def add_observer(self, *, evaluated: Callable[[list[Notification]], Any] | None = None,
                      stored: Callable[[list[Notification], PDU], Any] | None = None,
                      redacted: Callable[[str, str], Any] | None = None) -> None:

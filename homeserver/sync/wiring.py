@@ -67,6 +67,7 @@ def build_live_data(*, reactor: Any, config: Any, store: Any, rooms: Any, notifi
         server_name=config.server_name, now_ms=now_ms, progress=store.push_progress,
         clock=reactor)
     notifier.add_event_observer(push_evaluation.on_room_event)
+    rooms.add_hibernation_observer(push_evaluation.room_hibernated)
     unread = UnreadCounter(store.notifications, store.receipts, push_evaluation)
     push_evaluation.add_observer(evaluated=unread.note, stored=unread.stored,
                                  redacted=unread.redacted)

@@ -39,8 +39,10 @@ class _Actor:
     def __init__(self, members, events=()):
         self.state = {("m.room.member", m.state_key): m for m in members}
         self.events = {e.event_id: e for e in events}
+        self.state_reads = 0
 
     async def current_state(self, keys):
+        self.state_reads += 1
         return self.state
 
     async def get_events(self, event_ids):
@@ -109,6 +111,21 @@ class EvaluationTests(unittest.TestCase):
         ev.on_room_event(pdu(1), 10)
         self.assertEqual([(n.user_id, n.room_seq, n.stream_pos) for n in store.added],
                          [("@alice:hs", 1, 10)])
+
+    def test_hibernated_room_keeps_no_context(self):
+        """Members and power levels are read once per room while it is awake; once it
+        hibernates they go too, and its next event reads them afresh."""
+        ev, store = make([member("@bob:hs"), member("@alice:hs")])
+        actor = ev._rooms.actor
+        ev.on_room_event(pdu(1), 10)
+        ev.on_room_event(pdu(2), 11)
+        self.assertEqual(actor.state_reads, 1)
+        ev.room_hibernated(ROOM)
+        actor.state[("m.room.member", "@carol:hs")] = member("@carol:hs")
+        ev.on_room_event(pdu(3), 12)
+        self.assertEqual(actor.state_reads, 2)
+        self.assertEqual(sorted(n.user_id for n in store.added if n.room_seq == 3),
+                         ["@alice:hs", "@carol:hs"])
 
     def test_invitee_is_evaluated(self):
         """An invite notifies the invited local user (.m.rule.invite_for_me)."""

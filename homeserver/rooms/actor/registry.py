@@ -47,7 +47,7 @@ _ROOM_ID_ALPHABET = string.ascii_letters
 class RoomRegistry:
     def __init__(self, *, data_dir: str, server_name: str, signing_key: SigningKey,
                  clock: IReactorTime, stream_writer: RoomStreamWriter,
-                 listener: RoomListener, idle_seconds: float = 300.0, max_open: int = 256,
+                 listener: RoomListener, idle_seconds: float = 30.0, max_open: int = 256,
                  max_warm: int = 256,
                  now_ms: Callable[[], int] | None = None, full_every: int = 100,
                  close_in_thread: Callable[[Callable[[], None]], Any] | None = None
@@ -72,6 +72,7 @@ class RoomRegistry:
         self._waking: dict[str, list[defer.Deferred]] = {}
         self._stopping = False
         self._last_create_ts = 0
+        self._hibernation_observers: list[Callable[[str], None]] = []
 
     # -- lookups ------------------------------------------------------------------------
     def path_for(self, room_id: str) -> str:
@@ -88,6 +89,12 @@ class RoomRegistry:
     @property
     def awake_count(self) -> int:
         return len(self._awake)
+
+    def add_hibernation_observer(self, observer: Callable[[str], None]) -> None:
+        """``observer(room_id)`` when a room leaves memory (idle or evicted): a cache
+        of something the room holds (its state, its members) drops it then, so that a
+        hibernated room costs nothing in RAM anywhere."""
+        self._hibernation_observers.append(observer)
 
     async def get(self, room_id: str) -> RoomActor:
         """The room's actor, woken from disk if needed; NotFound if no such room."""
@@ -305,6 +312,8 @@ class RoomRegistry:
     def _asleep(self, actor: RoomActor) -> None:
         closing = actor.close(self._closer)
         self._services.stream_writer.room_hibernated(actor.room_id)
+        for observer in self._hibernation_observers:
+            observer(actor.room_id)
         if isinstance(closing, defer.Deferred):
             # the room's memory is free once its file is closed, in the closer thread
             closing.addBoth(self._closed_elsewhere, actor.room_id)

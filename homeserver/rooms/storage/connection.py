@@ -12,7 +12,8 @@ Performance section).
 :class:`RoomConnection` is the ``factory`` for ``sqlite3.connect``: ``execute`` and
 ``executemany`` run on one cursor and hand back every row at once (:class:`Rows`), so
 a caller may run other statements while it walks the rows (the state store does, to
-look up interned strings). Everything else is the plain connection.
+look up interned strings). Everything else is the plain connection; ``close`` also
+lets go of the cursor, so a closed room's connection is freed by reference counting.
 """
 
 from __future__ import annotations
@@ -38,7 +39,19 @@ class Rows(list):
         return self
 
 
+class _ClosedCursor:
+    """What a closed RoomConnection runs statements on: sqlite3's own error."""
+
+    def execute(self, *args: Any) -> Any:
+        raise sqlite3.ProgrammingError("Cannot operate on a closed database.")
+
+    executemany = execute
+
+
 class RoomConnection(sqlite3.Connection):
+    #: the instance's own cursor while open (``close`` removes it)
+    _cursor: Any = _ClosedCursor()
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._cursor = self.cursor()
@@ -49,6 +62,16 @@ class RoomConnection(sqlite3.Connection):
     def executemany(self, sql: str, parameters: Iterable[Any], /  # type: ignore[override]
                     ) -> Rows:
         return Rows(self._cursor.executemany(sql, parameters))
+
+    def close(self) -> None:
+        # the cursor refers back to its connection: without this the pair (and the
+        # cursor weakref list) would wait for a full collection after every
+        # hibernation instead of going at once
+        cursor = self.__dict__.pop("_cursor", None)
+        if cursor is not None:
+            cursor.close()
+        super().close()
+
 
 
 def connect(path: str) -> RoomConnection:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import os
+import weakref
 
 from twisted.internet import defer
 from twisted.trial import unittest
@@ -380,3 +382,94 @@ class StopTests(RoomHarness, unittest.TestCase):
         store = RoomStore.open(self.registry.path_for(room_id))
         self.addCleanup(store.close)
         self.assertEqual(store.last_announced_seq, store.last_seq())
+
+
+def open_paths() -> set[str]:
+    """The files this process has open (Linux: /proc/self/fd)."""
+    paths = set()
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            paths.add(os.readlink(os.path.join("/proc/self/fd", fd)))
+        except OSError:
+            pass  # closed while listing
+    return paths
+
+
+class ReleaseTests(RoomHarness, unittest.TestCase):
+    """A room that leaves memory (idle or evicted) leaves nothing behind: no actor,
+    no store, no SQLite connection, no open file, and no acknowledged event lost.
+
+    The garbage collector is off: a room's objects must go by reference counting, at
+    once, not at the next full collection (a burst of rooms would pile up until then)."""
+
+    max_open = 2
+
+    def setUp(self) -> None:
+        if not os.path.isdir("/proc/self/fd"):
+            raise unittest.SkipTest("needs /proc/self/fd to see open files")
+        super().setUp()
+        gc.collect()
+        gc.disable()
+        self.addCleanup(gc.enable)
+
+    def held(self, room_id: str) -> tuple[weakref.ref, weakref.ref, weakref.ref]:
+        """Weak references to the awake room's actor, store and connection."""
+        actor = self.drive(self.registry.get(room_id))
+        return (weakref.ref(actor), weakref.ref(actor._store),
+                weakref.ref(actor._store._conn))
+
+    def assertReleased(self, room_id: str, refs) -> None:
+        self.assertEqual([ref() for ref in refs], [None, None, None])
+        path = self.registry.path_for(room_id)
+        self.assertFalse({p for p in open_paths() if p.startswith(path)})
+
+    def test_evicted_room_is_released(self) -> None:
+        """A room closed by max_open leaves no actor, connection or open file."""
+        first, _ = self.create_room()
+        refs = self.held(first)
+        self.assertTrue(any(p.startswith(self.registry.path_for(first))
+                            for p in open_paths()))
+        self.create_room()
+        self.create_room()
+        self.assertFalse(self.registry.is_awake(first))
+        self.assertReleased(first, refs)
+
+    def test_hibernated_room_is_released(self) -> None:
+        """A room that hibernated after idle_seconds leaves nothing in memory."""
+        room_id, _ = self.create_room()
+        refs = self.held(room_id)
+        self.clock.advance(self.idle_seconds + 1)
+        self.assertReleased(room_id, refs)
+
+    def test_acknowledged_events_survive_hibernation(self) -> None:
+        """Every send that was answered is in the woken room, in order, and in the
+        stream: including those queued in the turn the idle timer fell due."""
+        room_id, _ = self.create_room()
+        actor = self.drive(self.registry.get(room_id))
+        sent = [self.drive(actor.create_event(self.message(f"m{i}"))).event_id
+                for i in range(3)]
+        self.clock.advance(self.idle_seconds - 1)
+        late = [defer.ensureDeferred(actor.create_event(self.message(f"late{i}")))
+                for i in range(2)]
+        self.clock.advance(1)     # the idle timer and the queued flush fall due
+        sent += [self.successResultOf(d).event_id for d in late]
+        self.clock.advance(self.idle_seconds + 1)
+        self.assertFalse(self.registry.is_awake(room_id))
+        woken = self.drive(self.registry.get(room_id))
+        events, _more = self.drive(woken.events_since(0, 100))
+        messages = [e.event_id for e in events if e.type == "m.room.message"]
+        self.assertEqual(messages, sent)
+        announced = {a.event_id for a in self.stream.stream}
+        self.assertTrue(set(sent) <= announced)
+
+    def test_hibernation_observers_hear_idle_and_evicted_rooms(self) -> None:
+        """Caches outside the room (push evaluation's members) hear when a room leaves
+        memory, by eviction or by idling, so they can let go of it too."""
+        heard: list[str] = []
+        self.registry.add_hibernation_observer(heard.append)
+        first, _ = self.create_room()
+        second, _ = self.create_room()
+        third, _ = self.create_room()
+        self.assertEqual(heard, [first])
+        self.clock.advance(self.idle_seconds + 1)
+        self.assertEqual(sorted(heard[1:]), sorted([second, third]))
