@@ -2,7 +2,9 @@
 partytracks request sequence (sessions/new, tracks/new, renegotiate).
 
 Used in-process by the tests and as a separate process (``python -m
-tests.voip.sfu.peer BASE TOKEN ROOM AMPLITUDE``) for the participant that is killed.
+tests.voip.sfu.peer BASE TOKEN ROOM AMPLITUDE LEAVE_DELAY_MS``) for the participant
+that is killed: it posts its MatrixRTC call membership with a delayed leave (MSC4140)
+and keeps the leave from firing for as long as it lives.
 """
 
 from __future__ import annotations
@@ -21,6 +23,9 @@ import numpy as np
 from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 
 PREFIX = "/_matrix/client/unstable/org.roomserver.sfu/rooms/"
+CALL_MEMBER = "org.matrix.msc3401.call.member"
+DELAY = "org.matrix.msc4140.delay"
+DELAYED_EVENTS = "/_matrix/client/unstable/org.matrix.msc4140/delayed_events/"
 
 
 def tone_frame(amplitude: float, pts: int) -> av.AudioFrame:
@@ -66,6 +71,7 @@ class Peer:
     def __init__(self, http: aiohttp.ClientSession, base_url: str, token: str,
                  room_id: str) -> None:
         self.http = http
+        self.base_url, self.room_id = base_url, room_id
         self.url = base_url + PREFIX + quote(room_id, safe="")
         self.token = token
         self.pc = RTCPeerConnection()
@@ -82,6 +88,39 @@ class Peer:
             if r.status != 200:
                 raise ApiError(r.status, data)
             return data
+
+    async def matrix(self, method: str, path: str, body=None):
+        """A Client-Server API call with our token (``path`` from ``/_matrix``)."""
+        async with self.http.request(method, self.base_url + path, json=body,
+                                     headers={"Authorization": f"Bearer {self.token}"}) as r:
+            data = await r.json(content_type=None)
+            if r.status != 200:
+                raise ApiError(r.status, data)
+            return data
+
+    async def announce(self, delay_ms: int) -> tuple[str, str]:
+        """Join the room's call as a MatrixRTC client does (Element Call's order):
+        schedule the empty call membership (our leave) ``delay_ms`` ahead, then post our
+        membership naming our SFU as the focus. Returns (state key, delay id); keep
+        the leave from firing with :meth:`keep_alive`."""
+        who = await self.matrix("GET", "/_matrix/client/v3/account/whoami")
+        key = f"_{who['user_id']}_{who['device_id']}"
+        state = (f"/_matrix/client/v3/rooms/{quote(self.room_id, safe='')}/state/"
+                 f"{CALL_MEMBER}/{quote(key, safe='')}")
+        delay_id = (await self.matrix("PUT", f"{state}?{DELAY}={delay_ms}", {}))["delay_id"]
+        await self.matrix("PUT", state, {
+            "application": "m.call", "call_id": "", "scope": "m.room",
+            "device_id": who["device_id"], "expires": 14400000,
+            "focus_active": {"type": "org.roomserver.sfu",
+                             "sfu_url": self.base_url + PREFIX.rsplit("/rooms/", 1)[0]},
+            "foci_preferred": []})
+        return key, delay_id
+
+    async def keep_alive(self, delay_id: str, every_s: float) -> None:
+        """Restart the scheduled leave every ``every_s`` seconds, for as long as we live."""
+        while True:
+            await self.matrix("POST", DELAYED_EVENTS + delay_id, {"action": "restart"})
+            await asyncio.sleep(every_s)
 
     async def join(self) -> None:
         self.session_id = (await self.call("POST", "/sessions/new"))["sessionId"]
@@ -124,14 +163,17 @@ class Peer:
         await self.pc.close()
 
 
-async def _serve(base_url: str, token: str, room_id: str, amplitude: float) -> None:
+async def _serve(base_url: str, token: str, room_id: str, amplitude: float,
+                 leave_delay_ms: int) -> None:
     async with aiohttp.ClientSession() as http:
         peer = Peer(http, base_url, token, room_id)
+        key, delay_id = await peer.announce(leave_delay_ms)
         await peer.join()
         await peer.publish(amplitude)
-        print(json.dumps({"sessionId": peer.session_id}), flush=True)
-        await asyncio.Event().wait()  # until killed
+        print(json.dumps({"sessionId": peer.session_id, "member_key": key}), flush=True)
+        await peer.keep_alive(delay_id, leave_delay_ms / 4000)  # until killed
 
 
 if __name__ == "__main__":
-    asyncio.run(_serve(sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])))
+    asyncio.run(_serve(sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4]),
+                       int(sys.argv[5])))

@@ -1,6 +1,7 @@
 """Real aiortc clients in a call on the real server process (tests/e2e/harness.py):
 Opus forwarded undecoded, sequence numbers continuous, audio levels carried, a
-participant leaving and one killed cleaned up while the others keep hearing; the
+participant leaving and one killed cleaned up while the others keep hearing (the
+killed one's MatrixRTC membership removed by its own delayed leave, MSC4140); the
 server stopping with a call up exits cleanly."""
 
 from __future__ import annotations
@@ -19,8 +20,10 @@ from aiortc.rtp import compute_audio_level_dbov
 
 from tests.e2e.harness import ROOT, as_deferred
 from tests.voip.sfu.call_case import V3, SfuServerCase, continuous, wait_for
-from tests.voip.sfu.peer import ApiError, Peer, tone_frame
+from tests.voip.sfu.peer import CALL_MEMBER, ApiError, Peer, tone_frame
 
+#: dave's scheduled leave: what a killed client's call membership outlives it by
+LEAVE_DELAY_MS = 3000
 #: one amplitude per publisher, so each subscriber can tell whose level it received
 AMPLITUDES = {"alice": 0.5, "bob": 0.1, "carol": 0.02, "dave": 0.3}
 
@@ -37,7 +40,8 @@ class CallTest(SfuServerCase):
     def test_participants_hear_each_other_and_the_gone_are_cleaned_up(self):
         """Three publish and each hears the other two (Opus, continuous sequence
         numbers, right levels); one leaves the room, one is killed; the two left keep
-        hearing each other and the gone sessions disappear from the call."""
+        hearing each other and the gone sessions disappear from the call, and the
+        killed one's call membership is emptied by its delayed leave."""
         tokens = {name: self.register(name) for name in AMPLITUDES}
         room_id = self.room_with(tokens["alice"], tokens["bob"], tokens["carol"],
                                  tokens["dave"])
@@ -46,12 +50,15 @@ class CallTest(SfuServerCase):
     async def _scenario(self, tokens: dict, room_id: str) -> None:
         dave = subprocess.Popen(
             [sys.executable, "-m", "tests.voip.sfu.peer", self.server.base_url,
-             tokens["dave"], room_id, str(AMPLITUDES["dave"])],
+             tokens["dave"], room_id, str(AMPLITUDES["dave"]), str(LEAVE_DELAY_MS)],
             cwd=ROOT, stdout=subprocess.PIPE, env=dict(os.environ, PYTHONUNBUFFERED="1"))
         self.addCleanup(lambda: dave.poll() is None and (dave.kill(), dave.wait()))
         loop = asyncio.get_running_loop()
         line = await loop.run_in_executor(None, dave.stdout.readline)
-        dave_session = json.loads(line)["sessionId"]
+        dave_said = json.loads(line)
+        dave_session, dave_key = dave_said["sessionId"], dave_said["member_key"]
+        member_path = (f"{V3}/rooms/{quote(room_id)}/state/{CALL_MEMBER}/"
+                       f"{quote(dave_key, safe='')}")
 
         async with aiohttp.ClientSession() as http:
             peers = {name: Peer(http, self.server.base_url, tokens[name], room_id)
@@ -95,6 +102,10 @@ class CallTest(SfuServerCase):
                 status, _ = self.server.request(
                     "POST", f"{V3}/rooms/{quote(room_id)}/leave", {}, token=tokens["carol"])
                 self.assertEqual(status, 200)
+                # dave is in the call for everyone, kept there by its keep-alive
+                status, member = self.server.request("GET", member_path,
+                                                     token=tokens["alice"])
+                self.assertEqual((status, member.get("application")), (200, "m.call"))
                 dave.kill()
                 dave.wait()
 
@@ -107,6 +118,14 @@ class CallTest(SfuServerCase):
                         and time.monotonic() < deadline:
                     await asyncio.sleep(0.2)
                 self.assertEqual(await participants(), {"alice", "bob"})
+                # nobody restarts dave's leave any more: it fires and empties dave's
+                # membership for everyone (MatrixRTC clients then drop dave)
+                deadline = time.monotonic() + 30
+                while self.server.request("GET", member_path, token=tokens["alice"]) \
+                        != (200, {}) and time.monotonic() < deadline:
+                    await asyncio.sleep(0.2)
+                self.assertEqual(self.server.request("GET", member_path,
+                                                     token=tokens["alice"]), (200, {}))
                 with self.assertRaises(ApiError) as gone:
                     await peers["carol"].call("GET", f"/sessions/{sessions['carol']}")
                 self.assertEqual(gone.exception.status, 403)  # no longer in the room
