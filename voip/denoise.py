@@ -108,6 +108,13 @@ class SpeakerDenoiser:
         self._encoder: OpusPacketEncoder | None = None
         self._last_payload = b""
         self._states = [rnnoise.create() for _ in range(channels)]
+        self._buffer = np.zeros((channels, max(ENCODER_FRAME_SAMPLES)), dtype=np.float32)
+        row = self._buffer.strides[0]
+        self._frame_pointers = [
+            [ctypes.cast(self._buffer.ctypes.data + c * row + i * self._buffer.itemsize,
+                         _FLOAT_P)
+             for i in range(0, self._buffer.shape[1], RNNOISE_FRAME)]
+            for c in range(channels)]
         # RNNoise states are C allocations: free them with this object
         self._finalizer = weakref.finalize(self, _destroy_states, self._states)
         self.vad_probability = 0.0
@@ -144,20 +151,19 @@ class SpeakerDenoiser:
 
     def _denoise(self, pcm: np.ndarray) -> tuple[np.ndarray, float]:
         # RNNoise takes float32 samples on the int16 scale, 480 at a time, and may work
-        # in place. (pyrnnoise's own process_frame casts back to int16 without clipping,
-        # which wraps a loud sample round; we clip.)
-        audio = np.array(pcm, dtype=np.float32, order="C")
-        base = audio.ctypes.data
-        per_channel = audio.shape[1]
-        item = audio.itemsize
+        # in place: one buffer per speaker, with a C pointer to each 10 ms frame of each
+        # channel made once. (pyrnnoise's own process_frame casts back to int16 without
+        # clipping, which wraps a loud sample round; we clip.)
+        samples = pcm.shape[1]
+        audio = self._buffer[:, :samples]
+        np.copyto(audio, pcm)
         speech = 0.0
-        for channel, state in enumerate(self._states):
-            for start in range(0, per_channel, RNNOISE_FRAME):
-                frame = ctypes.cast(base + (channel * per_channel + start) * item, _FLOAT_P)
+        for state, frames in zip(self._states, self._frame_pointers):
+            for frame in frames[:samples // RNNOISE_FRAME]:
                 speech = max(speech, rnnoise.lib.rnnoise_process_frame(state, frame, frame))
-        np.rint(audio, out=audio)
-        np.clip(audio, -32768, 32767, out=audio)
-        return audio.astype(np.int16), float(speech)
+        out = np.rint(audio)
+        np.clip(out, -32768, 32767, out=out)
+        return out.astype(np.int16), float(speech)
 
     def _encoder_for(self, samples: int) -> OpusPacketEncoder:
         # the speaker's encoder lives as long as their packet duration stays the same
