@@ -51,7 +51,9 @@ API (what the SFU calls):
     speaker's added latency stays bounded by ``max_pending`` packets (60 ms at 20 ms
     packets), and that speaker's backlog stops growing. A payload whose processing fails
     is passed through too (and logged). ``.passed_through`` counts the packets sent
-    unsuppressed this way.
+    unsuppressed this way. ``.close() -> Deferred`` stops it: queued payloads finish,
+    later ones pass through, and the denoiser's state is freed when the pool is done
+    with it (never call ``SpeakerDenoiser.close`` while the pool may be running it).
 
 Cost (``bench/voip_denoise.py``): RNNoise dominates, ~50 ms of CPU per second of speech
 in pyrnnoise's build; libopus decode and encode (complexity 5) add about a fifth to that.
@@ -121,6 +123,8 @@ class SpeakerDenoiser:
 
     def process(self, payload: bytes) -> bytes:
         """The denoised payload of the same duration (or as the module docstring says)."""
+        if not self._finalizer.alive:
+            return payload  # closed: RNNoise's state is gone
         if not payload:
             self._conceal_loss()
             return b""
@@ -139,7 +143,9 @@ class SpeakerDenoiser:
         return self._encoder_for(samples).encode(denoised)
 
     def close(self) -> None:
-        """Free RNNoise's state now rather than when this object is collected."""
+        """Free RNNoise's state now rather than when this object is collected; later
+        payloads pass through. Not while another thread is in ``process`` (through a
+        ``ThreadedDenoiser``, close that instead)."""
         self._finalizer()
 
     def _conceal_loss(self) -> None:
@@ -223,6 +229,7 @@ class ThreadedDenoiser:
             collections.deque())
         self._busy = False
         self._pending_work = 0
+        self._closing: list[defer.Deferred] | None = None
         self.passed_through = 0
 
     @property
@@ -232,7 +239,7 @@ class ThreadedDenoiser:
     def process(self, payload: bytes) -> defer.Deferred:
         """A Deferred firing with the payload to forward, in the order of the calls."""
         result: defer.Deferred = defer.Deferred()
-        work = self._pending_work < self._max_pending
+        work = self._closing is None and self._pending_work < self._max_pending
         if work:
             self._pending_work += 1
         else:
@@ -240,6 +247,17 @@ class ThreadedDenoiser:
         self._queue.append((payload, work, result))
         self._pump()
         return result
+
+    def close(self) -> defer.Deferred:
+        """Stop denoising (for a speaker who left or turned suppression off): payloads
+        already queued are still denoised, later ones pass through, and the denoiser's
+        state is freed once the pool is done with it; the Deferred fires then."""
+        closed: defer.Deferred = defer.Deferred()
+        if self._closing is None:
+            self._closing = []
+        self._closing.append(closed)
+        self._pump()
+        return closed
 
     def _pump(self) -> None:
         while self._queue and not self._busy:
@@ -250,6 +268,11 @@ class ThreadedDenoiser:
             self._busy = True
             self._pool.run(self._denoiser.process, payload).addBoth(
                 self._done, payload, result)
+        if self._closing and not self._busy and not self._pending_work:
+            self._denoiser.close()
+            waiting, self._closing = self._closing, []
+            for closed in waiting:
+                closed.callback(None)
 
     def _done(self, outcome: bytes | Failure, payload: bytes,
               result: defer.Deferred) -> None:

@@ -163,6 +163,13 @@ class PacketTests(unittest.SynchronousTestCase):
         for packet in encode(stereo, channels=2, bitrate=96000)[:10]:
             self.assertFalse(denoiser.process(packet)[0] & 0x04)
 
+    def test_closed_denoiser_passes_through(self):
+        """After close() (RNNoise's state freed) payloads come back as they went in."""
+        denoiser = SpeakerDenoiser()
+        packet = encode(self.noisy())[0]
+        denoiser.close()
+        self.assertEqual(denoiser.process(packet), packet)
+
     def test_other_sample_rates_refused(self):
         """Only 48 kHz: Opus RTP and RNNoise both run at it."""
         self.assertRaises(ValueError, SpeakerDenoiser, sample_rate=16000)
@@ -193,11 +200,15 @@ class TaggingDenoiser:
     """Stands in for SpeakerDenoiser: marks what it processed, fails on b"boom"."""
 
     vad_probability = 0.5
+    closed = False
 
     def process(self, payload: bytes) -> bytes:
         if payload == b"boom":
             raise RuntimeError("boom")
         return b"denoised " + payload
+
+    def close(self) -> None:
+        self.closed = True
 
 
 class ThreadedDenoiserTests(unittest.SynchronousTestCase):
@@ -245,6 +256,25 @@ class ThreadedDenoiserTests(unittest.SynchronousTestCase):
         pool.finish_next()
         self.assertEqual(results, [b"boom", b"denoised ok"])
         self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+
+    def test_close_waits_for_queued_work(self):
+        """close() lets queued payloads finish, frees the denoiser after, passes later."""
+        pool = FakePool()
+        denoiser = TaggingDenoiser()
+        threaded = ThreadedDenoiser(pool, denoiser)
+        results: list[bytes] = []
+        threaded.process(b"a").addCallback(results.append)
+        threaded.process(b"b").addCallback(results.append)
+        closed = threaded.close()
+        threaded.process(b"c").addCallback(results.append)
+        pool.finish_next()
+        self.assertFalse(denoiser.closed)
+        self.assertNoResult(closed)
+        pool.finish_next()
+        self.assertTrue(denoiser.closed)
+        self.successResultOf(closed)
+        self.assertEqual(results, [b"denoised a", b"denoised b", b"c"])
+        self.assertEqual(self.successResultOf(threaded.process(b"d")), b"d")
 
     def test_vad_probability_from_the_denoiser(self):
         """The wrapper shows its denoiser's last speech probability."""
