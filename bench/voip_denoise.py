@@ -11,6 +11,14 @@ median is printed beside it. Then the same packets through each stage alone, and
 encoder at other complexities. With ``--threads T`` (default 2), T speakers at once on a
 ``DenoiserPool`` of T threads: CPU seconds over wall seconds shows whether the threads
 run in parallel (libopus and RNNoise release the GIL). Numbers only, no assertions.
+
+CPU time on a shared machine drifts with its load; for shares that do not, count
+instructions with callgrind over the pipeline alone and read the inclusive counts of
+``compute_rnn`` (RNNoise), ``avcodec_send_frame`` (encode: about half of it is the making
+of the input packets, the same work) and ``avcodec_send_packet`` (decode):
+
+    valgrind --tool=callgrind python -m bench.voip_denoise --seconds 6 --repeat 1 \
+        --pipeline-only
 """
 
 from __future__ import annotations
@@ -69,6 +77,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--pipeline-only", action="store_true")
     args = parser.parse_args()
 
     speech = mix(clean_speech(), "white", 5)
@@ -92,6 +101,8 @@ def main() -> None:
 
     report("decode + RNNoise + encode (SpeakerDenoiser, complexity 5)", audio_s,
            best_and_median(pipeline(), args.repeat))
+    if args.pipeline_only:
+        return
 
     def decode_only():
         decoder = OpusPacketDecoder(1)
