@@ -33,6 +33,12 @@ API (what the SFU calls):
     10 ms frames (and channels). 0.0 after a DTX packet or before any packet. Usable as a
     speaking indicator for speakers being denoised.
 
+``SpeakerDenoiser.audio_level``
+    The level of the last denoised packet as RFC 6464 puts it in the RTP audio-level
+    header extension: 0–127, in -dBov (127 is silence), computed as WebRTC does (RMS
+    against int16 full scale). The sender's own header measured the noise too; an SFU
+    that rewrites the extension for a denoised speaker can use this.
+
 ``DenoiserPool(reactor, threads=2)``
     The shared, bounded set of worker threads (a Twisted ``ThreadPool`` as an
     ``IService``: add it to the service tree so it starts and stops with the server).
@@ -88,6 +94,9 @@ RNNOISE_FRAME = rnnoise.FRAME_SIZE
 DTX_MAX_BYTES = 2
 DEFAULT_BITRATE_PER_CHANNEL = 32000
 
+#: RFC 6464's audio level of digital silence (-127 dBov)
+SILENT_LEVEL = 127
+
 _FLOAT_P = ctypes.POINTER(ctypes.c_float)
 _log = Logger()
 
@@ -95,6 +104,14 @@ _log = Logger()
 def _destroy_states(states: list) -> None:
     for state in states:
         rnnoise.destroy(state)
+
+
+def rfc6464_level(pcm: np.ndarray) -> int:
+    """The RFC 6464 audio level (0 loudest … 127 silent, in -dBov) of int16 PCM."""
+    power = float(np.mean(np.square(pcm, dtype=np.float64))) / 32768.0 ** 2
+    if power <= 10.0 ** (-SILENT_LEVEL / 10):
+        return SILENT_LEVEL
+    return min(SILENT_LEVEL, max(0, round(-10 * np.log10(power))))
 
 
 class SpeakerDenoiser:
@@ -125,6 +142,7 @@ class SpeakerDenoiser:
         # RNNoise states are C allocations: free them with this object
         self._finalizer = weakref.finalize(self, _destroy_states, self._states)
         self.vad_probability = 0.0
+        self.audio_level = SILENT_LEVEL
 
     def process(self, payload: bytes) -> bytes:
         """The denoised payload of the same duration (or as the module docstring says)."""
@@ -140,11 +158,13 @@ class SpeakerDenoiser:
         self._last_payload = payload
         if len(payload) <= DTX_MAX_BYTES:
             self.vad_probability = 0.0
+            self.audio_level = SILENT_LEVEL
             return payload
         samples = pcm.shape[1]
         if samples % RNNOISE_FRAME or samples not in ENCODER_FRAME_SAMPLES:
             return payload
         denoised, self.vad_probability = self._denoise(pcm)
+        self.audio_level = rfc6464_level(denoised)
         return self._encoder_for(samples).encode(denoised)
 
     def close(self) -> None:

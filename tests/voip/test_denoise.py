@@ -16,7 +16,7 @@ from twisted.internet import defer
 from twisted.trial import unittest
 
 from tests.voip.speech_sample import clean_speech, decode, encode, mix, noise
-from voip.denoise import DenoiserPool, SpeakerDenoiser, ThreadedDenoiser
+from voip.denoise import DenoiserPool, SpeakerDenoiser, ThreadedDenoiser, rfc6464_level
 from voip.opus_codec import OpusPacketDecoder
 
 
@@ -88,6 +88,30 @@ class SuppressionTests(unittest.SynchronousTestCase):
             noise_vad.append(denoiser.vad_probability)
         self.assertGreater(max(speech_vad), 0.9)
         self.assertLess(float(np.median(noise_vad[10:])), 0.2)
+
+
+class AudioLevelTests(unittest.SynchronousTestCase):
+    """The RFC 6464 level of the denoised audio, for the RTP audio-level extension."""
+
+    def test_levels(self):
+        """Full scale is 0, a tenth of it -20 dBov, silence 127."""
+        square = np.array([[32767, -32767] * 480], dtype=np.int16)
+        self.assertEqual(rfc6464_level(square), 0)
+        self.assertEqual(rfc6464_level((square // 10).astype(np.int16)), 20)
+        self.assertEqual(rfc6464_level(np.zeros((1, 960), np.int16)), 127)
+
+    def test_suppressed_noise_is_quieter(self):
+        """Noise alone comes out at a lower level (a higher number) than speech does."""
+        denoiser = SpeakerDenoiser()
+        speech_levels = []
+        for packet in encode(clean_speech()[:96000]):
+            denoiser.process(packet)
+            speech_levels.append(denoiser.audio_level)
+        noise_levels = []
+        for packet in encode(1000 * noise("white", 96000)):
+            denoiser.process(packet)
+            noise_levels.append(denoiser.audio_level)
+        self.assertGreater(float(np.median(noise_levels[10:])), min(speech_levels) + 20)
 
 
 class PacketTests(unittest.SynchronousTestCase):
