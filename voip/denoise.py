@@ -87,6 +87,7 @@ from twisted.python.threadpool import ThreadPool
 
 from voip.opus_codec import (ENCODER_FRAME_SAMPLES, SAMPLE_RATE, OpusError,
                              OpusPacketDecoder, OpusPacketEncoder)
+from voip.rnnoise_model import create_state
 
 #: RNNoise works on 10 ms frames at 48 kHz
 RNNOISE_FRAME = rnnoise.FRAME_SIZE
@@ -131,7 +132,7 @@ class SpeakerDenoiser:
         self._decoder = OpusPacketDecoder(channels)
         self._encoder: OpusPacketEncoder | None = None
         self._last_payload = b""
-        self._states = [rnnoise.create() for _ in range(channels)]
+        self._states = [create_state() for _ in range(channels)]
         self._buffer = np.zeros((channels, max(ENCODER_FRAME_SAMPLES)), dtype=np.float32)
         row = self._buffer.strides[0]
         self._frame_pointers = [
