@@ -7,9 +7,9 @@ looped to S seconds, so RNNoise never sees digital silence, which it skips) go t
 ``SpeakerDenoiser.process``. The real-time factor is CPU seconds per second of audio for
 decode + RNNoise + encode; speakers per core is its inverse. It is measured for one
 speaker, and for K speakers (default 20, the target) taking turns packet by packet on one
-thread, as a server's would: RNNoise streams ~10 MB of float weights per 10 ms frame
-(pyrnnoise's plain-C build), so what else runs on the machine and shares its caches moves
-the figure. Each figure is the best of N runs (the best run is the one least disturbed);
+thread, as a server's would: RNNoise streams its weights (~2.5 MB of int8 as
+SpeakerDenoiser runs it, ~10 MB of float in pyrnnoise's default) through the cache every
+10 ms frame, so what else runs on the machine and shares its caches moves the figure. Each figure is the best of N runs (the best run is the one least disturbed);
 the median is printed beside it. Then each stage alone, and the encoder at other
 complexities. With ``--threads T`` (default 2), T speakers at once on T threads: CPU
 seconds over wall seconds shows whether they run in parallel (libopus and RNNoise
@@ -42,6 +42,7 @@ from pyrnnoise import rnnoise
 from tests.voip.speech_sample import clean_speech, encode, mix
 from voip.denoise import SpeakerDenoiser
 from voip.opus_codec import OpusPacketDecoder, OpusPacketEncoder
+from voip.rnnoise_model import create_state
 
 FRAME = 960  # 20 ms, what WebRTC sends
 
@@ -119,14 +120,16 @@ def main() -> None:
         for packet in packets:
             decoder.decode(packet)
 
-    def rnnoise_only():
-        state = rnnoise.create()
-        audio = frames.astype(np.float32).reshape(-1)
-        pointer = ctypes.POINTER(ctypes.c_float)
-        for start in range(0, len(audio), rnnoise.FRAME_SIZE):
-            frame = ctypes.cast(audio.ctypes.data + 4 * start, pointer)
-            rnnoise.lib.rnnoise_process_frame(state, frame, frame)
-        rnnoise.destroy(state)
+    def rnnoise_only(create):
+        def run():
+            state = create()
+            audio = frames.astype(np.float32).reshape(-1)
+            pointer = ctypes.POINTER(ctypes.c_float)
+            for start in range(0, len(audio), rnnoise.FRAME_SIZE):
+                frame = ctypes.cast(audio.ctypes.data + 4 * start, pointer)
+                rnnoise.lib.rnnoise_process_frame(state, frame, frame)
+            rnnoise.destroy(state)
+        return run
 
     def encode_only(complexity: int):
         def run():
@@ -136,7 +139,10 @@ def main() -> None:
         return run
 
     report("Opus decode alone", audio_s, best_and_median(decode_only, args.repeat))
-    report("RNNoise alone", audio_s, best_and_median(rnnoise_only, args.repeat))
+    report("RNNoise alone, int8 weights (as SpeakerDenoiser runs it)", audio_s,
+           best_and_median(rnnoise_only(create_state), args.repeat))
+    report("RNNoise alone, float weights (pyrnnoise's default)", audio_s,
+           best_and_median(rnnoise_only(rnnoise.create), args.repeat))
     for complexity in (10, 5, 1):
         report(f"Opus encode alone, complexity {complexity}", audio_s,
                best_and_median(encode_only(complexity), args.repeat))
