@@ -77,17 +77,22 @@ class SuppressionTests(unittest.SynchronousTestCase):
 
     def test_vad_tells_speech_from_noise(self):
         """RNNoise's speech probability is high on speech and low on noise alone."""
-        denoiser = SpeakerDenoiser()
-        speech_vad = []
-        for packet in encode(clean_speech()):
-            denoiser.process(packet)
-            speech_vad.append(denoiser.vad_probability)
-        noise_vad = []
-        for packet in encode(1000 * noise("white", 48000)):
-            denoiser.process(packet)
-            noise_vad.append(denoiser.vad_probability)
+        speech_vad, noise_vad = speech_then_noise("vad_probability")
         self.assertGreater(max(speech_vad), 0.9)
         self.assertLess(float(np.median(noise_vad[10:])), 0.2)
+
+
+def speech_then_noise(attribute: str) -> tuple[list, list]:
+    """A denoiser's ``attribute`` after each packet of clean speech, then after each of
+    noise alone (the same speaker going on)."""
+    denoiser = SpeakerDenoiser()
+    values: tuple[list, list] = ([], [])
+    for pcm, seen in ((clean_speech()[:96000], values[0]),
+                      (1000 * noise("white", 96000), values[1])):
+        for packet in encode(pcm):
+            denoiser.process(packet)
+            seen.append(getattr(denoiser, attribute))
+    return values
 
 
 class AudioLevelTests(unittest.SynchronousTestCase):
@@ -102,15 +107,7 @@ class AudioLevelTests(unittest.SynchronousTestCase):
 
     def test_suppressed_noise_is_quieter(self):
         """Noise alone comes out at a lower level (a higher number) than speech does."""
-        denoiser = SpeakerDenoiser()
-        speech_levels = []
-        for packet in encode(clean_speech()[:96000]):
-            denoiser.process(packet)
-            speech_levels.append(denoiser.audio_level)
-        noise_levels = []
-        for packet in encode(1000 * noise("white", 96000)):
-            denoiser.process(packet)
-            noise_levels.append(denoiser.audio_level)
+        speech_levels, noise_levels = speech_then_noise("audio_level")
         self.assertGreater(float(np.median(noise_levels[10:])), min(speech_levels) + 20)
 
 
