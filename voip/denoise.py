@@ -108,8 +108,10 @@ def _destroy_states(states: list) -> None:
 
 
 def rfc6464_level(pcm: np.ndarray) -> int:
-    """The RFC 6464 audio level (0 loudest … 127 silent, in -dBov) of int16 PCM."""
-    power = float(np.mean(np.square(pcm, dtype=np.float64))) / 32768.0 ** 2
+    """The RFC 6464 audio level (0 loudest … 127 silent, in -dBov) of PCM on the int16
+    scale (int16, or float samples in its range)."""
+    samples = np.asarray(pcm, dtype=np.float32).ravel()
+    power = float(np.dot(samples, samples)) / samples.size / 32768.0 ** 2
     if power <= 10.0 ** (-SILENT_LEVEL / 10):
         return SILENT_LEVEL
     return min(SILENT_LEVEL, max(0, round(-10 * np.log10(power))))
@@ -165,7 +167,6 @@ class SpeakerDenoiser:
         if samples % RNNOISE_FRAME or samples not in ENCODER_FRAME_SAMPLES:
             return payload
         denoised, self.vad_probability = self._denoise(pcm)
-        self.audio_level = rfc6464_level(denoised)
         return self._encoder_for(samples).encode(denoised)
 
     def close(self) -> None:
@@ -193,9 +194,10 @@ class SpeakerDenoiser:
         for state, frames in zip(self._states, self._frame_pointers):
             for frame in frames[:samples // RNNOISE_FRAME]:
                 speech = max(speech, rnnoise.lib.rnnoise_process_frame(state, frame, frame))
-        out = np.rint(audio)
-        np.clip(out, -32768, 32767, out=out)
-        return out.astype(np.int16), float(speech)
+        np.rint(audio, out=audio)
+        np.clip(audio, -32768, 32767, out=audio)
+        self.audio_level = rfc6464_level(audio)
+        return audio.astype(np.int16), float(speech)
 
     def _encoder_for(self, samples: int) -> OpusPacketEncoder:
         # the speaker's encoder lives as long as their packet duration stays the same

@@ -67,7 +67,10 @@ class OpusPacketDecoder:
         if not frames:
             raise OpusError("libopus decoded no audio from this payload")
         # s16 is packed (interleaved): one row of samples * channels
-        pcm = np.concatenate([f.to_ndarray()[0] for f in frames])
+        if len(frames) == 1:
+            pcm = frames[0].to_ndarray()[0]
+        else:
+            pcm = np.concatenate([f.to_ndarray()[0] for f in frames])
         return pcm.reshape(-1, self.channels).T
 
     def conceal(self, like: bytes) -> np.ndarray:
