@@ -12,8 +12,9 @@ API (what the SFU calls):
     One per speaker; keeps that speaker's Opus decoder, RNNoise and Opus encoder state.
     ``channels=1`` (the default) decodes every packet to mono (libopus downmixes a stereo
     packet), denoises once and sends mono packets, which an ``opus/48000/2`` RTP stream
-    may carry (RFC 7587 §7: the stereo flag is per packet): voice gains nothing from two
-    channels, and RNNoise is most of the cost. ``channels=2`` denoises each channel on
+    may carry (each packet's TOC byte says whether it is stereo, RFC 6716 §3.1, and an
+    Opus decoder takes either): voice gains nothing from two channels, and RNNoise is
+    most of the cost. ``channels=2`` denoises each channel on
     its own and sends stereo. ``bitrate`` defaults to 32 kbit/s per channel.
 
 ``SpeakerDenoiser.process(payload: bytes) -> bytes``
