@@ -241,6 +241,9 @@ class DenoiserPool(service.Service):
         self._pool.stop()
 
     def run(self, f: Callable[..., Any], *args: Any) -> defer.Deferred:
+        if not self.running:
+            # a stopped pool would hold the work for ever, and the speaker's queue with it
+            return defer.fail(RuntimeError("the denoiser pool is not running"))
         return threads.deferToThreadPool(self._reactor, self._pool, f, *args)
 
 

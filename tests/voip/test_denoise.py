@@ -322,3 +322,11 @@ class DenoiserPoolTests(unittest.TestCase):
         results = yield defer.gatherResults(
             [defer.gatherResults([s.process(p) for p in packets]) for s in speakers])
         self.assertEqual(results, [expected, expected])
+
+    def test_stopped_pool_passes_through(self):
+        """A pool that is not running fails the work at once: the payload passes."""
+        from twisted.internet import reactor
+
+        threaded = ThreadedDenoiser(DenoiserPool(reactor), TaggingDenoiser())
+        self.assertEqual(self.successResultOf(threaded.process(b"x")), b"x")
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
