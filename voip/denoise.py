@@ -270,6 +270,10 @@ class ThreadedDenoiser:
     def vad_probability(self) -> float:
         return self._denoiser.vad_probability
 
+    @property
+    def audio_level(self) -> int:
+        return self._denoiser.audio_level
+
     def process(self, payload: bytes) -> defer.Deferred:
         """A Deferred firing with the payload to forward, in the order of the calls."""
         result: defer.Deferred = defer.Deferred()

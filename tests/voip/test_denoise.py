@@ -221,6 +221,7 @@ class TaggingDenoiser:
     """Stands in for SpeakerDenoiser: marks what it processed, fails on b"boom"."""
 
     vad_probability = 0.5
+    audio_level = 40
     closed = False
 
     def process(self, payload: bytes) -> bytes:
@@ -297,10 +298,10 @@ class ThreadedDenoiserTests(unittest.SynchronousTestCase):
         self.assertEqual(results, [b"denoised a", b"denoised b", b"c"])
         self.assertEqual(self.successResultOf(threaded.process(b"d")), b"d")
 
-    def test_vad_probability_from_the_denoiser(self):
-        """The wrapper shows its denoiser's last speech probability."""
-        self.assertEqual(ThreadedDenoiser(FakePool(), TaggingDenoiser()).vad_probability,
-                         0.5)
+    def test_readings_from_the_denoiser(self):
+        """The wrapper shows its denoiser's last speech probability and audio level."""
+        threaded = ThreadedDenoiser(FakePool(), TaggingDenoiser())
+        self.assertEqual((threaded.vad_probability, threaded.audio_level), (0.5, 40))
 
 
 class DenoiserPoolTests(unittest.TestCase):
