@@ -62,11 +62,12 @@ API (what the SFU calls):
     later ones pass through, and the denoiser's state is freed when the pool is done
     with it (never call ``SpeakerDenoiser.close`` while the pool may be running it).
 
-Cost (``python -m bench.voip_denoise``, a shared 2-vCPU AMD EPYC VM at load 13–25):
-~50 ms of CPU per speaker-second for decode + RNNoise + encode, 19–20 speakers per core,
-also with 20 speakers taking turns on one thread. RNNoise runs on the int8 copy of its
-weights (``voip/rnnoise_model.py``: ~24 ms per audio second alone, against ~50 on the
-float copy pyrnnoise's plain-C build would use); libopus encode at complexity 5 ~10 ms,
+Cost (``python -m bench.voip_denoise``, a shared 2-vCPU AMD EPYC VM at load 13–25;
+bench/results/voip_denoise-latest.md): 48–55 ms of CPU per speaker-second for decode +
+RNNoise + encode, 18–21 speakers per core, one speaker alone or 20 taking turns on one
+thread. RNNoise runs on the int8 copy of its weights (``voip/rnnoise_model.py``: 23–27 ms
+per audio second alone, against 46–70 on the float copy pyrnnoise's plain-C build would
+use); libopus encode at complexity 5 ~10 ms,
 decode ~2 ms, Python a few. Latency: RNNoise delays the audio by 20 ms (960 samples,
 measured by correlation) and the encoder's lookahead by 6.5 ms, so a suppressed speaker
 is heard ~26.5 ms later than a forwarded one, plus the ~1 ms of CPU each 20 ms packet
