@@ -3,6 +3,7 @@ our server and a stock Synapse on loopback, both directions measured in one run;
 ``--pair`` also between two instances of our server.
 
     .venv/bin/python -m bench.federation [--rooms 10] [--messages 100] [--version 12] [--pair]
+                                         [--sender [--events 500] [--senders 4]]
 
 Starts Synapse (``../shared/anchors/synapse.sh``, rate limits off) and our server,
 federating over TLS with the loopback CA (``tests/interop/synapse.py``; ``--pair``:
@@ -16,7 +17,10 @@ federating over TLS with the loopback CA (``tests/interop/synapse.py``; ``--pair
   already long-polling ``/sync``; latency = from the start of the ``PUT /send`` to the
   ``/sync`` answer that holds it. Five warm-up messages are not counted.
 
-Prints a Markdown table (p50/p99 ms per direction) and the settings used.
+Prints a Markdown table (p50/p99 ms per direction) and the settings used. ``--sender``
+adds, in the same run, what the outbound sender costs (``bench/federation_sender.py``:
+events/s a room with members on N destinations sustains, transactions, CPU per PDU,
+ours → ours and ours → Synapse, and a catch-up).
 """
 
 from __future__ import annotations
@@ -155,6 +159,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--version", default="12", help="room version")
     parser.add_argument("--pair", action="store_true",
                         help="also measure two instances of our server")
+    parser.add_argument("--sender", action="store_true",
+                        help="also measure the outbound sender's cost")
+    from bench import federation_sender
+
+    federation_sender.add_arguments(parser)
     args = parser.parse_args(argv)
 
     from tests.interop.synapse import Federation
@@ -179,6 +188,8 @@ def main(argv: list[str] | None = None) -> None:
         "in flight at a time, the receiver already long-polling /sync (run took "
         f"{time.monotonic() - began:.0f} s).", "",
         table(rows)])
+    if args.sender:
+        report += "\n\n" + federation_sender.run(args)
     print(report)
     with open(os.path.join(os.path.dirname(__file__), "results", "federation-latest.md"),
               "w") as f:

@@ -16,15 +16,19 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Awaitable, Callable, Iterable, Mapping, Protocol
 
+from federation.acl import server_allowed
 from homeserver.errors import NotFound
 from homeserver.store.outbox import (
     DEVICE_LIST_UPDATE, RECEIPT, SIGNING_KEY_UPDATE, OutboxEntry,
 )
 
 MEMBER = "m.room.member"
+ACL_KEY = ("m.room.server_acl", "")
 #: a member event that changes a remote user's membership to one of these is also
 #: sent to that user's server, which may have no one joined (any more / yet)
 _TELL_TARGET = ("invite", "leave", "ban", "knock")
+#: EDUs of which a user's newest still matters once older ones are stale
+_NEWEST_COUNTS = (DEVICE_LIST_UPDATE, SIGNING_KEY_UPDATE)
 
 
 def server_of(user_id: str) -> str:
@@ -34,9 +38,16 @@ def server_of(user_id: str) -> str:
 
 @dataclasses.dataclass(frozen=True)
 class Resolved:
-    """One stream entry as sent: its PDU or EDU, and the servers that must get it."""
+    """One stream entry as sent: its PDU or EDU, and the servers that must get it.
+
+    For the sender's age limit on a catching-up destination: ``ts`` is when the entry
+    was made (ms); a stale entry is dropped, unless it has a ``stale_key``: then the
+    newest stale entry of each key is still sent (a room's newest event, a user's
+    newest device-list update)."""
     payload: Mapping[str, Any]
     destinations: frozenset[str]
+    ts: int | None = None
+    stale_key: str | None = None
 
 
 class Source(Protocol):
@@ -63,6 +74,30 @@ class RoomReader(Protocol):
     async def members(self, membership: str | None = None,
                       at_event: str | None = None) -> Mapping[str, Any]: ...
 
+    async def state_at(self, event_id: str, *, after: bool = False,
+                       types: Any = None) -> Mapping[tuple[str, str], Any]: ...
+
+    async def current_state(self, types: Any = None) -> Mapping[tuple[str, str], Any]: ...
+
+
+async def allowed_by_acl(servers: Iterable[str], actor: RoomReader,
+                         at_event: str | None = None) -> set[str]:
+    """``servers`` less those the room's ``m.room.server_acl`` bans (spec: "Server
+    Access Control Lists": a banned server gets none of the room's PDUs and EDUs), by
+    the ACL after ``at_event``, else the current one."""
+    servers = set(servers)
+    if not servers:
+        return servers
+    try:
+        state = await (actor.state_at(at_event, after=True, types=[ACL_KEY])
+                       if at_event is not None else actor.current_state([ACL_KEY]))
+    except NotFound:   # no state known at it: the room's ACL now will do
+        state = await actor.current_state([ACL_KEY])
+    acl = state.get(ACL_KEY)
+    if acl is None:
+        return servers
+    return {s for s in servers if server_allowed(s, acl.content)}
+
 
 class RoomEventSource:
     name = "room"
@@ -83,8 +118,10 @@ class RoomEventSource:
                                                                     limit=limit)]
 
     async def resolve(self, entry: Any) -> Resolved | None:
-        # the stream holds every timeline event; only ours are ours to send
-        if server_of(entry.sender) != self._server_name:
+        # the stream holds every timeline event; only ours are ours to send (and the
+        # third-party invites we wrote for a remote inviter, see below)
+        ours = server_of(entry.sender) == self._server_name
+        if not ours and entry.type != MEMBER:
             return None
         try:
             actor = await self._rooms(entry.room_id)
@@ -93,6 +130,8 @@ class RoomEventSource:
             return None
         if pdu is None or any(pdu.internal_metadata.get(flag)
                               for flag in ("outlier", "rejected", "soft_failed")):
+            return None
+        if not ours and not self._redeemed_here(pdu):
             return None
         try:
             joined = await actor.members("join", at_event=pdu.event_id)
@@ -104,9 +143,21 @@ class RoomEventSource:
             if pdu.membership == "join" or pdu.membership in _TELL_TARGET:
                 servers.add(target)
         servers.discard(self._server_name)
+        servers = await allowed_by_acl(servers, actor, pdu.event_id)
         if not servers:
             return None
-        return Resolved(federation_form(pdu), frozenset(servers))
+        return Resolved(federation_form(pdu), frozenset(servers),
+                        ts=pdu.origin_server_ts, stale_key=pdu.room_id)
+
+
+    def _redeemed_here(self, pdu: Any) -> bool:
+        """A third-party invite of one of our users that we wrote in the inviter's
+        name (``/3pid/onbind``, spec: "Third-party invites"): sent as the remote
+        inviter, signed by us, and nobody else will send it."""
+        return pdu.membership == "invite" and "third_party_invite" in pdu.content \
+            and isinstance(pdu.state_key, str) \
+            and server_of(pdu.state_key) == self._server_name \
+            and self._server_name in (pdu.get("signatures") or {})
 
 
 def federation_form(pdu: Any) -> dict[str, Any]:
@@ -121,16 +172,19 @@ class OutboxSource:
     name = "federation_outbox"
 
     def __init__(self, *, server_name: str, outbox: Any, streams: Any,
+                 rooms: Callable[[str], Awaitable[RoomReader]] | None = None,
                  device_keys: Callable[[str, str], Awaitable[Mapping[str, Any] | None]]
                  | None = None,
                  cross_signing_keys: Callable[[str], Awaitable[Mapping[str, Any]]]
                  | None = None) -> None:
         """``outbox``: ``store.federation_outbox``; ``device_keys(user, device)``: the
         device's signed keys with ``unsigned.device_display_name`` (None: no such
-        device); ``cross_signing_keys(user)``: key type → key."""
+        device); ``cross_signing_keys(user)``: key type → key; ``rooms(room_id)``: the
+        room's actor, whose server ACL a receipt's destinations must pass."""
         self._server_name = server_name
         self._outbox = outbox
         self._streams = streams
+        self._rooms = rooms
         self._device_keys = device_keys
         self._cross_signing_keys = cross_signing_keys
 
@@ -155,17 +209,27 @@ class OutboxSource:
         if not servers:
             return None
         return Resolved({"edu_type": entry.edu_type,
-                         "content": await self._content(entry)}, frozenset(servers))
+                         "content": await self._content(entry)}, frozenset(servers),
+                        ts=entry.created_ts or None,
+                        stale_key=f"{entry.edu_type} {entry.user_id}"
+                        if entry.edu_type in _NEWEST_COUNTS else None)
 
     async def _servers_in_room(self, room_id: str) -> set[str]:
-        return {server_of(u) for u in await self._streams.get_room_members(room_id)}
+        servers = {server_of(u) for u in await self._streams.get_room_members(room_id)}
+        if self._rooms is None or not servers:
+            return servers
+        try:
+            return await allowed_by_acl(servers, await self._rooms(room_id))
+        except NotFound:
+            return set()
 
     async def _content(self, entry: OutboxEntry) -> dict[str, Any]:
         content = dict(entry.content)
         if entry.edu_type == DEVICE_LIST_UPDATE and self._device_keys is not None:
             # spec "m.device_list_update": the device's keys as they are now, or
-            # ``deleted`` once it is gone; prev_id empty makes the receiver take the
-            # update as it is rather than resync
+            # ``deleted`` once it is gone; ``prev_id`` was written with the entry
+            # (``store.devices.mark_device_lists_changed``; empty in entries queued
+            # before it was, which makes the receiver resync)
             content.setdefault("prev_id", [])
             keys = await self._device_keys(entry.user_id, str(content.get("device_id")))
             if keys is None:

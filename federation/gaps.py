@@ -78,6 +78,14 @@ class Completed:
 
 
 
+def _place(event_id: str, state: list[PDU], auth: list[PDU],
+           state_before: dict[str, list[PDU]], outliers: dict[str, PDU]) -> None:
+    """Record the state before ``event_id``; it and its auth events go in first."""
+    state_before[event_id] = state
+    for event in (*state, *auth):
+        outliers.setdefault(event.event_id, event)
+
+
 def _pdu_list(body: Any, key: str) -> list[Any]:
     value = body.get(key) if isinstance(body, dict) else None
     return value if isinstance(value, list) else []
@@ -109,10 +117,13 @@ class GapFiller:
                 continue
             prev, state, auth = got
             batch[prev.event_id] = prev
-            state_before[prev.event_id] = state
-            for event in (*state, *auth):
-                outliers.setdefault(event.event_id, event)
+            _place(prev.event_id, state, auth, state_before, outliers)
+        return await self._finish(room, origin, batch, outliers, state_before)
 
+    async def _finish(self, room: RoomEvents, origin: str, batch: dict[str, PDU],
+                      outliers: dict[str, PDU], state_before: dict[str, list[PDU]]
+                      ) -> Completed:
+        """The batch with the auth events nobody has fetched (``/event_auth``)."""
         await self._fill_auth(room, origin, batch, outliers)
         for event_id in batch:
             outliers.pop(event_id, None)
@@ -140,19 +151,49 @@ class GapFiller:
             log.info("get_missing_events from {origin} failed: {e}", origin=origin, e=e)
             return []
         events = _pdu_list(answer, "events")[:MISSING_EVENTS_LIMIT]
-        return [c.pdu for c in await self._checked(room, events)]
+        return [c.pdu for c in await self.checked(room, events)]
+
+    async def complete_history(self, room: RoomEvents, origin: str, pdus: Sequence[PDU]
+                               ) -> Completed:
+        """A ``/backfill`` answer from ``origin``, completed for
+        ``RoomActor.backfill_pdus``: the state before each of its oldest events (those
+        whose prev events are neither in the answer nor held with state here), fetched
+        as for a gap (``/state_ids``, then ``/event`` or ``/state``; at most
+        ``MAX_GAPS``), and auth events nobody has (``/event_auth``). An event whose
+        state cannot be had is left for the actor to answer ``MISSING_PREV``."""
+        batch: dict[str, PDU] = {p.event_id: p for p in pdus}
+        outliers: dict[str, PDU] = {}
+        state_before: dict[str, list[PDU]] = {}
+        cited = {p for pdu in batch.values() for p in pdu.prev_event_ids} - set(batch)
+        held = await room.get_events(cited) if cited else {}
+        with_state = {i for i, e in held.items() if not e.internal_metadata.get("outlier")}
+        frontier = [pdu for pdu in sorted(batch.values(), key=lambda p: p.depth)
+                    if set(pdu.prev_event_ids) - set(batch) - with_state]
+        for pdu in frontier[:MAX_GAPS]:
+            got = await self._state_at(room, origin, pdu.event_id)
+            if got is None:
+                continue
+            _place(pdu.event_id, *got, state_before, outliers)
+        return await self._finish(room, origin, batch, outliers, state_before)
 
     async def _gap(self, room: RoomEvents, origin: str, prev_id: str
                    ) -> tuple[PDU, list[PDU], list[PDU]] | None:
         """The missing event ``prev_id``, the state before it and that state's auth
         chain, from the origin; None if it will not give them."""
+        prev = await self._event(room, origin, prev_id)
+        if prev is None:
+            return None
+        got = await self._state_at(room, origin, prev_id)
+        return None if got is None else (prev, *got)
+
+    async def _state_at(self, room: RoomEvents, origin: str, event_id: str
+                        ) -> tuple[list[PDU], list[PDU]] | None:
+        """The state before ``event_id`` and the auth events of that state we lack,
+        from the origin; None if it will not give them."""
         try:
-            prev = await self._event(room, origin, prev_id)
-            if prev is None:
-                return None
             ids = await self._client.get_json(
                 origin, f"/_matrix/federation/v1/state_ids/{quote(room.room_id, '')}",
-                {"event_id": prev_id}, timeout=self._timeout)
+                {"event_id": event_id}, timeout=self._timeout)
             state_ids = [i for i in _pdu_list(ids, "pdu_ids") if isinstance(i, str)]
             auth_ids = [i for i in _pdu_list(ids, "auth_chain_ids") if isinstance(i, str)]
             if not state_ids:
@@ -160,22 +201,22 @@ class GapFiller:
             have = await room.get_events([*state_ids, *auth_ids])
             lacking = [i for i in dict.fromkeys([*state_ids, *auth_ids]) if i not in have]
             if len(lacking) > MAX_SINGLE_FETCHES:
-                fetched = await self._state(room, origin, prev_id)
+                fetched = await self._state(room, origin, event_id)
             else:
                 fetched = {}
-                for event_id in lacking:
-                    event = await self._event(room, origin, event_id)
+                for lacking_id in lacking:
+                    event = await self._event(room, origin, lacking_id)
                     if event is not None:
-                        fetched[event_id] = event
+                        fetched[lacking_id] = event
             events = {**have, **fetched}
             if any(i not in events for i in state_ids):
                 return None  # a state event we cannot get: we cannot place prev
             state = [events[i] for i in state_ids]
             auth = [events[i] for i in auth_ids if i in fetched]
-            return prev, state, auth
+            return state, auth
         except Exception as e:  # noqa: BLE001 - the PDU stays MISSING_PREV
             log.info("state before {event_id} from {origin} failed: {e}",
-                     event_id=prev_id, origin=origin, e=e)
+                     event_id=event_id, origin=origin, e=e)
             return None
 
     async def _state(self, room: RoomEvents, origin: str, event_id: str) -> dict[str, PDU]:
@@ -183,7 +224,7 @@ class GapFiller:
             origin, f"/_matrix/federation/v1/state/{quote(room.room_id, '')}",
             {"event_id": event_id}, timeout=self._timeout)
         events = _pdu_list(answer, "pdus") + _pdu_list(answer, "auth_chain")
-        return {c.pdu.event_id: c.pdu for c in await self._checked(room, events)}
+        return {c.pdu.event_id: c.pdu for c in await self.checked(room, events)}
 
     async def _event(self, room: RoomEvents, origin: str, event_id: str) -> PDU | None:
         """One event of this room from the origin, checked, with the ID we asked for."""
@@ -195,7 +236,7 @@ class GapFiller:
             log.info("event {event_id} from {origin} failed: {e}", event_id=event_id,
                      origin=origin, e=e)
             return None
-        for checked in await self._checked(room, _pdu_list(answer, "pdus")[:1]):
+        for checked in await self.checked(room, _pdu_list(answer, "pdus")[:1]):
             if checked.pdu.event_id == event_id:
                 return checked.pdu
         return None
@@ -221,14 +262,14 @@ class GapFiller:
             except Exception as e:  # noqa: BLE001 - the actor answers MISSING_AUTH
                 log.info("event_auth from {origin} failed: {e}", origin=origin, e=e)
                 return
-            got = [c.pdu for c in await self._checked(room, _pdu_list(answer, "auth_chain"))]
+            got = [c.pdu for c in await self.checked(room, _pdu_list(answer, "auth_chain"))]
             new = [e for e in got if e.event_id not in everything]
             if not new:
                 return
             for event in new:
                 outliers[event.event_id] = event
 
-    async def _checked(self, room: RoomEvents, event_dicts: Sequence[Any]) -> list[Checked]:
+    async def checked(self, room: RoomEvents, event_dicts: Sequence[Any]) -> list[Checked]:
         """Those of ``event_dicts`` that pass the checks and belong to this room."""
         outcomes = await self._checker.check_many(room.room_version, event_dicts)
         kept = []

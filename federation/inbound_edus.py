@@ -17,19 +17,13 @@ from __future__ import annotations
 
 from typing import Any, Awaitable, Callable, Iterable, Mapping, Protocol
 
-from twisted.internet import defer, task
-from twisted.logger import Logger
-
 from federation.edus import EduHandlers
 from homeserver.sync.presence import SETTABLE, UserPresence
 
-log = Logger()
-
 DIRECT_TO_DEVICE = "m.direct_to_device"
 PRESENCE = "m.presence"
-#: how long a remote message_id is remembered, and how often old ones are purged
+#: how long a remote message_id is remembered
 MESSAGE_ID_KEEP_MS = 7 * 24 * 3600 * 1000
-PURGE_EVERY_S = 3600.0
 
 
 class Devices(Protocol):
@@ -64,27 +58,14 @@ class DeviceMessages:
         self._devices = devices
         self._inbox = inbox
         self._notify_users = notify_users
-        self._purge_loop: task.LoopingCall | None = None
 
     def register(self, edus: EduHandlers) -> None:
         edus.register(DIRECT_TO_DEVICE, self.on_direct_to_device)
 
-    def start_purging(self, clock: Any, now_ms: Callable[[], int]) -> None:
-        """Forget message IDs older than :data:`MESSAGE_ID_KEEP_MS`, every hour."""
-        async def purge() -> None:
-            await self._inbox.purge_federation_message_ids(now_ms() - MESSAGE_ID_KEEP_MS)
-
-        def tick() -> Any:
-            return defer.ensureDeferred(purge()).addErrback(
-                lambda f: log.failure("purging remote to-device message IDs", f))
-
-        self._purge_loop = task.LoopingCall(tick)
-        self._purge_loop.clock = clock
-        self._purge_loop.start(PURGE_EVERY_S, now=False)
-
-    def stop_purging(self) -> None:
-        if self._purge_loop is not None and self._purge_loop.running:
-            self._purge_loop.stop()
+    async def purge_old(self, now_ms: int) -> int:
+        """Forget message IDs older than :data:`MESSAGE_ID_KEEP_MS` (a
+        ``homeserver.periodic.PeriodicJob``, ``federation.wiring.housekeeping``)."""
+        return await self._inbox.purge_federation_message_ids(now_ms - MESSAGE_ID_KEEP_MS)
 
     async def on_direct_to_device(self, origin: str, content: Mapping[str, Any]) -> None:
         sender, event_type = content.get("sender"), content.get("type")

@@ -253,7 +253,8 @@ class RemoteMembership:
         chain, _ = await self._checker.check(version, _list(answer.get("auth_chain")))
         self._check_create(version, room_id, state)
         try:
-            await self._rooms.import_room(room_id, version.identifier, join, state, chain)
+            await self._rooms.import_room(room_id, version.identifier, join, state, chain,
+                                          joined_via=server)
         except MatrixError as e:
             raise _TryNext(e.message, e) from None
         # the state arrived as outliers, never announced: index the other servers'

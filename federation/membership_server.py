@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Protocol, Sequence
 
+from federation.transactions import refuse_banned
 from homeserver.errors import (
     AuthError, BadJson, Forbidden, IncompatibleRoomVersion, InvalidParam, NotFound)
 from homeserver.events.builder import add_event_signature
@@ -77,10 +78,14 @@ class MembershipServer:
         self._now_ms = now_ms
 
     # -- make_* ---------------------------------------------------------------------
-    async def _actor(self, room_id: str) -> Any:
+    async def _actor(self, origin: str, room_id: str) -> Any:
+        """The room's actor; 404 if we do not hold it, 403 if its server ACL bans
+        ``origin`` (spec: "Server Access Control Lists": membership endpoints too)."""
         if not self._rooms.known(room_id):
             raise NotFound(f"Unknown room {room_id}")
-        return await self._rooms.get(room_id)
+        actor = await self._rooms.get(room_id)
+        await refuse_banned(origin, actor)
+        return actor
 
     def _check_user(self, origin: str, user_id: str) -> None:
         try:
@@ -96,7 +101,7 @@ class MembershipServer:
         event and the room version. 400 M_INCOMPATIBLE_ROOM_VERSION when the room's
         version is not in ``versions``; 403 when the auth rules would refuse it."""
         self._check_user(origin, user_id)
-        actor = await self._actor(room_id)
+        actor = await self._actor(origin, room_id)
         version = actor.room_version
         if versions is not None and version.identifier not in (versions or _DEFAULT_VERS):
             raise IncompatibleRoomVersion(
@@ -130,7 +135,7 @@ class MembershipServer:
     # -- send_* ---------------------------------------------------------------------
     async def _receive(self, origin: str, room_id: str, event_id: str, body: Any,
                        membership: str) -> tuple[Any, PDU]:
-        actor = await self._actor(room_id)
+        actor = await self._actor(origin, room_id)
         version = actor.room_version
         if membership == "join" and version.restricted_join_rule:
             body = self._vouch(version, body)
@@ -241,6 +246,7 @@ class MembershipServer:
         kept = False
         if self._rooms.known(room_id):
             actor = await self._rooms.get(room_id)
+            await refuse_banned(origin, actor)
             [outcome] = await actor.apply_remote_pdus([signed])
             kept = outcome.status in _TAKEN
             if outcome.status == Outcome.REJECTED:

@@ -15,7 +15,8 @@ from typing import Any, Awaitable, Callable, Iterable, Mapping, Protocol
 from twisted.internet import defer
 from twisted.logger import Logger
 
-from federation.destinations import server_of, servers_of
+from federation.destinations import allowed_by_acl, server_of, servers_of
+from homeserver.errors import NotFound
 from homeserver.store.outbox import RECEIPT, OutboxEntry
 
 log = Logger()
@@ -58,10 +59,13 @@ class LocalEdus:
 
     def __init__(self, *, server_name: str, sender: EduSink, streams: Any,
                  outbox: Any, now_ms: Callable[[], int],
-                 presence_enabled: bool = True) -> None:
+                 presence_enabled: bool = True,
+                 rooms: Callable[[str], Awaitable[Any]] | None = None) -> None:
         """``streams``: ``store.streams`` (who is in a room, who shares one);
-        ``outbox``: ``store.federation_outbox``."""
+        ``outbox``: ``store.federation_outbox``; ``rooms(room_id)``: the room's actor,
+        whose server ACL typing notifications obey."""
         self._server_name = server_name
+        self._rooms = rooms
         self._sender = sender
         self._streams = streams
         self._outbox = outbox
@@ -81,8 +85,13 @@ class LocalEdus:
 
     async def _typing(self, room_id: str, user_id: str, typing: bool) -> None:
         members = await self._streams.get_room_members(room_id)
-        self._sender.send_edu(servers_of(members, self._server_name), TYPING,
-                              typing_content(room_id, user_id, typing))
+        servers = servers_of(members, self._server_name)
+        if self._rooms is not None and servers:
+            try:
+                servers = await allowed_by_acl(servers, await self._rooms(room_id))
+            except NotFound:
+                return
+        self._sender.send_edu(servers, TYPING, typing_content(room_id, user_id, typing))
 
     def presence_changed(self, presence: Any) -> None:
         if self._presence_enabled and self._local(presence.user_id):

@@ -21,7 +21,7 @@ from typing import Any, Mapping
 
 from federation.server import FederationAuthenticator, authenticated
 from homeserver.errors import BadJson, InvalidParam, MissingParam, Unrecognized
-from homeserver.client_api.directory import room_types_filter
+from homeserver.rooms.features.directory import room_types_filter
 from homeserver.http.server import ApiRequest, Router
 from homeserver.http.validate import int_arg, optional, require
 from homeserver.ids import InvalidId, RoomAlias, UserID, parse_room_id

@@ -19,8 +19,7 @@ from __future__ import annotations
 import heapq
 from typing import Any, Awaitable, Callable, Iterable, Mapping, Protocol, Sequence
 
-from federation.acl import server_allowed
-from federation.transactions import joined_here, room_acl
+from federation.transactions import joined_here, refuse_banned
 from homeserver.errors import Forbidden, InvalidParam, MissingParam, NotFound
 from homeserver.events.pdu import PDU
 from homeserver.events.redaction import pruned_event
@@ -85,8 +84,7 @@ class RoomReads:
             actor = await self._rooms.get(room_id)
         except NotFound:
             raise NotFound("Unknown room") from None
-        if not server_allowed(origin, await room_acl(actor)):
-            raise Forbidden("Server is banned from this room by its ACL")
+        await refuse_banned(origin, actor)
         if not await joined_here(actor, origin):
             now = await actor.current_state([HISTORY_VISIBILITY_KEY])
             if history_visibility(now) != WORLD_READABLE:

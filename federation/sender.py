@@ -32,7 +32,7 @@ from federation.client import RemoteError, RemoteHttpError
 from federation.destinations import Resolved, Source
 from federation.transaction_queue import (
     HEALTHY, MAX_EDUS, MAX_PDUS, Cursor, Phase, RetrySchedule, Trigger, Verdict,
-    classify_failure, refused_pdus, transaction_body, transition,
+    classify_failure, newest_of_stale, refused_pdus, transaction_body, transition,
 )
 from homeserver.store.federation_destinations import DestinationProgress
 
@@ -50,6 +50,8 @@ SAVE_EVERY = 1_000
 #: a reader that failed (the DB, a room) tries again after this long
 READER_RETRY_S = 5.0
 SEND_PATH = "/_matrix/federation/v1/send/"
+#: typing and presence EDUs kept for one destination while a transaction is in flight
+MAX_EPHEMERAL = 5 * 100
 
 
 @dataclasses.dataclass
@@ -91,10 +93,13 @@ class FederationSender:
     def __init__(self, *, server_name: str, clock: IReactorTime, client: Any,
                  progress: Any, pdu_source: Source, edu_source: Source,
                  trim_outbox: Callable[[int], Awaitable[Any]] | None = None,
+                 max_age_ms: Mapping[str, int] | None = None,
                  random: Callable[[], float] = random_module.random) -> None:
         """``client``: a FederationClient (``put_json``); ``progress``: the
         ``store.federation_destinations`` store; ``trim_outbox(pos)`` deletes the
-        outbox entries every destination has got."""
+        outbox entries every destination has got; ``max_age_ms``: stream name → how
+        old an entry a catching-up destination still gets in full (see
+        :meth:`_catch_up`; absent: no limit)."""
         self._server_name = server_name
         self._clock = clock
         self._client = client
@@ -102,6 +107,7 @@ class FederationSender:
         self._pdu_stream, self._edu_stream = pdu_source.name, edu_source.name
         self._readers = {s.name: _Reader(s) for s in (pdu_source, edu_source)}
         self._trim_outbox = trim_outbox
+        self._max_age_ms = dict(max_age_ms or {})
         self._trimmed = 0
         self._random = random
         self._dests: dict[str, _Destination] = {}
@@ -318,6 +324,8 @@ class FederationSender:
                     persisted=False)
             if dest.phase is Phase.BACKOFF:
                 continue
+            if len(dest.ephemeral) >= MAX_EPHEMERAL:
+                del dest.ephemeral[0]   # a slow server: the oldest are worth least
             dest.ephemeral.append({"edu_type": edu_type, "content": dict(content)})
             self._wake(dest)
 
@@ -389,22 +397,43 @@ class FederationSender:
     async def _catch_up(self, dest: _Destination, reader: _Reader, cursor: Cursor,
                         limit: int) -> tuple[list[tuple[int, Any]], int]:
         """Up to ``limit`` entries for ``dest`` after its acknowledged position, by
-        re-reading the stream, and the position the scan reached."""
+        re-reading the stream, and the position the scan reached.
+
+        Entries older than the stream's age limit (a destination down for days) are
+        not all sent: of a run of them only the newest per ``stale_key`` is, in
+        position order (each room's newest event, which the destination completes
+        with /get_missing_events and /state_ids, as the spec's catch-up does; each
+        user's newest device-list update), and the others are dropped. So a server
+        that was down long gets a bounded backlog, and nothing waits for it for ever.
+        """
         items: list[tuple[int, Any]] = []
+        stale: dict[str, tuple[int, Any]] = {}
         scanned = cursor.acked
+        max_age = self._max_age_ms.get(reader.source.name)
+        cutoff = None if max_age is None else self._now_ms() - max_age
         while len(items) < limit and scanned < reader.pos:
             upto = reader.pos
             entries = await reader.source.read(scanned, upto, CHUNK)
             for pos, entry in entries:
                 res = await self._resolve(reader, pos, entry)
                 if res is not None and dest.name in res.destinations:
-                    items.append((pos, res.payload))
+                    if cutoff is not None and res.ts is not None and res.ts < cutoff:
+                        if items:       # send what came before; the run starts next time
+                            return items, scanned
+                        if res.stale_key is not None:   # a newer one replaces it
+                            stale[res.stale_key] = (pos, res.payload)
+                    elif stale:         # the run of stale entries ends here
+                        return newest_of_stale(stale, limit, scanned)
+                    else:
+                        items.append((pos, res.payload))
                 scanned = pos
                 if len(items) == limit:
                     break
             else:
                 if len(entries) < CHUNK:
                     scanned = upto     # nothing else up to where the reader was
+        if stale:
+            return newest_of_stale(stale, limit, scanned)
         return items, scanned
 
     async def _send(self, dest: _Destination, batch: _Batch) -> Verdict | None:
@@ -476,3 +505,4 @@ class FederationSender:
     def phase_of(self, destination: str) -> Phase | None:
         dest = self._dests.get(destination)
         return None if dest is None else dest.phase
+

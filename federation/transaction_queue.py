@@ -137,6 +137,17 @@ def transaction_body(origin: str, now_ms: int, pdus: Sequence[Mapping[str, Any]]
             "pdus": list(pdus), "edus": list(edus)}
 
 
+def newest_of_stale(stale: Mapping[str, tuple[int, Any]], limit: int, scanned: int
+            ) -> tuple[list[tuple[int, Any]], int]:
+    """What a run of stale entries up to ``scanned`` comes down to: the newest per
+    key, oldest first, at most ``limit``; when more remain, the scan resumes just
+    before the first left out (the keys before it are done)."""
+    newest = sorted(stale.values(), key=lambda item: item[0])
+    if len(newest) > limit:
+        return newest[:limit], newest[limit][0] - 1
+    return newest, scanned
+
+
 @dataclasses.dataclass
 class Cursor:
     """One destination's progress along one positioned stream (the room stream for

@@ -26,7 +26,7 @@ from federation.acl import server_allowed
 from federation.edus import EduHandlers
 from federation.gaps import GapFiller
 from federation.pdu_checks import PduChecker, PduDropped, event_id_of
-from homeserver.errors import BadJson
+from homeserver.errors import BadJson, Forbidden
 from homeserver.events.pdu import PDU
 from homeserver.events.room_versions import get_room_version
 from homeserver.rooms.actor.room_writer import Outcome, RemoteOutcome
@@ -55,6 +55,13 @@ async def room_acl(actor: Any) -> Mapping[str, Any] | None:
     """The content of the room's current ``m.room.server_acl``, if any."""
     acl = (await actor.current_state([ACL_KEY])).get(ACL_KEY)
     return None if acl is None else acl.content
+
+
+async def refuse_banned(origin: str, actor: Any) -> None:
+    """403 M_FORBIDDEN if the room's server ACL bans ``origin`` (spec: "Server Access
+    Control Lists": every room-scoped federation request)."""
+    if not server_allowed(origin, await room_acl(actor)):
+        raise Forbidden("Server is banned from this room by its ACL")
 
 
 async def joined_here(actor: Any, server_name: str) -> bool:

@@ -74,8 +74,10 @@ def build_remote(*, store: Any, client: Any, server_name: str, now_ms: Callable[
     """What our users' requests about remote things go through: ``remote_queries``
     (profiles, aliases, room directories, keys), ``remote_device_lists`` (the cache
     kept by ``m.device_list_update``; its ``on_device_list_update`` and
-    ``on_signing_key_update`` are the EDU handlers) and ``remote_keys``."""
+    ``on_signing_key_update`` are the EDU handlers), ``remote_keys`` and
+    ``remote_spaces`` (other servers' ``/hierarchy``, for the space hierarchy)."""
     from federation.device_lists import RemoteDeviceLists
+    from federation.remote_hierarchy import RemoteSpaces
     from federation.remote_keys import RemoteKeys
     from federation.remote_queries import RemoteQueries
 
@@ -83,7 +85,9 @@ def build_remote(*, store: Any, client: Any, server_name: str, now_ms: Callable[
     lists = RemoteDeviceLists(server_name=server_name, store=store, client=client,
                               device_lists_changed=device_lists_changed)
     return {"remote_queries": queries, "remote_device_lists": lists,
-            "remote_keys": RemoteKeys(queries=queries, device_lists=lists)}
+            "remote_keys": RemoteKeys(queries=queries, device_lists=lists),
+            "remote_spaces": RemoteSpaces(client=client, server_name=server_name,
+                                          now_ms=now_ms)}
 
 
 def edu_handlers(c: dict[str, Any]) -> dict[str, Callable[[str, dict], Any]]:
@@ -148,15 +152,18 @@ def build_membership(*, config: Config, store: Any, rooms: Any, components: dict
             "membership_server": server}
 
 
+def _signed(c: dict[str, Any]) -> Callable[[Any], Any]:
+    """Wraps a servlet in X-Matrix authentication."""
+    authenticator = c["federation_authenticator"]
+    return lambda handler: federation_server.authenticated(authenticator, handler)
+
+
 def register_membership(router: Router, c: dict[str, Any]) -> None:
     """make_join/send_join v2, make_leave/send_leave v2, make_knock/send_knock, invite v2."""
     from federation import membership_server
 
-    authenticator = c["federation_authenticator"]
-    membership_server.register(
-        router, server=c["membership_server"],
-        authenticated=lambda handler: federation_server.authenticated(authenticator,
-                                                                      handler))
+    membership_server.register(router, server=c["membership_server"],
+                               authenticated=_signed(c))
 
 
 def build_sender(*, config: Config, reactor: Any, store: Any, rooms: Any, client: Any,
@@ -189,13 +196,15 @@ def build_sender(*, config: Config, reactor: Any, store: Any, rooms: Any, client
                                    rooms=rooms.get),
         edu_source=OutboxSource(server_name=config.server_name,
                                 outbox=store.federation_outbox, streams=store.streams,
-                                device_keys=device_keys,
+                                rooms=rooms.get, device_keys=device_keys,
                                 cross_signing_keys=cross_signing_keys),
-        trim_outbox=store.federation_outbox.delete_upto)
+        trim_outbox=store.federation_outbox.delete_upto,
+        max_age_ms={"room": config.federation_outbox.pdu_backlog_max_age_ms,
+                    "federation_outbox": config.federation_outbox.edu_max_age_ms})
     store.db.add_advance_listener(sender.on_streams_advanced)
     edus = LocalEdus(server_name=config.server_name, sender=sender, streams=store.streams,
                      outbox=store.federation_outbox, now_ms=now_ms,
-                     presence_enabled=config.presence_enabled)
+                     presence_enabled=config.presence_enabled, rooms=rooms.get)
     if "typing" in live:
         live["typing"].add_observer(edus.typing_changed)
     if "presence" in live:
@@ -247,9 +256,90 @@ def build_inbound(*, config: Config, store: Any, rooms: Any, c: dict[str, Any],
     }
 
 
+def attach_backfill(*, config: Config, reactor: Any, c: dict[str, Any]) -> dict[str, Any]:
+    """Outbound backfill: ``/messages`` reaching the oldest events we hold asks a
+    server of the room for what came before (``federation.backfill``)."""
+    from federation.backfill import Backfiller
+    from federation.gaps import GapFiller
+    from federation.pdu_checks import PduChecker
+
+    client = c["federation_client"]
+    backfiller = Backfiller(
+        server_name=config.server_name, client=client, clock=reactor,
+        gaps=GapFiller(client=client, checker=PduChecker(c["keyring"])))
+    c["room_service"].history.attach_backfill(backfiller.backfill)
+    return {"federation_backfiller": backfiller}
+
+
 def register_inbound(router: Router, c: dict[str, Any]) -> None:
     from federation import inbound_servlets
 
     inbound_servlets.register(router, authenticator=c["federation_authenticator"],
                               transactions=c["federation_transactions"],
                               reads=c["federation_room_reads"])
+
+
+# -- housekeeping (helper fedharden) ----------------------------------------------------
+#: how long a /send transaction's response is kept for retries of the same txnId: a
+#: sender retries within minutes to hours (ours gives up backing off at an hour)
+INBOUND_TXN_KEEP_MS = 24 * 3600 * 1000
+#: how often the federation tables are purged
+PURGE_EVERY_S = 3600.0
+
+
+def housekeeping(*, config: Config, store: Any, c: dict[str, Any], clock: Any,
+                 now_ms: Callable[[], int]) -> list[Any]:
+    """The periodic jobs that keep federation tables bounded, as services for the
+    composition root: /send dedup records older than a day, remote to-device message
+    IDs older than a week, outbox entries older than ``federation.edu_max_age`` that a
+    server that is down never took."""
+    from homeserver.periodic import PeriodicJob
+
+    async def purge_inbound_txns() -> int:
+        return await store.federation_inbound_txns.purge_older_than(
+            now_ms() - INBOUND_TXN_KEEP_MS)
+
+    async def expire_outbox() -> int:
+        return await store.federation_outbox.expire(
+            now_ms() - config.federation_outbox.edu_max_age_ms)
+
+    device_messages = c["federation_device_messages"]
+    return [
+        PeriodicJob("federation-inbound-txns-purge", purge_inbound_txns, clock=clock,
+                    interval=PURGE_EVERY_S),
+        PeriodicJob("federation-message-ids-purge",
+                    lambda: device_messages.purge_old(now_ms()), clock=clock,
+                    interval=PURGE_EVERY_S),
+        PeriodicJob("federation-outbox-expiry", expire_outbox, clock=clock,
+                    interval=PURGE_EVERY_S),
+    ]
+
+
+# --- third-party invites (helper fedspace) ----------------------------------------------
+def build_third_party_invites(*, config: Config, reactor: Any, store: Any, rooms: Any,
+                              c: dict[str, Any], address_policy: AddressPolicy
+                              ) -> dict[str, Any]:
+    """Invites by email address: ``third_party_invites`` (the client side, talking to
+    the trusted identity servers through the SSRF-filtered agent) and
+    ``third_party_exchange`` (``/3pid/onbind`` and ``/exchange_third_party_invite``)."""
+    from federation.third_party_invites import ThirdPartyInviteExchange
+    from homeserver.http.identity_servers import (
+        IdentityServers, treq_request, trusted_base_urls)
+    from homeserver.rooms.features.third_party_invites import ThirdPartyInvites
+
+    identity = IdentityServers(
+        trusted=trusted_base_urls(config.trusted_third_party_id_servers),
+        request=treq_request(reactor, address_policy))
+    invites = ThirdPartyInvites(rooms=rooms, membership=c["room_service"].membership,
+                                identity=identity)
+    return {"identity_servers": identity, "third_party_invites": invites,
+            "third_party_exchange": ThirdPartyInviteExchange(
+                server_name=config.server_name, rooms=rooms, store=store,
+                invites=invites, client=c["federation_client"])}
+
+
+def register_third_party_invites(router: Router, c: dict[str, Any]) -> None:
+    from federation import third_party_invites
+
+    third_party_invites.register(router, exchange=c["third_party_exchange"],
+                                 authenticated=_signed(c))

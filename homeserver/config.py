@@ -18,6 +18,7 @@ import yaml
 from homeserver.events.room_versions import DEFAULT_ROOM_VERSION, KNOWN_ROOM_VERSIONS
 from homeserver.http.outbound import parse_ranges
 from homeserver.ids import is_valid_server_name
+from voip.sfu.sfu_config import SfuConfig, SfuConfigError, parse_sfu_config
 
 
 class ConfigError(Exception):
@@ -110,6 +111,19 @@ class MediaRetentionConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class FederationOutboxConfig:
+    """Our ``federation:`` section: how long the outbound queues keep what a
+    destination that is down has not had (federation/sender.py)."""
+
+    #: a catching-up destination gets older room events only as each room's newest
+    #: (it fetches the gap with /get_missing_events and /state_ids)
+    pdu_backlog_max_age_ms: int = 24 * 3600 * 1000
+    #: older EDUs are dropped (device-list and signing-key updates: all but each
+    #: user's newest, which makes the receiver resync)
+    edu_max_age_ms: int = 7 * 24 * 3600 * 1000
+
+
+@dataclasses.dataclass(frozen=True)
 class Config:
     server_name: str
     config_dir: str
@@ -153,6 +167,12 @@ class Config:
     max_image_pixels: int = 32 * 1024 * 1024
     media_retention: MediaRetentionConfig = MediaRetentionConfig()
     login_via_existing_session: LoginViaExistingSession = LoginViaExistingSession()
+    federation_outbox: FederationOutboxConfig = FederationOutboxConfig()
+    #: identity servers third-party invites may use (Synapse's key): host names, or
+    #: for tests ``http(s)://host:port`` base URLs (homeserver/http/identity_servers.py)
+    trusted_third_party_id_servers: tuple[str, ...] = ()
+    #: the built-in SFU (``voip: {sfu: ...}``, voip/sfu/sfu_config.py)
+    sfu: SfuConfig = SfuConfig()
     warnings: tuple[str, ...] = ()
 
 
@@ -235,6 +255,17 @@ class _Reader:
         if check is not None and not check(value):
             raise ConfigError(f"{key}: {why or 'invalid value'} ({value!r})")
         return value
+
+
+def _parse_id_servers(entries: list) -> tuple[str, ...]:
+    """``trusted_third_party_id_servers``: server names or http(s) base URLs."""
+    for entry in entries:
+        name = entry.split("://", 1)[1] if isinstance(entry, str) and \
+            entry.startswith(("http://", "https://")) else entry
+        if not isinstance(name, str) or not is_valid_server_name(name.rstrip("/")):
+            raise ConfigError("trusted_third_party_id_servers: expected server names or "
+                              f"http(s)://host[:port] URLs, got {entry!r}")
+    return tuple(e.rstrip("/") for e in entries)
 
 
 def _parse_size(key: str, value: Any) -> int:
@@ -321,6 +352,17 @@ def _parse_login_via_existing_session(raw: Mapping[str, Any]) -> LoginViaExistin
         enabled=enabled, require_ui_auth=require_ui_auth,
         token_timeout_ms=_parse_duration_ms("login_via_existing_session.token_timeout",
                                             raw.get("token_timeout", "5m")))
+
+
+def _parse_federation_outbox(raw: Mapping[str, Any]) -> FederationOutboxConfig:
+    """``federation: {pdu_backlog_max_age, edu_max_age}``: durations."""
+    default = FederationOutboxConfig()
+    return FederationOutboxConfig(
+        pdu_backlog_max_age_ms=_parse_duration_ms(
+            "federation.pdu_backlog_max_age",
+            raw.get("pdu_backlog_max_age", default.pdu_backlog_max_age_ms)),
+        edu_max_age_ms=_parse_duration_ms(
+            "federation.edu_max_age", raw.get("edu_max_age", default.edu_max_age_ms)))
 
 
 def _parse_media_retention(raw: Mapping[str, Any]) -> MediaRetentionConfig:
@@ -516,6 +558,10 @@ def parse_config(raw: Mapping[str, Any], config_dir: str) -> Config:
         except (TypeError, ValueError) as e:
             raise ConfigError(f"{key}: {e}") from None
     presence_raw = r.get("presence", dict, {})
+    try:
+        sfu, sfu_warnings = parse_sfu_config(r.get("voip", dict, {}) or {})
+    except SfuConfigError as e:
+        raise ConfigError(str(e)) from None
 
     config = Config(
         server_name=server_name,
@@ -558,6 +604,10 @@ def parse_config(raw: Mapping[str, Any], config_dir: str) -> Config:
         media_retention=_parse_media_retention(r.get("media_retention", dict, {}) or {}),
         login_via_existing_session=_parse_login_via_existing_session(
             r.get("login_via_existing_session", dict, {}) or {}),
+        federation_outbox=_parse_federation_outbox(r.get("federation", dict, {}) or {}),
+        trusted_third_party_id_servers=_parse_id_servers(
+            r.get("trusted_third_party_id_servers", list, [])),
+        sfu=sfu,
     )
     if (config.enable_registration and not config.enable_registration_without_verification
             and not config.registration_requires_token):
@@ -567,4 +617,5 @@ def parse_config(raw: Mapping[str, Any], config_dir: str) -> Config:
     r.seen.update(k for k in raw if k.startswith("rc_"))
     unknown = sorted(k for k in raw if k not in r.seen and k not in _IGNORED_SYNAPSE_KEYS)
     return dataclasses.replace(
-        config, warnings=tuple(f"unknown config key {k!r} ignored" for k in unknown))
+        config, warnings=tuple(f"unknown config key {k!r} ignored" for k in unknown)
+        + sfu_warnings)

@@ -10,13 +10,13 @@ way a blob goes only when no other media ID or thumbnail references it.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Callable
 
 from twisted.application import service
-from twisted.internet import defer, task
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
+from homeserver.periodic import PeriodicJob
 from media_repo.admin import MediaAdmin
 
 log = Logger()
@@ -25,23 +25,19 @@ log = Logger()
 CHECK_INTERVAL_S = 3600.0
 
 
-class MediaRetention(service.Service):
+class MediaRetention(PeriodicJob):
     """Every ``interval`` seconds, deletes remote media not accessed for
     ``remote_lifetime_ms`` and local media not accessed for ``local_lifetime_ms``
     (either None: kept forever)."""
 
-    name = "media-retention"
-
     def __init__(self, admin: MediaAdmin, *, clock: IReactorTime, now_ms: Callable[[], int],
                  local_lifetime_ms: int | None, remote_lifetime_ms: int | None,
                  interval: float = CHECK_INTERVAL_S) -> None:
+        super().__init__("media-retention", self._run, clock=clock, interval=interval)
         self._admin = admin
-        self._clock = clock
         self._now_ms = now_ms
         self._local_ms = local_lifetime_ms
         self._remote_ms = remote_lifetime_ms
-        self._interval = interval
-        self._loop: task.LoopingCall | None = None
 
     async def apply(self) -> tuple[int, int]:
         """One run of the rules; returns ``(remote items, local media IDs)`` deleted."""
@@ -54,29 +50,14 @@ class MediaRetention(service.Service):
                 before_ts=now - self._local_ms, keep_profiles=True))
         return remote, local
 
+    async def _run(self) -> None:
+        remote, local = await self.apply()
+        if remote or local:
+            log.info("media retention removed {remote} remote and {local} local "
+                     "media", remote=remote, local=local)
+
     def startService(self) -> None:
-        super().startService()
         if self._local_ms is None and self._remote_ms is None:
+            service.Service.startService(self)   # nothing to do: no loop
             return
-        self._loop = task.LoopingCall(self._tick)
-        self._loop.clock = self._clock
-        self._loop.start(self._interval, now=False).addErrback(
-            lambda f: log.failure("media retention loop stopped", f))
-
-    def stopService(self) -> Any:
-        super().stopService()
-        if self._loop is not None and self._loop.running:
-            self._loop.stop()
-        return None
-
-    def _tick(self) -> defer.Deferred[None]:
-        d = defer.ensureDeferred(self.apply())
-
-        def done(counts: tuple[int, int]) -> None:
-            if any(counts):
-                log.info("media retention removed {remote} remote and {local} local "
-                         "media", remote=counts[0], local=counts[1])
-        d.addCallback(done)
-        # one failed run must not end the loop; the next run picks up what was left
-        d.addErrback(lambda f: log.failure("media retention failed", f))
-        return d
+        super().startService()

@@ -105,6 +105,23 @@ class ParseConfigTests(unittest.TestCase):
         self.assertEqual(parse_config({"server_name": "a.b", "turn_user_lifetime": 5000},
                                       "/tmp").turn.user_lifetime_ms, 5000)
 
+    def test_federation_outbox_limits(self):
+        """federation: pdu_backlog_max_age (1d) and edu_max_age (7d) are durations;
+        a bad one names its key."""
+        c = parse_config({"server_name": "a.b"}, "/tmp").federation_outbox
+        self.assertEqual((c.pdu_backlog_max_age_ms, c.edu_max_age_ms),
+                         (86_400_000, 7 * 86_400_000))
+        c = parse_config({"server_name": "a.b", "federation": {
+            "pdu_backlog_max_age": "3d", "edu_max_age": "12h"}}, "/tmp")
+        self.assertEqual((c.federation_outbox.pdu_backlog_max_age_ms,
+                          c.federation_outbox.edu_max_age_ms),
+                         (3 * 86_400_000, 12 * 3_600_000))
+        self.assertEqual(c.warnings, ())
+        with self.assertRaises(ConfigError) as e:
+            parse_config({"server_name": "a.b", "federation": {"edu_max_age": "soon"}},
+                         "/tmp")
+        self.assertIn("federation.edu_max_age", str(e.exception))
+
     def test_media_retention(self):
         """media_retention: Synapse durations per kind; off unless set, null is off,
         and no warning for the key."""

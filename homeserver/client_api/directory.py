@@ -9,22 +9,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from homeserver.errors import BadJson
 from homeserver.http.server import ApiRequest, Router
 from homeserver.http.validate import int_arg, optional, require
 from homeserver.ids import parse_room_id
+from homeserver.rooms.features.directory import room_types_filter
 from homeserver.rooms.features.service import RoomService
 
 _C = "/_matrix/client/(?:v3|r0)"
-
-
-def room_types_filter(value: Any) -> list[str | None] | None:
-    """``filter.room_types`` of a public rooms request (client and federation)."""
-    if value is None:
-        return None
-    if not isinstance(value, list) or not all(v is None or isinstance(v, str) for v in value):
-        raise BadJson("filter.room_types must be a list of strings or nulls")
-    return value
 
 
 def register(router: Router, *, auth: Any, room_service: RoomService) -> None:

@@ -24,7 +24,10 @@ _JOIN_PARAMETERS = ("reason", "membership", "third_party_signed",
                     "join_authorised_via_users_server")
 
 
-def register(router: Router, *, auth: Any, room_service: RoomService) -> None:
+def register(router: Router, *, auth: Any, room_service: RoomService,
+             third_party_invites: Any = None) -> None:
+    """``third_party_invites``: invites by email address (``POST /invite`` with
+    ``medium``/``address``); without it they are 400 M_INVALID_PARAM."""
     membership = room_service.membership
 
     async def create_room(request: ApiRequest) -> tuple[int, Any]:
@@ -68,7 +71,14 @@ def register(router: Router, *, auth: Any, room_service: RoomService) -> None:
         requester = await auth.authenticate(request)
         body = request.json()
         if "user_id" not in body and ("medium" in body or "address" in body):
-            raise InvalidParam("third-party invites are not supported by this server")
+            if third_party_invites is None:
+                raise InvalidParam("third-party invites are not supported by this server")
+            await third_party_invites.invite(
+                parse_room_id(request.path["room_id"]), requester.user_id,
+                id_server=require(body, "id_server", str),
+                id_access_token=require(body, "id_access_token", str),
+                medium=require(body, "medium", str), address=require(body, "address", str))
+            return 200, {}
         await membership.change(parse_room_id(request.path["room_id"]), requester.user_id,
                                 require(body, "user_id", str), "invite",
                                 reason=optional(body, "reason", str))

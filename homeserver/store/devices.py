@@ -123,6 +123,14 @@ def _device(row: sa.Row) -> Device:
     return Device(**{f.name: row._mapping[f.name] for f in dataclasses.fields(Device)})
 
 
+def last_device_update(conn: Connection, user_id: str) -> int:
+    """The device-lists position of the user's last device change (not a signing-key
+    change), 0 if none."""
+    c = device_list_changes.c
+    return int(conn.execute(sa.select(sa.func.max(c.pos)).where(
+        c.user_id == user_id, c.device_id.is_not(None))).scalar() or 0)
+
+
 def mark_device_lists_changed(conn: Connection, user_id: str,
                               device_ids: Iterable[str | None], now_ms: int, *,
                               edu_type: str = outbox.DEVICE_LIST_UPDATE) -> int:
@@ -131,12 +139,24 @@ def mark_device_lists_changed(conn: Connection, user_id: str,
     servers will through the federation outbox (written in the same transaction)."""
     positions.lock_stream(conn, positions.DEVICE_LISTS)
     pos, entries = 0, []
+    # spec "m.device_list_update": ``prev_id`` names the user's update the receiver
+    # should have seen last, so it applies this one instead of fetching the whole
+    # list (Synapse resyncs on an empty or unknown prev_id). One chain per user, of
+    # device updates only: a receiver's copy is at the stream_id of the last device
+    # update it applied, or of /user/devices (``RemoteDeviceListCache.latest_position``
+    # answers the same chain: ``remote_devices.RemoteDeviceLists.latest_position``);
+    # signing-key
+    # updates carry no stream_id.
+    prev = last_device_update(conn, user_id)
     for device_id in device_ids:
         pos = conn.execute(sa.insert(device_list_changes)
                            .values(user_id=user_id, device_id=device_id)
                            .returning(device_list_changes.c.pos)).scalar_one()
-        entries.append(outbox.OutboxEntry(edu_type, user_id, {
-            "user_id": user_id, "device_id": device_id, "stream_id": pos}))
+        content: dict = {"user_id": user_id, "device_id": device_id, "stream_id": pos}
+        if device_id is not None:
+            content["prev_id"] = [prev] if prev else []
+            prev = pos
+        entries.append(outbox.OutboxEntry(edu_type, user_id, content))
     positions.advance(conn, positions.DEVICE_LISTS, pos)
     outbox.append(conn, entries, now_ms)
     return pos

@@ -61,6 +61,8 @@ class OutboxEntry:
     content: Mapping[str, Any]
     destination: str | None = None
     pos: int = 0
+    #: when it was appended (ms); 0 for one not yet appended
+    created_ts: int = 0
 
 
 def append(conn: Connection, entries: Sequence[OutboxEntry], now_ms: int) -> int:
@@ -94,8 +96,8 @@ class FederationOutbox:
                 if upto is None else upto
             rows = conn.execute(sa.select(federation_outbox).where(
                 _o.pos > since, _o.pos <= end).order_by(_o.pos).limit(limit))
-            return [OutboxEntry(r.edu_type, r.user_id, r.content, r.destination, r.pos)
-                    for r in rows]
+            return [OutboxEntry(r.edu_type, r.user_id, r.content, r.destination, r.pos,
+                                r.created_ts) for r in rows]
 
         return await self._db.run(txn)
 
@@ -104,6 +106,21 @@ class FederationOutbox:
         written to the global DB themselves, e.g. receipts sent on to other servers
         by the federation sender); returns the last position."""
         return await self._db.run(lambda conn: append(conn, entries, now_ms))
+
+    async def expire(self, before_ts: int,
+                     keep_newest_of: Sequence[str] = (DEVICE_LIST_UPDATE,
+                                                      SIGNING_KEY_UPDATE)) -> int:
+        """Forget entries appended before ``before_ts`` (ms) that some destination
+        that is down has still not had, so a dead server cannot make the table grow
+        for ever; returns how many. Of the ``keep_newest_of`` types each user's newest
+        entry stays: a server that comes back must still hear that the user's devices
+        changed (the update's ``prev_id`` it lacks makes it fetch the whole list)."""
+        newest = sa.select(sa.func.max(_o.pos)).group_by(_o.edu_type, _o.user_id)
+        return await self._db.run(lambda conn: conn.execute(
+            sa.delete(federation_outbox).where(
+                _o.created_ts < before_ts,
+                sa.or_(_o.edu_type.not_in(list(keep_newest_of)),
+                       _o.pos.not_in(newest)))).rowcount)
 
     async def delete_upto(self, pos: int) -> int:
         """Forget entries at positions <= ``pos`` (sent everywhere); returns how many."""

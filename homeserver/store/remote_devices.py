@@ -22,7 +22,7 @@ from sqlalchemy.engine import Connection
 
 from homeserver.store import positions
 from homeserver.store.database import Database
-from homeserver.store.devices import device_list_changes
+from homeserver.store.devices import device_list_changes, last_device_update
 from homeserver.store.sql import JsonText, metadata, upsert
 
 remote_device_lists = sa.Table(
@@ -125,11 +125,8 @@ class RemoteDeviceLists:
         return await self._db.run(txn)
 
     async def latest_position(self, user_id: str) -> int:
-        """The last device-lists stream position of a (local) user's changes, 0 if none:
-        the ``stream_id`` our ``/user/devices`` answers carry."""
-        def txn(conn: Connection) -> int:
-            c = device_list_changes.c
-            return int(conn.execute(sa.select(sa.func.max(c.pos))
-                                    .where(c.user_id == user_id)).scalar() or 0)
-
-        return await self._db.run(txn)
+        """The device-lists stream position of a (local) user's last device change, 0
+        if none: the ``stream_id`` our ``/user/devices`` answers carry, and so the
+        ``prev_id`` our next ``m.device_list_update`` of the user names
+        (``devices.mark_device_lists_changed``)."""
+        return await self._db.run(lambda conn: last_device_update(conn, user_id))

@@ -6,7 +6,8 @@ pattern); /sync reads it to learn which rooms changed since a token. Announcing 
 idempotent per ``(room_id, room_seq)`` so a replay after a crash never duplicates.
 
 ``room_memberships`` is the index user → rooms, kept in step by the same
-announcements, in the same transaction.
+announcements, in the same transaction: a member event's own membership, and the
+memberships a state resolution changed along with an event (``member_changes``).
 
 Positions of one room are announced in its ``room_seq`` order by its single actor,
 so within a room stream order is arrival order.
@@ -127,6 +128,11 @@ def _announce(conn: Connection, announcements: Sequence[Announcement]) -> list[i
                 user_id=a.state_key, room_id=a.room_id, membership=a.membership,
                 event_id=a.event_id, stream_pos=pos, forgotten=False),
                 ["user_id", "room_id"])
+        for user_id, membership, event_id in a.member_changes:
+            upsert(conn, room_memberships, dict(
+                user_id=user_id, room_id=a.room_id, membership=membership,
+                event_id=event_id, stream_pos=pos, forgotten=False),
+                ["user_id", "room_id"])
     if highest:
         positions.advance(conn, positions.ROOM, highest)
     return result
@@ -166,6 +172,7 @@ class Streams:
             return []
         members = [a.state_key for a in announcements
                    if a.membership is not None and a.state_key]
+        members += [user_id for a in announcements for user_id, _, _ in a.member_changes]
 
         def committed(result: list[int]) -> None:
             # Run before any caller of the group commit resumes (Database.run_batched):
@@ -174,7 +181,7 @@ class Streams:
             # membership of it out of the cache, not only its own.
             for a, pos in zip(announcements, result):
                 self.tail.record(a.room_id, pos, a.room_seq, a.event_id)
-                if a.membership is not None and \
+                if (a.membership is not None or a.member_changes) and \
                         self.member_changes.get(a.room_id, 0) < pos:
                     self.member_changes[a.room_id] = pos
             self._invalidate(members)
@@ -186,7 +193,7 @@ class Streams:
             # it may have committed all the same: these rooms are read from the DB now
             self.tail.mark_unsure({a.room_id for a in announcements})
             for a in announcements:
-                if a.membership is not None:
+                if a.membership is not None or a.member_changes:
                     self.member_changes[a.room_id] = UNSURE
             self._invalidate(members)
             raise

@@ -13,8 +13,11 @@ import os
 import shutil
 import subprocess
 
+from twisted.trial import unittest
+
 CLIENTS_DIR = os.path.dirname(os.path.abspath(__file__))
 NODE_MODULES = os.path.join(CLIENTS_DIR, "node_modules")
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 # Below the tests' trial timeout (300 s), so a hung script is killed and reported.
 SCRIPT_TIMEOUT = 270
 
@@ -26,6 +29,15 @@ def missing_setup() -> str | None:
     if not os.path.isdir(os.path.join(NODE_MODULES, "matrix-js-sdk")):
         return f"{NODE_MODULES} is missing: run `make install` (npm ci in tests/clients)"
     return None
+
+
+def require_chromium(test) -> None:
+    """Skip ``test`` without Chromium (fail it under CI, which installs it)."""
+    if not os.path.exists(CHROMIUM):
+        message = f"{CHROMIUM} is missing: apt-get install chromium (.ci/run does)"
+        if os.environ.get("CI"):
+            test.fail(message)
+        raise unittest.SkipTest(message)
 
 
 def run_node(test, script: str, env: dict[str, str], *, args: tuple[str, ...] = (),

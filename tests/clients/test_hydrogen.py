@@ -19,10 +19,8 @@ from urllib.parse import quote
 from twisted.trial import unittest
 
 from tests.clients.http_thread import HttpThread, QuietHandler
-from tests.clients.node_runner import run_node
+from tests.clients.node_runner import CHROMIUM, require_chromium, run_node
 from tests.e2e.harness import ServerProcess
-
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 
 
 class _AppHandler(QuietHandler):
@@ -74,11 +72,7 @@ class HydrogenScenario(unittest.TestCase):
     timeout = 300
 
     def setUp(self):
-        if not os.path.exists(CHROMIUM):
-            message = f"{CHROMIUM} is missing: apt-get install chromium (.ci/run does)"
-            if os.environ.get("CI"):
-                self.fail(message)
-            raise unittest.SkipTest(message)
+        require_chromium(self)
         self.server = ServerProcess()
         self.server.start()
         self.addCleanup(self.server.stop)

@@ -106,11 +106,11 @@ class FakeSource:
         self.entries: list[tuple[int, Resolved | None]] = []
         self.resolve_calls = 0
 
-    def add(self, payload: Mapping[str, Any] | None, destinations: Iterable[str] = ()
-            ) -> int:
+    def add(self, payload: Mapping[str, Any] | None, destinations: Iterable[str] = (),
+            ts: int | None = None, stale_key: str | None = None) -> int:
         pos = (self.entries[-1][0] if self.entries else self.initial) + 1
         self.entries.append((pos, None if payload is None else
-                             Resolved(payload, frozenset(destinations))))
+                             Resolved(payload, frozenset(destinations), ts, stale_key)))
         return pos
 
     def delete_upto(self, pos: int) -> None:

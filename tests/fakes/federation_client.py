@@ -29,6 +29,11 @@ class FakeFederationClient:
                         timeout: float | None = None, sign: bool = True) -> Any:
         return self._reply("POST", destination, path, args, body, timeout)
 
+    async def put_json(self, destination: str, path: str, body: Any,
+                       args: Mapping[str, Any] | None = None, *,
+                       timeout: float | None = None, sign: bool = True) -> Any:
+        return self._reply("PUT", destination, path, args, body, timeout)
+
     def _reply(self, method, destination, path, args, body, timeout) -> Any:
         from federation.client import RemoteHttpError
 

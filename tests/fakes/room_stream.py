@@ -47,6 +47,8 @@ class FakeRoomStreamWriter:
                 if item.membership is not None and item.state_key is not None:
                     self.memberships.setdefault(item.state_key, {})[item.room_id] = \
                         item.membership
+                for user_id, membership, _ in item.member_changes:
+                    self.memberships.setdefault(user_id, {})[item.room_id] = membership
             positions.append(self._positions[key])
         return positions
 

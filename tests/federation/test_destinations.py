@@ -10,6 +10,7 @@ from twisted.trial import unittest
 
 from federation.destinations import OutboxSource, RoomEventSource, federation_form
 from federation.sender import FederationSender
+from homeserver.crypto.signing import sign_json
 from homeserver.store.outbox import (
     DEVICE_LIST_UPDATE, DIRECT_TO_DEVICE, RECEIPT, SIGNING_KEY_UPDATE, OutboxEntry,
 )
@@ -91,6 +92,36 @@ class RoomEventSourceTests(RoomHarness, unittest.TestCase):
         self.assertEqual(self.resolve_last().destinations,
                          frozenset({"remote", "third"}))
 
+    def test_third_party_invite_redeemed_here_is_sent(self) -> None:
+        """A remote inviter's third-party invite of our user, which we wrote after
+        /3pid/onbind, is sent to the inviter's server; the inviter's own
+        m.room.third_party_invite is not ours to send."""
+        self.remote_join()
+        levels = dict(self.drive(self.actor.current_state())[
+            ("m.room.power_levels", "")].content)
+        levels["users"] = {**levels.get("users", {}), BOB: 100}
+        self.drive(self.actor.create_event({"type": "m.room.power_levels",
+                                            "sender": ALICE, "state_key": "",
+                                            "content": levels}))
+        identity = remote_key()
+        state = self.drive(self.actor.current_state())
+        prev = list(self.drive(self.actor.get_events(
+            self.drive(self.actor.forward_extremities()))).values())
+        stored = remote_event(self.room_id, self.room_version, state, prev, {
+            "type": "m.room.third_party_invite", "sender": BOB, "state_key": "tok",
+            "content": {"display_name": "d...", "public_key": identity.verify_key_base64,
+                        "key_validity_url": "https://id/v"}}, self.key)
+        [outcome] = self.drive(self.actor.apply_remote_pdus([stored]))
+        self.assertEqual(outcome.status, "accepted", outcome)
+        self.assertIsNone(self.resolve_last())
+        dave = "@dave:" + SERVER
+        signed = sign_json({"mxid": dave, "token": "tok"}, "id.example", identity)
+        self.drive(self.actor.create_event({
+            "type": "m.room.member", "sender": BOB, "state_key": dave,
+            "content": {"membership": "invite", "third_party_invite": {
+                "display_name": "d...", "signed": signed}}}))
+        self.assertEqual(self.resolve_last().destinations, frozenset({"remote"}))
+
     def test_kicked_server_is_told(self) -> None:
         """Kicking the last member of a server still sends the kick there."""
         self.remote_join()
@@ -100,6 +131,18 @@ class RoomEventSourceTests(RoomHarness, unittest.TestCase):
         self.assertEqual(self.resolve_last().destinations, frozenset({"remote"}))
         self.drive(self.actor.create_event(self.message("after the kick")))
         self.assertIsNone(self.resolve_last())
+
+    def test_server_denied_by_the_acl_gets_no_pdus(self) -> None:
+        """Once the room's server ACL denies a server, neither the ACL event nor later
+        events go there, though its user is still joined; the others still get them."""
+        self.remote_join()
+        self.remote_join(CAROL)
+        self.drive(self.actor.create_event({
+            "type": "m.room.server_acl", "sender": ALICE, "state_key": "",
+            "content": {"allow": ["*"], "deny": ["third"]}}))
+        self.assertEqual(self.resolve_last().destinations, frozenset({"remote"}))
+        self.drive(self.actor.create_event(self.message("not for third")))
+        self.assertEqual(self.resolve_last().destinations, frozenset({"remote"}))
 
     def test_message_reaches_the_remote_member_through_the_sender(self) -> None:
         """A room with a remote member: our message becomes a transaction to its
@@ -134,6 +177,28 @@ class FakeStreams:
                 for u in members}
 
 
+class FakeRoom:
+    """A room actor's ACL reads: ``acl`` is the content of its server ACL (or None)."""
+
+    def __init__(self, acl: dict | None = None) -> None:
+        self.acl = acl
+
+    async def current_state(self, types=None) -> dict:
+        if self.acl is None:
+            return {}
+        return {("m.room.server_acl", ""): type("Acl", (), {"content": self.acl})()}
+
+    async def state_at(self, event_id: str, *, after: bool = False, types=None) -> dict:
+        return await self.current_state(types)
+
+
+def rooms_with_acls(acls: dict[str, dict]) -> Any:
+    """``rooms(room_id)`` for rooms whose server ACLs are ``acls`` (others have none)."""
+    async def rooms(room_id: str) -> FakeRoom:
+        return FakeRoom(acls.get(room_id))
+    return rooms
+
+
 class OutboxSourceTests(unittest.TestCase):
     def setUp(self) -> None:
         self.streams = FakeStreams({"!r:hs": ["@a:hs", "@b:one", "@c:two"],
@@ -150,6 +215,8 @@ class OutboxSourceTests(unittest.TestCase):
                     "user_signing": {"usage": ["user_signing"]}}
 
         self.source = OutboxSource(server_name="hs", outbox=None, streams=self.streams,
+                                   rooms=rooms_with_acls({"!r:hs": {
+                                       "allow": ["*"], "deny": ["two"]}}),
                                    device_keys=device_keys,
                                    cross_signing_keys=cross_signing)
 
@@ -193,6 +260,11 @@ class OutboxSourceTests(unittest.TestCase):
         """A receipt goes to the servers in its room only."""
         res = self.resolve(OutboxEntry(RECEIPT, "@a:hs", {"!s:hs": {"m.read": {}}}))
         self.assertEqual(res.destinations, frozenset({"three"}))
+
+    def test_receipt_not_to_servers_the_rooms_acl_denies(self) -> None:
+        """A receipt in a room whose ACL denies a server does not go there."""
+        res = self.resolve(OutboxEntry(RECEIPT, "@a:hs", {"!r:hs": {"m.read": {}}}))
+        self.assertEqual(res.destinations, frozenset({"one"}))
 
     def test_user_alone_goes_nowhere(self) -> None:
         """A user sharing no room with anyone remote has nobody to tell."""

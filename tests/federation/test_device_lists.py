@@ -98,6 +98,30 @@ class RemoteDeviceListsTest(ServerTestCase):
         await self.lists.on_device_list_update("far.example", self.update("C", 9, [8]))
         self.assertEqual(len(self.client.sent("GET", DEVICES_PATH)), 2)
 
+    async def test_our_updates_apply_in_chain_after_one_fetch(self):
+        """The device-list updates this server sends, received by a server that
+        fetched our /user/devices once, each apply without fetching again: their
+        prev_id is the stream_id the receiver holds."""
+        store, carol = self.c["store"], "@carol:test.local"
+        await self.c["federation_sender"].stop()   # it would trim what goes nowhere
+        path = "/_matrix/federation/v1/user/devices/" + quote(carol, safe="")
+        self.streams.sharing[carol] = {"@alice:test.local", carol}
+        await store.accounts.create_user(carol, None)
+        await store.devices.create_device(carol, "C1")
+        self.client.answer("GET", "test.local", path,
+                           await self.c["federation_queries"].user_devices(carol))
+        await self.lists.resync(carol)
+        start = (await store.current_positions())["federation_outbox"]
+        await store.devices.create_device(carol, "C2")
+        await store.cross_signing.set_keys(carol, {"master": {"keys": {}}})
+        await store.devices.create_device(carol, "C3")
+        for entry in await store.federation_outbox.entries(start):
+            if entry.edu_type == "m.device_list_update":
+                await self.lists.on_device_list_update("test.local", entry.content)
+        self.assertEqual(len(self.client.sent("GET", path)), 1)
+        self.assertEqual(sorted((await self.lists.cached(carol)).devices),
+                         ["C1", "C2", "C3"])
+
     async def test_dropped_updates(self):
         """From a server that is not the user's, malformed, or for a user no local user
         shares a room with: nothing is fetched or stored."""

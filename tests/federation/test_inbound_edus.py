@@ -2,11 +2,11 @@
 the local users' /sync, once, and only when the origin speaks for its own users; old
 remote message IDs purged."""
 
-from twisted.internet import defer, task
+from twisted.internet import defer
 from twisted.trial import unittest
 
 from federation import xmatrix
-from federation.inbound_edus import MESSAGE_ID_KEEP_MS, PURGE_EVERY_S, DeviceMessages
+from federation.inbound_edus import MESSAGE_ID_KEEP_MS, DeviceMessages
 from tests.client_api.harness import ServerTestCase
 from tests.fakes.rooms import remote_event
 from tests.federation.test_inbound_servlets import BOB, REMOTE, STRANGER, V1, _key_row
@@ -187,17 +187,11 @@ class FakeInbox:
 
 
 class PurgeTest(unittest.TestCase):
-    def test_message_ids_purged_hourly_after_a_week(self):
-        """Remembered message IDs older than a week are purged once an hour, and the
-        loop stops with the service."""
-        clock, inbox = task.Clock(), FakeInbox()
+    def test_message_ids_purged_after_a_week(self):
+        """purge_old forgets remembered message IDs older than a week."""
+        inbox = FakeInbox()
         messages = DeviceMessages(server_name="test.local", devices=None, inbox=inbox,
                                   notify_users=lambda users: None)
-        messages.start_purging(clock, lambda: int(clock.seconds() * 1000))
-        clock.advance(PURGE_EVERY_S - 1)
-        self.assertEqual(inbox.purged, [])
-        clock.advance(1)
-        self.assertEqual(inbox.purged, [int(PURGE_EVERY_S * 1000) - MESSAGE_ID_KEEP_MS])
-        messages.stop_purging()
-        clock.advance(PURGE_EVERY_S * 3)
-        self.assertEqual(len(inbox.purged), 1)
+        now = 10 * MESSAGE_ID_KEEP_MS
+        self.successResultOf(defer.ensureDeferred(messages.purge_old(now)))
+        self.assertEqual(inbox.purged, [now - MESSAGE_ID_KEEP_MS])

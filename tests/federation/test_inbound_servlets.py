@@ -79,6 +79,38 @@ class InboundServletTest(ServerTestCase):
         timeline = sync["rooms"]["join"][self.room_id]["timeline"]["events"]
         self.assertIn("hi alice", [e["content"].get("body") for e in timeline])
 
+    async def test_local_user_banned_by_a_resolved_fork_sees_the_room_left(self):
+        """Bob (remote, given power) bans our Carol on his side; we get only his next
+        message, placed on the state his server had (the ban an outlier, as gap
+        filling brings it). State resolution bans Carol, and her /sync moves the room
+        to ``leave`` (the memberships index learnt it from the message's announcement)."""
+        carol, carol_token = await self.register("carol")
+        await self.request("POST", f"/_matrix/client/v3/join/{q(self.room_id)}", {},
+                           token=carol_token)
+        await self.join_bob()
+        levels = (await self.actor.current_state([("m.room.power_levels", "")]))[
+            ("m.room.power_levels", "")].content
+        await self.actor.create_event({
+            "type": "m.room.power_levels", "sender": self.alice, "state_key": "",
+            "content": {**levels, "users": {**levels["users"], BOB: 100}}})
+        first = await self.sync(carol_token)
+        self.assertIn(self.room_id, first["rooms"]["join"])
+        ban = await self.remote({"type": "m.room.member", "sender": BOB,
+                                 "state_key": carol, "content": {"membership": "ban"}}, ts=3)
+        state = {**(await self.actor.current_state()), ban.state_pair: ban}
+        msg = remote_event(self.room_id, self.actor.room_version.identifier, state, [ban],
+                           {"type": "m.room.message", "sender": BOB,
+                            "content": {"msgtype": "m.text", "body": "gone"}},
+                           REMOTE, server="remote.example", ts=4)
+        await self.actor.apply_remote_pdus([msg], outliers=[ban],
+                                           state_before={msg.event_id: list(state.values())})
+        self.assertEqual(await self.actor.membership(carol), "ban")
+        rooms = await self.c["store"].streams.get_rooms_for_user(carol, ("join",))
+        self.assertEqual(rooms, [])
+        later = await self.sync(carol_token, since=first["next_batch"])
+        self.assertIn(self.room_id, later["rooms"]["leave"])
+        self.assertNotIn(self.room_id, later["rooms"].get("join", {}))
+
     async def test_send_errors(self):
         """/send unsigned is 401; a non-object body and too many PDUs are 400."""
         status, body = await self.request("PUT", f"{V1}/send/x", {"pdus": []})

@@ -104,6 +104,19 @@ class MembershipTests(_TwoServers, unittest.TestCase):
         self.drive_failure(self.server.make("remote", "!nope", BOB, "join", ["12"]),
                            NotFound)
 
+    def test_server_denied_by_the_acl_is_refused(self) -> None:
+        """A server the room's ACL denies gets 403 for make_join, make_leave,
+        make_knock and send_join."""
+        room_id, _ = self.create_room()
+        self.drive(self.drive(self.registry.get(room_id)).create_event({
+            "type": "m.room.server_acl", "sender": ALICE, "state_key": "",
+            "content": {"allow": ["*"], "deny": ["remote"]}}))
+        for membership in ("join", "leave", "knock"):
+            failure = self.drive_failure(
+                self.server.make("remote", room_id, BOB, membership, ["12"]), Forbidden)
+            self.assertIn("ACL", failure.value.message)
+        self.drive_failure(self.server.send_join("remote", room_id, "$x", {}), Forbidden)
+
     def test_make_join_template(self) -> None:
         """The template cites our extremities, the room's auth events, and the version."""
         room_id, events = self.create_room()

@@ -9,7 +9,7 @@ from twisted.trial import unittest
 
 from federation.outbound_edus import LocalEdus, presence_content
 from homeserver.sync.presence import UserPresence
-from tests.federation.test_destinations import FakeStreams
+from tests.federation.test_destinations import FakeStreams, rooms_with_acls
 
 
 class RecordingSink:
@@ -32,13 +32,15 @@ class FakeOutbox:
 class LocalEdusTests(unittest.TestCase):
     def setUp(self) -> None:
         self.sink, self.outbox = RecordingSink(), FakeOutbox()
-        self.streams = FakeStreams({"!r:hs": ["@a:hs", "@b:one"], "!s:hs": ["@a:hs"]})
+        self.streams = FakeStreams({"!r:hs": ["@a:hs", "@b:one"], "!s:hs": ["@a:hs"],
+                                    "!acl:hs": ["@e:hs", "@b:one", "@c:two"]})
         self.edus = self.make()
 
     def make(self, presence_enabled: bool = True) -> LocalEdus:
         return LocalEdus(server_name="hs", sender=self.sink, streams=self.streams,
                          outbox=self.outbox, now_ms=lambda: 10_000,
-                         presence_enabled=presence_enabled)
+                         presence_enabled=presence_enabled,
+                         rooms=rooms_with_acls({"!acl:hs": {"allow": ["one"]}}))
 
     def test_typing_of_local_users_only(self) -> None:
         """A local user's typing goes to the room's servers; a remote user's does not."""
@@ -46,6 +48,11 @@ class LocalEdusTests(unittest.TestCase):
         self.edus.typing_changed("!r:hs", "@b:one", True)
         self.assertEqual(self.sink.sent, [({"one"}, "m.typing", {
             "room_id": "!r:hs", "user_id": "@a:hs", "typing": True})])
+
+    def test_typing_not_to_servers_the_rooms_acl_denies(self) -> None:
+        """Typing in a room whose ACL allows only one of its servers goes there only."""
+        self.edus.typing_changed("!acl:hs", "@e:hs", True)
+        self.assertEqual([d for d, _, _ in self.sink.sent], [{"one"}])
 
     def test_presence_to_servers_sharing_a_room(self) -> None:
         """Presence goes to servers sharing a room, unless presence is disabled."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from twisted.internet import defer, task
 from twisted.trial import unittest
 
-from federation.sender import FederationSender
+from federation.sender import MAX_EPHEMERAL, FederationSender
 from federation.transaction_queue import MAX_RETRY_MS, Phase
 from tests.fakes.federation import FakeFederationClient, FakeProgress, FakeSource
 
@@ -23,6 +23,8 @@ class SenderTestCase(unittest.TestCase):
         self.trimmed: list[int] = []
         self.sender = self.make_sender()
 
+    max_age_ms: dict[str, int] | None = None
+
     def make_sender(self) -> FederationSender:
         async def trim(pos: int) -> None:
             self.trimmed.append(pos)
@@ -31,7 +33,7 @@ class SenderTestCase(unittest.TestCase):
         sender = FederationSender(server_name="us", clock=self.clock, client=self.client,
                                   progress=self.progress, pdu_source=self.pdus,
                                   edu_source=self.edus, trim_outbox=trim,
-                                  random=lambda: 0.0)
+                                  max_age_ms=self.max_age_ms, random=lambda: 0.0)
         self.successResultOf(defer.ensureDeferred(sender.start()))
         self.addCleanup(sender.stop)
         return sender
@@ -105,6 +107,77 @@ class BatchingTests(SenderTestCase):
         held.callback(None)
         self.assertEqual(self.client.max_in_flight["a.example"], 1)
         self.assertEqual(self.ids("a.example"), [f"$e{i}" for i in range(71)])
+
+
+class StaleBacklogTests(SenderTestCase):
+    """A destination down longer than the age limits: a bounded catch-up."""
+
+    DAY_MS = 24 * 3600 * 1000
+    max_age_ms = {ROOM: DAY_MS, OUTBOX: 7 * DAY_MS}
+
+    def now_ms(self) -> int:
+        return int(self.clock.seconds() * 1000)
+
+    def pdu(self, event_id: str, room_id: str) -> None:
+        self.pdus.add({"event_id": event_id}, ["a.example"], ts=self.now_ms(),
+                      stale_key=room_id)
+
+    def edu(self, n: int, stale_key: str | None = None) -> None:
+        self.edus.add({"edu_type": "m.x", "content": {"n": n}}, ["a.example"],
+                      ts=self.now_ms(), stale_key=stale_key)
+
+    def down_for(self, days: int) -> None:
+        self.client.down.add("a.example")
+        self.wake()
+        self.clock.advance(days * self.DAY_MS / 1000)
+        self.client.down.discard("a.example")
+
+    def test_old_events_come_down_to_each_rooms_newest(self) -> None:
+        """After two days down, the events older than a day arrive as each room's
+        newest (in stream order); the newer ones all arrive, in order."""
+        for event_id, room_id in [("$a1", "!a"), ("$b1", "!b"), ("$a2", "!a")]:
+            self.pdu(event_id, room_id)
+        self.down_for(2)
+        self.pdu("$a3", "!a")
+        self.pdu("$b2", "!b")
+        self.wake()
+        self.clock.advance(MAX_RETRY_MS / 1000 * 2)
+        self.assertEqual(self.ids("a.example"), ["$b1", "$a2", "$a3", "$b2"])
+        self.assertEqual(self.progress.dests["a.example"].acked[ROOM], 5)
+
+    def test_within_the_limit_every_event_arrives(self) -> None:
+        """Down for less than the limit: every missed event is caught up."""
+        for event_id, room_id in [("$a1", "!a"), ("$b1", "!b"), ("$a2", "!a")]:
+            self.pdu(event_id, room_id)
+        self.down_for(0)
+        self.clock.advance(3600)
+        self.assertEqual(self.ids("a.example"), ["$a1", "$b1", "$a2"])
+
+    def test_more_rooms_than_a_transaction_holds(self) -> None:
+        """The newest events of 120 rooms go out in transactions of ≤ 50, all of them."""
+        for i in range(120):
+            self.pdu(f"$old{i}", f"!r{i}")
+            self.pdu(f"$new{i}", f"!r{i}")
+        self.down_for(2)
+        self.clock.advance(MAX_RETRY_MS / 1000 * 2)
+        self.assertEqual(self.ids("a.example"), [f"$new{i}" for i in range(120)])
+        self.assertTrue(all(len(b["pdus"]) <= 50
+                            for b in self.client.answered("a.example")))
+
+    def test_old_edus_dropped_but_each_users_newest_device_update(self) -> None:
+        """EDUs older than a week are dropped, except each keyed one's newest (a
+        user's last device-list update); the outbox is then trimmed past them."""
+        self.edu(0)
+        self.edu(1, "m.device_list_update @u:us")
+        self.edu(2, "m.device_list_update @u:us")
+        self.edu(3, "m.device_list_update @v:us")
+        self.down_for(8)
+        self.edu(4)
+        self.wake()
+        self.clock.advance(MAX_RETRY_MS / 1000 * 2)
+        self.assertEqual([e["content"]["n"] for e in self.client.delivered(
+            "a.example", "edus")], [2, 3, 4])
+        self.assertEqual(self.edus.entries, [])
 
 
 class BackoffTests(SenderTestCase):
@@ -336,6 +409,19 @@ class EduTests(SenderTestCase):
         self.assertEqual(self.client.delivered("b.example", "edus"), [])
         self.assertEqual(self.ids("b.example"), ["$e0"])
         self.assertNotIn("us", {d for d, _, _ in self.client.sent})
+
+    def test_ephemeral_edus_bounded_while_a_transaction_hangs(self) -> None:
+        """While a server does not answer, at most MAX_EPHEMERAL typing EDUs wait for
+        it, the newest; they go out once it answers."""
+        held = defer.Deferred()
+        self.client.hold["a.example"] = held
+        self.events(1, "a.example")
+        self.wake()
+        for n in range(MAX_EPHEMERAL + 50):
+            self.sender.send_edu(["a.example"], "m.typing", {"n": n})
+        held.callback(None)
+        ns = [e["content"]["n"] for e in self.client.delivered("a.example", "edus")]
+        self.assertEqual(ns, list(range(50, MAX_EPHEMERAL + 50)))
 
     def test_ephemeral_destination_then_events_are_durable(self) -> None:
         """A server first met through typing still gets a durable row for events."""

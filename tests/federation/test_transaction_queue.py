@@ -6,7 +6,8 @@ from twisted.trial import unittest
 
 from federation.transaction_queue import (
     HEALTHY, MAX_RETRY_MS, MIN_RETRY_MS, Cursor, IllegalTransition, Phase, Trigger,
-    Verdict, classify_failure, refused_pdus, transaction_body, transition,
+    Verdict, classify_failure, newest_of_stale, refused_pdus, transaction_body,
+    transition,
 )
 
 
@@ -96,3 +97,18 @@ class CursorTests(unittest.TestCase):
         self.assertEqual((c.acked, c.live), (8, False))
         c.caught_up(10, 10)
         self.assertEqual((c.acked, c.live), (10, True))
+
+
+class NewestOfStaleTests(unittest.TestCase):
+    def test_in_position_order_within_the_limit(self):
+        """A run of stale entries comes down to each key's newest, oldest first, and
+        the scan position stays where the run was scanned to."""
+        stale = {"!a": (7, "a7"), "!b": (3, "b3"), "!c": (5, "c5")}
+        self.assertEqual(newest_of_stale(stale, 50, 9),
+                         ([(3, "b3"), (5, "c5"), (7, "a7")], 9))
+
+    def test_more_than_the_limit_resumes_before_the_first_left_out(self):
+        """Over the limit: the first ``limit`` go, and the scan resumes just before
+        the first one left out, so it is found again."""
+        stale = {"!a": (7, "a7"), "!b": (3, "b3"), "!c": (5, "c5")}
+        self.assertEqual(newest_of_stale(stale, 2, 9), ([(3, "b3"), (5, "c5")], 6))

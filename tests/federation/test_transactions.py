@@ -212,6 +212,41 @@ class TransactionTest(RoomHarness, unittest.TestCase):
             counts.append(len(self.drive(self.actor.forward_extremities())))
         self.assertEqual(counts, [31, 22, 13, 4, 1])
 
+    def test_flood_of_forked_state_costs_bounded_resolutions(self):
+        """200 forked state events from a remote server (each its own state group) are
+        all accepted with one two-group resolution each at most, not a resolution of
+        every extremity per event; a local message then still goes in at once, citing
+        10 prev events with one resolution of them, and local messages fold the
+        extremities down to one."""
+        join = self.join()
+        self.send("t0", [join])
+        forks = [self.event({"type": "m.room.member", "sender": BOB, "state_key": BOB,
+                             "content": {"membership": "join", "displayname": f"fork {i}"}},
+                            prev=[join]) for i in range(200)]
+        before = self.actor.resolution_counts
+        for n in range(4):
+            batch = forks[n * 50:(n + 1) * 50]
+            response = self.send(f"t{n + 1}", batch)
+            self.assertEqual(response["pdus"], {f.event_id: {} for f in batch})
+        runs, groups = (a - b for a, b in zip(self.actor.resolution_counts, before))
+        self.assertLessEqual(runs, 200)
+        self.assertLessEqual(groups, 2 * 200 + 10 * 10)
+        self.assertEqual(len(self.drive(self.actor.forward_extremities())), 200)
+        before = self.actor.resolution_counts
+        local = self.drive(self.actor.create_event(self.message("still here")))
+        self.assertEqual(len(local.prev_event_ids), 10)
+        runs, groups = (a - b for a, b in zip(self.actor.resolution_counts, before))
+        self.assertLessEqual((runs, groups), (2, 10 + 2))
+        count = len(self.drive(self.actor.forward_extremities()))
+        self.assertEqual(count, 191)
+        while count > 1:
+            self.drive(self.actor.create_event(self.message("fold")))
+            count, last = len(self.drive(self.actor.forward_extremities())), count
+            self.assertEqual(count, max(1, last - 9))
+        # folded to one: current state is that of the last event again
+        state = self.drive(self.actor.current_state([("m.room.member", BOB)]))
+        self.assertEqual(state[("m.room.member", BOB)].membership, "join")
+
     def test_edus_dispatched(self):
         """EDUs reach the handler registered for their type with the origin; unknown
         and malformed EDUs are ignored and do not fail the transaction."""

@@ -46,6 +46,13 @@ def register(server, prefix: str) -> tuple[str, str]:
     return body["user_id"], body["access_token"]
 
 
+def register_on_synapse(synapse, prefix: str) -> tuple[str, str]:
+    """A fresh Synapse user (registered with the shared secret): (user_id, token)."""
+    name = f"{prefix}{uuid.uuid4().hex[:8]}"
+    synapse.register(name, "pw-" + name)
+    return f"@{name}:{synapse.server_name}", synapse.login(name, "pw-" + name)
+
+
 def create_room(server, token: str, version: str = "12", **extra) -> str:
     return call(server, "POST", "/_matrix/client/v3/createRoom",
                 {"room_version": version, **extra}, token)["room_id"]

@@ -37,6 +37,9 @@ SYNAPSE_SH = os.path.normpath(os.path.join(ROOT, "..", "shared", "anchors", "syn
 ANCHOR_HOME = os.environ.get("SYNAPSE_ANCHOR_HOME",
                              os.path.expanduser("~/.cache/synapse-anchor"))
 LOOPBACK = ["127.0.0.0/8", "::1/128"]
+#: where the third-party-invite suite runs its fake identity server, which our server
+#: trusts (``trusted_third_party_id_servers``; tests/interop/test_third_party_invites.py)
+IDENTITY_PORT = free_port()
 
 log = Logger()
 
@@ -74,6 +77,7 @@ def our_federating_server(ca_path: str, cert_dir: str,
         "federation_custom_ca_list": [ca_path],
         "ip_range_whitelist": LOOPBACK,
         "trusted_key_servers": [],
+        "trusted_third_party_id_servers": [f"http://127.0.0.1:{IDENTITY_PORT}"],
     })
     with open(server.override_path) as f:
         overrides = yaml.safe_load(f)

@@ -285,8 +285,3 @@ class TwoInstancesTest(unittest.TestCase):
         join(self.b, b_token, room_id, via=self.a.server_name)
         wait_for(lambda: self.messages(self.b, b_token, room_id)[-20:] == earlier,
                  "the earlier messages on B", timeout=10)
-
-    # We serve /backfill (Synapse reads our history through it) but do not yet ask for
-    # it: /messages on a room joined over federation stops at the join.
-    test_joiner_sees_earlier_history.todo = (
-        "outbound backfill is not implemented: /messages does not call the remote /backfill")

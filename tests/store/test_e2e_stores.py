@@ -33,6 +33,29 @@ class E2eStoreTests(StoreTests):
         self.assertEqual(await self.store.federation_outbox.delete_upto(entries[0].pos), 1)
         self.assertEqual(len(await self.store.federation_outbox.entries(0)), 1)
 
+    async def test_device_list_updates_chain_by_prev_id(self) -> None:
+        """Each device update names the user's previous device update as prev_id (the
+        first none), skipping signing-key changes; /user/devices' stream_id is the
+        last device update, so a receiver that fetched it can apply the next one."""
+        await self.store.accounts.create_user(ALICE, None)
+        await self.store.accounts.create_user(BOB, None)
+        await self.store.devices.create_device(ALICE, "D1")
+        await self.store.devices.create_device(BOB, "B1")
+        await self.store.devices.create_device(ALICE, "D2")
+        await self.store.cross_signing.set_keys(ALICE, {"master": {"keys": {}}})
+        self.assertEqual(await self.store.remote_device_lists.latest_position(ALICE),
+                         (await self.store.federation_outbox.entries(0))[2]
+                         .content["stream_id"])
+        await self.store.devices.create_device(ALICE, "D3")
+        chain = [(e.content["device_id"], e.content["stream_id"], e.content.get("prev_id"))
+                 for e in await self.store.federation_outbox.entries(0)
+                 if e.user_id == ALICE and e.edu_type == DEVICE_LIST_UPDATE]
+        (d1, s1, p1), (d2, s2, p2), (d3, s3, p3) = chain
+        self.assertEqual((d1, d2, d3), ("D1", "D2", "D3"))
+        self.assertEqual((p1, p2, p3), ([], [s1], [s2]))
+        self.assertLess(s1, s2)
+        self.assertLess(s2, s3)
+
     async def test_to_device_send_once(self) -> None:
         """A to-device transaction queues local and remote messages once, together."""
         remote = [OutboxEntry(DIRECT_TO_DEVICE, ALICE, {"messages": {}},

@@ -140,6 +140,22 @@ class MembershipIndexTests(StoreTests):
                                                    "membership": None})])
         self.assertEqual(await self.store.streams.get_room_members(R1), {})
 
+    async def test_member_changes_of_a_resolution_are_indexed(self) -> None:
+        """Memberships an event changed by state resolution (``member_changes``) are
+        indexed at its position, after its own, and the users' cached rooms dropped."""
+        streams = self.store.streams
+        await self.store.announce([member(R1, 1, ALICE, "join"), member(R1, 2, BOB, "join")])
+        self.assertEqual(len(await streams.get_rooms_for_user(BOB)), 1)   # cached
+        [pos] = await self.store.announce([Announcement(**{
+            **msg(R1, 3, CAROL).__dict__,
+            "member_changes": ((BOB, "leave", "$bobleft"), (CAROL, "join", "$cj"))})])
+        self.assertEqual(await streams.get_rooms_for_user(BOB), [])
+        self.assertEqual(await streams.get_room_members(R1), {ALICE: "join", CAROL: "join"})
+        left = await streams.get_membership(BOB, R1)
+        self.assertEqual((left.membership, left.event_id, left.stream_pos),
+                         ("leave", "$bobleft", pos))
+        self.assertEqual(streams.member_changes[R1], pos)
+
     async def test_seed_memberships_adds_missing_keeps_announced(self) -> None:
         """Seeded members (a federated join's state) are indexed at the current
         position and their users' room caches dropped; an announced row is kept."""

@@ -131,6 +131,12 @@ class RoomActor:
     def subscribers(self) -> int:
         return self._subscribers
 
+    @property
+    def resolution_counts(self) -> tuple[int, int]:
+        """(state resolutions run, state groups given to them) since the room woke:
+        the state-resolution work its events have cost."""
+        return self._writer.resolutions, self._writer.groups_resolved
+
     def subscribe(self) -> None:
         """A live connection now follows this room: it must not hibernate."""
         self._subscribers += 1
@@ -255,6 +261,20 @@ class RoomActor:
         return await self._submit(
             lambda: self._writer.apply_remote(pdus, outliers, state_before))
 
+    async def backfill_pdus(self, pdus: Sequence[PDU], *, outliers: Sequence[PDU] = (),
+                            state_before: Mapping[str, Sequence[PDU]] | None = None
+                            ) -> list[RemoteOutcome]:
+        """Persist history fetched by ``/backfill`` (``RoomWriter.apply_remote`` with
+        ``backfilled``): checked as remote PDUs, stored before the timeline, never
+        announced to /sync or other servers. The caller has checked signatures and
+        hashes and fetched what the events need, as for :meth:`apply_remote_pdus`."""
+        actor = await self._live()
+        if actor is not self:
+            return await actor.backfill_pdus(pdus, outliers=outliers,
+                                             state_before=state_before)
+        return await self._submit(
+            lambda: self._writer.apply_remote(pdus, outliers, state_before, backfilled=True))
+
     def _submit(self, apply: Callable[[], Any]) -> defer.Deferred:
         work = _Work(apply, defer.Deferred())
         self._inbox.append(work)
@@ -371,16 +391,19 @@ class RoomActor:
             positions = await self._services.stream_writer.announce(
                 [self._announcement(pdu) for pdu in pending])
             store.note_announced(pending[-1].internal_metadata["seq"])
+            store.forget_member_changes(pending[-1].internal_metadata["seq"])
             for pdu, position in zip(pending, positions):
                 self._services.listener.on_room_event(pdu, position)
             if len(pending) < _ANNOUNCE_CHUNK:
                 return
 
     def _announcement(self, pdu: PDU) -> Announcement:
-        return Announcement(room_id=self.room_id, room_seq=pdu.internal_metadata["seq"],
+        seq = pdu.internal_metadata["seq"]
+        return Announcement(room_id=self.room_id, room_seq=seq,
                             event_id=pdu.event_id, type=pdu.type, state_key=pdu.state_key,
                             sender=pdu.sender,
-                            membership=pdu.membership if pdu.is_state() else None)
+                            membership=pdu.membership if pdu.is_state() else None,
+                            member_changes=self._store.member_changes_at(seq))
 
     # -- reads (straight from the store: the reactor thread is the lock) ---------------
     async def get_event(self, event_id: str, *, original: bool = False) -> PDU | None:
@@ -490,6 +513,13 @@ class RoomActor:
 
     async def forward_extremities(self) -> list[str]:
         return [e for e, _ in (await self._live())._store.forward_extremities()]
+
+    async def backward_extremities(self, depth: int, limit: int) -> list[str]:
+        """Events the timeline cites from no deeper than ``depth`` but does not hold
+        (see ``rooms.storage.backward_extremities``), deepest first: where earlier
+        history is to be fetched from. Empty once the history reaches the create
+        event."""
+        return (await self._live())._store.backward_extremities(depth, limit)
 
     async def auth_chain(self, event_ids: Iterable[str]) -> list[PDU]:
         return (await self._live())._store.auth_chain(event_ids)

@@ -24,6 +24,9 @@ class Announcement:
     sender: str
     #: for m.room.member state events: the new membership of ``state_key``
     membership: str | None = None
+    #: other memberships of current state this event changed (by state resolution):
+    #: ``(user_id, membership, member event_id)``, indexed after its own
+    member_changes: tuple[tuple[str, str, str], ...] = ()
 
 
 class RoomStreamWriter(Protocol):
@@ -32,8 +35,8 @@ class RoomStreamWriter(Protocol):
     async def announce(self, announcements: Sequence[Announcement]) -> list[int]:
         """Append to the room stream in one transaction, returning each stream position.
 
-        Membership announcements also update the memberships index (user → rooms) in the
-        same transaction. Idempotent per (room_id, room_seq): announcing a seq already
+        Membership announcements (and ``member_changes``) also update the memberships
+        index (user → rooms) in the same transaction. Idempotent per (room_id, room_seq): announcing a seq already
         in the stream returns its existing position and adds nothing (so replay after a
         crash can never duplicate).
         """

@@ -220,7 +220,8 @@ class RoomRegistry:
         return room_id, events
 
     async def import_room(self, room_id: str, room_version: str, event: PDU,
-                          state: Sequence[PDU], auth_chain: Sequence[PDU]) -> RemoteOutcome:
+                          state: Sequence[PDU], auth_chain: Sequence[PDU], *,
+                          joined_via: str | None = None) -> RemoteOutcome:
         """Start holding a room that exists elsewhere, from a send_join answer.
 
         ``event`` is our user's join (already signed by the resident server where
@@ -228,7 +229,8 @@ class RoomRegistry:
         ``auth_chain`` the auth chain of both; signatures and hashes have been
         checked by the caller. One transaction; on failure nothing is left on disk.
         Raises RoomInUse if we already have the room, InvalidRoomState if the join
-        is not accepted against that state.
+        is not accepted against that state. ``joined_via``: the server that answered
+        the join (kept as the room's ``joined_via`` meta: the first to ask for history).
         """
         self._check_running()
         try:
@@ -245,6 +247,8 @@ class RoomRegistry:
         self._awake[room_id] = actor
         creator = next((e.sender for e in state if e.type == "m.room.create"), "")
         meta = {"creator": creator, "is_public": 0, "registered": 0}
+        if joined_via is not None:
+            meta["joined_via"] = joined_via
         try:
             outcome = await actor.import_room(event, state, auth_chain, meta)
         except Exception:

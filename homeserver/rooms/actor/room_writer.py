@@ -7,6 +7,15 @@ invariant the rest of the room relies on:
 
     current state == resolve(state after each forward extremity)
 
+while the room has at most ``MAX_PREV_EVENTS`` forward extremities (the next local
+event cites them all, so it is built on current state). Beyond that the work per event
+is bounded rather than growing with the extremities: a new event's state is folded into
+current state (``resolve(current, state after the event)``) instead of resolving every
+extremity again, and a local event cites, and is built on the resolution of, the
+``MAX_PREV_EVENTS`` deepest (so each one folds ten extremities into one). A remote
+server flooding the room with forks costs each of its events one resolution of two
+state groups, and never stops the room.
+
 Slow I/O (fetching missing events or state over federation) never happens here: the
 caller brings everything an event needs (DESIGN.md §3, "Slow I/O stays outside the
 inbox").
@@ -36,6 +45,7 @@ from homeserver.rooms.storage.store import EventContext, RoomStore
 
 #: prev_events of a local event: the deepest forward extremities, at most this many
 MAX_PREV_EVENTS = 10
+MEMBER = "m.room.member"
 #: canonical JSON's integer range (depth must stay encodable in every room version)
 MAX_DEPTH = 2 ** 53 - 1
 _RESOLVED_CACHE = 8
@@ -77,6 +87,10 @@ class RoomWriter:
         #: frozenset of state groups → the group resolving them (forks are resolved
         #: once, not once per event that arrives while the fork lasts)
         self._resolved: dict[frozenset[int], int] = {}
+        #: state resolutions run (not answered from the cache), and the state groups
+        #: they were given in all: what a flood of forks costs the room
+        self.resolutions = 0
+        self.groups_resolved = 0
 
     # -- local events -------------------------------------------------------------------
     def create_room_events(self, create: PDU, partials: Sequence[Mapping[str, Any]],
@@ -126,7 +140,7 @@ class RoomWriter:
         event_type, sender = partial["type"], partial["sender"]
         state_key = partial.get("state_key")
         content = partial.get("content", {})
-        extremities = store.forward_extremities()
+        extremities = store.forward_extremities(limit=MAX_PREV_EVENTS + 1)
         if not extremities:
             raise InvalidRoomState("the room has no events to build on")
         prevs = extremities[:MAX_PREV_EVENTS]
@@ -222,8 +236,8 @@ class RoomWriter:
 
     # -- remote events ------------------------------------------------------------------
     def apply_remote(self, pdus: Sequence[PDU], outliers: Sequence[PDU] = (),
-                     state_before: Mapping[str, Sequence[PDU]] | None = None
-                     ) -> list[RemoteOutcome]:
+                     state_before: Mapping[str, Sequence[PDU]] | None = None, *,
+                     backfilled: bool = False) -> list[RemoteOutcome]:
         """Judge and write PDUs received over federation (signatures already checked).
 
         ``outliers`` (auth chains, state answers) are stored first without state.
@@ -233,6 +247,13 @@ class RoomWriter:
         state (soft-fail). The state before a PDU comes from its prev events, or from
         ``state_before[event_id]`` (e.g. a /state_ids answer) when they are unknown.
         Each event has its own savepoint: one that breaks never undoes the others.
+
+        ``backfilled``: ``pdus`` are history from another server's ``/backfill``,
+        older than the room's timeline. They get the same checks except the soft-fail
+        one (current state says nothing about the past), are written as historical
+        (``EventContext.backfilled``: never announced, forward extremities and current
+        state untouched), and one held only as an outlier (the state a room was joined
+        with) becomes a timeline event in place.
         """
         todo = [(pdu, True, None) for pdu in _auth_order(outliers)]
         todo += [(pdu, False, (state_before or {}).get(pdu.event_id))
@@ -241,24 +262,30 @@ class RoomWriter:
         for pdu, outlier, state in todo:
             try:
                 with self._store.transaction():
-                    outcomes.append(self._apply_one(pdu, outlier, state))
+                    outcomes.append(self._apply_one(pdu, outlier, state,
+                                                    backfilled and not outlier))
             except Exception as e:  # noqa: BLE001 - one broken event must not stop a batch
                 log.failure("applying remote event {event_id}", event_id=pdu.event_id)
                 self.forget_resolutions()
                 outcomes.append(RemoteOutcome(pdu.event_id, Outcome.ERROR, repr(e)))
         return outcomes
 
-    def _apply_one(self, pdu: PDU, outlier: bool, state: Sequence[PDU] | None
-                   ) -> RemoteOutcome:
+    def _apply_one(self, pdu: PDU, outlier: bool, state: Sequence[PDU] | None,
+                   backfilled: bool = False) -> RemoteOutcome:
         store = self._store
         if pdu.room_id != self.room_id:
             return RemoteOutcome(pdu.event_id, Outcome.WRONG_ROOM)
-        if store.has_event(pdu.event_id):
+        held = store.get_event(pdu.event_id)
+        promote = backfilled and held is not None and held.internal_metadata["outlier"] \
+            and not held.internal_metadata["rejected"]
+        if held is not None and not promote:
             return RemoteOutcome(pdu.event_id, Outcome.DUPLICATE)
         auth_list = list(store.get_events(pdu.auth_event_ids).values())
         if len(auth_list) != len(set(pdu.auth_event_ids)):
             return RemoteOutcome(pdu.event_id, Outcome.MISSING_AUTH)
-        ctx = EventContext(pdu, outlier=outlier)
+        ctx = EventContext(pdu, outlier=outlier, backfilled=backfilled)
+        # the room's create event has nothing before it: the empty state
+        first = backfilled and pdu.type == "m.room.create" and not pdu.prev_event_ids
         try:
             check_state_independent_auth(self.version, pdu, auth_list)
             auth_map = {(e.type, e.state_key): e for e in auth_list}
@@ -275,15 +302,15 @@ class RoomWriter:
                 ctx.state_before = store.state.group_for_map(
                     {e.state_pair: by_seq[e.event_id] for e in state},
                     store.current_state_group)
-            elif all(store.has_event(p) for p in pdu.prev_event_ids) and pdu.prev_event_ids:
+            elif pdu.prev_event_ids and self._have_state_after(pdu.prev_event_ids):
                 ctx.state_before = self._state_before(pdu.prev_event_ids)
-            else:
+            elif not first:
                 return RemoteOutcome(pdu.event_id, Outcome.MISSING_PREV)
-            if ctx.rejected is None:
+            if ctx.rejected is None and not first:
                 ctx.rejected = self._auth_failure(pdu, ctx.state_before)
             current = store.current_state_group
             # (no current state yet: this is the first event of an imported room)
-            if ctx.rejected is None and current is not None \
+            if ctx.rejected is None and current is not None and not backfilled \
                     and ctx.state_before != current \
                     and self._auth_failure(pdu, None) is not None:
                 ctx.soft_failed = True
@@ -292,8 +319,11 @@ class RoomWriter:
                                                                  CREATE_KEY])
                 ctx.redactor_has_power = (pl.user_power_level(pdu.sender, pl_state)
                                           >= pl.redact_level(pl_state))
-        store.persist([ctx])
-        if ctx.in_timeline:
+        if promote:
+            store.promote_outlier(ctx)
+        else:
+            store.persist([ctx])
+        if ctx.in_timeline and not backfilled:
             self._advance_current_state(ctx)
         status = (Outcome.REJECTED if ctx.rejected else Outcome.OUTLIER if outlier
                   else Outcome.SOFT_FAILED if ctx.soft_failed else Outcome.ACCEPTED)
@@ -321,6 +351,14 @@ class RoomWriter:
                 state[CREATE_KEY] = create
 
     # -- state --------------------------------------------------------------------------
+    def _have_state_after(self, event_ids: Iterable[str]) -> bool:
+        """Whether every one of ``event_ids`` is held with state (not an outlier)."""
+        for event_id in event_ids:
+            groups = self._store.state_groups_of(event_id)
+            if groups is None or groups[1] is None:
+                return False
+        return True
+
     def _state_before(self, prev_ids: Iterable[str]) -> int:
         """The state group before an event with these (known) prev events."""
         groups = set()
@@ -338,6 +376,8 @@ class RoomWriter:
         if key in self._resolved:
             return self._resolved[key]
         store = self._store
+        self.resolutions += 1
+        self.groups_resolved += len(groups)
         resolved = resolve_state_groups(
             self.version, [store.state_ids(g) for g in sorted(groups)], store.get_event)
         by_seq = store.seqs_for_ids(resolved.values())
@@ -353,18 +393,41 @@ class RoomWriter:
         self._resolved.clear()
 
     def _advance_current_state(self, ctx: EventContext) -> None:
-        """Re-establish current state == resolve(extremities) after ``ctx`` was written."""
+        """Re-establish the invariant (module docstring) after ``ctx`` was written."""
         store = self._store
-        extremities = store.forward_extremities()
+        extremities = store.forward_extremities(limit=MAX_PREV_EVENTS + 1)
         if [e for e, _ in extremities] == [ctx.pdu.event_id]:
             changes = None
             if ctx.state_before == store.current_state_group:
                 changes = ({ctx.pdu.state_pair: ctx.seq}
                            if ctx.state_after != ctx.state_before else {})
-            store.set_current_state(ctx.state_after, changes)
+            self._note_member_changes(ctx, store.set_current_state(ctx.state_after,
+                                                                   changes))
             return
-        groups = {store.state_groups_of(e)[1] for e, _ in extremities}
-        store.set_current_state(self._resolve(groups))
+        if len(extremities) <= MAX_PREV_EVENTS:
+            groups = {store.state_groups_of(e)[1] for e, _ in extremities}
+        else:
+            # a flood: fold the event's state in rather than resolve every extremity
+            groups = {store.current_state_group, ctx.state_after}
+        self._note_member_changes(ctx, store.set_current_state(self._resolve(groups)))
+
+    def _note_member_changes(self, ctx: EventContext,
+                             changes: Mapping[StateKey, int | None]) -> None:
+        """Memberships of current state that changed other than by ``ctx``'s own
+        event (a state resolution, or the state a gap-filled event was placed on) are
+        recorded with it, so its announcement carries them to the memberships index
+        (a member event announces only its own membership)."""
+        store, found = self._store, []
+        for (event_type, user_id), seq in changes.items():
+            if event_type != MEMBER or seq == ctx.seq:
+                continue
+            event = store.get_event_by_seq(seq) if seq is not None else None
+            if event is None:   # gone from current state: out of the room
+                found.append((user_id, "leave", ctx.pdu.event_id))
+            else:
+                found.append((user_id, event.membership, event.event_id))
+        if found:
+            store.add_member_changes(ctx.seq, found)
 
 
 def _auth_order(events: Sequence[PDU]) -> list[PDU]:

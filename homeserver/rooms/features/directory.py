@@ -28,6 +28,17 @@ from homeserver.rooms.rules.visibility import HISTORY_VISIBILITY_KEY, WORLD_READ
 from homeserver.store.rooms import InvalidPaginationToken
 
 CANONICAL_ALIAS = "m.room.canonical_alias"
+
+
+def room_types_filter(value: Any) -> list[str | None] | None:
+    """``filter.room_types`` of a public rooms request (client and federation)."""
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(v is None or isinstance(v, str) for v in value):
+        raise BadJson("filter.room_types must be a list of strings or nulls")
+    return value
+
+
 #: /publicRooms answers at most this many rooms per page
 MAX_PUBLIC_ROOMS = 500
 

@@ -5,8 +5,21 @@ A space lists its children as ``m.space.child`` state events (state key: the chi
 room ID; ``content.via`` must be a non-empty list, else the link is void). The walk is
 depth first from the requested room, children in the spec's order (``order`` string
 if valid, then the link's ``origin_server_ts``, then the room ID); a room appears once
-however often it is linked. Only rooms this server has are described (rooms known only
-over federation are left out: asking their servers' hierarchy API is not built yet).
+however often it is linked.
+
+Rooms this server is not in (we hold no copy, or no local user is joined or invited, so
+our copy may be stale) are asked of other servers through a ``RemoteSpaces``
+collaborator (``federation/remote_hierarchy.py``; spec: "Spaces" → "Server behaviour"):
+``GET /_matrix/federation/v1/hierarchy/{roomId}`` of the servers in the linking
+``m.space.child`` event's ``via`` (for the requested room itself: its ID's server and
+the inviter's server of an invite our user holds). Its answer describes the room, its
+``children_state`` and the children the asking server may see; a child described
+there that is not a space (or sits at ``max_depth``) is shown from that description
+without asking again, ``inaccessible_children`` are skipped. A remote room is shown to
+the user as Synapse does: its join rule is ``public``/``knock``/``knock_restricted`` or
+it is world-readable, or the user is joined to one of its ``allowed_room_ids``, or holds
+a membership of it here (joined or invited). ``allowed_room_ids`` is not passed on to
+clients. If no server answers, a room we do hold is described from our copy.
 
 A room is shown if the user may preview it, as Synapse decides: the user is joined or
 invited, the room is world-readable, or its join rule is ``public`` / ``knock``, or
@@ -30,7 +43,7 @@ from __future__ import annotations
 
 import dataclasses
 import zlib
-from typing import Any
+from typing import Any, Iterable, Protocol
 
 from homeserver.errors import Forbidden, InvalidParam, NotFound
 from homeserver.events.pdu import PDU
@@ -66,18 +79,26 @@ def valid_order(order: Any) -> bool:
         all(0x20 <= ord(c) <= 0x7E for c in order)
 
 
-def child_links(events: list[PDU], *, suggested_only: bool) -> list[PDU]:
-    """The valid ``m.space.child`` events of a space, in the spec's order."""
-    links = [e for e in events if e.type == SPACE_CHILD and e.state_key
-             and isinstance(e.content.get("via"), list) and e.content["via"]
-             and (not suggested_only or e.content.get("suggested") is True)]
+def ordered_links(states: Iterable[dict[str, Any]], *, suggested_only: bool
+                  ) -> list[dict[str, Any]]:
+    """The valid ``m.space.child`` stripped events of a space, in the spec's order."""
+    links = [s for s in states if s.get("type") == SPACE_CHILD and s.get("state_key")
+             and isinstance(s.get("content", {}).get("via"), list) and s["content"]["via"]
+             and (not suggested_only or s["content"].get("suggested") is True)]
 
-    def key(e: PDU) -> tuple:
-        order = e.content.get("order")
+    def key(s: dict[str, Any]) -> tuple:
+        order = s["content"].get("order")
         ordered = valid_order(order)
-        return (not ordered, order if ordered else "", e.origin_server_ts, e.state_key)
+        return (not ordered, order if ordered else "", s["origin_server_ts"],
+                s["state_key"])
 
     return sorted(links, key=key)
+
+
+def child_links(events: list[PDU], *, suggested_only: bool) -> list[dict[str, Any]]:
+    """The valid ``m.space.child`` events of a space, stripped, in the spec's order."""
+    return ordered_links((stripped_child(e) for e in events if e.type == SPACE_CHILD),
+                         suggested_only=suggested_only)
 
 
 def stripped_child(event: PDU) -> dict[str, Any]:
@@ -87,40 +108,73 @@ def stripped_child(event: PDU) -> dict[str, Any]:
             "origin_server_ts": event.origin_server_ts}
 
 
+class RemoteSpaces(Protocol):
+    """``federation.remote_hierarchy.RemoteSpaces``: a remote server's answer about a
+    room (``.room``, ``.children_state``, ``.children``, ``.inaccessible``) or None."""
+
+    async def fetch(self, room_id: str, via: Iterable[str], *,
+                    suggested_only: bool) -> Any: ...
+
+
+@dataclasses.dataclass(frozen=True)
+class _Pending:
+    """A room waiting in the walk: how deep, which servers to ask about it, and its
+    chunk if a remote parent's answer described it."""
+    room_id: str
+    depth: int
+    via: tuple[str, ...] = ()
+    described: dict[str, Any] | None = None
+
+
+@dataclasses.dataclass
+class _Found:
+    """A room the user may see: its chunk (with children_state) and what to walk."""
+    entry: dict[str, Any]
+    links: list[dict[str, Any]]
+    described: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
+    inaccessible: frozenset[str] = frozenset()
+
+
 class SpaceHierarchy:
-    def __init__(self, *, rooms: Any, store: Any) -> None:
+    def __init__(self, *, rooms: Any, store: Any, server_name: str | None = None,
+                 remote: RemoteSpaces | None = None) -> None:
         self._rooms = rooms
         self._store = store
+        self._server_name = server_name
+        self._remote = remote
 
     async def hierarchy(self, req: HierarchyRequest) -> dict[str, Any]:
         offset = self._offset(req)
-        if not self._rooms.known(req.room_id) or \
-                not await self._may_preview(req.room_id, req.user_id):
+        root = await self._find(_Pending(req.room_id, 0,
+                                         await self._root_via(req)), req)
+        if root is None:
             raise Forbidden(f"You may not preview the room {req.room_id}")
         wanted = min(offset + req.limit, MAX_WALK)
         rooms: list[dict[str, Any]] = []
         seen: set[str] = set()
-        # depth first: a stack of (room, depth); children pushed in reverse so the
-        # first child is walked next
-        stack: list[tuple[str, int]] = [(req.room_id, 0)]
+        skip: set[str] = set()
+        # depth first: a stack of rooms; children pushed in reverse so the first
+        # child is walked next
+        stack: list[_Pending] = [_Pending(req.room_id, 0)]
         more = False
         while stack:
-            room_id, depth = stack.pop()
-            if room_id in seen:
+            pending = stack.pop()
+            if pending.room_id in seen or pending.room_id in skip:
                 continue
-            seen.add(room_id)
-            if depth > 0 and (not self._rooms.known(room_id)
-                              or not await self._may_preview(room_id, req.user_id)):
+            seen.add(pending.room_id)
+            found = root if pending.depth == 0 else await self._find(pending, req)
+            if found is None:
                 continue
             if len(rooms) >= wanted:
                 more = True
                 break
-            entry, links = await self._entry(room_id, req.suggested_only)
-            if entry is None:
-                continue
-            rooms.append(entry)
-            if req.max_depth is None or depth < req.max_depth:
-                stack.extend((e.state_key, depth + 1) for e in reversed(links))
+            rooms.append(found.entry)
+            skip |= found.inaccessible
+            if req.max_depth is None or pending.depth < req.max_depth:
+                stack.extend(_Pending(link["state_key"], pending.depth + 1,
+                                      tuple(link["content"]["via"]),
+                                      found.described.get(link["state_key"]))
+                             for link in reversed(found.links))
         body: dict[str, Any] = {"rooms": rooms[offset:]}
         if more and wanted < MAX_WALK:
             body["next_batch"] = f"{wanted}_{req.binding()}"
@@ -135,14 +189,82 @@ class SpaceHierarchy:
                                "max_depth or suggested_only changed")
         return int(offset)
 
+    async def _find(self, pending: _Pending, req: HierarchyRequest) -> _Found | None:
+        """The room as the user may see it, from our copy if we are in it, else from
+        its servers (module docstring); None if it is not to be shown."""
+        room_id = pending.room_id
+        if self._remote is None or await self._in_room(room_id):
+            return await self._local(room_id, req)
+        if pending.described is not None and (
+                pending.described.get("room_type") != "m.space"
+                or req.max_depth is not None and pending.depth >= req.max_depth):
+            chunk = dict(pending.described)
+            if not await self._may_see_remote(chunk, req.user_id):
+                return None
+            chunk.pop("allowed_room_ids", None)
+            return _Found({**chunk, "children_state": []}, [])
+        answer = await self._remote.fetch(room_id, pending.via,
+                                          suggested_only=req.suggested_only)
+        if answer is None:   # nobody answered: what we hold is better than nothing
+            return await self._local(room_id, req)
+        chunk = dict(answer.room)
+        if not await self._may_see_remote(chunk, req.user_id):
+            return None
+        chunk.pop("allowed_room_ids", None)
+        links = ordered_links(answer.children_state, suggested_only=req.suggested_only) \
+            if chunk.get("room_type") == "m.space" else []
+        return _Found({**chunk, "children_state": links}, links,
+                      dict(answer.children), frozenset(answer.inaccessible))
+
+    async def _local(self, room_id: str, req: HierarchyRequest) -> _Found | None:
+        if not self._rooms.known(room_id) or \
+                not await self._may_preview(room_id, req.user_id):
+            return None
+        entry, links = await self._entry(room_id, req.suggested_only)
+        return None if entry is None else _Found(entry, links)
+
+    async def _in_room(self, room_id: str) -> bool:
+        """Whether we hold the room and a local user is joined or invited (else our
+        copy may be stale, or the room gone on without us)."""
+        if not self._rooms.known(room_id):
+            return False
+        members = await self._store.streams.get_room_members(room_id, ("join", "invite"))
+        return any(u.endswith(":" + str(self._server_name)) for u in members)
+
+    async def _root_via(self, req: HierarchyRequest) -> tuple[str, ...]:
+        """Whom to ask about the requested room: the server in its ID (v1-v11) and
+        the inviter's server of an invite our user holds for it."""
+        via: list[str] = []
+        _, _, domain = req.room_id.partition(":")
+        if domain:
+            via.append(domain)
+        held = await self._store.remote_memberships.latest(req.user_id, req.room_id)
+        sender = held.event.get("sender") if held is not None \
+            and held.membership == "invite" else None
+        if isinstance(sender, str) and sender.partition(":")[2] not in via:
+            via.append(sender.partition(":")[2])
+        return tuple(via)
+
+    async def _may_see_remote(self, chunk: dict[str, Any], user_id: str) -> bool:
+        """Synapse's ``_is_remote_room_accessible`` (module docstring)."""
+        if chunk.get("join_rule", "public") in ("public", "knock", "knock_restricted") \
+                or chunk.get("world_readable") is True:
+            return True
+        for allowed in chunk.get("allowed_room_ids") or ():
+            membership = await self._store.streams.get_membership(user_id, allowed)
+            if membership is not None and membership.membership == "join":
+                return True
+        membership = await self._store.streams.get_membership(user_id, chunk["room_id"])
+        return membership is not None and membership.membership in ("join", "invite")
+
     async def _entry(self, room_id: str, suggested_only: bool
-                     ) -> tuple[dict[str, Any] | None, list[PDU]]:
+                     ) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
         """The room's ``SpaceHierarchyRoomsChunk`` and its child links to walk."""
         summary = await self._store.rooms.get_room_summary(room_id)
         if summary is None:
             return None, []
         entry = summary.as_chunk()
-        links: list[PDU] = []
+        links: list[dict[str, Any]] = []
         if summary.room_type == "m.space":
             try:
                 actor = await self._rooms.get(room_id)
@@ -150,7 +272,7 @@ class SpaceHierarchy:
                 return None, []
             children = await actor.current_state([(SPACE_CHILD, None)])
             links = child_links(list(children.values()), suggested_only=suggested_only)
-        entry["children_state"] = [stripped_child(e) for e in links]
+        entry["children_state"] = links
         return entry, links
 
     async def _may_preview(self, room_id: str, user_id: str) -> bool:
@@ -199,7 +321,7 @@ class SpaceHierarchy:
         children: list[dict[str, Any]] = []
         inaccessible: list[str] = []
         for link in links:
-            child_id = link.state_key
+            child_id = link["state_key"]
             if not self._rooms.known(child_id):
                 continue  # not ours to describe (the asking server asks its servers)
             child_allowed = await self._server_access(child_id, origin)

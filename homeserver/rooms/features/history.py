@@ -12,6 +12,13 @@ history visibility rules, and non-state events of ignored users are left out.
 Pagination tokens: ``t<depth>_<seq>`` cuts in the room's topological order
 (:mod:`homeserver.rooms.rules.pagination`), or a ``/sync`` token (``s…``), which names the
 room's last event at that position of the room stream.
+
+Earlier history held elsewhere: when a backward walk with no ``to`` bound runs out of
+events, the room's history may go on at other servers (a room joined over federation
+starts at the join). With federation attached (:meth:`RoomHistory.attach_backfill`),
+the walk then waits for a backfill of what lies before that point
+(``federation.backfill``) and reads on into it; a backfill that fails or brings
+nothing ends the walk as before.
 """
 
 from __future__ import annotations
@@ -53,6 +60,14 @@ class RoomHistory:
         self._visibility = visibility
         self._serializer = serializer
         self._ignored_users = ignored_users
+        self._backfill: Callable[[RoomActor, int], Awaitable[bool]] | None = None
+
+    def attach_backfill(self, backfill: Callable[[RoomActor, int], Awaitable[bool]]
+                        ) -> None:
+        """``backfill(actor, depth)``: fetch and store the room's history before the
+        events it cites from no deeper than ``depth`` and lacks; whether anything new
+        was stored (``federation.backfill.Backfiller.backfill``; never raises)."""
+        self._backfill = backfill
 
     async def _open(self, room_id: str, user_id: str) -> tuple[RoomActor, Access]:
         actor = await self._rooms.get(room_id)
@@ -138,6 +153,10 @@ class RoomHistory:
         ignored = await self._ignored_users(user_id)
         found: list[PDU] = []
         cursor, page = start, max(limit, _MIN_PAGE)
+        # one backfill per request: a client asking for more gets the next one
+        may_backfill = self._backfill is not None and dir_ is Direction.BACKWARDS \
+            and stop is None
+        backfilled = False
         for _ in range(_MAX_ROUNDS):
             events, _token = await actor.paginate(
                 str(cursor), dir_, page, None if stop is None else str(stop))
@@ -147,14 +166,19 @@ class RoomHistory:
                     found.append(event)
                     if len(found) == limit:
                         return found, cursor
+            if len(events) < page and may_backfill and not backfilled:
+                backfilled = await self._backfill(actor, cursor.depth)
+                if backfilled:
+                    continue  # read on from the same cut into what arrived
             if len(events) < page:
                 # The end of the room (or of the requested range) is reached. A page
                 # that found events still ends with a token, as in Synapse: clients
                 # keep a complete backward walk's last `end` as the point before the
                 # room's earliest event, and read the room from the start with dir=f
                 # from it. Only a page that found nothing omits `end` ("no further
-                # events"), so a walk ends with one empty page.
-                return found, cursor if found else None
+                # events"), so a walk ends with one empty page (a backfill that
+                # brought only events hidden from this user is not the end).
+                return found, cursor if found or backfilled else None
         return found, cursor
 
     async def _shown(self, actor: RoomActor, viewer: Viewer, event: PDU,

@@ -157,7 +157,31 @@ _V4 = """
 CREATE INDEX event_txns_event ON event_txns (event_id)
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4)
+# Step 5: backfill (events fetched over federation from before what the room holds).
+# ``events.backfilled`` marks historical events: a backfilled event gets a negative
+# seq (before every live event in topological order at equal depth) and an outlier
+# that backfill turns into a timeline event keeps its seq; neither is ever announced
+# or shown by /sync as new. ``backward_extremities`` are the events the timeline
+# cites as prev events but does not hold as timeline events (unknown, or only an
+# outlier), with the depth of the deepest event citing each: where /messages asks
+# other servers for more. Rooms holding such gaps already get them computed here.
+_V5 = """
+ALTER TABLE events ADD COLUMN backfilled INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE backward_extremities (
+    event_id TEXT PRIMARY KEY,
+    depth    INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX backward_extremities_depth ON backward_extremities (depth);
+INSERT INTO backward_extremities (event_id, depth)
+SELECT ee.prev_event_id, max(e.depth)
+FROM event_edges ee JOIN events e ON e.seq = ee.event_seq
+WHERE e.outlier = 0
+  AND NOT EXISTS (SELECT 1 FROM events p
+                  WHERE p.event_id = ee.prev_event_id AND p.outlier = 0)
+GROUP BY ee.prev_event_id
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

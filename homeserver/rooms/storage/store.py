@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import os
 import sqlite3
 from typing import Any, Callable, Iterable, Iterator, Sequence
@@ -28,6 +29,7 @@ from homeserver.rooms.rules.pagination import (
     Direction, TopologicalToken, topological_window)
 from homeserver.rooms.rules.transactions import txn_id_of
 from homeserver.rooms.storage import schema
+from homeserver.rooms.storage.backward_extremities import BackwardExtremities
 from homeserver.rooms.storage.connection import RoomConnection, connect
 from homeserver.rooms.storage.event_rows import EVENT_COLUMNS, DecodedEvents, encode
 from homeserver.rooms.storage.relations import RelationIndex
@@ -35,7 +37,11 @@ from homeserver.rooms.storage.search_index import SearchIndex
 from homeserver.rooms.storage.state_store import StateFilter, StateGroupStore, StateKey
 from homeserver.rooms.storage.timestamps import TimestampLookup
 
+#: room_meta key: seq → membership changes announced with that event (JSON)
+_MEMBER_CHANGES = "pending_member_changes"
 _TIMELINE = "outlier = 0 AND rejected IS NULL AND soft_failed = 0"
+#: the timeline as the room stream and /sync know it: no historical (backfilled) events
+_LIVE = f"{_TIMELINE} AND backfilled = 0"
 
 
 @dataclasses.dataclass
@@ -56,6 +62,9 @@ class EventContext:
     redactor_has_power: bool = False
     #: client transaction key (the event is the answer to a retry with the same key)
     txn_key: str | None = None
+    #: historical, from backfill: written with a negative seq (before every live event
+    #: of its depth), never announced, forward extremities untouched
+    backfilled: bool = False
     #: assigned by ``persist``
     seq: int | None = None
 
@@ -79,6 +88,7 @@ class RoomStore:
         self.relations = RelationIndex(conn)
         self.search = SearchIndex(conn)
         self.timestamps = TimestampLookup(conn)
+        self.backward = BackwardExtremities(conn)
         self.commit_count = 0
         self._depth = 0
         self._meta_cache: dict[str, Any] = {}
@@ -270,13 +280,15 @@ class RoomStore:
             ctx.state_after = ctx.state_before
         try:
             seq = self._conn.execute(
-                "INSERT INTO events (event_id, type, state_key, sender, depth,"
+                "INSERT INTO events (seq, event_id, type, state_key, sender, depth,"
                 " origin_server_ts, membership, json, outlier, rejected, soft_failed,"
-                " state_before, state_after) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (pdu.event_id, pdu.type, pdu.state_key, pdu.sender, pdu.depth,
+                " state_before, state_after, backfilled)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (self._backfill_seq() if ctx.backfilled else None,
+                 pdu.event_id, pdu.type, pdu.state_key, pdu.sender, pdu.depth,
                  pdu.origin_server_ts, pdu.membership if pdu.is_state() else None, raw,
                  int(ctx.outlier), ctx.rejected, int(ctx.soft_failed), ctx.state_before,
-                 ctx.state_after),
+                 ctx.state_after, int(ctx.backfilled)),
             ).lastrowid
         except sqlite3.IntegrityError:
             raise DuplicateEvent(pdu.event_id) from None
@@ -294,17 +306,54 @@ class RoomStore:
                                [(seq, p) for p in pdu.prev_event_ids])
         self._conn.executemany("INSERT OR IGNORE INTO event_auth VALUES (?, ?)",
                                [(seq, a) for a in pdu.auth_event_ids])
-        if ctx.in_timeline:
+        if ctx.in_timeline and not ctx.backfilled:
             self._update_extremities(pdu)
-            self.relations.index_event(seq, pdu)
-            self.search.index_event(seq, pdu)
-            if pdu.type == "m.room.redaction" and pdu.redacts:
-                self._record_redaction(pdu, ctx.redactor_has_power)
+        self._joined_timeline(ctx)
         self._apply_pending_redaction(pdu)
         if ctx.txn_key is not None:
             self._conn.execute("INSERT OR IGNORE INTO event_txns VALUES (?, ?)",
                                (ctx.txn_key, pdu.event_id))
         return seq
+
+    def _backfill_seq(self) -> int:
+        """A seq below every other (rowid min() is O(1) in SQLite)."""
+        lowest = self._conn.execute("SELECT min(seq) FROM events").fetchone()[0]
+        return min(lowest or 0, 0) - 1
+
+    def _joined_timeline(self, ctx: EventContext) -> None:
+        """``ctx``'s event was written as (or made) part of the DAG: its indexes."""
+        if ctx.outlier:
+            return
+        self.backward.joined_timeline(ctx.pdu)
+        if ctx.in_timeline:
+            self.relations.index_event(ctx.seq, ctx.pdu)
+            self.search.index_event(ctx.seq, ctx.pdu)
+            if ctx.pdu.type == "m.room.redaction" and ctx.pdu.redacts:
+                self._record_redaction(ctx.pdu, ctx.redactor_has_power)
+
+    def promote_outlier(self, ctx: EventContext) -> None:
+        """Make the stored outlier ``ctx.pdu`` a historical timeline event (backfill
+        brought it with the state before it): its seq stays, it is marked
+        ``backfilled`` so it is never announced or shown by /sync, forward extremities
+        are untouched. Fills in ``ctx.seq`` and ``ctx.state_after``."""
+        with self._atomic():
+            pdu = ctx.pdu
+            ctx.seq = self.seq_of(pdu.event_id)
+            if ctx.state_after is None:
+                ctx.state_after = ctx.state_before
+                if pdu.is_state() and ctx.rejected is None:
+                    ctx.state_after = self.state.new_group(ctx.state_before,
+                                                           {pdu.state_pair: ctx.seq})
+            self._conn.execute(
+                "UPDATE events SET outlier = 0, backfilled = 1, rejected = ?,"
+                " state_before = ?, state_after = ? WHERE seq = ?",
+                (ctx.rejected, ctx.state_before, ctx.state_after, ctx.seq))
+            self._events.clear()  # the cached copy says outlier
+            self._joined_timeline(ctx)
+
+    def backward_extremities(self, depth: int, limit: int) -> list[str]:
+        """See ``BackwardExtremities.at_most``."""
+        return self.backward.at_most(depth, limit)
 
     def _update_extremities(self, pdu: PDU) -> None:
         self._conn.executemany("DELETE FROM forward_extremities WHERE event_id = ?",
@@ -345,18 +394,47 @@ class RoomStore:
                 return
 
     def set_current_state(self, group: int, changes: dict[StateKey, int | None] | None
-                          = None) -> None:
+                          = None) -> dict[StateKey, int | None]:
         """Make ``group`` the current state. ``changes`` (old current → group) may be
-        given when the caller knows them; otherwise they are computed by a diff."""
+        given when the caller knows them; otherwise they are computed by a diff.
+        Returns the changes (state key → event seq, None: removed)."""
         with self._atomic():
             old = self.current_state_group
             if old == group:
-                return
+                return {}
             if changes is None:
                 old_map = self.state.current_map() if old is not None else {}
                 changes = self.state.diff(old_map, self.state.group_map(group))
             self.state.change_current(changes)
             self._write_meta({"current_state_group": group})
+            return changes
+
+    # -- membership changes the room stream must carry besides its events ----------------
+    def add_member_changes(self, seq: int, changes: Sequence[tuple[str, str, str]]) -> None:
+        """Record, with the event at ``seq`` (in its transaction), current-state
+        membership changes that event caused besides its own: ``(user_id, membership,
+        event_id)`` from a state resolution. They are announced with it."""
+        pending = self._pending_member_changes()
+        pending[str(seq)] = [list(c) for c in changes]
+        # written now, so a lazy forget still waiting must not overwrite it at commit
+        self._deferred_meta.pop(_MEMBER_CHANGES, None)
+        self._write_meta({_MEMBER_CHANGES: json.dumps(pending)})
+
+    def member_changes_at(self, seq: int) -> tuple[tuple[str, str, str], ...]:
+        """The changes :meth:`add_member_changes` recorded with ``seq``."""
+        return tuple(tuple(c) for c in self._pending_member_changes().get(str(seq), ()))
+
+    def forget_member_changes(self, upto_seq: int) -> None:
+        """Those of events up to ``upto_seq`` are announced (written lazily, like
+        ``last_announced_seq``: announcing them again is harmless)."""
+        pending = self._pending_member_changes()
+        kept = {k: v for k, v in pending.items() if int(k) > upto_seq}
+        if len(kept) != len(pending):
+            self.set_meta_deferred(_MEMBER_CHANGES, json.dumps(kept) if kept else None)
+
+    def _pending_member_changes(self) -> dict[str, list]:
+        raw = self.get_meta(_MEMBER_CHANGES)
+        return json.loads(raw) if raw else {}
 
     # -- events -------------------------------------------------------------------------
     def get_event(self, event_id: str, *, original: bool = False) -> PDU | None:
@@ -439,16 +517,16 @@ class RoomStore:
     def timeline_after(self, seq: int, limit: int | None = None) -> list[PDU]:
         """Timeline events with a seq above ``seq``, oldest first (for announcing)."""
         rows = self._conn.execute(
-            f"SELECT {EVENT_COLUMNS} FROM events WHERE seq > ? AND {_TIMELINE}"
-            " ORDER BY seq LIMIT ?", (seq, -1 if limit is None else limit))
+            f"SELECT {EVENT_COLUMNS} FROM events WHERE seq > ? AND {_LIVE}"
+            " ORDER BY seq LIMIT ?", (max(seq, 0), -1 if limit is None else limit))
         return [self._row_to_pdu(row) for row in rows]
 
     def events_since(self, seq: int, limit: int) -> tuple[list[PDU], bool]:
         """The newest ``limit`` timeline events after ``seq``, newest last, and whether
         older ones after ``seq`` were left out (sync's ``limited``)."""
         rows = self._conn.execute(
-            f"SELECT {EVENT_COLUMNS} FROM events WHERE seq > ? AND {_TIMELINE}"
-            " ORDER BY seq DESC LIMIT ?", (seq, limit + 1)).fetchall()
+            f"SELECT {EVENT_COLUMNS} FROM events WHERE seq > ? AND {_LIVE}"
+            " ORDER BY seq DESC LIMIT ?", (max(seq, 0), limit + 1)).fetchall()
         limited = len(rows) > limit
         return [self._row_to_pdu(row) for row in reversed(rows[:limit])], limited
 
@@ -503,11 +581,12 @@ class RoomStore:
             " FROM chain c JOIN events e ON e.event_id = c.event_id ORDER BY e.seq", ids)
         return [self._row_to_pdu(row) for row in rows]
 
-    def forward_extremities(self) -> list[tuple[str, int]]:
-        """(event_id, depth) of each forward extremity, deepest first."""
+    def forward_extremities(self, limit: int | None = None) -> list[tuple[str, int]]:
+        """(event_id, depth) of each forward extremity (the ``limit`` first), deepest
+        first."""
         return self._conn.execute(
             "SELECT event_id, depth FROM forward_extremities ORDER BY depth DESC, event_id"
-        ).fetchall()
+            " LIMIT ?", (-1 if limit is None else limit,)).fetchall()
 
     # -- state --------------------------------------------------------------------------
     def state_groups_of(self, event_id: str) -> tuple[int | None, int | None] | None:

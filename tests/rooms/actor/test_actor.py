@@ -251,6 +251,47 @@ class ActorTestsMixin(RoomHarness):
         self.assertEqual(self.drive(self.actor.forward_extremities()), [merged.event_id])
 
 
+    def test_membership_changed_by_resolution_reaches_the_index(self) -> None:
+        """A remote event placed on the state its server sent (our gap filling), in
+        which Bob has left, resolves Bob to leave in current state; the memberships
+        index learns it from that event's announcement, though the event is Carol's
+        message and Bob's leave came only as an outlier."""
+        self.remote_key, carol = remote_key(), "@carol:remote"
+
+        def remote(partial, prev, state, ts):
+            return remote_event(self.room_id, self.room_version, state, prev, partial,
+                                self.remote_key, ts=ts)
+
+        def join(user, ts):
+            return remote({"type": "m.room.member", "sender": user, "state_key": user,
+                           "content": {"membership": "join"}},
+                          list(self.drive(self.actor.get_events(
+                              self.drive(self.actor.forward_extremities()))).values()),
+                          self.drive(self.actor.current_state()), ts)
+
+        self.drive(self.actor.apply_remote_pdus([join(BOB, 1)]))
+        carol_join = join(carol, 2)
+        self.drive(self.actor.apply_remote_pdus([carol_join]))
+        self.assertEqual(self.stream.memberships[BOB][self.room_id], "join")
+        state = self.drive(self.actor.current_state())
+        leave = remote({"type": "m.room.member", "sender": BOB, "state_key": BOB,
+                        "content": {"membership": "leave"}}, [carol_join], state, 3)
+        after_leave = {**state, leave.state_pair: leave}
+        msg = remote(self.message("bob is gone", carol), [leave], after_leave, 4)
+        outcomes = self.drive(self.actor.apply_remote_pdus(
+            [msg], outliers=[leave], state_before={msg.event_id: list(after_leave.values())}))
+        self.assertEqual([o.status for o in outcomes], [Outcome.OUTLIER, Outcome.ACCEPTED])
+        self.assertEqual(self.drive(self.actor.membership(BOB)), "leave")
+        self.assertEqual(self.stream.memberships[BOB][self.room_id], "leave")
+        self.assertEqual(self.stream.memberships[carol][self.room_id], "join")
+        announced = [a for a in self.stream.stream if a.event_id == msg.event_id]
+        self.assertEqual([a.member_changes for a in announced],
+                         [((BOB, "leave", leave.event_id),)])
+        # announced once: a later event does not carry it again
+        self.drive(self.actor.create_event(self.message("after")))
+        self.assertEqual(self.stream.stream[-1].member_changes, ())
+
+
 class ActorV12Tests(ActorTestsMixin, unittest.TestCase):
     room_version = "12"
 

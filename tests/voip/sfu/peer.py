@@ -1,0 +1,137 @@
+"""A participant of an SFU call, as a client would be: aiortc, aiohttp, the
+partytracks request sequence (sessions/new, tracks/new, renegotiate).
+
+Used in-process by the tests and as a separate process (``python -m
+tests.voip.sfu.peer BASE TOKEN ROOM AMPLITUDE``) for the participant that is killed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fractions
+import json
+import math
+import sys
+import time
+from urllib.parse import quote
+
+import aiohttp
+import av
+import numpy as np
+from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
+
+PREFIX = "/_matrix/client/unstable/org.roomserver.sfu/rooms/"
+
+
+def tone_frame(amplitude: float, pts: int) -> av.AudioFrame:
+    """20 ms of a 440 Hz tone at ``amplitude`` of full scale, 48 kHz mono."""
+    t = (np.arange(960) + pts) / 48000
+    samples = (amplitude * 32767 * np.sin(2 * math.pi * 440 * t)).astype(np.int16)
+    frame = av.AudioFrame.from_ndarray(samples.reshape(1, -1), format="s16", layout="mono")
+    frame.sample_rate = 48000
+    frame.pts = pts
+    frame.time_base = fractions.Fraction(1, 48000)
+    return frame
+
+
+class ToneTrack(MediaStreamTrack):
+    """aiortc's stock sender encodes this to Opus and writes its RFC 6464 level."""
+
+    kind = "audio"
+
+    def __init__(self, amplitude: float) -> None:
+        super().__init__()
+        self.amplitude = amplitude
+        self._pts = 0
+        self._start: float | None = None
+
+    async def recv(self) -> av.AudioFrame:
+        if self._start is None:
+            self._start = time.time()
+        wait = self._start + self._pts / 48000 - time.time()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        frame = tone_frame(self.amplitude, self._pts)
+        self._pts += 960
+        return frame
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, body) -> None:
+        super().__init__(f"{status} {body}")
+        self.status, self.body = status, body
+
+
+class Peer:
+    def __init__(self, http: aiohttp.ClientSession, base_url: str, token: str,
+                 room_id: str) -> None:
+        self.http = http
+        self.url = base_url + PREFIX + quote(room_id, safe="")
+        self.token = token
+        self.pc = RTCPeerConnection()
+        self.session_id: str | None = None
+        #: mid → list of (sequence number, audio level, payload) received
+        self.received: dict[str, list[tuple[int, int | None, bytes]]] = {}
+        #: mid → the session id whose track it carries
+        self.sources: dict[str, str] = {}
+
+    async def call(self, method: str, path: str, body=None):
+        async with self.http.request(method, self.url + path, json=body,
+                                     headers={"Authorization": f"Bearer {self.token}"}) as r:
+            data = await r.json(content_type=None)
+            if r.status != 200:
+                raise ApiError(r.status, data)
+            return data
+
+    async def join(self) -> None:
+        self.session_id = (await self.call("POST", "/sessions/new"))["sessionId"]
+
+    async def publish(self, amplitude: float, name: str = "mic") -> None:
+        transceiver = self.pc.addTransceiver(ToneTrack(amplitude), direction="sendonly")
+        await self.pc.setLocalDescription(await self.pc.createOffer())
+        answer = await self.call("POST", f"/sessions/{self.session_id}/tracks/new", {
+            "sessionDescription": {"type": "offer", "sdp": self.pc.localDescription.sdp},
+            "tracks": [{"location": "local", "trackName": name, "mid": transceiver.mid}]})
+        await self.pc.setRemoteDescription(RTCSessionDescription(**answer["sessionDescription"]))
+
+    async def pull(self, session_id: str, name: str = "mic") -> str:
+        response = await self.call("POST", f"/sessions/{self.session_id}/tracks/new", {
+            "tracks": [{"location": "remote", "sessionId": session_id, "trackName": name}]})
+        assert response["requiresImmediateRenegotiation"] is True
+        await self.pc.setRemoteDescription(RTCSessionDescription(**response["sessionDescription"]))
+        await self.pc.setLocalDescription(await self.pc.createAnswer())
+        await self.call("PUT", f"/sessions/{self.session_id}/renegotiate", {
+            "sessionDescription": {"type": "answer", "sdp": self.pc.localDescription.sdp}})
+        mid = response["tracks"][0]["mid"]
+        self.sources[mid] = session_id
+        self._tap(mid)
+        return mid
+
+    def _tap(self, mid: str) -> None:
+        """Record every RTP packet arriving on ``mid`` before aiortc decodes it."""
+        receiver = next(t.receiver for t in self.pc.getTransceivers() if t.mid == mid)
+        log = self.received.setdefault(mid, [])
+        handle = receiver._handle_rtp_packet
+
+        async def tap(packet, arrival_time_ms):
+            level = packet.extensions.audio_level
+            log.append((packet.sequence_number, None if level is None else level[1],
+                        packet.payload))
+            await handle(packet, arrival_time_ms)
+        receiver._handle_rtp_packet = tap
+
+    async def close(self) -> None:
+        await self.pc.close()
+
+
+async def _serve(base_url: str, token: str, room_id: str, amplitude: float) -> None:
+    async with aiohttp.ClientSession() as http:
+        peer = Peer(http, base_url, token, room_id)
+        await peer.join()
+        await peer.publish(amplitude)
+        print(json.dumps({"sessionId": peer.session_id}), flush=True)
+        await asyncio.Event().wait()  # until killed
+
+
+if __name__ == "__main__":
+    asyncio.run(_serve(sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])))

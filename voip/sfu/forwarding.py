@@ -1,0 +1,247 @@
+"""Opus RTP passthrough on aiortc 1.16: encoded packets in, the same payloads out.
+
+aiortc's media path decodes every received packet in a thread (after a jitter buffer)
+and re-encodes every sent frame. An SFU wants neither: DESIGN.md §7 measured ~13 relayed
+streams per core that way against ~300 when the payload is forwarded untouched. aiortc
+has no public switch for this, so we hook it at the narrowest points we found, all
+pinned to aiortc 1.16 (pyproject pins it; tests/voip exercise every hook):
+
+- **Receive**: ``ForwardingReceiver._handle_rtp_packet`` (what the DTLS transport calls
+  for each SRTP-decrypted packet) hands each Opus ``RtpPacket`` to a sink and, of
+  aiortc's own handling, keeps only the per-SSRC statistics its RTCP receiver reports
+  read (``__remote_streams``): no jitter buffer, no depacketizing. ``receive()`` stops
+  the decoder thread it starts, so no packet is ever decoded and no frames pile up.
+- **Send**: ``ForwardingSender._next_encoded_frame`` (the documented seam between a
+  sender's track and its RTP loop; aiortc itself uses it for pre-encoded ``av.Packet``
+  data) returns the forwarded payload as an ``RTCEncodedFrame`` with its RFC 6464 audio
+  level. aiortc's loop then does the rest per subscriber: its own SSRC, a continuous
+  sequence number, the timestamp offset, the mid and audio-level extensions, the RTX
+  history for NACKs, and sender reports. aiortc's sender writes the level with the
+  voice-activity bit clear: the level is carried, the V bit is not.
+- **Re-offers**: ``SfuPeerConnection.createOffer`` keeps the payload types and header
+  extension IDs a browser negotiated (aiortc would renumber them; see there).
+- **Recycled m-lines**: ``SfuPeerConnection.setRemoteDescription`` drops a stopped
+  transceiver whose m-line a browser's offer reuses (aiortc would let it shadow the
+  new one; see there). It reaches aiortc's private transceiver list.
+- **Which classes**: ``RTCPeerConnection`` builds its senders and receivers in the
+  private ``__createTransceiver``; ``SfuPeerConnection`` overrides that one method (by
+  its mangled name) and re-classes the fresh objects to the subclasses above. They add
+  behaviour only, no state of their own before ``_attach``, so the swap is safe.
+
+Packets wait in a subscriber's ``PacketTrack`` only until its sender task runs (the same
+loop turn or the next): no jitter buffer is held in the server. A slow subscriber loses
+its oldest packets (bounded deque) rather than growing memory or delaying others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import time
+from typing import Callable, Optional
+
+from aiortc import RTCPeerConnection
+from aiortc import rtcpeerconnection as _aiortc_pc
+from aiortc import sdp as aiortc_sdp
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from aiortc.rtcrtpreceiver import RTCRtpReceiver, StreamStatistics
+from aiortc.rtcrtpsender import RTCEncodedFrame, RTCRtpSender
+from aiortc.rtcrtptransceiver import RTCRtpTransceiver
+from aiortc.rtp import RtpPacket
+
+from voip.sfu.fanout import ForwardedPacket
+
+# The hooks below name aiortc internals; refuse to start on a version without them
+# rather than forward nothing (setup.cfg pins aiortc 1.16.x).
+for _owner, _name in ((RTCPeerConnection, "_RTCPeerConnection__createTransceiver"),
+                      (RTCPeerConnection, "_RTCPeerConnection__createDtlsTransport"),
+                      (_aiortc_pc, "CODECS"), (_aiortc_pc, "HEADER_EXTENSIONS"),
+                      (RTCRtpSender, "_next_encoded_frame"),
+                      (RTCRtpTransceiver, "_get_mline_index"),
+                      (RTCRtpReceiver, "_RTCRtpReceiver__stop_decoder"),
+                      (RTCRtpReceiver, "_run_rtcp"),
+                      (RTCRtpReceiver, "_handle_rtp_packet")):
+    if not hasattr(_owner, _name):
+        raise ImportError(f"aiortc {_owner.__name__} has no {_name}: the SFU's forwarding "
+                          "hooks need aiortc 1.16")
+
+
+OPUS_CLOCK_RATE = 48000
+
+
+class PacketTrack(MediaStreamTrack):
+    """What a subscriber's sender reads: forwarded packets of one publication, in order."""
+
+    kind = "audio"
+
+    def __init__(self, capacity: int = 25) -> None:
+        super().__init__()
+        self._queue: collections.deque[ForwardedPacket] = collections.deque(maxlen=capacity)
+        self._waiter: asyncio.Future | None = None
+
+    def push(self, packet: ForwardedPacket) -> None:
+        self._queue.append(packet)  # a full deque drops its oldest packet
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def recv(self) -> ForwardedPacket:  # type: ignore[override]
+        while not self._queue:
+            if self.readyState != "live":
+                raise MediaStreamError
+            self._waiter = asyncio.get_running_loop().create_future()
+            await self._waiter
+        return self._queue.popleft()
+
+    def stop(self) -> None:
+        super().stop()
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+
+class ForwardingSender(RTCRtpSender):
+    """An RTCRtpSender whose frames are forwarded Opus payloads (see module doc)."""
+
+    on_rtcp: Optional[Callable[[], None]] = None
+    #: where the time each packet waited in the SFU is recorded (activity.DelayHistogram)
+    delays = None
+
+    async def _next_encoded_frame(self, codec) -> Optional[RTCEncodedFrame]:
+        packet = await self.track.recv()
+        if not self._enabled:
+            return None
+        if self.delays is not None:
+            self.delays.record(time.monotonic() - packet.arrival)
+        # aiortc writes the extension as -audio_level (it expects dBov <= 0)
+        level = None if packet.level is None else -packet.level
+        return RTCEncodedFrame([packet.payload], packet.timestamp, level)
+
+    async def _handle_rtcp_packet(self, packet) -> None:
+        if self.on_rtcp is not None:
+            self.on_rtcp()
+        await super()._handle_rtcp_packet(packet)
+
+
+class ForwardingReceiver(RTCRtpReceiver):
+    """An RTCRtpReceiver that hands Opus packets to ``sink`` and never decodes."""
+
+    sink: Optional[Callable[[RtpPacket], None]] = None
+    on_inbound: Optional[Callable[[], None]] = None
+    _forward_types: frozenset = frozenset()
+
+    async def receive(self, parameters) -> None:
+        self._forward_types = frozenset(
+            c.payloadType for c in parameters.codecs if c.mimeType.lower() == "audio/opus")
+        await super().receive(parameters)
+        # receive() started a decoder thread; nothing is decoded in an SFU
+        self._RTCRtpReceiver__stop_decoder()
+
+    async def _handle_rtp_packet(self, packet: RtpPacket, arrival_time_ms: int) -> None:
+        if self.on_inbound is not None:
+            self.on_inbound()
+        if packet.payload_type not in self._forward_types:
+            await super()._handle_rtp_packet(packet, arrival_time_ms)
+            return
+        sink = self.sink
+        if sink is not None and packet.payload and self._enabled:
+            sink(packet)
+        # Of aiortc's own handling keep only the statistics its RTCP receiver reports
+        # are made of: its jitter buffer cost ~40 µs a packet (profiled) for frames
+        # nobody decodes.
+        streams = self._RTCRtpReceiver__remote_streams
+        stats = streams.get(packet.ssrc)
+        if stats is None:
+            stats = streams[packet.ssrc] = StreamStatistics(OPUS_CLOCK_RATE)
+        stats.add(packet)
+
+    async def _handle_rtcp_packet(self, packet) -> None:
+        if self.on_inbound is not None:
+            self.on_inbound()
+        await super()._handle_rtcp_packet(packet)
+
+
+class SfuPeerConnection(RTCPeerConnection):
+    """An RTCPeerConnection whose transceivers forward instead of transcoding, and whose
+    host candidates are limited to ``host_addresses`` (all interfaces when empty)."""
+
+    def __init__(self, configuration=None, *, host_addresses: tuple[str, ...] = (),
+                 on_inbound: Optional[Callable[[], None]] = None) -> None:
+        super().__init__(configuration)
+        self._host_addresses = host_addresses
+        self._on_inbound = on_inbound
+
+    def _RTCPeerConnection__createTransceiver(self, direction, kind, sender_track=None):
+        transceiver = super()._RTCPeerConnection__createTransceiver(
+            direction, kind, sender_track)
+        transceiver.sender.__class__ = ForwardingSender
+        transceiver.receiver.__class__ = ForwardingReceiver
+        transceiver.sender.on_rtcp = self._on_inbound
+        transceiver.receiver.on_inbound = self._on_inbound
+        return transceiver
+
+    async def setRemoteDescription(self, sessionDescription):
+        """Apply a remote description, retiring transceivers whose m-line it recycles.
+
+        A browser that stopped a transceiver (partytracks closing a track) reuses that
+        rejected m-line for its next new transceiver, under a new mid (JSEP §5.2.2).
+        aiortc finds transceivers by m-line index in setLocalDescription, so the dead
+        transceiver would shadow the new one: it takes the new mid and the new track's
+        packets go nowhere. Stop the dead one and drop it first, as JSEP does.
+        """
+        if sessionDescription.type == "offer":
+            offered = aiortc_sdp.SessionDescription.parse(sessionDescription.sdp).media
+            transceivers = self._RTCPeerConnection__transceivers
+            for transceiver in list(transceivers):
+                index = transceiver._get_mline_index()
+                if transceiver.mid is not None and index is not None \
+                        and index < len(offered) \
+                        and offered[index].rtp.muxId != transceiver.mid:
+                    await transceiver.stop()
+                    transceivers.remove(transceiver)
+        return await super().setRemoteDescription(sessionDescription)
+
+    async def createOffer(self):
+        """An offer that keeps the numbering already negotiated.
+
+        aiortc's createOffer resets every transceiver to its own defaults (Opus as
+        payload type 96, header extension IDs 1 and 2). A browser that offered first
+        negotiated its own numbers (Opus 111, audio level as ID 1, mid as 4…) and rejects
+        a re-offer that renumbers a negotiated m-line or collides within the BUNDLE
+        group, so pulling a track would fail. Offer every transceiver of a kind with
+        what the first negotiated one of that kind uses: aiortc reads these tables
+        only in createOffer, which never awaits, so swapping them around the call
+        affects this offer alone.
+        """
+        negotiated: dict[str, tuple[list, list]] = {}
+        for transceiver in self.getTransceivers():
+            if transceiver.currentDirection is not None and transceiver._codecs:
+                negotiated.setdefault(transceiver.kind, (list(transceiver._codecs),
+                                                         list(transceiver._headerExtensions)))
+        if not negotiated:
+            return await super().createOffer()
+        saved = _aiortc_pc.CODECS, _aiortc_pc.HEADER_EXTENSIONS
+        codecs, extensions = dict(saved[0]), dict(saved[1])
+        for kind, (kind_codecs, kind_extensions) in negotiated.items():
+            codecs[kind], extensions[kind] = kind_codecs, kind_extensions
+        _aiortc_pc.CODECS, _aiortc_pc.HEADER_EXTENSIONS = codecs, extensions
+        try:
+            return await super().createOffer()
+        finally:
+            _aiortc_pc.CODECS, _aiortc_pc.HEADER_EXTENSIONS = saved
+
+    def _RTCPeerConnection__createDtlsTransport(self):
+        dtls = super()._RTCPeerConnection__createDtlsTransport()
+        if self._host_addresses:
+            _only_addresses(dtls.transport.iceGatherer._connection, self._host_addresses)
+        return dtls
+
+
+def _only_addresses(connection, configured: tuple[str, ...]) -> None:
+    """Make an aioice Connection gather host candidates on ``configured`` addresses only
+    (aioice takes every interface's address and has no option for this)."""
+    gather = connection.get_component_candidates
+
+    async def on_configured(component, addresses=None, timeout=5):
+        return await gather(component=component, addresses=list(configured), timeout=timeout)
+
+    connection.get_component_candidates = on_configured
