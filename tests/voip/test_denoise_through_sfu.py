@@ -10,19 +10,16 @@ in the looped sample the subscriber's audio begins.
 
 from __future__ import annotations
 
-import asyncio
 import fractions
-import time
 
 import av
 import numpy as np
-from aiortc import MediaStreamTrack
 from twisted.internet import task
 from twisted.trial import unittest
 
 from tests.e2e.harness import as_deferred
 from tests.voip.sfu.call_case import wait_for
-from tests.voip.sfu import test_service
+from tests.voip.sfu import peer, test_service
 from tests.voip.speech_sample import clean_speech, mix
 from tests.voip.test_denoise import spectral_snr
 from voip.denoise import SpeakerDenoiser
@@ -35,31 +32,15 @@ SKIP = 50  # 1 s
 PACKETS = 200  # 4 s heard
 
 
-class LoopTrack(MediaStreamTrack):
-    """Sends ``samples`` (48 kHz mono int16) in 20 ms frames, looped, in real time."""
-
-    kind = "audio"
-
-    def __init__(self, samples: np.ndarray) -> None:
-        super().__init__()
-        self._samples = samples.astype(np.int16)
-        self._pts = 0
-        self._start: float | None = None
-
-    async def recv(self) -> av.AudioFrame:
-        if self._start is None:
-            self._start = time.time()
-        wait = self._start + self._pts / 48000 - time.time()
-        if wait > 0:
-            await asyncio.sleep(wait)
-        at = self._pts % len(self._samples)
-        chunk = self._samples[at:at + 960]
-        frame = av.AudioFrame.from_ndarray(chunk.reshape(1, -1), format="s16", layout="mono")
-        frame.sample_rate = 48000
-        frame.pts = self._pts
-        frame.time_base = fractions.Fraction(1, 48000)
-        self._pts += 960
-        return frame
+def loop_frame(samples: np.ndarray, pts: int) -> av.AudioFrame:
+    """The 20 ms at ``pts`` of ``samples`` (48 kHz mono int16) played round and round."""
+    at = pts % len(samples)
+    frame = av.AudioFrame.from_ndarray(samples[at:at + 960].reshape(1, -1), format="s16",
+                                       layout="mono")
+    frame.sample_rate = 48000
+    frame.pts = pts
+    frame.time_base = fractions.Fraction(1, 48000)
+    return frame
 
 
 def heard_snr(clean: np.ndarray, packets: list[tuple[int, bytes]]) -> tuple[float, float]:
@@ -85,8 +66,8 @@ class ThroughSfuTest(unittest.TestCase):
     """Suppression on versus off for the same noisy speaker, through the SFU.
 
     The aiortc publisher and subscriber are test_service.ServiceTest's (borrowed, not
-    inherited, so its tests do not run twice), with this module's speech in place of
-    its tone."""
+    inherited, so its tests do not run twice), with the noisy speech in place of its
+    tone."""
 
     publisher = test_service.ServiceTest.publisher
     subscriber = test_service.ServiceTest.subscriber
@@ -110,8 +91,9 @@ class ThroughSfuTest(unittest.TestCase):
                               ice_servers_for=lambda user: [],
                               denoiser_factory=SpeakerDenoiser)
         self.sfus.append(self.sfu)
-        track = LoopTrack(mix(clean, "white", 5))
-        self.patch(test_service, "ToneTrack", lambda amplitude: track)
+        # the publisher's ToneTrack (tests/voip/sfu/peer.py) sends our speech instead
+        noisy = mix(clean, "white", 5).astype(np.int16)
+        self.patch(peer, "tone_frame", lambda amplitude, pts: loop_frame(noisy, pts))
         sid, published = await self.publisher("@alice:x", {"noiseSuppression": suppress})
         self.assertEqual(published["noiseSuppression"], suppress)
         await self.subscriber("@bob:x", sid)
