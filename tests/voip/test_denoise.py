@@ -36,9 +36,12 @@ def magnitudes(x: np.ndarray, size: int = 960, hop: int = 480) -> np.ndarray:
 
 def spectral_snr(reference: np.ndarray, signal: np.ndarray) -> tuple[float, float]:
     """(overall, segmental) SNR in dB of ``signal``'s magnitude spectra against the
-    reference's; segmental over frames holding speech, each clamped to [-10, 35] dB."""
+    reference's; segmental over frames holding speech, each clamped to [-10, 35] dB.
+    ``signal`` is first scaled by the one gain that fits it best to the reference: a
+    level change (aiortc's sender upmixes mono to stereo at -3 dB) is not noise."""
     n = min(len(reference), len(signal))
     s, y = magnitudes(reference[:n]), magnitudes(signal[:n])
+    y = y * (np.sum(s * y) / np.sum(y * y))
     overall = 10 * np.log10(np.sum(s ** 2) / np.sum((y - s) ** 2))
     energy = np.sum(s ** 2, axis=1)
     speech = energy > 1e-3 * energy.mean()
