@@ -40,27 +40,11 @@ API (what the SFU calls):
     against int16 full scale). The sender's own header measured the noise too; an SFU
     that rewrites the extension for a denoised speaker can use this.
 
-``DenoiserPool(reactor, threads=2)``
-    The shared, bounded set of worker threads (a Twisted ``ThreadPool`` as an
-    ``IService``: add it to the service tree so it starts and stops with the server).
-    libopus (PyAV) and RNNoise (ctypes) release the GIL while they work, so the threads
-    use the cores.
-
-``ThreadedDenoiser(pool, denoiser, max_pending=3).process(payload) -> Deferred[bytes]``
-    Runs ``denoiser.process`` off the reactor thread, one payload at a time per speaker
-    (a serial queue), and fires the Deferreds in the order the payloads came. When
-    ``max_pending`` of this speaker's payloads are already waiting for the pool, a new one
-    is not queued for work: it is *passed through* (its Deferred fires with the payload
-    itself) — but still in order, right after the packets ahead of it. Order is kept
-    because receivers play packets in sequence order: one that overtook its
-    predecessors would make them late, and a jitter buffer drops late packets as lost,
-    which is worse than a few unsuppressed ones. So when the pool falls behind, a
-    speaker's added latency stays bounded by ``max_pending`` packets (60 ms at 20 ms
-    packets), and that speaker's backlog stops growing. A payload whose processing fails
-    is passed through too (and logged). ``.passed_through`` counts the packets sent
-    unsuppressed this way. ``.close() -> Deferred`` stops it: queued payloads finish,
-    later ones pass through, and the denoiser's state is freed when the pool is done
-    with it (never call ``SpeakerDenoiser.close`` while the pool may be running it).
+Running it off the reactor, in order per speaker, is the SFU's
+``voip/sfu/suppression.py`` ``DenoiseStage`` (one packet at a time per speaker on a
+shared executor; past a small backlog new packets pass through unsuppressed, in order).
+libopus (PyAV) and RNNoise (ctypes) release the GIL while they work, so worker threads
+use the cores.
 
 Cost (``python -m bench.voip_denoise``, a shared 2-vCPU AMD EPYC VM at load 13–25;
 bench/results/voip_denoise-latest.md): 48–55 ms of CPU per speaker-second for decode +
@@ -76,18 +60,11 @@ takes.
 
 from __future__ import annotations
 
-import collections
 import ctypes
 import weakref
-from typing import Any, Callable, Protocol
 
 import numpy as np
 from pyrnnoise import rnnoise
-from twisted.application import service
-from twisted.internet import defer, threads
-from twisted.logger import Logger
-from twisted.python.failure import Failure
-from twisted.python.threadpool import ThreadPool
 
 from voip.opus_codec import (ENCODER_FRAME_SAMPLES, SAMPLE_RATE, OpusError,
                              OpusPacketDecoder, OpusPacketEncoder)
@@ -103,7 +80,6 @@ DEFAULT_BITRATE_PER_CHANNEL = 32000
 SILENT_LEVEL = 127
 
 _FLOAT_P = ctypes.POINTER(ctypes.c_float)
-_log = Logger()
 
 
 def _destroy_states(states: list) -> None:
@@ -124,7 +100,7 @@ def rfc6464_level(pcm: np.ndarray) -> int:
 class SpeakerDenoiser:
     """One speaker's decode → RNNoise → encode pipeline; see the module docstring.
 
-    Not thread-safe: one call at a time (``ThreadedDenoiser`` sees to that).
+    Not thread-safe: one call at a time (``DenoiseStage`` sees to that).
     """
 
     def __init__(self, sample_rate: int = SAMPLE_RATE, channels: int = 1,
@@ -175,8 +151,8 @@ class SpeakerDenoiser:
 
     def close(self) -> None:
         """Free RNNoise's state now rather than when this object is collected; later
-        payloads pass through. Not while another thread is in ``process`` (through a
-        ``ThreadedDenoiser``, close that instead)."""
+        payloads pass through. Not while another thread is in ``process``
+        (``DenoiseStage.close`` waits for that)."""
         self._finalizer()
 
     def _conceal_loss(self) -> None:
@@ -210,116 +186,3 @@ class SpeakerDenoiser:
             self._encoder = OpusPacketEncoder(self.channels, samples, self._bitrate,
                                               self._complexity)
         return self._encoder
-
-
-class WorkerPool(Protocol):
-    """What ``ThreadedDenoiser`` needs of a pool: run ``f(*args)`` on some other thread,
-    the result (or failure) in a Deferred fired on the reactor thread."""
-
-    def run(self, f: Callable[..., Any], *args: Any) -> defer.Deferred: ...
-
-
-class DenoiserPool(service.Service):
-    """A bounded pool of worker threads shared by every speaker's ``ThreadedDenoiser``.
-
-    Its queue needs no bound of its own: each speaker has at most one payload in it.
-    """
-
-    name = "denoiser-pool"
-
-    def __init__(self, reactor: Any, threads: int = 2) -> None:
-        self._reactor = reactor
-        self._pool = ThreadPool(minthreads=0, maxthreads=threads, name="denoise")
-
-    def startService(self) -> None:
-        super().startService()
-        self._pool.start()
-
-    def stopService(self) -> None:
-        super().stopService()
-        # joins the workers, each finishing the payload it holds (a millisecond or so);
-        # work queued after this is never run
-        self._pool.stop()
-
-    def run(self, f: Callable[..., Any], *args: Any) -> defer.Deferred:
-        if not self.running:
-            # a stopped pool would hold the work for ever, and the speaker's queue with it
-            return defer.fail(RuntimeError("the denoiser pool is not running"))
-        return threads.deferToThreadPool(self._reactor, self._pool, f, *args)
-
-
-class ThreadedDenoiser:
-    """A ``SpeakerDenoiser`` run on a ``WorkerPool``, in order; see the module docstring."""
-
-    def __init__(self, pool: WorkerPool, denoiser: SpeakerDenoiser,
-                 max_pending: int = 3) -> None:
-        if max_pending < 1:
-            raise ValueError("max_pending must be at least 1")
-        self._pool = pool
-        self._denoiser = denoiser
-        self._max_pending = max_pending
-        # (payload, whether to denoise it, its Deferred), oldest first; the head is
-        # in the pool while _busy
-        self._queue: collections.deque[tuple[bytes, bool, defer.Deferred]] = (
-            collections.deque())
-        self._busy = False
-        self._pending_work = 0
-        self._closing: list[defer.Deferred] | None = None
-        self.passed_through = 0
-
-    @property
-    def vad_probability(self) -> float:
-        return self._denoiser.vad_probability
-
-    @property
-    def audio_level(self) -> int:
-        return self._denoiser.audio_level
-
-    def process(self, payload: bytes) -> defer.Deferred:
-        """A Deferred firing with the payload to forward, in the order of the calls."""
-        result: defer.Deferred = defer.Deferred()
-        work = self._closing is None and self._pending_work < self._max_pending
-        if work:
-            self._pending_work += 1
-        else:
-            self.passed_through += 1
-        self._queue.append((payload, work, result))
-        self._pump()
-        return result
-
-    def close(self) -> defer.Deferred:
-        """Stop denoising (for a speaker who left or turned suppression off): payloads
-        already queued are still denoised, later ones pass through, and the denoiser's
-        state is freed once the pool is done with it; the Deferred fires then."""
-        closed: defer.Deferred = defer.Deferred()
-        if self._closing is None:
-            self._closing = []
-        self._closing.append(closed)
-        self._pump()
-        return closed
-
-    def _pump(self) -> None:
-        while self._queue and not self._busy:
-            payload, work, result = self._queue.popleft()
-            if not work:
-                result.callback(payload)
-                continue
-            self._busy = True
-            self._pool.run(self._denoiser.process, payload).addBoth(
-                self._done, payload, result)
-        if self._closing and not self._busy and not self._pending_work:
-            self._denoiser.close()
-            waiting, self._closing = self._closing, []
-            for closed in waiting:
-                closed.callback(None)
-
-    def _done(self, outcome: bytes | Failure, payload: bytes,
-              result: defer.Deferred) -> None:
-        self._busy = False
-        self._pending_work -= 1
-        if isinstance(outcome, Failure):
-            _log.failure("noise suppression failed; forwarding the payload as it came",
-                         outcome)
-            outcome = payload
-        result.callback(outcome)
-        self._pump()

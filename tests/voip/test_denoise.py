@@ -1,6 +1,6 @@
 """Noise suppression (voip/denoise.py): speech mixed with noise at a known SNR, sent as
 Opus packets through a SpeakerDenoiser, comes back closer to the clean speech than it went
-in; packets keep their durations; odd packets pass; the threaded wrapper keeps order.
+in; packets keep their durations; odd packets pass; run on worker threads by the SFU's stage, the output is the same.
 
 The measure is the SNR of magnitude spectra (960-sample Hann frames, hop 480) against the
 clean speech, over the whole sample and per frame (segmental). A waveform SNR says little
@@ -12,11 +12,10 @@ second encode alone would cost the waveform measure more than the noise does.
 from __future__ import annotations
 
 import numpy as np
-from twisted.internet import defer
 from twisted.trial import unittest
 
 from tests.voip.speech_sample import clean_speech, decode, encode, mix, noise
-from voip.denoise import DenoiserPool, SpeakerDenoiser, ThreadedDenoiser, rfc6464_level
+from voip.denoise import SpeakerDenoiser, rfc6464_level
 from voip.opus_codec import OpusPacketDecoder
 
 
@@ -199,138 +198,37 @@ class PacketTests(unittest.SynchronousTestCase):
         self.assertRaises(ValueError, SpeakerDenoiser, sample_rate=16000)
 
 
-class FakePool:
-    """A WorkerPool whose jobs run only when the test says."""
+class ThreadedStageTests(unittest.TestCase):
+    """SpeakerDenoisers driven by the SFU's DenoiseStage on worker threads give what
+    they give run in line (one state per speaker, no sharing between threads)."""
 
-    def __init__(self) -> None:
-        self.jobs: list[tuple] = []
-
-    def run(self, f, *args) -> defer.Deferred:
-        d: defer.Deferred = defer.Deferred()
-        self.jobs.append((f, args, d))
-        return d
-
-    def finish_next(self) -> None:
-        f, args, d = self.jobs.pop(0)
-        try:
-            result = f(*args)
-        except Exception:
-            d.errback()
-        else:
-            d.callback(result)
-
-
-class TaggingDenoiser:
-    """Stands in for SpeakerDenoiser: marks what it processed, fails on b"boom"."""
-
-    vad_probability = 0.5
-    audio_level = 40
-    closed = False
-
-    def process(self, payload: bytes) -> bytes:
-        if payload == b"boom":
-            raise RuntimeError("boom")
-        return b"denoised " + payload
-
-    def close(self) -> None:
-        self.closed = True
-
-
-class ThreadedDenoiserTests(unittest.SynchronousTestCase):
-    """The Twisted-facing wrapper: serial per speaker, ordered, bounded."""
-
-    def test_one_at_a_time_in_order(self):
-        """A speaker has one payload in the pool at a time; results come in order."""
-        pool = FakePool()
-        threaded = ThreadedDenoiser(pool, TaggingDenoiser())
-        results: list[bytes] = []
-        for payload in (b"a", b"b", b"c"):
-            threaded.process(payload).addCallback(results.append)
-        self.assertEqual(len(pool.jobs), 1)
-        pool.finish_next()
-        pool.finish_next()
-        pool.finish_next()
-        self.assertEqual(results, [b"denoised a", b"denoised b", b"denoised c"])
-        self.assertEqual(pool.jobs, [])
-
-    def test_backlog_passes_through_in_order(self):
-        """Past max_pending waiting payloads, new ones pass through, after those ahead."""
-        pool = FakePool()
-        threaded = ThreadedDenoiser(pool, TaggingDenoiser(), max_pending=2)
-        results: list[bytes] = []
-        for payload in (b"1", b"2", b"3", b"4"):
-            threaded.process(payload).addCallback(results.append)
-        self.assertEqual(results, [])
-        self.assertEqual(threaded.passed_through, 2)
-        pool.finish_next()
-        self.assertEqual(results, [b"denoised 1"])
-        pool.finish_next()
-        self.assertEqual(results, [b"denoised 1", b"denoised 2", b"3", b"4"])
-        threaded.process(b"5").addCallback(results.append)
-        pool.finish_next()
-        self.assertEqual(results[-1], b"denoised 5")
-
-    def test_failure_passes_the_payload(self):
-        """A payload whose processing raises is forwarded as it came; later ones go on."""
-        pool = FakePool()
-        threaded = ThreadedDenoiser(pool, TaggingDenoiser())
-        results: list[bytes] = []
-        threaded.process(b"boom").addCallback(results.append)
-        threaded.process(b"ok").addCallback(results.append)
-        pool.finish_next()
-        pool.finish_next()
-        self.assertEqual(results, [b"boom", b"denoised ok"])
-        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
-
-    def test_close_waits_for_queued_work(self):
-        """close() lets queued payloads finish, frees the denoiser after, passes later."""
-        pool = FakePool()
-        denoiser = TaggingDenoiser()
-        threaded = ThreadedDenoiser(pool, denoiser)
-        results: list[bytes] = []
-        threaded.process(b"a").addCallback(results.append)
-        threaded.process(b"b").addCallback(results.append)
-        closed = threaded.close()
-        threaded.process(b"c").addCallback(results.append)
-        pool.finish_next()
-        self.assertFalse(denoiser.closed)
-        self.assertNoResult(closed)
-        pool.finish_next()
-        self.assertTrue(denoiser.closed)
-        self.successResultOf(closed)
-        self.assertEqual(results, [b"denoised a", b"denoised b", b"c"])
-        self.assertEqual(self.successResultOf(threaded.process(b"d")), b"d")
-
-    def test_readings_from_the_denoiser(self):
-        """The wrapper shows its denoiser's last speech probability and audio level."""
-        threaded = ThreadedDenoiser(FakePool(), TaggingDenoiser())
-        self.assertEqual((threaded.vad_probability, threaded.audio_level), (0.5, 40))
-
-
-class DenoiserPoolTests(unittest.TestCase):
-    """The real thread pool gives what the denoiser gives run in line."""
-
-    @defer.inlineCallbacks
     def test_threads_match_inline_processing(self):
-        """Two speakers on a two-thread pool get the same packets as run one by one."""
-        from twisted.internet import reactor
+        """Two speakers on a two-thread executor get the same packets as run one by
+        one."""
+        import asyncio
+        import concurrent.futures
+
+        from tests.e2e.harness import as_deferred
+        from voip.sfu.forwarding import ForwardedPacket
+        from voip.sfu.suppression import DenoiseStage
 
         packets = encode(mix(clean_speech()[:48000], "white", 5))
         inline = SpeakerDenoiser()
         expected = [inline.process(p) for p in packets]
-        pool = DenoiserPool(reactor, threads=2)
-        pool.startService()
-        self.addCleanup(pool.stopService)
-        speakers = [ThreadedDenoiser(pool, SpeakerDenoiser(), max_pending=len(packets))
-                    for _ in range(2)]
-        results = yield defer.gatherResults(
-            [defer.gatherResults([s.process(p) for p in packets]) for s in speakers])
-        self.assertEqual(results, [expected, expected])
+        executor = concurrent.futures.ThreadPoolExecutor(2)
+        self.addCleanup(executor.shutdown)
+        outputs: list[list[bytes]] = [[], []]
+        stages = [DenoiseStage(SpeakerDenoiser(), lambda p, out=out: out.append(p.payload),
+                               executor) for out in outputs]
 
-    def test_stopped_pool_passes_through(self):
-        """A pool that is not running fails the work at once: the payload passes."""
-        from twisted.internet import reactor
-
-        threaded = ThreadedDenoiser(DenoiserPool(reactor), TaggingDenoiser())
-        self.assertEqual(self.successResultOf(threaded.process(b"x")), b"x")
-        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+        async def go():
+            for i, payload in enumerate(packets):
+                for stage in stages:
+                    stage.submit(ForwardedPacket(payload, i * 960, None, 0.0))
+                # both speakers' packets in the pool at once; the next one once they
+                # are out, so none waits long enough to be passed through
+                while any(len(out) <= i for out in outputs):
+                    await asyncio.sleep(0.002)
+            self.assertEqual([stage.passed_through for stage in stages], [0, 0])
+            self.assertEqual(outputs, [expected, expected])
+        return as_deferred(go())

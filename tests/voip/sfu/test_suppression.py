@@ -60,11 +60,56 @@ class DenoiseStageTest(unittest.TestCase):
             self.assertEqual([p.payload for p in result[1]], [b"A", b"bad", b"C"])
         return self.run_stage([b"a", b"bad", b"c"]).addCallback(check)
 
-    def test_backlog_is_bounded(self):
-        """A burst larger than the backlog keeps the newest packets, never grows."""
+    def test_burst_passes_through_in_order(self):
+        """Past MAX_BACKLOG waiting packets, new ones pass through unsuppressed, still
+        after the packets ahead of them; none is lost."""
+        burst = [bytes([97 + i]) for i in range(MAX_BACKLOG + 3)]  # b"a", b"b", ...
+
+        def check(result):
+            denoiser, delivered = result
+            self.assertEqual([p.payload for p in delivered],
+                             [p.upper() for p in burst[:MAX_BACKLOG]] + burst[MAX_BACKLOG:])
         denoiser, delivered = RecordingDenoiser(), []
         stage = DenoiseStage(denoiser, delivered.append, self.pool)
-        for i in range(50):  # no loop turn between: the worker has not started
-            stage._backlog.append(ForwardedPacket(bytes([97 + i % 26]), i, None, 0.0))
-        self.assertEqual(len(stage._backlog), MAX_BACKLOG)
-        stage.close()
+
+        async def go():
+            for i, payload in enumerate(burst):  # no loop turn between: all wait
+                stage.submit(ForwardedPacket(payload, i * 960, 30, 0.0))
+            self.assertEqual(stage.passed_through, 3)
+            while not stage._task.done():
+                await asyncio.sleep(0.01)
+        return as_deferred(go()).addCallback(lambda _: check((denoiser, delivered)))
+
+    def test_close_frees_the_denoiser_after_the_packet_in_flight(self):
+        """close() drops what waits and frees the denoiser only once the worker thread
+        has returned from it."""
+        entered, release = threading.Event(), threading.Event()
+
+        class Slow(RecordingDenoiser):
+            closed_while_busy = None
+            busy = False
+
+            def process(self, payload):
+                self.busy = True
+                entered.set()
+                release.wait(10)
+                self.busy = False
+                return payload
+
+            def close(self):
+                self.closed_while_busy = self.busy
+
+        denoiser, delivered = Slow(), []
+        stage = DenoiseStage(denoiser, delivered.append, self.pool)
+
+        async def go():
+            stage.submit(ForwardedPacket(b"a", 0, 30, 0.0))
+            stage.submit(ForwardedPacket(b"b", 960, 30, 0.0))
+            await asyncio.get_running_loop().run_in_executor(None, entered.wait, 10)
+            stage.close()
+            self.assertIsNone(denoiser.closed_while_busy)  # not yet freed
+            release.set()
+            await stage._task
+            self.assertIs(denoiser.closed_while_busy, False)
+            self.assertEqual(delivered, [])
+        return as_deferred(go())
