@@ -331,7 +331,8 @@ class SfuService:
                            "sessionId": sub and sub.source.session_id,
                            "trackName": sub and sub.source.track_name,
                            "status": "active" if sub else "inactive"})
-        return {"tracks": tracks, "connectionState": session.pc.connectionState}
+        return {"tracks": tracks, "connectionState": session.pc.connectionState,
+                "noiseSuppression": session.noise_suppression}
 
     async def describe_call(self, requester, room_id: str) -> dict:
         """Who is in the room's call and what they publish, with speaking/muted, and how

@@ -36,6 +36,17 @@ class BadInputTest(SfuServerCase):
         self.assertEqual(status, 200, body)
         return body["sessionId"]
 
+    def test_noise_suppression_by_query_string(self):
+        """A session may ask for noise suppression, as a partytracks page can (its
+        apiExtraParams), with ?noiseSuppression=true; GET sessions/{id} says so."""
+        plain = self.new_session()
+        status, asked = self.api("POST", "/sessions/new?noiseSuppression=true", token=self.bob)
+        self.assertEqual(status, 200, asked)
+        for session_id, token, on in ((plain, self.alice, False),
+                                      (asked["sessionId"], self.bob, True)):
+            status, described = self.api("GET", f"/sessions/{session_id}", token=token)
+            self.assertEqual((status, described["noiseSuppression"]), (200, on), described)
+
     def test_requires_a_token(self):
         """No access token: 401 M_MISSING_TOKEN."""
         self.assertError(self.api("POST", "/sessions/new"), 401, "M_MISSING_TOKEN")
