@@ -112,6 +112,8 @@ class RoomStore:
         #: such as ``last_announced_seq`` never costs a transaction of its own
         self._deferred_meta: dict[str, Any] = {}
         self._events = DecodedEvents()
+        #: the highest seq (None: read it again); every woken /sync asks for it
+        self._last_seq: int | None = None
         self._room_version: RoomVersion | None = None
 
     # -- lifecycle ----------------------------------------------------------------------
@@ -236,6 +238,7 @@ class RoomStore:
     def _forget_caches(self) -> None:
         # rows written in the undone scope may be cached; forget everything
         self._events.clear()
+        self._last_seq = None
         self._meta_cache.clear()
         self.state.forget_interned()
 
@@ -327,6 +330,8 @@ class RoomStore:
         except sqlite3.IntegrityError:
             raise DuplicateEvent(pdu.event_id) from None
         ctx.seq = seq
+        if self._last_seq is not None:
+            self._last_seq = max(self._last_seq, seq)
         if new_state:
             ctx.state_after = self.state.new_group(ctx.state_before, {pdu.state_pair: seq})
             self._conn.execute("UPDATE events SET state_after = ? WHERE seq = ?",
@@ -545,8 +550,11 @@ class RoomStore:
         return found
 
     def last_seq(self) -> int:
-        # a bare max() of the rowid is O(1) in SQLite; coalesce() around it is a scan
-        return self._conn.execute("SELECT max(seq) FROM events").fetchone()[0] or 0
+        if self._last_seq is None:
+            # a bare max() of the rowid is O(1) in SQLite; coalesce() around it is a scan
+            self._last_seq = self._conn.execute(
+                "SELECT max(seq) FROM events").fetchone()[0] or 0
+        return self._last_seq
 
     def timeline_after(self, seq: int, limit: int | None = None) -> list[PDU]:
         """Timeline events with a seq above ``seq``, oldest first (for announcing)."""
@@ -590,6 +598,9 @@ class RoomStore:
 
     def token_before(self, event_id: str) -> TopologicalToken | None:
         """The position just before ``event_id`` (a prev_batch for a timeline)."""
+        cached = self._events.get(event_id)   # /sync asks for the event it just read
+        if cached is not None:
+            return TopologicalToken(cached.depth, cached.internal_metadata["seq"] - 1)
         row = self._conn.execute(
             "SELECT depth, seq FROM events WHERE event_id = ?", (event_id,)).fetchone()
         return TopologicalToken(row[0], row[1] - 1) if row else None

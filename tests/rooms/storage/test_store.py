@@ -139,6 +139,28 @@ class WriteTests(StoreTestCase):
                 raise RuntimeError("undo")
         self.assertIsNone(self.store.get_event(pdu.event_id))
 
+    def test_last_seq_follows_writes_and_rollbacks(self) -> None:
+        """last_seq counts a write at once and forgets one its savepoint undid."""
+        self.assertEqual(self.store.last_seq(), 0)
+        first = self.dag.add("m.room.message")
+        self.assertEqual(self.store.last_seq(), first.seq)
+        with self.store.transaction():
+            with self.assertRaises(RuntimeError):
+                with self.store.transaction():
+                    self.dag.add("m.room.message")
+                    self.assertEqual(self.store.last_seq(), first.seq + 1)
+                    raise RuntimeError("undo")
+            self.assertEqual(self.store.last_seq(), first.seq)
+
+    def test_token_before_is_the_same_from_cache_and_file(self) -> None:
+        """A timeline's prev_batch does not depend on whether its event is cached."""
+        self.dag.add("m.room.create", state_key="")
+        event = self.dag.add("m.room.message").pdu
+        cached = self.store.token_before(event.event_id)
+        self.reopen()
+        self.assertEqual(self.store.token_before(event.event_id), cached)
+        self.assertEqual(cached.seq, event.internal_metadata["seq"] - 1)
+
     def test_statements_leave_no_cursors_behind(self) -> None:
         """Statements share one cursor: sqlite3 keeps a weak reference to every cursor
         a connection makes (pruned only every 200th), ~95 bytes each per statement."""
