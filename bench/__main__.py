@@ -23,11 +23,11 @@ import time
 
 import aiohttp
 
-from bench import workloads
+from bench import latency, workloads
 from bench.servers import OurServer, SynapseServer, wait_quiet
 
 ALL = ("memory", "fanout", "fanout_ws", "throughput", "initial_sync", "create_join", "cold",
-       "media", "matrixrtc")
+       "media", "matrixrtc", "fanout_small", "scaling")
 # lower is better for metrics in these units; the ratio column is always ours / Synapse
 _LOWER_IS_BETTER = re.compile(r"\b(ms|KB)\b|\bMB\b(?!/s)")
 
@@ -75,6 +75,10 @@ async def run_workload(name: str, server, session: aiohttp.ClientSession,
         from bench import matrixrtc
 
         return await matrixrtc.call(server, session, workloads.register_users)
+    if name == "fanout_small":
+        return await latency.fanout_small(server, session)
+    if name == "scaling":
+        return await latency.scaling(server, session)
     raise ValueError(name)
 
 

@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import canonicaljson
+import orjson
 
 from homeserver.errors import BadJson, NotJson
 
@@ -217,6 +218,14 @@ def encode_json(value: Any) -> bytes:
     UTF-8; rather than fail the whole response it is sent \\u-escaped, which is valid
     JSON and what the stdlib does with ``ensure_ascii``.
     """
+    try:
+        # orjson: ~25x faster than the stdlib on a /sync answer, which a fan-out
+        # encodes once per woken receiver (bench/README.md). It writes NaN and the
+        # infinities as null; what it refuses (integers beyond 64 bits, unpaired
+        # surrogates) goes the stdlib's way below.
+        return orjson.dumps(value, default=_default, option=orjson.OPT_NON_STR_KEYS)
+    except orjson.JSONEncodeError:
+        pass
     try:
         return _compact_encoder.encode(value).encode("utf-8")
     except UnicodeEncodeError:

@@ -224,9 +224,19 @@ class EncodeJsonTests(unittest.TestCase):
         """Responses are not canonical: floats pass."""
         self.assertEqual(encode_json([0.5]), b"[0.5]")
 
-    def test_nan_refused(self):
-        """NaN is never emitted."""
-        self.assertRaises(ValueError, encode_json, [float("nan")])
+    def test_nan_never_emitted(self):
+        """NaN and the infinities are not JSON: never emitted (null instead)."""
+        self.assertEqual(encode_json([float("nan"), float("inf"), -float("inf")]),
+                         b"[null,null,null]")
+
+    def test_what_orjson_refuses_still_encodes(self):
+        """Integers beyond 64 bits and non-string keys encode as the stdlib does."""
+        self.assertEqual(encode_json({"n": 2 ** 70, 1: True}),
+                         b'{"n":1180591620717411303424,"1":true}')
+
+    def test_unserialisable_refused(self):
+        """A value that is not JSON (a set) raises TypeError, not a broken body."""
+        self.assertRaises(TypeError, encode_json, {"a": {1, 2}})
 
     def test_mapping_views(self):
         """Read-only mappings encode as objects."""

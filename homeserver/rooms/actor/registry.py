@@ -54,7 +54,9 @@ class RoomRegistry:
                  ) -> None:
         """``close_in_thread(fn)`` takes the fsyncs of closing a hibernating room's DB
         off the reactor thread and returns a Deferred that fires once ``fn`` ran (e.g.
-        ``deferToThreadPool`` on a pool of its own); None closes inline."""
+        ``deferToThreadPool`` on a pool of its own), and the WAL checkpoints of awake
+        rooms (``RoomStore.checkpoint_in``); None closes inline and leaves
+        checkpoints to SQLite."""
         if max_open < 1:
             raise ValueError("max_open must be at least 1")
         self._data_dir = data_dir
@@ -120,10 +122,18 @@ class RoomRegistry:
         self._evict()
         return actor
 
+    def _open(self, path: str, *, create: bool = False) -> RoomStore:
+        """An awake room's store: its WAL checkpoints (two fsyncs each) run on the
+        closer's thread too, not inside the commits of the reactor thread."""
+        store = RoomStore.open(path, create=create, full_every=self._full_every)
+        if self._closer is not None:
+            store.checkpoint_in(self._closer)
+        return store
+
     async def _wake(self, room_id: str) -> RoomActor:
         path = self.path_for(room_id)
         try:
-            store = RoomStore.open(path, full_every=self._full_every)
+            store = self._open(path)
         except FileNotFoundError:
             raise NotFound(f"unknown room {room_id}") from None
         if store.get_meta("room_id") != room_id:
@@ -213,7 +223,7 @@ class RoomRegistry:
         else:
             raise RoomInUse("could not find a free room ID")
         self._last_create_ts = ts
-        store = RoomStore.open(path, create=True, full_every=self._full_every)
+        store = self._open(path, create=True)
         actor = RoomActor(store, self._services, room_id=room_id, room_version=version,
                           on_idle=self._hibernate, reopen=self.get)
         self._awake[room_id] = actor
@@ -248,7 +258,7 @@ class RoomRegistry:
         if self.known(room_id):
             raise RoomInUse(f"room {room_id} is already here")
         path = self.path_for(room_id)
-        store = RoomStore.open(path, create=True, full_every=self._full_every)
+        store = self._open(path, create=True)
         actor = RoomActor(store, self._services, room_id=room_id, room_version=version,
                           on_idle=self._hibernate, reopen=self.get)
         self._awake[room_id] = actor

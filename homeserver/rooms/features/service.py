@@ -229,7 +229,10 @@ class RoomService:
             return (await actor.create_event(partial)).event_id
         key = txn_key(sender, txn.scope, endpoint, txn.txn_id)
         event = await actor.create_event(partial, txn_key=key)
-        await self.transactions.persist(sender, txn.scope, key, event.event_id)
+        # not awaited: the room DB recorded the key with the event (a retry is always
+        # answered by the room), the global record only spares waking a sleeping room
+        # for a retry; waiting for it cost the send a second global-DB round trip
+        self.transactions.record_later(sender, txn.scope, key, event.event_id)
         return event.event_id
 
     async def set_state(self, room_id: str, sender: str, event_type: str, state_key: str,

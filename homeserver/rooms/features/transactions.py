@@ -6,6 +6,7 @@ in :mod:`homeserver.rooms.rules.transactions`.
 
 from __future__ import annotations
 
+from twisted.internet import defer
 from twisted.logger import Logger
 
 log = Logger()
@@ -30,3 +31,7 @@ class TransactionLog:
             # room is answered later (by waking it)
             log.failure("recording transaction {key} for {event_id}", key=key,
                         event_id=event_id)
+
+    def record_later(self, user_id: str, scope: str, key: str, event_id: str) -> None:
+        """:meth:`persist` without waiting for it (it logs its own failure)."""
+        defer.ensureDeferred(self.persist(user_id, scope, key, event_id))

@@ -19,6 +19,7 @@ lets go of the cursor, so a closed room's connection is freed by reference count
 from __future__ import annotations
 
 import sqlite3
+import urllib.parse
 from typing import Any, Iterable
 
 
@@ -79,3 +80,21 @@ def connect(path: str) -> RoomConnection:
     used by one thread at a time: the reactor's, and a closer thread at the end."""
     return sqlite3.connect(path, isolation_level=None, check_same_thread=False,
                            factory=RoomConnection)
+
+
+def checkpoint(path: str) -> None:
+    """A passive WAL checkpoint of the room DB at ``path`` over a connection of its
+    own, for a thread other than the room's (``RoomStore.checkpoint_in``). Never
+    raises: a checkpoint that cannot run now is left to the next one."""
+    try:
+        # mode=rw: a room whose file went away is not created again
+        conn = sqlite3.connect(f"file:{urllib.parse.quote(path)}?mode=rw", uri=True,
+                               isolation_level=None, timeout=0)
+    except sqlite3.Error:
+        return
+    try:
+        conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+    except sqlite3.Error:
+        pass   # busy (the room is closing): the next checkpoint or the close does it
+    finally:
+        conn.close()

@@ -9,6 +9,15 @@ Durability: WAL with ``synchronous=NORMAL``. A committed transaction survives a 
 the process (the WAL is in the OS page cache); only a power loss can drop the last
 transactions, the trade SQLite documents for WAL mode.
 
+Checkpoints: SQLite copies the WAL back into the DB file (with two fsyncs) inside
+whichever COMMIT crosses ``wal_autocheckpoint`` pages; on a VM disk that stalled the
+reactor for milliseconds every ~75 single-event commits and was a third of a commit's
+average cost (bench/README.md). With ``checkpoint_in`` the actor runs them on another
+thread instead, over a connection of their own, every ``CHECKPOINT_EVERY`` commits
+(``PASSIVE``: it never waits for, nor blocks, this connection's writes); the automatic
+one stays as a backstop at ``_BACKSTOP_PAGES``. What a commit guarantees is the same
+either way: a checkpoint only moves committed pages.
+
 Transactions: ``transaction()`` is re-entrant; the outermost level is one SQLite
 transaction (one commit, counted in ``commit_count``), inner levels are savepoints so
 one failed item can be undone without losing the batch around it.
@@ -30,7 +39,7 @@ from homeserver.rooms.rules.pagination import (
 from homeserver.rooms.rules.transactions import txn_id_of
 from homeserver.rooms.storage import schema
 from homeserver.rooms.storage.backward_extremities import BackwardExtremities
-from homeserver.rooms.storage.connection import RoomConnection, connect
+from homeserver.rooms.storage.connection import RoomConnection, checkpoint, connect
 from homeserver.rooms.storage.event_rows import EVENT_COLUMNS, DecodedEvents, encode
 from homeserver.rooms.storage.relations import RelationIndex
 from homeserver.rooms.storage.search_index import SearchIndex
@@ -42,6 +51,10 @@ _MEMBER_CHANGES = "pending_member_changes"
 _TIMELINE = "outlier = 0 AND rejected IS NULL AND soft_failed = 0"
 #: the timeline as the room stream and /sync know it: no historical (backfilled) events
 _LIVE = f"{_TIMELINE} AND backfilled = 0"
+#: commits between two checkpoints run off the actor's thread (see ``checkpoint_in``)
+CHECKPOINT_EVERY = 64
+#: the automatic checkpoint left as a backstop once checkpoints run elsewhere (pages)
+_BACKSTOP_PAGES = 10_000
 
 
 @dataclasses.dataclass
@@ -90,12 +103,17 @@ class RoomStore:
         self.timestamps = TimestampLookup(conn)
         self.backward = BackwardExtremities(conn)
         self.commit_count = 0
+        #: runs checkpoints elsewhere (None: SQLite's own, inside a COMMIT)
+        self._checkpoint_runner: Callable[[Callable[[], None]], Any] | None = None
+        self._uncheckpointed = 0
         self._depth = 0
         self._meta_cache: dict[str, Any] = {}
         #: meta values to write with the next commit (or on close): cheap bookkeeping
         #: such as ``last_announced_seq`` never costs a transaction of its own
         self._deferred_meta: dict[str, Any] = {}
         self._events = DecodedEvents()
+        #: the highest seq (None: read it again); every woken /sync asks for it
+        self._last_seq: int | None = None
         self._room_version: RoomVersion | None = None
 
     # -- lifecycle ----------------------------------------------------------------------
@@ -154,6 +172,18 @@ class RoomStore:
     def closed(self) -> bool:
         return self._conn is None
 
+    # -- checkpoints --------------------------------------------------------------------
+    def checkpoint_in(self, run: Callable[[Callable[[], None]], Any]) -> None:
+        """From now on, every ``CHECKPOINT_EVERY`` commits hand a WAL checkpoint to
+        ``run(fn)`` (e.g. a thread pool); SQLite's automatic checkpoint only backs
+        them up. ``fn`` opens a connection of its own, checkpoints what it can without
+        waiting (``PASSIVE``) and closes it; it never raises (a checkpoint that cannot
+        run now is left to the next). If this room closes meanwhile, closing its last
+        connection checkpoints the rest as usual."""
+        self._checkpoint_runner = run
+        self._uncheckpointed = 0
+        self._conn.execute(f"PRAGMA wal_autocheckpoint = {_BACKSTOP_PAGES}")
+
     # -- transactions -------------------------------------------------------------------
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
@@ -182,6 +212,12 @@ class RoomStore:
         if self._depth == 0:
             conn.execute("COMMIT")
             self.commit_count += 1
+            self._uncheckpointed += 1
+            if self._checkpoint_runner is not None \
+                    and self._uncheckpointed >= CHECKPOINT_EVERY:
+                self._uncheckpointed = 0
+                path = self.path
+                self._checkpoint_runner(lambda: checkpoint(path))
         else:
             conn.execute(f"RELEASE sp{self._depth}")
 
@@ -202,6 +238,7 @@ class RoomStore:
     def _forget_caches(self) -> None:
         # rows written in the undone scope may be cached; forget everything
         self._events.clear()
+        self._last_seq = None
         self._meta_cache.clear()
         self.state.forget_interned()
 
@@ -293,6 +330,8 @@ class RoomStore:
         except sqlite3.IntegrityError:
             raise DuplicateEvent(pdu.event_id) from None
         ctx.seq = seq
+        if self._last_seq is not None:
+            self._last_seq = max(self._last_seq, seq)
         if new_state:
             ctx.state_after = self.state.new_group(ctx.state_before, {pdu.state_pair: seq})
             self._conn.execute("UPDATE events SET state_after = ? WHERE seq = ?",
@@ -511,8 +550,11 @@ class RoomStore:
         return found
 
     def last_seq(self) -> int:
-        # a bare max() of the rowid is O(1) in SQLite; coalesce() around it is a scan
-        return self._conn.execute("SELECT max(seq) FROM events").fetchone()[0] or 0
+        if self._last_seq is None:
+            # a bare max() of the rowid is O(1) in SQLite; coalesce() around it is a scan
+            self._last_seq = self._conn.execute(
+                "SELECT max(seq) FROM events").fetchone()[0] or 0
+        return self._last_seq
 
     def timeline_after(self, seq: int, limit: int | None = None) -> list[PDU]:
         """Timeline events with a seq above ``seq``, oldest first (for announcing)."""
@@ -556,6 +598,9 @@ class RoomStore:
 
     def token_before(self, event_id: str) -> TopologicalToken | None:
         """The position just before ``event_id`` (a prev_batch for a timeline)."""
+        cached = self._events.get(event_id)   # /sync asks for the event it just read
+        if cached is not None:
+            return TopologicalToken(cached.depth, cached.internal_metadata["seq"] - 1)
         row = self._conn.execute(
             "SELECT depth, seq FROM events WHERE event_id = ?", (event_id,)).fetchone()
         return TopologicalToken(row[0], row[1] - 1) if row else None
@@ -665,4 +710,3 @@ class RoomStore:
         by_user = self.member_seqs(membership)
         events = self._events_by_seqs(by_user.values())
         return {user: events[seq] for user, seq in by_user.items()}
-

@@ -15,7 +15,9 @@ from homeserver.errors import InvalidParam
 from homeserver.rooms.rules.pagination import Direction, TopologicalToken
 from homeserver.rooms.storage import schema
 from homeserver.rooms.storage.event_rows import decode
-from homeserver.rooms.storage.store import DuplicateEvent, EventContext, RoomStore
+from homeserver.rooms.storage.connection import checkpoint
+from homeserver.rooms.storage.store import (
+    CHECKPOINT_EVERY, DuplicateEvent, EventContext, RoomStore)
 from tests.fakes.dag import DagBuilder
 
 
@@ -137,6 +139,28 @@ class WriteTests(StoreTestCase):
                 raise RuntimeError("undo")
         self.assertIsNone(self.store.get_event(pdu.event_id))
 
+    def test_last_seq_follows_writes_and_rollbacks(self) -> None:
+        """last_seq counts a write at once and forgets one its savepoint undid."""
+        self.assertEqual(self.store.last_seq(), 0)
+        first = self.dag.add("m.room.message")
+        self.assertEqual(self.store.last_seq(), first.seq)
+        with self.store.transaction():
+            with self.assertRaises(RuntimeError):
+                with self.store.transaction():
+                    self.dag.add("m.room.message")
+                    self.assertEqual(self.store.last_seq(), first.seq + 1)
+                    raise RuntimeError("undo")
+            self.assertEqual(self.store.last_seq(), first.seq)
+
+    def test_token_before_is_the_same_from_cache_and_file(self) -> None:
+        """A timeline's prev_batch does not depend on whether its event is cached."""
+        self.dag.add("m.room.create", state_key="")
+        event = self.dag.add("m.room.message").pdu
+        cached = self.store.token_before(event.event_id)
+        self.reopen()
+        self.assertEqual(self.store.token_before(event.event_id), cached)
+        self.assertEqual(cached.seq, event.internal_metadata["seq"] - 1)
+
     def test_statements_leave_no_cursors_behind(self) -> None:
         """Statements share one cursor: sqlite3 keeps a weak reference to every cursor
         a connection makes (pruned only every 200th), ~95 bytes each per statement."""
@@ -188,6 +212,56 @@ class WriteTests(StoreTestCase):
         """A client transaction key remembers the event it produced."""
         ctx = self.dag.add("m.room.message", context={"txn_key": "@a:test/DEV/1"})
         self.assertEqual(self.store.event_for_txn("@a:test/DEV/1"), ctx.pdu.event_id)
+
+
+class CheckpointTests(StoreTestCase):
+    def write(self, count: int) -> list[str]:
+        """``count`` commits of one message each; their event IDs."""
+        ids = []
+        for i in range(count):
+            with self.store.transaction():
+                ids.append(self.dag.add("m.room.message", content={"n": i}).pdu.event_id)
+        return ids
+
+    def in_db_file(self) -> set[str]:
+        """The event IDs in the room's main file alone, without its WAL: what
+        checkpoints moved there."""
+        copy = os.path.join(self.mktemp(), "copy.db")
+        os.makedirs(os.path.dirname(copy))
+        with open(self.path, "rb") as src, open(copy, "wb") as dst:
+            dst.write(src.read())
+        conn = sqlite3.connect(copy)
+        try:
+            return {row[0] for row in conn.execute("SELECT event_id FROM events")}
+        except sqlite3.OperationalError:   # not even the schema is there yet
+            return set()
+        finally:
+            conn.close()
+
+    def test_checkpoints_are_handed_to_the_runner(self) -> None:
+        """Every CHECKPOINT_EVERY commits a checkpoint goes to the runner, none inline."""
+        handed: list = []
+        self.store.checkpoint_in(handed.append)
+        ids = self.write(CHECKPOINT_EVERY - 1)
+        self.assertEqual(handed, [])
+        ids += self.write(1)
+        self.assertEqual(len(handed), 1)
+        self.assertEqual(self.in_db_file(), set())
+        handed[0]()   # what the runner's thread does
+        self.assertEqual(self.in_db_file(), set(ids))
+        self.write(CHECKPOINT_EVERY)
+        self.assertEqual(len(handed), 2)
+
+    def test_without_a_runner_nothing_is_handed(self) -> None:
+        """A store not given a runner leaves checkpoints to SQLite and still commits."""
+        ids = self.write(CHECKPOINT_EVERY + 1)
+        self.assertTrue(all(self.store.has_event(e) for e in ids))
+
+    def test_checkpoint_of_a_missing_file_creates_nothing(self) -> None:
+        """A room whose file went away is not created again by a late checkpoint."""
+        path = os.path.join(self.mktemp(), "gone.db")
+        checkpoint(path)
+        self.assertFalse(os.path.exists(path))
 
 
 class StateTests(StoreTestCase):
