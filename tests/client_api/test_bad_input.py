@@ -44,6 +44,8 @@ PUBLIC = [re.compile(p) for p in (
     r"^/_matrix/client/v3/login/sso/", r"^/_matrix/client/v1/auth_metadata$",
     # MSC4140 management: the delay ID is the capability without a token (Synapse 1.163)
     r"^/_matrix/client/unstable/org\.matrix\.msc4140/delayed_events/[^/]+(/[a-z]+)?$",
+    # partytracks fetches it without its headers: no token answers no TURN servers
+    r"^/_matrix/client/unstable/org\.roomserver\.sfu/rooms/[^/]+/generate-ice-servers$",
 )]
 #: endpoints whose spec makes only some methods public
 PUBLIC_METHODS = {r"^/_matrix/client/v3/publicRooms$": {"GET"},

@@ -122,10 +122,15 @@ class WellKnownBaseUrlTests(ServerTestCase):
     config_overrides = {"public_baseurl": "https://matrix.example.org"}
 
     async def test_well_known_advertises_public_baseurl(self):
-        """A configured public_baseurl is served (with its trailing slash)."""
+        """A configured public_baseurl is served (with its trailing slash), and with it
+        our SFU as a MatrixRTC focus (it is on by default)."""
         status, body = await self.request("GET", "/.well-known/matrix/client")
         self.assertEqual(status, 200)
-        self.assertEqual(body, {"m.homeserver": {"base_url": "https://matrix.example.org/"}})
+        self.assertEqual(body, {
+            "m.homeserver": {"base_url": "https://matrix.example.org/"},
+            "org.matrix.msc4143.rtc_foci": [{
+                "type": "org.roomserver.sfu",
+                "sfu_url": "https://matrix.example.org/_matrix/client/unstable/org.roomserver.sfu"}]})
 
 
 class WellKnownServeTests(ServerTestCase):
