@@ -103,10 +103,13 @@ class RoomEventSource:
     name = "room"
 
     def __init__(self, *, server_name: str, streams: Any,
-                 rooms: Callable[[str], Awaitable[RoomReader]]) -> None:
-        """``streams``: ``store.streams``; ``rooms(room_id)``: the room's actor."""
+                 rooms: Callable[[str], Awaitable[RoomReader]],
+                 recent: Any = None) -> None:
+        """``streams``: ``store.streams``; ``rooms(room_id)``: the room's actor;
+        ``recent``: ``store.streams.recent`` (``RecentEntries``), read before the DB."""
         self._server_name = server_name
         self._streams = streams
+        self._recent = recent
         self._rooms = rooms
 
     async def initial_position(self) -> int:
@@ -114,8 +117,12 @@ class RoomEventSource:
         return await self._streams.current_room_stream_pos()
 
     async def read(self, since: int, upto: int | None, limit: int) -> list[tuple[int, Any]]:
-        return [(e.pos, e) for e in await self._streams.get_entries(since, upto,
-                                                                    limit=limit)]
+        # the newest entries are in memory (``store.recent_entries``): a live reader,
+        # woken once per announcement, reads none of them from the global DB
+        entries = None if self._recent is None else self._recent.read(since, upto, limit)
+        if entries is None:
+            entries = await self._streams.get_entries(since, upto, limit=limit)
+        return [(e.pos, e) for e in entries]
 
     async def resolve(self, entry: Any) -> Resolved | None:
         # the stream holds every timeline event; only ours are ours to send (and the
