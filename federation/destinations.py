@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 from typing import Any, Awaitable, Callable, Iterable, Mapping, Protocol
 
@@ -29,6 +30,8 @@ ACL_KEY = ("m.room.server_acl", "")
 _TELL_TARGET = ("invite", "leave", "ban", "knock")
 #: EDUs of which a user's newest still matters once older ones are stale
 _NEWEST_COUNTS = (DEVICE_LIST_UPDATE, SIGNING_KEY_UPDATE)
+#: destinations kept per pair of state groups (see RoomEventSource._destinations)
+_GROUPS_KEPT = 1_024
 
 
 def server_of(user_id: str) -> str:
@@ -79,6 +82,8 @@ class RoomReader(Protocol):
 
     async def current_state(self, types: Any = None) -> Mapping[tuple[str, str], Any]: ...
 
+    async def state_group_at(self, event_id: str, *, after: bool = False) -> Any: ...
+
 
 async def allowed_by_acl(servers: Iterable[str], actor: RoomReader,
                          at_event: str | None = None) -> set[str]:
@@ -103,10 +108,16 @@ class RoomEventSource:
     name = "room"
 
     def __init__(self, *, server_name: str, streams: Any,
-                 rooms: Callable[[str], Awaitable[RoomReader]]) -> None:
-        """``streams``: ``store.streams``; ``rooms(room_id)``: the room's actor."""
+                 rooms: Callable[[str], Awaitable[RoomReader]],
+                 recent: Any = None) -> None:
+        """``streams``: ``store.streams``; ``rooms(room_id)``: the room's actor;
+        ``recent``: ``store.streams.recent`` (``RecentEntries``), read before the DB."""
         self._server_name = server_name
         self._streams = streams
+        self._recent = recent
+        #: (room, state group before, after) → destinations of a non-member event
+        self._by_groups: collections.OrderedDict[tuple[str, Any, Any], frozenset[str]] \
+            = collections.OrderedDict()
         self._rooms = rooms
 
     async def initial_position(self) -> int:
@@ -114,8 +125,12 @@ class RoomEventSource:
         return await self._streams.current_room_stream_pos()
 
     async def read(self, since: int, upto: int | None, limit: int) -> list[tuple[int, Any]]:
-        return [(e.pos, e) for e in await self._streams.get_entries(since, upto,
-                                                                    limit=limit)]
+        # the newest entries are in memory (``store.recent_entries``): a live reader,
+        # woken once per announcement, reads none of them from the global DB
+        entries = None if self._recent is None else self._recent.read(since, upto, limit)
+        if entries is None:
+            entries = await self._streams.get_entries(since, upto, limit=limit)
+        return [(e.pos, e) for e in entries]
 
     async def resolve(self, entry: Any) -> Resolved | None:
         # the stream holds every timeline event; only ours are ours to send (and the
@@ -133,6 +148,28 @@ class RoomEventSource:
             return None
         if not ours and not self._redeemed_here(pdu):
             return None
+        servers = await self._destinations(actor, pdu)
+        if not servers:
+            return None
+        return Resolved(federation_form(pdu), servers,
+                        ts=pdu.origin_server_ts, stale_key=pdu.room_id)
+
+
+    async def _destinations(self, actor: RoomReader, pdu: Any) -> frozenset[str]:
+        """The servers with members joined before ``pdu`` (and, for a membership
+        change, its target's), less ours and those the ACL after it bans. The same
+        pair of state groups gives the same answer: a room's messages between two
+        state changes are resolved once, not by reading its members per event."""
+        key = None
+        if pdu.type != MEMBER:
+            try:
+                key = (pdu.room_id, await actor.state_group_at(pdu.event_id),
+                       await actor.state_group_at(pdu.event_id, after=True))
+            except NotFound:
+                key = None
+            if key is not None and key in self._by_groups:
+                self._by_groups.move_to_end(key)
+                return self._by_groups[key]
         try:
             joined = await actor.members("join", at_event=pdu.event_id)
         except NotFound:   # no state known at it: the room's members now will do
@@ -143,12 +180,12 @@ class RoomEventSource:
             if pdu.membership == "join" or pdu.membership in _TELL_TARGET:
                 servers.add(target)
         servers.discard(self._server_name)
-        servers = await allowed_by_acl(servers, actor, pdu.event_id)
-        if not servers:
-            return None
-        return Resolved(federation_form(pdu), frozenset(servers),
-                        ts=pdu.origin_server_ts, stale_key=pdu.room_id)
-
+        result = frozenset(await allowed_by_acl(servers, actor, pdu.event_id))
+        if key is not None:
+            self._by_groups[key] = result
+            while len(self._by_groups) > _GROUPS_KEPT:
+                self._by_groups.popitem(last=False)
+        return result
 
     def _redeemed_here(self, pdu: Any) -> bool:
         """A third-party invite of one of our users that we wrote in the inviter's

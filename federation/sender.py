@@ -63,6 +63,8 @@ class _Reader:
     running: bool = False
     again: bool = False
     retry: IDelayedCall | None = None
+    #: a read woken by a stream advance, due in the next reactor turn
+    woken: IDelayedCall | None = None
     cache: "collections.OrderedDict[int, Resolved | None]" = dataclasses.field(
         default_factory=collections.OrderedDict)
 
@@ -156,8 +158,9 @@ class FederationSender:
             if dest.timer is not None and dest.timer.active():
                 dest.timer.cancel()
         for reader in self._readers.values():
-            if reader.retry is not None and reader.retry.active():
-                reader.retry.cancel()
+            for call in (reader.retry, reader.woken):
+                if call is not None and call.active():
+                    call.cancel()
         running = list(self._running)
         for d in running:
             d.cancel()
@@ -205,10 +208,19 @@ class FederationSender:
 
     # -- the readers ----------------------------------------------------------------
     def on_streams_advanced(self, advanced: Mapping[str, int]) -> None:
-        """``Database.add_advance_listener`` callback: a stream we read moved."""
+        """``Database.add_advance_listener`` callback: a stream we read moved.
+
+        The read waits for the next reactor turn: the advance is published before the
+        writers of the group commit resume, and their answers (a client's PUT) should
+        not wait for the sender; advances in the same turn make one read."""
         for name in advanced:
-            if name in self._readers:
-                self.wake(name)
+            reader = self._readers.get(name)
+            if reader is not None and reader.woken is None:
+                reader.woken = self._clock.callLater(0, self._woken, reader)
+
+    def _woken(self, reader: _Reader) -> None:
+        reader.woken = None
+        self.wake(reader.source.name)
 
     def wake(self, stream: str) -> None:
         """Read ``stream`` from the reader's position (again, if it is reading)."""

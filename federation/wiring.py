@@ -193,7 +193,7 @@ def build_sender(*, config: Config, reactor: Any, store: Any, rooms: Any, client
         server_name=config.server_name, clock=reactor, client=client,
         progress=store.federation_destinations,
         pdu_source=RoomEventSource(server_name=config.server_name, streams=store.streams,
-                                   rooms=rooms.get),
+                                   rooms=rooms.get, recent=store.streams.recent),
         edu_source=OutboxSource(server_name=config.server_name,
                                 outbox=store.federation_outbox, streams=store.streams,
                                 rooms=rooms.get, device_keys=device_keys,

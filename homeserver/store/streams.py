@@ -25,6 +25,7 @@ from sqlalchemy.engine import Connection
 from homeserver.rooms.actor.protocols import Announcement
 from homeserver.store import positions
 from homeserver.store.database import Database
+from homeserver.store.recent_entries import RecentEntries
 from homeserver.store.sql import Position, metadata, upsert
 from homeserver.store.stream_tail import RoomChange, RoomStreamTail
 
@@ -108,7 +109,10 @@ _ANNOUNCED_POS = sa.select(_s.pos).where(_s.room_id == sa.bindparam("room_id"),
 _INSERT_ENTRY = sa.insert(room_stream).returning(_s.pos)
 
 
-def _announce(conn: Connection, announcements: Sequence[Announcement]) -> list[int]:
+def _announce(conn: Connection, announcements: Sequence[Announcement],
+              new: list[StreamEntry] | None = None) -> list[int]:
+    """Append the announcements not yet in the stream; their positions, in order.
+    ``new`` gets the entries this call appended (a replay appends nothing)."""
     positions.lock_stream(conn, positions.ROOM)
     result, highest = [], 0
     for a in announcements:
@@ -122,6 +126,9 @@ def _announce(conn: Connection, announcements: Sequence[Announcement]) -> list[i
             state_key=a.state_key, sender=a.sender)).scalar_one()
         highest = max(highest, pos)
         result.append(pos)
+        if new is not None:
+            new.append(StreamEntry(pos, a.room_id, a.room_seq, a.event_id, a.type,
+                                   a.state_key, a.sender))
         if a.type == MEMBER_EVENT and a.membership is not None \
                 and a.state_key is not None:
             upsert(conn, room_memberships, dict(
@@ -145,6 +152,8 @@ class Streams:
         self._db = db
         #: the recent entries, for /sync (see stream_tail.py); recorded as announced
         self.tail = tail if tail is not None else RoomStreamTail()
+        #: the newest entries in stream order, for the federation sender's reader
+        self.recent = RecentEntries()
         # user → every membership row of theirs. Every /sync asks for a user's rooms, and
         # the index changes only through announce/forget here, which invalidate it.
         # (Several processes sharing one PostgreSQL will need the invalidation sent
@@ -179,6 +188,7 @@ class Streams:
             # the first to resume wakes long-polls that read the batch's new position
             # at once, and must find every entry of the batch in the tail and every
             # membership of it out of the cache, not only its own.
+            self.recent.record(new)
             for a, pos in zip(announcements, result):
                 self.tail.record(a.room_id, pos, a.room_seq, a.event_id)
                 if (a.membership is not None or a.member_changes) and \
@@ -186,11 +196,13 @@ class Streams:
                     self.member_changes[a.room_id] = pos
             self._invalidate(members)
 
+        new: list[StreamEntry] = []
         try:
-            return await self._db.run_batched(_announce, list(announcements),
+            return await self._db.run_batched(_announce, list(announcements), new,
                                               on_commit=committed)
         except BaseException:
             # it may have committed all the same: these rooms are read from the DB now
+            self.recent.forget()
             self.tail.mark_unsure({a.room_id for a in announcements})
             for a in announcements:
                 if a.membership is not None or a.member_changes:

@@ -132,6 +132,21 @@ class RoomEventSourceTests(RoomHarness, unittest.TestCase):
         self.drive(self.actor.create_event(self.message("after the kick")))
         self.assertIsNone(self.resolve_last())
 
+    def test_destinations_follow_state_changes_between_messages(self) -> None:
+        """Messages under the same state share their destinations; a join, then a
+        leave, between messages change them."""
+        self.drive(self.actor.create_event(self.message("before")))
+        self.assertIsNone(self.resolve_last())
+        self.remote_join()
+        for text in ("one", "two"):
+            self.drive(self.actor.create_event(self.message(text)))
+            self.assertEqual(self.resolve_last().destinations, frozenset({"remote"}))
+        self.drive(self.actor.create_event({
+            "type": "m.room.member", "sender": ALICE, "state_key": BOB,
+            "content": {"membership": "leave"}}))
+        self.drive(self.actor.create_event(self.message("after")))
+        self.assertIsNone(self.resolve_last())
+
     def test_server_denied_by_the_acl_gets_no_pdus(self) -> None:
         """Once the room's server ACL denies a server, neither the ACL event nor later
         events go there, though its user is still joined; the others still get them."""

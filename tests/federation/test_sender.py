@@ -46,6 +46,7 @@ class SenderTestCase(unittest.TestCase):
 
     def wake(self, sender: FederationSender | None = None) -> None:
         (sender or self.sender).on_streams_advanced({ROOM: 0, OUTBOX: 0})
+        self.clock.advance(0)   # the read runs in the next reactor turn
 
     def ids(self, destination: str) -> list[str]:
         return [p["event_id"] for p in self.client.delivered(destination)]

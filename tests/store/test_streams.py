@@ -50,6 +50,18 @@ class RoomStreamTests(StoreTests):
         self.assertEqual([(e.room_id, e.room_seq) for e in entries],
                          [(R1, 1), (R1, 2), (R1, 3)])
 
+    async def test_recent_entries_match_the_database(self) -> None:
+        """The entries held in memory for the sender's reader are the database's,
+        replays and concurrent announcements included."""
+        await self.store.announce([msg(R1, 1), msg(R2, 1)])
+        await defer.gatherResults([
+            defer.ensureDeferred(self.store.announce([msg(R1, 2), msg(R1, 1)])),
+            defer.ensureDeferred(self.store.announce([msg(R2, 2), msg(R3, 1)]))])
+        from_db = await self.store.streams.get_entries(0)
+        self.assertEqual(len(from_db), 5)
+        self.assertEqual(self.store.streams.recent.read(0, None, 100), from_db)
+        self.assertEqual(self.store.streams.recent.read(2, 4, 100), from_db[2:4])
+
     async def test_duplicate_within_one_batch(self) -> None:
         """The same seq twice in one batch gets one position."""
         positions = await self.store.announce([msg(R1, 1), msg(R1, 1)])
