@@ -148,6 +148,7 @@ class Session:
     def stop_output(self, mid: str) -> None:
         """Stop sending on ``mid``; it is closed for good."""
         self.rejected.add(mid)
+        self.output_codecs.pop(mid, None)
         track = self.outputs.pop(mid, None)
         if track is not None:
             track.stop()
