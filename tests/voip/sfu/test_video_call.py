@@ -52,11 +52,16 @@ class VideoCallTest(SfuServerCase):
                     await peer.close()
 
     def test_switching_source_keeps_the_clock_and_waits_for_a_keyframe(self):
-        """tracks/update moves bob's video from alice to dave: frames of dave decode
-        after the switch, sequence numbers and timestamps continue (no jump back)."""
-        return as_deferred(self._switch())
+        """bob, publishing his own camera too, pulls alice's; tracks/update moves it to
+        dave's: frames of dave decode after the switch, sequence numbers and
+        timestamps continue (no jump back)."""
+        return as_deferred(self._switch("video/VP8"))
 
-    async def _switch(self) -> None:
+    def test_switching_h264_sources(self):
+        """The same with H.264 publishers."""
+        return as_deferred(self._switch("video/H264"))
+
+    async def _switch(self, codec: str) -> None:
         tokens = {name: self.register(name) for name in ("alice", "bob", "dave")}
         room_id = self.room_with(tokens["alice"], tokens["bob"], tokens["dave"])
         async with aiohttp.ClientSession() as http:
@@ -65,8 +70,9 @@ class VideoCallTest(SfuServerCase):
                 for peer in peers.values():
                     await peer.join()
                 alice, bob, dave = peers["alice"], peers["bob"], peers["dave"]
-                await alice.publish_video()
-                await dave.publish_video()
+                await alice.publish_video(codec)
+                await dave.publish_video(codec)
+                await bob.publish_video(codec)  # his session has negotiated video already
                 mid = await bob.pull(alice.session_id, "camera")
                 frames = bob.watch(mid)
                 self.assertTrue(await wait_for(lambda: len(frames) >= 15))
