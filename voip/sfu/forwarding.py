@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import dataclasses
 import time
 from typing import Callable, Optional
 
@@ -57,7 +58,8 @@ from aiortc import RTCPeerConnection
 from aiortc import rtcpeerconnection as _aiortc_pc
 from aiortc import sdp as aiortc_sdp
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
-from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters
+from aiortc.codecs import is_rtx
+from aiortc.rtcrtpparameters import RTCRtpCodecCapability, RTCRtpHeaderExtensionParameters
 from aiortc.rtcrtpreceiver import RTCRtpReceiver, StreamStatistics
 from aiortc.rtcrtpsender import RTCEncodedFrame, RTCRtpSender
 from aiortc.rtcrtptransceiver import RTCRtpTransceiver
@@ -316,19 +318,27 @@ class SfuPeerConnection(RTCPeerConnection):
         group, so pulling a track would fail. Offer every transceiver of a kind with
         what the first negotiated one of that kind uses: aiortc reads these tables
         only in createOffer, which never awaits, so swapping them around the call
-        affects this offer alone.
+        affects this offer alone. Codecs of other types a pulled transceiver needs are
+        added in free payload types (``_with_defaults``).
         """
         negotiated: dict[str, tuple[list, list]] = {}
         for transceiver in self.getTransceivers():
             if transceiver.currentDirection is not None and transceiver._codecs:
                 negotiated.setdefault(transceiver.kind, (list(transceiver._codecs),
                                                          list(transceiver._headerExtensions)))
-        if not negotiated:
-            return await super().createOffer()
         saved = _aiortc_pc.CODECS, _aiortc_pc.HEADER_EXTENSIONS
         codecs, extensions = dict(saved[0]), dict(saved[1])
+        taken = {c.payloadType for kind_codecs, _ in negotiated.values() for c in kind_codecs}
+        wanted = {getattr(t, "forward_codec", None) for t in self.getTransceivers()}
         for kind, (kind_codecs, kind_extensions) in negotiated.items():
             codecs[kind], extensions[kind] = kind_codecs, kind_extensions
+            if wanted - {c.mimeType.lower() for c in kind_codecs} - {None}:
+                codecs[kind] = _with_defaults(kind_codecs, saved[0][kind], taken)
+        # a pulled video transceiver offers its source's codec only, as numbered here
+        for transceiver in self.getTransceivers():
+            wanted = getattr(transceiver, "forward_codec", None)
+            if wanted is not None:
+                transceiver._preferred_codecs = _capabilities(codecs[transceiver.kind], wanted)
         _aiortc_pc.CODECS, _aiortc_pc.HEADER_EXTENSIONS = codecs, extensions
         try:
             return await super().createOffer()
@@ -340,6 +350,43 @@ class SfuPeerConnection(RTCPeerConnection):
         if self._host_addresses:
             _only_addresses(dtls.transport.iceGatherer._connection, self._host_addresses)
         return dtls
+
+
+def _with_defaults(negotiated: list, defaults: list, taken: set[int]) -> list:
+    """``negotiated`` codecs plus aiortc's ``defaults`` of other MIME types (and their
+    RTX), renumbered into dynamic payload types not ``taken`` in the BUNDLE group: a
+    session that negotiated VP8 can still be offered H.264 for a pulled track."""
+    mimes = {c.mimeType.lower() for c in negotiated}
+    free = iter(sorted(set(range(96, 128)) - taken))
+    added, renumbered = [], {}
+    for codec in defaults:
+        if is_rtx(codec) or codec.mimeType.lower() in mimes:
+            continue
+        pt = next(free, None)
+        if pt is None:
+            break
+        renumbered[codec.payloadType] = pt
+        added.append(dataclasses.replace(codec, payloadType=pt))
+    for codec in defaults:
+        apt = codec.parameters.get("apt") if is_rtx(codec) else None
+        if apt in renumbered:
+            pt = next(free, None)
+            if pt is None:
+                break
+            added.append(dataclasses.replace(
+                codec, payloadType=pt, parameters={**codec.parameters, "apt": renumbered[apt]}))
+    return negotiated + added
+
+
+def _capabilities(table: list, mime: str) -> list[RTCRtpCodecCapability]:
+    """Codec preferences naming the ``mime`` entries of ``table`` (and RTX)."""
+    chosen = [RTCRtpCodecCapability(mimeType=c.mimeType, clockRate=c.clockRate,
+                                    channels=c.channels, parameters=c.parameters)
+              for c in table if c.mimeType.lower() == mime]
+    if any(is_rtx(c) for c in table):
+        chosen.append(RTCRtpCodecCapability(mimeType=mime.split("/")[0] + "/rtx",
+                                            clockRate=chosen[0].clockRate if chosen else 90000))
+    return chosen
 
 
 def _only_addresses(connection, configured: tuple[str, ...]) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 from typing import Callable
 
-from aiortc import RTCConfiguration, RTCIceServer, RTCRtpSender, RTCSessionDescription
+from aiortc import RTCConfiguration, RTCIceServer, RTCSessionDescription
 from aiortc.rtcconfiguration import RTCBundlePolicy
 
 from voip.sfu.forwarding import (FORWARDED, ForwardingReceiver, FrameTrack, PacketTrack,
@@ -90,13 +90,14 @@ class Session:
             transceiver = self.pc.addTransceiver(kind, direction="sendonly")
             track = PacketTrack() if kind == "audio" else FrameTrack()
             if kind == "video":  # the subscriber must take the publisher's codec as is
-                transceiver.setCodecPreferences([
-                    c for c in RTCRtpSender.getCapabilities("video").codecs
-                    if c.mimeType.lower() in (codec, "video/rtx")])
+                transceiver.forward_codec = codec  # SfuPeerConnection.createOffer reads it
             transceiver.sender.replaceTrack(track)
             transceiver.sender.delays = self.delays
             transceivers.append((transceiver, track))
-        await self.pc.setLocalDescription(await self.pc.createOffer())
+        try:
+            await self.pc.setLocalDescription(await self.pc.createOffer())
+        except Exception as e:  # no payload type left, a codec aiortc cannot offer…
+            raise SdpError(f"cannot offer the tracks: {e or type(e).__name__}") from None
         mids = []
         for (transceiver, track), codec in zip(transceivers, codecs):
             self.outputs[transceiver.mid] = track

@@ -92,3 +92,31 @@ class VideoCallTest(SfuServerCase):
             finally:
                 for peer in peers.values():
                     await peer.close()
+
+    def test_a_vp8_publisher_pulls_h264(self):
+        """bob publishes VP8 and pulls alice's H.264 in the same session: the pulled
+        transceiver is offered H.264 although bob's session negotiated VP8 first, and
+        bob decodes it."""
+        return as_deferred(self._mixed())
+
+    async def _mixed(self) -> None:
+        tokens = {name: self.register(name) for name in ("alice", "bob")}
+        room_id = self.room_with(tokens["alice"], tokens["bob"])
+        async with aiohttp.ClientSession() as http:
+            peers = {n: Peer(http, self.server.base_url, tokens[n], room_id) for n in tokens}
+            try:
+                for peer in peers.values():
+                    await peer.join()
+                alice, bob = peers["alice"], peers["bob"]
+                await alice.publish_video("video/H264")
+                await bob.publish_video("video/VP8")
+                mid = await bob.pull(alice.session_id, "camera")
+                frames = bob.watch(mid)
+                self.assertTrue(await wait_for(lambda: len(frames) >= 15))
+                self.assertEqual(set(frames), {(320, 240)})
+                transceiver = next(t for t in bob.pc.getTransceivers() if t.mid == mid)
+                self.assertEqual({c.mimeType for c in transceiver._codecs},
+                                 {"video/H264", "video/rtx"})
+            finally:
+                for peer in peers.values():
+                    await peer.close()
