@@ -332,7 +332,8 @@ class SfuPeerConnection(RTCPeerConnection):
         wanted = {getattr(t, "forward_codec", None) for t in self.getTransceivers()}
         for kind, (kind_codecs, kind_extensions) in negotiated.items():
             codecs[kind], extensions[kind] = kind_codecs, kind_extensions
-            if wanted - {c.mimeType.lower() for c in kind_codecs} - {None}:
+            if {w for w in wanted if w and w.startswith(kind + "/")} \
+                    - {c.mimeType.lower() for c in kind_codecs}:
                 codecs[kind] = _with_defaults(kind_codecs, saved[0][kind], taken)
         # a pulled video transceiver offers its source's codec only, as numbered here
         for transceiver in self.getTransceivers():
