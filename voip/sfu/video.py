@@ -228,6 +228,8 @@ class SimulcastPreference:
         """The layer to forward, of the ``available`` rids (sorted); None: none."""
         if not available:
             return None
+        if available == [""]:  # not simulcast: the one stream, whatever was asked
+            return ""
         if self.preferred_rid is None or self.preferred_rid in available:
             return self.preferred_rid if self.preferred_rid is not None else available[0]
         if not self.fallback:

@@ -130,12 +130,14 @@ class LayerChoiceTest(unittest.TestCase):
 class SimulcastPreferenceTest(unittest.TestCase):
     def test_preferred_or_next_in_ascii_order(self):
         """The preferred rid when sent; else the next in ASCII order (wrapping); with
-        fallback off, nothing; no preference takes the first."""
+        fallback off, nothing; no preference takes the first; a track without
+        simulcast sends its one stream whatever is preferred."""
         self.assertEqual(SimulcastPreference("h").target(["f", "h", "q"]), "h")
         self.assertEqual(SimulcastPreference("h").target(["f", "q"]), "q")
         self.assertEqual(SimulcastPreference("r").target(["f", "q"]), "f")
         self.assertIsNone(SimulcastPreference("h", fallback=False).target(["f", "q"]))
         self.assertEqual(SimulcastPreference().target([""]), "")
+        self.assertEqual(SimulcastPreference("h", fallback=False).target([""]), "")
         self.assertIsNone(SimulcastPreference("h").target([]))
 
 

@@ -10,7 +10,7 @@ import aiohttp
 
 from tests.e2e.harness import as_deferred
 from tests.voip.sfu.call_case import SfuServerCase, continuous, wait_for
-from tests.voip.sfu.peer import Peer
+from tests.voip.sfu.peer import ApiError, Peer
 
 
 class VideoCallTest(SfuServerCase):
@@ -120,3 +120,42 @@ class VideoCallTest(SfuServerCase):
             finally:
                 for peer in peers.values():
                     await peer.close()
+
+    def test_update_errors_and_simulcast_echo(self):
+        """tracks/update: a simulcast choice on an audio mid, a video mid pointed at an
+        audio track and a malformed simulcast object are 400 M_BAD_JSON; a simulcast
+        choice on a video mid is taken and echoed, the source kept."""
+        return as_deferred(self._update_errors())
+
+    async def _update_errors(self) -> None:
+        tokens = {name: self.register(name) for name in ("alice", "bob")}
+        room_id = self.room_with(tokens["alice"], tokens["bob"])
+        async with aiohttp.ClientSession() as http:
+            alice, bob = (Peer(http, self.server.base_url, tokens[n], room_id)
+                          for n in ("alice", "bob"))
+            try:
+                await alice.join()
+                await bob.join()
+                await alice.publish(0.3)
+                await alice.publish_video()
+                audio = await bob.pull(alice.session_id, "mic")
+                video = await bob.pull(alice.session_id, "camera")
+                path = f"/sessions/{bob.session_id}/tracks/update"
+                for entry in ({"mid": audio, "simulcast": {"preferredRid": "h"}},
+                              {"mid": video, "sessionId": alice.session_id,
+                               "trackName": "mic"},
+                              {"mid": video, "simulcast": "h"},
+                              {"mid": video, "simulcast": {"ridNotAvailable": "maybe"}}):
+                    with self.assertRaises(ApiError) as bad:
+                        await bob.call("PUT", path, {"tracks": [entry]})
+                    self.assertEqual((bad.exception.status, bad.exception.body["errcode"]),
+                                     (400, "M_BAD_JSON"), entry)
+                body = await bob.call("PUT", path, {"tracks": [
+                    {"mid": video, "simulcast": {"preferredRid": "h",
+                                                 "ridNotAvailable": "none"}}]})
+                self.assertEqual(body["tracks"], [{
+                    "mid": video, "sessionId": alice.session_id, "trackName": "camera",
+                    "simulcast": {"preferredRid": "h", "ridNotAvailable": "none"}}])
+            finally:
+                await alice.close()
+                await bob.close()
