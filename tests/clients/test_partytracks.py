@@ -59,3 +59,16 @@ class PartyTracksTest(SfuServerCase):
             "TURN_URI": self.overrides["turn_uris"][0], "CHROMIUM": CHROMIUM,
         }, server=self.server)
         self.assertEqual(out.splitlines()[-1], "OK")
+
+    def test_simulcast_layer_choice(self):
+        """A tab pushes its camera as simulcast (rids f, h); the other pulls it and
+        decodes it, and tracks/update with ``simulcast.preferredRid`` moves it to the
+        half-size layer and back, at keyframes, without renegotiating."""
+        alice, bob = self.register("alice"), self.register("bob")
+        room_id = self.room_with(alice, bob)
+        out = run_node(self, "partytracks/simulcast.mjs", {
+            "PAGE_URL": self._serve_pages() + "/simulcast.html",
+            "HS_URL": self.server.base_url, "ROOM_ID": room_id, "TOKEN_A": alice,
+            "TOKEN_B": bob, "CHROMIUM": CHROMIUM,
+        }, server=self.server)
+        self.assertEqual(out.splitlines()[-1], "OK")

@@ -3,7 +3,8 @@
 A call belongs to its room: its participants are sessions of users joined to the room
 (checked by the service before a session is admitted). The call keeps the Router's
 decisions and the data path in step: a subscription in the Router is exactly one
-subscriber ``PacketTrack`` in the source ``Publication``'s outputs. No twisted and no
+subscriber ``PacketTrack`` attached to the source ``Publication`` (or
+``VideoPublication``). No twisted and no
 aiortc here: sessions, publications and tracks are what the service hands in.
 """
 
@@ -46,13 +47,13 @@ class Call:
         previous = self.router.subscription(subscriber, mid)
         self.router.subscribe(subscriber, mid, source)
         if previous is not None and previous.source in self.publications:
-            _discard(self.publications[previous.source].outputs, output)
-        self.publications[source].outputs.append(output)
+            self.publications[previous.source].detach(output)
+        self.publications[source].attach(output)
 
     def unsubscribe(self, subscriber: str, mid: str, output: Any) -> Subscription | None:
         sub = self.router.unsubscribe(subscriber, mid)
         if sub is not None and sub.source in self.publications:
-            _discard(self.publications[sub.source].outputs, output)
+            self.publications[sub.source].detach(output)
         return sub
 
     def remove_session(self, session_id: str,
@@ -65,15 +66,8 @@ class Call:
         for sub in removed.pulled:
             publication = self.publications.get(sub.source)
             if publication is not None and sub.mid in outputs:
-                _discard(publication.outputs, outputs[sub.mid])
+                publication.detach(outputs[sub.mid])
         return removed, publications
-
-
-def _discard(outputs: list, output: Any) -> None:
-    try:
-        outputs.remove(output)
-    except ValueError:
-        pass
 
 
 class CallDirectory:

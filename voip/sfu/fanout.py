@@ -9,16 +9,19 @@ from typing import Callable
 
 class ForwardedPacket:
     """One Opus payload on its way to subscribers: payload, RTP timestamp, audio level
-    (-dBov 0..127, None without the extension) and when it arrived (time.monotonic)."""
+    (-dBov 0..127, None without the extension), when it arrived (time.monotonic) and
+    the publication it came from (``source``: a subscriber's timestamps stay continuous
+    when it is pointed at another one)."""
 
-    __slots__ = ("payload", "timestamp", "level", "arrival")
+    __slots__ = ("payload", "timestamp", "level", "arrival", "source")
 
     def __init__(self, payload: bytes, timestamp: int, level: int | None,
-                 arrival: float) -> None:
+                 arrival: float, source=None) -> None:
         self.payload = payload
         self.timestamp = timestamp
         self.level = level
         self.arrival = arrival
+        self.source = source
 
 
 class Publication:
@@ -29,6 +32,8 @@ class Publication:
     ``stage``, when set, is an ordered off-loop filter (noise suppression) that calls
     ``fan_out`` with each processed packet.
     """
+
+    codec = "audio/opus"
 
     def __init__(self, activity, policer, now: Callable[[], float]) -> None:
         self.activity = activity
@@ -46,11 +51,19 @@ class Publication:
         self.activity.observe(now, level)
         if not self.policer.allow(now, len(packet.payload)):
             return
-        forwarded = ForwardedPacket(packet.payload, packet.timestamp, level, time.monotonic())
+        forwarded = ForwardedPacket(packet.payload, packet.timestamp, level, time.monotonic(),
+                                    id(self))
         if self.stage is not None:
             self.stage.submit(forwarded)
         else:
             self.fan_out(forwarded)
+
+    def attach(self, output) -> None:
+        self.outputs.append(output)
+
+    def detach(self, output) -> None:
+        if output in self.outputs:
+            self.outputs.remove(output)
 
     def fan_out(self, packet: ForwardedPacket) -> None:
         self.forwarded += 1

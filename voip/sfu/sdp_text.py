@@ -85,18 +85,22 @@ _HOST_CANDIDATE = re.compile(r"^(a=candidate:\S+ \d+ \S+ \d+ )(\S+)( \d+ typ hos
 _OPUS_RTPMAP = re.compile(r"^a=rtpmap:(\d+) opus/48000", re.I)
 
 
-def announce(sdp_text: str, *, public_ip: str | None, max_bitrate: int) -> str:
+def announce(sdp_text: str, *, public_ip: str | None, max_bitrate: int,
+             max_video_bitrate: int | None = None) -> str:
     """Our SDP as sent to the client: host candidates (and the connection address)
-    carry ``public_ip`` when one is configured (1:1 NAT), and each Opus section is asked
+    carry ``public_ip`` when one is configured (1:1 NAT), each Opus section is asked
     to stay within ``max_bitrate`` bits/s (``maxaveragebitrate``, RFC 7587 §6.1;
-    ``b=TIAS`` after ``c=``, RFC 3890 and the RFC 4566 line order)."""
+    ``b=TIAS`` after ``c=``, RFC 3890 and the RFC 4566 line order) and each video
+    section within ``max_video_bitrate`` (``b=TIAS`` and, for older browsers,
+    ``b=AS`` in kbit/s)."""
     lines = sdp_text.split("\r\n")
     out: list[str] = []
-    audio = False
+    audio = video = False
     opus_types: set[str] = set()
     for line in lines:
         if line.startswith("m="):
             audio = line.startswith("m=audio ")
+            video = line.startswith("m=video ") and max_video_bitrate is not None
             opus_types = set()
         if public_ip is not None:
             line = _HOST_CANDIDATE.sub(lambda m: m.group(1) + public_ip + m.group(3), line)
@@ -111,4 +115,45 @@ def announce(sdp_text: str, *, public_ip: str | None, max_bitrate: int) -> str:
         out.append(line)
         if audio and line.startswith("c="):
             out.append(f"b=TIAS:{max_bitrate}")
+        if video and line.startswith("c="):
+            out.append(f"b=AS:{max(1, max_video_bitrate // 1000)}")
+            out.append(f"b=TIAS:{max_video_bitrate}")
     return "\r\n".join(out)
+
+
+_SIMULCAST_SEND = re.compile(r"^a=simulcast:send (\S+)", re.M)
+
+
+def simulcast_rids(offer_section: str) -> list[str]:
+    """The rids a media section of an offer sends as simulcast (RFC 8853 §5.1; the
+    ``~`` of a paused stream dropped, alternatives flattened)."""
+    m = _SIMULCAST_SEND.search(offer_section)
+    if m is None:
+        return []
+    return [rid.lstrip("~") for group in m.group(1).split(";") for rid in group.split(",")]
+
+
+def accept_simulcast(offer: str, answer: str) -> str:
+    """``answer`` receiving the simulcast streams ``offer`` sends: for each offered
+    section with ``a=simulcast:send``, the answer's section of the same mid gets
+    ``a=rid:<rid> recv`` and ``a=simulcast:recv`` (RFC 8853 §5.3). aiortc ignores
+    these attributes, and a browser sends one stream only without them."""
+    offered: dict[str, list[str]] = {}
+    for section in re.split(r"(?=^m=)", offer.replace("\r\n", "\n"), flags=re.M):
+        mid = re.search(r"^a=mid:(\S+)", section, flags=re.M)
+        rids = simulcast_rids(section)
+        if mid and rids:
+            offered[mid.group(1)] = rids
+    if not offered:
+        return answer
+    out = []
+    for section in re.split(r"(?=^m=)", answer, flags=re.M):
+        mid = re.search(r"^a=mid:(\S+)", section, flags=re.M)
+        if section.startswith("m=") and mid and mid.group(1) in offered:
+            rids = offered[mid.group(1)]
+            extra = "".join(f"a=rid:{rid} recv\r\n" for rid in rids)
+            extra += f"a=simulcast:recv {';'.join(rids)}\r\n"
+            section = section if section.endswith("\r\n") else section + "\r\n"
+            section += extra
+        out.append(section)
+    return "".join(out)

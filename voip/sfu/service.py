@@ -28,6 +28,8 @@ from voip.sfu.router import RoutingError, TrackKey
 from voip.sfu.sdp_text import SdpError, parse_offer_mids
 from voip.sfu.sfu_config import SfuConfig
 from voip.sfu.suppression import DenoiseStage, PayloadDenoiser
+from voip.sfu.video import H264, VP8, SimulcastPreference
+from voip.sfu.video_fanout import VideoPublication
 
 if TYPE_CHECKING:
     from voip.sfu.session import Session
@@ -78,6 +80,23 @@ def _string(entry: dict, key: str) -> str:
     if not isinstance(value, str) or not value or len(value) > 255:
         raise _error(BadJson, f"each track needs a {key}")
     return value
+
+
+def _simulcast(entry: dict) -> SimulcastPreference | None:
+    """A track entry's ``simulcast`` object, Cloudflare Realtime's shape:
+    ``{preferredRid, priorityOrdering?, ridNotAvailable?}`` ("none" or "asciibetical")."""
+    raw = entry.get("simulcast")
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise _error(BadJson, "simulcast must be an object")
+    rid = raw.get("preferredRid")
+    if rid is not None and (not isinstance(rid, str) or not 0 < len(rid) <= 255):
+        raise _error(BadJson, "simulcast.preferredRid must be a rid")
+    for key in ("priorityOrdering", "ridNotAvailable"):
+        if raw.get(key, "asciibetical") not in ("none", "asciibetical"):
+            raise _error(BadJson, f"simulcast.{key} must be 'none' or 'asciibetical'")
+    return SimulcastPreference(rid, raw.get("ridNotAvailable", "asciibetical") != "none")
 
 
 def _tracks(body: dict) -> list[dict]:
@@ -182,9 +201,9 @@ class SfuService:
         if locations == {"remote"}:
             if body.get("sessionDescription") is not None:
                 raise _error(BadJson, "pulling tracks takes no sessionDescription")
-            sources = [TrackKey(_string(t, "sessionId"), _string(t, "trackName"))
-                       for t in tracks]
-            for key in sources:
+            sources = [(TrackKey(_string(t, "sessionId"), _string(t, "trackName")),
+                        _simulcast(t)) for t in tracks]
+            for key, _ in sources:
                 if not call.router.is_published(key):
                     raise _error(NotFound, f"No track {key.track_name!r} in session "
                                            f"{key.session_id} of this call")
@@ -200,9 +219,8 @@ class SfuService:
             if mid not in media:
                 raise _error(BadJson, f"mid {mid} is not in the offer")
             kind, direction = media[mid]
-            if kind != "audio" or direction not in ("sendonly", "sendrecv"):
-                raise _error(BadJson, f"mid {mid} does not send audio (only Opus audio is "
-                                      "forwarded)")
+            if kind not in ("audio", "video") or direction not in ("sendonly", "sendrecv"):
+                raise _error(BadJson, f"mid {mid} sends neither audio nor video")
             if call.router.is_published(TrackKey(session.id, name)):
                 raise _error(BadJson, f"track {name!r} is already published")
 
@@ -217,6 +235,23 @@ class SfuService:
             receiver = session.receiver(mid)
             if receiver is None:  # the offer changed under us: not a transceiver of ours
                 raise _error(BadJson, f"mid {mid} has no receiver")
+            codec = session.input_codec(mid)
+            if codec is None:
+                raise _error(BadJson, f"mid {mid} offers no codec we forward (Opus, VP8, "
+                                      "H.264 packetization-mode 1)")
+            if codec in (VP8, H264):
+                receiver.max_bitrate = self._config.max_video_bitrate
+                publication = VideoPublication(
+                    codec, TrackActivity(),
+                    BitratePolicer(POLICE_FACTOR * self._config.max_video_bitrate),
+                    self._now, receiver.request_keyframe)
+                try:
+                    call.publish(session.id, name, mid, publication)
+                except RoutingError as e:
+                    raise _error(BadJson, str(e)) from None
+                receiver.sink = publication.on_rtp
+                out.append({"trackName": name, "mid": mid, "noiseSuppression": False})
+                continue
             publication = Publication(
                 TrackActivity(), BitratePolicer(POLICE_FACTOR * self._config.max_bitrate_per_track),
                 self._now)
@@ -234,17 +269,23 @@ class SfuService:
         return {"requiresImmediateRenegotiation": False, "tracks": out,
                 "sessionDescription": {"type": "answer", "sdp": answer}}
 
-    async def _pull(self, call: Call, session: Session, sources: list[TrackKey]) -> dict:
+    async def _pull(self, call: Call, session: Session, sources) -> dict:
+        codecs = [call.publications[key].codec for key, _ in sources]
         try:
-            mids, offer = await session.offer_outputs(len(sources))
+            mids, offer = await session.offer_outputs(codecs)
         except SdpError as e:
             raise _error(BadJson, str(e)) from None
         out = []
-        for mid, key in zip(mids, sources):
+        for mid, (key, preference) in zip(mids, sources):
+            output = session.outputs[mid]
+            if preference is not None and hasattr(output, "preference"):
+                output.preference = preference
             if call.router.is_published(key):  # it may have gone while we offered
-                call.subscribe(session.id, mid, key, session.outputs[mid])
-            out.append({"trackName": key.track_name, "sessionId": key.session_id,
-                        "mid": mid})
+                call.subscribe(session.id, mid, key, output)
+            entry = {"trackName": key.track_name, "sessionId": key.session_id, "mid": mid}
+            if preference is not None:
+                entry["simulcast"] = _describe_preference(preference)
+            out.append(entry)
         return {"requiresImmediateRenegotiation": True, "tracks": out,
                 "sessionDescription": {"type": "offer", "sdp": offer}}
 
@@ -291,8 +332,10 @@ class SfuService:
         return await _aio(self._serially(session, apply()))
 
     async def update_tracks(self, requester, room_id: str, session_id: str, body: dict) -> dict:
-        """Point pulled transceivers at other tracks (per-subscriber track selection);
-        no renegotiation: every forwarded track is Opus at the same clock rate."""
+        """Point pulled transceivers at other tracks of the same codec (per-subscriber
+        track selection) or, for video, at another simulcast layer (``simulcast``);
+        no renegotiation. Timestamps stay continuous (TimestampRewriter); video moves
+        at the new source's next keyframe, which is asked for."""
         call, session = await self._owned(requester, room_id, session_id)
         changes = []
         for t in _tracks(body):
@@ -302,19 +345,34 @@ class SfuService:
             if mid not in session.outputs:
                 raise _error(NotFound, f"No pulled track on mid {mid} in this session")
             key = None  # without a track name: keep the source (a simulcast-only update)
+            output = session.outputs[mid]
             if "trackName" in t:
                 key = TrackKey(_string(t, "sessionId"), _string(t, "trackName"))
                 if not call.router.is_published(key):
                     raise _error(NotFound, f"No track {key.track_name!r} in session "
                                            f"{key.session_id} of this call")
-            changes.append((mid, key))
+                if call.publications[key].codec != _output_codec(session, mid):
+                    raise _error(BadJson, f"track {key.track_name!r} is not in the codec "
+                                          f"negotiated on mid {mid}: pull it instead")
+            preference = _simulcast(t)
+            if preference is not None and not hasattr(output, "preference"):
+                raise _error(BadJson, f"mid {mid} is not video: no simulcast")
+            changes.append((mid, key, preference))
         out = []
-        for mid, key in changes:
+        for mid, key, preference in changes:
+            output = session.outputs[mid]
+            if preference is not None:
+                output.preference = preference
             if key is not None:
-                call.subscribe(session.id, mid, key, session.outputs[mid])
+                call.subscribe(session.id, mid, key, output)
+            elif preference is not None and output.source is not None:
+                output.source.retarget(output)
             sub = call.router.subscription(session.id, mid)
-            out.append({"mid": mid, "sessionId": sub and sub.source.session_id,
-                        "trackName": sub and sub.source.track_name})
+            entry = {"mid": mid, "sessionId": sub and sub.source.session_id,
+                     "trackName": sub and sub.source.track_name}
+            if preference is not None:
+                entry["simulcast"] = _describe_preference(preference)
+            out.append(entry)
         return {"requiresImmediateRenegotiation": False, "tracks": out}
 
     async def describe_session(self, requester, room_id: str, session_id: str) -> dict:
@@ -405,6 +463,16 @@ class SfuService:
             self._executor = concurrent.futures.ThreadPoolExecutor(
                 max_workers=2, thread_name_prefix="sfu-denoise")
         return self._executor
+
+
+def _describe_preference(preference: SimulcastPreference) -> dict:
+    return {"preferredRid": preference.preferred_rid,
+            "ridNotAvailable": "asciibetical" if preference.fallback else "none"}
+
+
+def _output_codec(session: Session, mid: str) -> str:
+    """The codec a pulled transceiver was offered with (its source's)."""
+    return session.output_codecs.get(mid, "audio/opus")
 
 
 async def _close_all(sessions) -> None:

@@ -15,8 +15,10 @@ from typing import Callable
 from aiortc import RTCConfiguration, RTCIceServer, RTCSessionDescription
 from aiortc.rtcconfiguration import RTCBundlePolicy
 
-from voip.sfu.forwarding import ForwardingReceiver, PacketTrack, SfuPeerConnection
-from voip.sfu.sdp_text import SdpError, announce, mask_rejected, parse_offer_mids, rejected_mids
+from voip.sfu.forwarding import (FORWARDED, ForwardingReceiver, FrameTrack, PacketTrack,
+                                 SfuPeerConnection)
+from voip.sfu.sdp_text import (SdpError, accept_simulcast, announce, mask_rejected,
+                               parse_offer_mids, rejected_mids)
 from voip.sfu.sfu_config import SfuConfig
 
 
@@ -42,6 +44,8 @@ class Session:
         self.serial = asyncio.Lock()
         #: mid → the PacketTrack its sender forwards (pulled tracks)
         self.outputs: dict[str, PacketTrack] = {}
+        #: mid → the codec (lower-case MIME type) each pulled transceiver was offered
+        self.output_codecs: dict[str, str] = {}
         #: transceivers closed for good (either side), rejected in every SDP we send
         self.rejected: set[str] = set()
         servers = [RTCIceServer(urls=s["urls"], username=s.get("username"),
@@ -70,26 +74,34 @@ class Session:
             raise
         except Exception as e:  # InvalidStateError, InvalidAccessError, ValueError…
             raise SdpError(f"cannot apply the offer: {e or type(e).__name__}") from None
-        return self._local_sdp()
+        return accept_simulcast(offer, self._local_sdp())
 
-    async def offer_outputs(self, count: int) -> tuple[list[str], str]:
-        """Add ``count`` send-only audio transceivers, each fed by a fresh PacketTrack,
-        and return their mids and our offer."""
+    async def offer_outputs(self, codecs: list[str]) -> tuple[list[str], str]:
+        """Add one send-only transceiver per entry of ``codecs`` (the source's codec,
+        a lower-case MIME type), each fed by a fresh PacketTrack (FrameTrack for
+        video) and offering only that codec; return their mids and our offer."""
         # An offer of ours still unanswered is replaced by this one, which includes its
         # transceivers too: a client that never answered cannot wedge the session.
         if self.pc.signalingState not in ("stable", "have-local-offer"):
             raise SdpError("answer our offer before pulling more tracks")
         transceivers = []
-        for _ in range(count):
-            transceiver = self.pc.addTransceiver("audio", direction="sendonly")
-            track = PacketTrack()
+        for codec in codecs:
+            kind = codec.split("/", 1)[0]
+            transceiver = self.pc.addTransceiver(kind, direction="sendonly")
+            track = PacketTrack() if kind == "audio" else FrameTrack()
+            if kind == "video":  # the subscriber must take the publisher's codec as is
+                transceiver.forward_codec = codec  # SfuPeerConnection.createOffer reads it
             transceiver.sender.replaceTrack(track)
             transceiver.sender.delays = self.delays
             transceivers.append((transceiver, track))
-        await self.pc.setLocalDescription(await self.pc.createOffer())
+        try:
+            await self.pc.setLocalDescription(await self.pc.createOffer())
+        except Exception as e:  # no payload type left, a codec aiortc cannot offer…
+            raise SdpError(f"cannot offer the tracks: {e or type(e).__name__}") from None
         mids = []
-        for transceiver, track in transceivers:
+        for (transceiver, track), codec in zip(transceivers, codecs):
             self.outputs[transceiver.mid] = track
+            self.output_codecs[transceiver.mid] = codec
             mids.append(transceiver.mid)
         return mids, self._local_sdp()
 
@@ -105,7 +117,8 @@ class Session:
     def _local_sdp(self) -> str:
         return mask_rejected(announce(self.pc.localDescription.sdp,
                                       public_ip=self._config.public_ip,
-                                      max_bitrate=self._config.max_bitrate_per_track),
+                                      max_bitrate=self._config.max_bitrate_per_track,
+                                      max_video_bitrate=self._config.max_video_bitrate),
                              self.rejected)
 
     # -- tracks -----------------------------------------------------------------------
@@ -114,6 +127,16 @@ class Session:
             if transceiver.mid == mid and isinstance(transceiver.receiver,
                                                      ForwardingReceiver):
                 return transceiver.receiver
+        return None
+
+    def input_codec(self, mid: str) -> str | None:
+        """The forwarded codec negotiated on received transceiver ``mid`` (lower-case
+        MIME type: the first of Opus, VP8, H.264 the answer kept), if any."""
+        for transceiver in self.pc.getTransceivers():
+            if transceiver.mid == mid:
+                for codec in transceiver._codecs:
+                    if codec.mimeType.lower() in FORWARDED:
+                        return codec.mimeType.lower()
         return None
 
     def stop_input(self, mid: str) -> None:
@@ -126,6 +149,7 @@ class Session:
     def stop_output(self, mid: str) -> None:
         """Stop sending on ``mid``; it is closed for good."""
         self.rejected.add(mid)
+        self.output_codecs.pop(mid, None)
         track = self.outputs.pop(mid, None)
         if track is not None:
             track.stop()

@@ -10,6 +10,7 @@ Pure values, validated once at start like the rest of homeserver/config.py::
         max_participants_per_call: 16
         max_calls: 64              # calls (rooms with a session) on this server
         max_bitrate_per_track: 64000   # bits/s, asked of publishers and policed
+        max_video_bitrate: 2500000     # bits/s per video track (all simulcast layers)
         media_timeout: 6s          # a connected session silent this long is dead
         connect_timeout: 30s       # a session not connected this long is dead
 
@@ -38,6 +39,7 @@ class SfuConfig:
     max_bitrate_per_track: int = 64_000
     media_timeout_s: float = 6.0
     connect_timeout_s: float = 30.0
+    max_video_bitrate: int = 2_500_000
 
 
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0}
@@ -70,7 +72,7 @@ def _address(key: str, value: Any) -> str:
 
 
 _KEYS = frozenset({"enabled", "bind_addresses", "public_ip", "max_participants_per_call",
-                   "max_calls", "max_bitrate_per_track", "media_timeout",
+                   "max_calls", "max_bitrate_per_track", "max_video_bitrate", "media_timeout",
                    "connect_timeout"})
 
 
@@ -100,6 +102,8 @@ def parse_sfu_config(voip: Mapping[str, Any]) -> tuple[SfuConfig, tuple[str, ...
         max_bitrate_per_track=_positive_int(
             "max_bitrate_per_track",
             raw.get("max_bitrate_per_track", defaults.max_bitrate_per_track)),
+        max_video_bitrate=_positive_int(
+            "max_video_bitrate", raw.get("max_video_bitrate", defaults.max_video_bitrate)),
         media_timeout_s=_seconds("media_timeout",
                                  raw.get("media_timeout", defaults.media_timeout_s)),
         connect_timeout_s=_seconds("connect_timeout",

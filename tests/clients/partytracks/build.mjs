@@ -1,4 +1,5 @@
-// Bundles the pages (main.js: two tabs; conference.js: a group call) with partytracks
+// Bundles the pages (main.js: two tabs; conference.js: a group call; simulcast.js:
+// simulcast video) with partytracks
 // and rxjs into OUT_DIR (argv[2]) next to their HTML.
 import { build } from "esbuild";
 import { cpSync, mkdirSync } from "node:fs";
@@ -10,8 +11,9 @@ const out = process.argv[2];
 if (!out) throw new Error("usage: node partytracks/build.mjs OUT_DIR");
 mkdirSync(out, { recursive: true });
 await build({
-  entryPoints: { app: join(here, "main.js"), conference: join(here, "conference.js") },
+  entryPoints: { app: join(here, "main.js"), conference: join(here, "conference.js"),
+    simulcast: join(here, "simulcast.js") },
   bundle: true, format: "esm", platform: "browser", outdir: out, logLevel: "warning",
 });
-for (const page of ["index.html", "conference.html"]) cpSync(join(here, page), join(out, page));
+for (const page of ["index.html", "conference.html", "simulcast.html"]) cpSync(join(here, page), join(out, page));
 console.log(`built the partytracks page into ${out}`);

@@ -20,7 +20,8 @@ from urllib.parse import quote
 import aiohttp
 import av
 import numpy as np
-from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
+from aiortc import (MediaStreamTrack, RTCPeerConnection, RTCRtpSender, RTCSessionDescription,
+                    VideoStreamTrack)
 
 PREFIX = "/_matrix/client/unstable/org.roomserver.sfu/rooms/"
 CALL_MEMBER = "org.matrix.msc3401.call.member"
@@ -61,6 +62,25 @@ class ToneTrack(MediaStreamTrack):
         return frame
 
 
+class PatternTrack(VideoStreamTrack):
+    """Generated camera frames (a moving gradient) at 30 fps, ``width`` × ``height``;
+    aiortc's stock sender encodes them (VP8 or H.264)."""
+
+    def __init__(self, width: int = 320, height: int = 240) -> None:
+        super().__init__()
+        self.width, self.height = width, height
+        self._count = 0
+
+    async def recv(self) -> av.VideoFrame:
+        pts, time_base = await self.next_timestamp()
+        row = ((np.arange(self.width) + 4 * self._count) % 256).astype(np.uint8)
+        image = np.broadcast_to(row[None, :, None], (self.height, self.width, 3))
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="bgr24")
+        frame.pts, frame.time_base = pts, time_base
+        self._count += 1
+        return frame
+
+
 class ApiError(Exception):
     def __init__(self, status: int, body) -> None:
         super().__init__(f"{status} {body}")
@@ -80,6 +100,11 @@ class Peer:
         self.received: dict[str, list[tuple[int, int | None, bytes]]] = {}
         #: mid → the session id whose track it carries
         self.sources: dict[str, str] = {}
+        #: mid → RTP timestamps received (video: one per packet)
+        self.timestamps: dict[str, list[int]] = {}
+        #: keyframe requests (PLI/FIR) received for our video
+        self.pli = 0
+        self._tasks: list[asyncio.Future] = []
 
     async def call(self, method: str, path: str, body=None):
         async with self.http.request(method, self.url + path, json=body,
@@ -133,9 +158,46 @@ class Peer:
             "tracks": [{"location": "local", "trackName": name, "mid": transceiver.mid}]})
         await self.pc.setRemoteDescription(RTCSessionDescription(**answer["sessionDescription"]))
 
-    async def pull(self, session_id: str, name: str = "mic") -> str:
+    async def publish_video(self, codec: str = "video/VP8", name: str = "camera") -> None:
+        """Publish a PatternTrack in ``codec`` only; ``pli`` counts the keyframe
+        requests (PLI/FIR) the SFU sends us."""
+        transceiver = self.pc.addTransceiver(PatternTrack(), direction="sendonly")
+        transceiver.setCodecPreferences(
+            [c for c in RTCRtpSender.getCapabilities("video").codecs
+             if c.mimeType.lower() == codec.lower()])
+        await self.pc.setLocalDescription(await self.pc.createOffer())
+        answer = await self.call("POST", f"/sessions/{self.session_id}/tracks/new", {
+            "sessionDescription": {"type": "offer", "sdp": self.pc.localDescription.sdp},
+            "tracks": [{"location": "local", "trackName": name, "mid": transceiver.mid}]})
+        await self.pc.setRemoteDescription(RTCSessionDescription(**answer["sessionDescription"]))
+        sender = transceiver.sender
+        handle = sender._handle_rtcp_packet
+
+        async def count(packet):
+            if getattr(packet, "fmt", None) in (1, 4) and type(packet).__name__ == "RtcpPsfbPacket":
+                self.pli += 1
+            await handle(packet)
+        sender._handle_rtcp_packet = count
+
+    def watch(self, mid: str) -> list:
+        """Decode what arrives on ``mid`` (aiortc's receiver decodes video): a list
+        that fills with (width, height) of each decoded frame."""
+        receiver = next(t.receiver for t in self.pc.getTransceivers() if t.mid == mid)
+        frames: list[tuple[int, int]] = []
+
+        async def drain():
+            while True:
+                frame = await receiver.track.recv()
+                frames.append((frame.width, frame.height))
+        self._tasks.append(asyncio.ensure_future(drain()))
+        return frames
+
+    async def pull(self, session_id: str, name: str = "mic", simulcast=None) -> str:
+        entry = {"location": "remote", "sessionId": session_id, "trackName": name}
+        if simulcast is not None:
+            entry["simulcast"] = simulcast
         response = await self.call("POST", f"/sessions/{self.session_id}/tracks/new", {
-            "tracks": [{"location": "remote", "sessionId": session_id, "trackName": name}]})
+            "tracks": [entry]})
         assert response["requiresImmediateRenegotiation"] is True
         await self.pc.setRemoteDescription(RTCSessionDescription(**response["sessionDescription"]))
         await self.pc.setLocalDescription(await self.pc.createAnswer())
@@ -150,16 +212,20 @@ class Peer:
         """Record every RTP packet arriving on ``mid`` before aiortc decodes it."""
         receiver = next(t.receiver for t in self.pc.getTransceivers() if t.mid == mid)
         log = self.received.setdefault(mid, [])
+        stamps = self.timestamps.setdefault(mid, [])
         handle = receiver._handle_rtp_packet
 
         async def tap(packet, arrival_time_ms):
             level = packet.extensions.audio_level
             log.append((packet.sequence_number, None if level is None else level[1],
                         packet.payload))
+            stamps.append(packet.timestamp)
             await handle(packet, arrival_time_ms)
         receiver._handle_rtp_packet = tap
 
     async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
         await self.pc.close()
 
 

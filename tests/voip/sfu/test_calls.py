@@ -12,6 +12,13 @@ class FakePublication:
     def __init__(self):
         self.outputs = []
 
+    def attach(self, output):
+        self.outputs.append(output)
+
+    def detach(self, output):
+        if output in self.outputs:
+            self.outputs.remove(output)
+
 
 class CallTest(unittest.TestCase):
     def setUp(self):

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from twisted.trial import unittest
 
-from voip.sfu.sdp_text import SdpError, announce, mask_rejected, parse_offer_mids, rejected_mids
+from voip.sfu.sdp_text import (SdpError, accept_simulcast, announce, mask_rejected,
+                               parse_offer_mids, rejected_mids, simulcast_rids)
 
 OFFER = "\r\n".join([
     "v=0", "o=- 1 1 IN IP4 0.0.0.0", "s=-", "t=0 0", "a=group:BUNDLE 0 1",
@@ -58,3 +59,32 @@ class RejectedTest(unittest.TestCase):
         self.assertIn("m=video 0 UDP/TLS/RTP/SAVPF 96", out)
         self.assertIn("m=audio 9 UDP/TLS/RTP/SAVPF 111", out)
         self.assertEqual(mask_rejected(OFFER, set()), OFFER)
+
+    def test_bitrate_is_asked_of_video(self):
+        """With a video maximum, the video section gets b=AS (kbit/s) and b=TIAS."""
+        out = announce(OFFER, public_ip=None, max_bitrate=32000, max_video_bitrate=1500000)
+        self.assertIn("c=IN IP4 0.0.0.0\r\nb=AS:1500\r\nb=TIAS:1500000\r\n", out)
+        self.assertEqual(out.count("b=TIAS"), 2)
+
+
+SIMULCAST_OFFER = OFFER.replace(
+    "a=recvonly", "a=sendonly\r\na=rid:f send\r\na=rid:h send\r\na=rid:q send\r\n"
+    "a=simulcast:send f;h;~q")
+
+
+class SimulcastSdpTest(unittest.TestCase):
+    def test_rids_of_an_offer(self):
+        """The rids of a=simulcast:send, paused (~) ones included."""
+        self.assertEqual(simulcast_rids(SIMULCAST_OFFER), ["f", "h", "q"])
+        self.assertEqual(simulcast_rids(OFFER), [])
+
+    def test_answer_receives_the_offered_rids(self):
+        """The answer's section of the same mid receives each rid, in order; others
+        are untouched."""
+        answer = OFFER.replace("a=recvonly", "a=recvonly")
+        out = accept_simulcast(SIMULCAST_OFFER, answer)
+        video = out[out.index("m=video"):]
+        self.assertIn("a=rid:f recv\r\na=rid:h recv\r\na=rid:q recv\r\n"
+                      "a=simulcast:recv f;h;q\r\n", video)
+        self.assertNotIn("a=rid", out[:out.index("m=video")])
+        self.assertEqual(accept_simulcast(OFFER, answer), answer)

@@ -18,7 +18,7 @@ class HostAddressesTest(unittest.TestCase):
                           config=SfuConfig(bind_addresses=("127.0.0.1",)), ice_servers=[],
                           now=time.monotonic)
         try:
-            _mids, offer = await as_deferred(session.offer_outputs(1))
+            _mids, offer = await as_deferred(session.offer_outputs(["audio/opus"]))
         finally:
             await as_deferred(session.close())
         hosts = {line.split()[4] for line in offer.split("\r\n")

@@ -19,9 +19,10 @@ class SfuConfigTest(unittest.TestCase):
         config, warnings = parse_sfu_config({"sfu": {
             "enabled": False, "bind_addresses": ["10.0.0.2"], "public_ip": "203.0.113.9",
             "max_participants_per_call": 4, "max_calls": 2, "max_bitrate_per_track": 32000,
-            "media_timeout": "1500ms", "connect_timeout": "10s", "colour": "blue"}})
+            "media_timeout": "1500ms", "connect_timeout": "10s", "colour": "blue",
+            "max_video_bitrate": 800000}})
         self.assertEqual(config, SfuConfig(False, ("10.0.0.2",), "203.0.113.9", 4, 2, 32000,
-                                           1.5, 10.0))
+                                           1.5, 10.0, 800000))
         self.assertEqual(warnings, ("unknown config key 'voip.sfu.colour' ignored",))
 
     def test_bad_values_name_the_key(self):
