@@ -20,6 +20,7 @@ Every figure is printed with the pair that made it.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import statistics
 import sys
@@ -61,7 +62,7 @@ async def memory(pairs: list[tuple[int, int]]) -> dict[tuple[int, int], dict[str
     return dict(zip(pairs, results))
 
 
-async def _rooms_for(session, server, senders: list[Client], n: int) -> list[list[str]]:
+async def _rooms_for(senders: list[Client], n: int) -> list[list[str]]:
     per = n // len(senders)
     made = await workloads._gather_limited(
         [s.create_room() for s in senders for _ in range(per)], 8)
@@ -87,7 +88,6 @@ async def _throughput(senders: list[Client], rooms: list[list[str]], seconds: fl
 
 
 async def _syncs(user: Client) -> dict[str, float]:
-    import json
     out = {}
     for name, lazy in (("first after restart", False), ("warm, all members", False),
                        ("warm, lazy members", True)):
@@ -111,8 +111,8 @@ async def speed(pairs: list[tuple[int, int]]) -> dict[tuple[int, int], dict[str,
             t0 = time.monotonic()
             user = await workloads.prepare_initial_sync(server, session)
             senders = await workloads.register_users(session, server, 8, "lim")
-            r64 = await _rooms_for(session, server, senders, 64)
-            r512 = await _rooms_for(session, server, senders, 512)
+            r64 = await _rooms_for(senders, 64)
+            r512 = await _rooms_for(senders, 512)
             print(f"filled in {time.monotonic() - t0:.0f}s", file=sys.stderr, flush=True)
         for rnd in range(rounds):
             order = pairs[rnd % len(pairs):] + pairs[:rnd % len(pairs)]
@@ -144,8 +144,8 @@ def table(results: dict[tuple[int, int], dict[str, float]]) -> str:
         f"{o}/{w}" + (" (default)" if (o, w) == _default() else "") for o, w in pairs) + " |"
     lines = [head, "|---|" + "---:|" * len(pairs)]
     for k in metrics:
-        lines.append(f"| {k} | " + " | ".join(workloads_fmt(results[p].get(k))
-                                              for p in pairs) + " |")
+        lines.append(f"| {k} | " + " | ".join(_fmt(results[p].get(k)) for p in pairs)
+                     + " |")
     return "\n".join(lines)
 
 
@@ -154,7 +154,7 @@ def _default() -> tuple[int, int]:
     return RoomsConfig.max_open, RoomsConfig.max_warm
 
 
-def workloads_fmt(v: float | None) -> str:
+def _fmt(v: float | None) -> str:
     return "–" if v is None else f"{v:,.1f}"
 
 
@@ -167,6 +167,8 @@ def main() -> int:
     if "memory" in parts:
         text += ["", "memory (rooms at rest, all pairs at once):", "",
                  table(asyncio.run(memory(pairs)))]
+        print("\n".join(text), flush=True)  # the speed part takes a while
+        text = []
     if "speed" in parts:
         text += ["", f"speed (medians of {os.environ.get('BENCH_LIMITS_ROUNDS', 3)} rounds;"
                  f" load average at the end {os.getloadavg()[0]:.1f}):", "",
