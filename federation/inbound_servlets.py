@@ -2,7 +2,8 @@
 
 Spec: Server-Server API, "PUT /send/{txnId}", "GET /event/{eventId}",
 "GET /state/{roomId}", "GET /state_ids/{roomId}", "GET /backfill/{roomId}",
-"GET /event_auth/{roomId}/{eventId}", "POST /get_missing_events/{roomId}".
+"GET /event_auth/{roomId}/{eventId}", "POST /get_missing_events/{roomId}",
+"GET /timestamp_to_event/{roomId}".
 Thin: a route, the X-Matrix origin, one call into ``TransactionHandler`` or
 ``RoomReads``.
 """
@@ -49,6 +50,10 @@ def register(router: Router, *, authenticator: FederationAuthenticator,
         return 200, await reads.get_missing_events(
             request.requester, request.path["room_id"], request.json())
 
+    async def timestamp_to_event(request: ApiRequest) -> tuple[int, Any]:
+        return 200, await reads.timestamp_to_event(
+            request.requester, request.path["room_id"], request.arg("ts"), request.arg("dir"))
+
     room, event_id = _ID.format("room_id"), _ID.format("event_id")
     for method, path, handler in [
         ("PUT", f"{_V1}/send/{_ID.format('txn_id')}", send),
@@ -58,5 +63,6 @@ def register(router: Router, *, authenticator: FederationAuthenticator,
         ("GET", f"{_V1}/backfill/{room}", backfill),
         ("GET", f"{_V1}/event_auth/{room}/{event_id}", event_auth),
         ("POST", f"{_V1}/get_missing_events/{room}", missing_events),
+        ("GET", f"{_V1}/timestamp_to_event/{room}", timestamp_to_event),
     ]:
         router.add(method, path, authenticated(authenticator, handler))

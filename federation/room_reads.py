@@ -198,6 +198,24 @@ class RoomReads:
                                        include_start=True)
         return self._envelope(await self._visible(actor, origin, events))
 
+    async def timestamp_to_event(self, origin: str, room_id: str, ts: Any,
+                                 direction: Any) -> dict[str, Any]:
+        """``GET /timestamp_to_event/{roomId}?ts=&dir=`` (Server-Server API, v1.6): the
+        timeline event closest to ``ts`` in direction ``dir`` ("f" or "b"), read from
+        the room's own timestamp index, for a server that may read the room."""
+        if ts is None:
+            raise MissingParam("Missing parameter: ts")
+        when = _int_param(ts, "ts")
+        if direction not in ("f", "b"):
+            raise InvalidParam("dir must be 'f' or 'b'")
+        actor = await self._room_for(origin, room_id)
+        found = await actor.read(
+            lambda store: store.timestamps.closest(when, direction == "f"))
+        if found is None:
+            raise NotFound(f"No event found {'after' if direction == 'f' else 'before'} "
+                           f"{when} in {room_id}")
+        return {"event_id": found[0], "origin_server_ts": found[1]}
+
     async def get_missing_events(self, origin: str, room_id: str, body: Any
                                  ) -> dict[str, Any]:
         """``POST /get_missing_events/{roomId}``: events before ``latest_events`` back

@@ -167,6 +167,29 @@ class InboundServletTest(ServerTestCase):
         self.assertEqual(depths, sorted(depths))
         self.assertLess(depths[-1], join.depth)
 
+    async def test_timestamp_to_event(self):
+        """/timestamp_to_event finds the event nearest a time in either direction, for
+        a server with a user in the room; a bad dir or ts is 400, none found 404, a
+        server with nobody in the room 403."""
+        join = await self.join_bob()
+        path = f"{V1}/timestamp_to_event/{q(self.room_id)}"
+        status, body = await self.signed("GET", f"{path}?ts={join.origin_server_ts}&dir=b")
+        self.assertEqual(status, 200, body)
+        self.assertEqual(body, {"event_id": join.event_id,
+                                "origin_server_ts": join.origin_server_ts})
+        status, body = await self.signed("GET", f"{path}?ts=0&dir=f")
+        self.assertEqual(status, 200, body)
+        self.assertLessEqual(body["origin_server_ts"], join.origin_server_ts)
+        status, body = await self.signed("GET", f"{path}?ts=0&dir=b")
+        self.assertEqual((status, body["errcode"]), (404, "M_NOT_FOUND"))
+        for query, errcode in (("ts=1&dir=x", "M_INVALID_PARAM"),
+                               ("ts=x&dir=f", "M_INVALID_PARAM"), ("dir=f", "M_MISSING_PARAM")):
+            status, body = await self.signed("GET", f"{path}?{query}")
+            self.assertEqual((status, body["errcode"]), (400, errcode), query)
+        status, body = await self.signed("GET", f"{path}?ts=0&dir=f", key=STRANGER,
+                                         origin="stranger.example")
+        self.assertEqual((status, body["errcode"]), (403, "M_FORBIDDEN"))
+
     async def test_read_errors(self):
         """Missing event_id 400, unknown room and event 404, bad limit 400."""
         join = await self.join_bob()
