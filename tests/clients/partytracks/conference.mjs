@@ -14,32 +14,9 @@
 // Env: PAGE_URL (conference.html), HS_URL, ROOM_ID, TOKENS (three, comma-separated),
 // TURN_URI (the one the server hands out), CHROMIUM (default /usr/bin/chromium).
 // Prints what each check saw and OK last.
-import puppeteer from "puppeteer-core";
+import { env as need, launch, step as log, until } from "./harness.mjs";
 
-const need = (name) => {
-  if (!process.env[name]) throw new Error(`${name} is not set`);
-  return process.env[name];
-};
 const tokens = need("TOKENS").split(",");
-const t0 = Date.now();
-const log = (what, data) =>
-  console.log(`[${((Date.now() - t0) / 1000).toFixed(1)}s] ${what}${data ? " " + JSON.stringify(data) : ""}`);
-
-// Poll the page until `check(value)` holds for what `probe` returns there; page errors
-// (partytracks' observables failing) end the wait at once.
-async function until(tab, what, probe, check, ms = 40000) {
-  const end = Date.now() + ms;
-  let last;
-  while (Date.now() < end) {
-    const [value, errors] = await tab.evaluate(
-      async (src) => [await eval(src)(), window.state.errors], probe.toString());
-    if (errors.length) throw new Error(`${what}: the page failed: ${errors.join("\n")}`);
-    last = value;
-    if (check(value)) return value;
-    await new Promise((r) => setTimeout(r, 250));
-  }
-  throw new Error(`timed out: ${what}; last seen ${JSON.stringify(last)}`);
-}
 
 // Heard: packets arrived, the decoder produced energy with little concealment, and
 // WebAudio saw the beep (silence is RMS 0; the fake beep is ~0.1).
@@ -71,13 +48,7 @@ async function untilCall(what, check, ms = 30000) {
   }
 }
 
-const browser = await puppeteer.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  headless: true,
-  args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-    "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
-    "--autoplay-policy=no-user-gesture-required"],
-});
+const browser = await launch();
 let code = 0;
 const tabs = [];
 const pushed = [];

@@ -4,35 +4,9 @@
 // stops pulling (partytracks closes the track, renegotiating) and the other keeps hearing.
 //
 // Env: PAGE_URL, HS_URL, ROOM_ID, TOKEN_A, TOKEN_B, CHROMIUM (default /usr/bin/chromium).
-import puppeteer from "puppeteer-core";
+import { env, launch, step, until } from "./harness.mjs";
 
-const env = (name) => {
-  const value = process.env[name];
-  if (!value) throw new Error(`${name} is not set`);
-  return value;
-};
-const startedAt = Date.now();
-const step = (what) => console.log(`[${((Date.now() - startedAt) / 1000).toFixed(1)}s] ${what}`);
-
-async function waitFor(page, what, fn, arg, timeout = 30000) {
-  const deadline = Date.now() + timeout;
-  for (;;) {
-    const [value, errors] = await page.evaluate(
-      async (src, a) => [await eval(src)(a), window.state.errors], fn.toString(), arg);
-    if (errors.length) throw new Error(`${what}: page errors: ${errors.join("\n")}`);
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
-
-const browser = await puppeteer.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  headless: true,
-  args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-    "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
-    "--autoplay-policy=no-user-gesture-required"],
-});
+const browser = await launch();
 let code = 0;
 try {
   const tabs = [];
@@ -50,14 +24,14 @@ try {
   step("both tabs push their microphone");
   await Promise.all(tabs.map((p) => p.evaluate(() => window.start())));
   const pushed = await Promise.all(tabs.map((p, i) =>
-    waitFor(p, `tab ${i} pushed`, () => window.state.pushed)));
+    until(p, `tab ${i} pushed`, () => window.state.pushed)));
   step(`pushed: ${JSON.stringify(pushed)}`);
   await tabs[0].evaluate((m) => window.pull(m), pushed[1]);
   await tabs[1].evaluate((m) => window.pull(m), pushed[0]);
-  await Promise.all(tabs.map((p, i) => waitFor(p, `tab ${i} pulled`, () => window.state.pulled)));
+  await Promise.all(tabs.map((p, i) => until(p, `tab ${i} pulled`, () => window.state.pulled)));
   step("each tab pulled the other's track");
   for (const [i, page] of tabs.entries()) {
-    const heard = await waitFor(page, `tab ${i} hears the other`, async () => {
+    const heard = await until(page, `tab ${i} hears the other`, async () => {
       const r = await window.inbound();
       return r.packets >= 100 && r.levels.some((l) => l > 0.01) ? r : null;
     });
@@ -65,13 +39,13 @@ try {
   }
   step("tab 0 stops pulling: partytracks closes the track with a new offer");
   await tabs[0].evaluate(() => window.unpull());
-  const closed = await waitFor(tabs[0], "the close answered", () => window.closeSettled());
+  const closed = await until(tabs[0], "the close answered", () => window.closeSettled());
   if (closed.answer !== "answer" || closed.state !== "connected") {
     throw new Error(`after tracks/close: ${JSON.stringify(closed)}`);
   }
   const before = (await tabs[1].evaluate(() => window.inbound())).packets;
-  await waitFor(tabs[1], "tab 1 still hears tab 0", async (n) =>
-    (await window.inbound()).packets >= n + 50, before);
+  await until(tabs[1], "tab 1 still hears tab 0", async (n) =>
+    (await window.inbound()).packets >= n + 50, Boolean, { arg: before, timeout: 30000 });
   step("tab 0's pull closed; tab 1 keeps hearing tab 0");
   console.log("OK");
 } catch (e) {

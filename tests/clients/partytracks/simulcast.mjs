@@ -5,35 +5,9 @@
 // keyframe of the target layer, without renegotiation.
 //
 // Env: PAGE_URL, HS_URL, ROOM_ID, TOKEN_A, TOKEN_B, CHROMIUM (default /usr/bin/chromium).
-import puppeteer from "puppeteer-core";
+import { env, launch, step, until } from "./harness.mjs";
 
-const env = (name) => {
-  const value = process.env[name];
-  if (!value) throw new Error(`${name} is not set`);
-  return value;
-};
-const startedAt = Date.now();
-const step = (what) => console.log(`[${((Date.now() - startedAt) / 1000).toFixed(1)}s] ${what}`);
-
-async function waitFor(page, what, fn, arg, timeout = 40000) {
-  const deadline = Date.now() + timeout;
-  for (;;) {
-    const [value, errors] = await page.evaluate(
-      async (src, a) => [await eval(src)(a), window.state.errors], fn.toString(), arg);
-    if (errors.length) throw new Error(`${what}: page errors: ${errors.join("\n")}`);
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
-
-const browser = await puppeteer.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  headless: true,
-  args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-    "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
-    "--autoplay-policy=no-user-gesture-required"],
-});
+const browser = await launch();
 let code = 0;
 try {
   const tabs = [];
@@ -47,11 +21,11 @@ try {
     tabs.push(page);
   }
   await tabs[0].evaluate(() => window.start());
-  const pushed = await waitFor(tabs[0], "camera pushed", () => window.state.pushed);
+  const pushed = await until(tabs[0], "camera pushed", () => window.state.pushed);
   step(`pushed ${JSON.stringify(pushed)}`);
   await tabs[1].evaluate((m) => window.pull(m), pushed);
-  await waitFor(tabs[1], "pulled", () => window.state.pulled);
-  const first = await waitFor(tabs[1], "video decodes", async () => {
+  await until(tabs[1], "pulled", () => window.state.pulled);
+  const first = await until(tabs[1], "video decodes", async () => {
     const v = await window.video();
     return v && v.frames >= 30 ? v : null;
   });
@@ -59,14 +33,14 @@ try {
   for (const [rid, width] of [["h", 320], ["f", 640]]) {
     const [status, body] = await tabs[1].evaluate((r) => window.prefer(r), rid);
     if (status !== 200) throw new Error(`tracks/update: ${status} ${JSON.stringify(body)}`);
-    const now = await waitFor(tabs[1], `layer ${rid} decodes at width ${width}`, async (w) => {
+    const now = await until(tabs[1], `layer ${rid} decodes at width ${width}`, async (w) => {
       const v = await window.video();
       return v && v.width === w ? v : null;
-    }, width);
-    const more = await waitFor(tabs[1], `layer ${rid} keeps decoding`, async (n) => {
+    }, Boolean, { arg: width });
+    const more = await until(tabs[1], `layer ${rid} keeps decoding`, async (n) => {
       const v = await window.video();
       return v && v.frames >= n + 30 ? v : null;
-    }, now.frames);
+    }, Boolean, { arg: now.frames });
     step(`layer ${rid}: ${JSON.stringify(more)}`);
   }
   console.log("OK");

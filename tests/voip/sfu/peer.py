@@ -107,16 +107,15 @@ class Peer:
         self._tasks: list[asyncio.Future] = []
 
     async def call(self, method: str, path: str, body=None):
-        async with self.http.request(method, self.url + path, json=body,
-                                     headers={"Authorization": f"Bearer {self.token}"}) as r:
-            data = await r.json(content_type=None)
-            if r.status != 200:
-                raise ApiError(r.status, data)
-            return data
+        """An SFU API call (``path`` under the room's prefix)."""
+        return await self._request(method, self.url + path, body)
 
     async def matrix(self, method: str, path: str, body=None):
         """A Client-Server API call with our token (``path`` from ``/_matrix``)."""
-        async with self.http.request(method, self.base_url + path, json=body,
+        return await self._request(method, self.base_url + path, body)
+
+    async def _request(self, method: str, url: str, body=None):
+        async with self.http.request(method, url, json=body,
                                      headers={"Authorization": f"Bearer {self.token}"}) as r:
             data = await r.json(content_type=None)
             if r.status != 200:
