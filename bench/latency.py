@@ -23,7 +23,7 @@ import uuid
 
 from bench.client import Client, now, percentile
 from bench.servers import cpu_seconds
-from bench.workloads import _gather_limited, _scale, register_users
+from bench.workloads import _gather_limited, _scale, register_users, send_on_schedule
 
 Metrics = dict[str, float]
 
@@ -73,15 +73,7 @@ async def fanout_small(server, session, *, measuring=lambda: None) -> Metrics:
         await sender.send(room, {"msgtype": "m.text", "body": f"fan {i}", "bench_id": key})
         puts.append(now() - t0)
 
-    start, sends = now(), []
-    for i in range(messages):
-        await asyncio.sleep(max(0.0, start + i / rate - now()))
-        sends.append(asyncio.ensure_future(send(i)))
-    await asyncio.gather(*sends)
-    try:
-        await asyncio.wait_for(done.wait(), 20)
-    except asyncio.TimeoutError:
-        pass
+    await send_on_schedule(send, messages, rate, done)
     cpu = cpu_seconds(server.pid) - cpu
     for t in tasks:
         t.cancel()

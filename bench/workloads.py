@@ -57,6 +57,22 @@ async def _gather_limited(coros: list[Awaitable], limit: int) -> list[Any]:
 
 
 # -- 1. fan-out ------------------------------------------------------------------------
+async def send_on_schedule(send, messages: int, rate: float, done: asyncio.Event) -> None:
+    """``send(i)`` for i < ``messages`` on a fixed schedule of ``rate`` per second, not one
+    after the other (a server slower to acknowledge a send still gets the full rate),
+    then wait until ``done`` is set: what has not arrived 20 s after the last send counts
+    as not delivered."""
+    start, sends = now(), []
+    for i in range(messages):
+        await asyncio.sleep(max(0.0, start + i / rate - now()))
+        sends.append(asyncio.ensure_future(send(i)))
+    await asyncio.gather(*sends)
+    try:
+        await asyncio.wait_for(done.wait(), 20)
+    except asyncio.TimeoutError:
+        pass
+
+
 async def fanout(server, session, *, websocket: bool = False) -> Metrics:
     receivers_n, messages, rate = 20, _scale("BENCH_FANOUT_MESSAGES", 500), 50.0
     sender, *receivers = await register_users(session, server, receivers_n + 1, "fan")
@@ -104,18 +120,7 @@ async def fanout(server, session, *, websocket: bool = False) -> Metrics:
         sent_at[key] = now()
         await sender.send(room, {"msgtype": "m.text", "body": f"fan {i}", "bench_id": key})
 
-    # on a fixed schedule, not one after the other: a server slower to acknowledge a
-    # send still gets 50 messages a second
-    start, sends = now(), []
-    for i in range(messages):
-        await asyncio.sleep(max(0.0, start + i / rate - now()))
-        sends.append(asyncio.ensure_future(send(i)))
-    await asyncio.gather(*sends)
-    try:
-        # what has not arrived 20 s after the last send counts as not delivered
-        await asyncio.wait_for(done.wait(), 20)
-    except asyncio.TimeoutError:
-        pass
+    await send_on_schedule(send, messages, rate, done)
     for t in tasks:
         t.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
