@@ -113,6 +113,8 @@ def _announce(conn: Connection, announcements: Sequence[Announcement],
               new: list[StreamEntry] | None = None) -> list[int]:
     """Append the announcements not yet in the stream; their positions, in order.
     ``new`` gets the entries this call appended (a replay appends nothing)."""
+    if new is not None:
+        new.clear()     # an earlier attempt that rolled back (Database.run_batched)
     positions.lock_stream(conn, positions.ROOM)
     result, highest = [], 0
     for a in announcements:
@@ -199,7 +201,7 @@ class Streams:
         new: list[StreamEntry] = []
         try:
             return await self._db.run_batched(_announce, list(announcements), new,
-                                              on_commit=committed)
+                                              on_commit=committed, inline=True)
         except BaseException:
             # it may have committed all the same: these rooms are read from the DB now
             self.recent.forget()

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import sqlite3
+import threading
+
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from twisted.internet import reactor
+from twisted.internet import defer, reactor
 from twisted.trial import unittest
 
 from homeserver.store import GlobalStore
@@ -134,6 +137,67 @@ class TransactionTests(StoreTests):
             lambda conn, i: conn.execute(sa.select(sa.literal(i))).scalar(), i))
             for i in range(20)]
         self.assertEqual(await defer.gatherResults(ds), list(range(20)))
+
+
+    async def test_inline_write_on_the_reactor_thread_when_the_pool_is_idle(self) -> None:
+        """run_batched(inline=True): SQLite commits on the reactor thread when nothing
+        of this process is in the pool; PostgreSQL, and SQLite with a transaction in
+        flight, go through the pool. Either way the write is committed and the
+        on_commit hook ran before the caller resumes."""
+        threads_seen: list[str] = []
+        hooked: list[int] = []
+
+        def txn(conn: sa.Connection, token: str) -> int:
+            threads_seen.append(threading.current_thread().name)
+            conn.exec_driver_sql("INSERT INTO registration_tokens (token, pending, "
+                                 f"completed) VALUES ('{token}', 0, 0)")
+            return len(threads_seen)
+
+        self.assertEqual(await self.db.run_batched(txn, "a", inline=True,
+                                                   on_commit=hooked.append), 1)
+        on_reactor = self.db.dialect == "sqlite"
+        self.assertEqual(threads_seen[0] == "MainThread", on_reactor)
+
+        release = threading.Event()
+        busy = defer.ensureDeferred(self.db.run(lambda conn: release.wait(10)))
+        second = defer.ensureDeferred(self.db.run_batched(txn, "b", inline=True,
+                                                          on_commit=hooked.append))
+        release.set()
+        await busy
+        self.assertEqual(await second, 2)
+        self.assertNotEqual(threads_seen[1], "MainThread")
+        self.assertEqual(hooked, [1, 2])
+        for token in ("a", "b"):
+            self.assertIsNotNone(await self.store.registration_tokens.get(token))
+
+
+class InlineLockTests(StoreTests, unittest.TestCase):
+    backend_class = SQLiteBackend
+    _shared = None
+
+    async def test_inline_write_waits_in_the_pool_while_another_process_writes(self
+                                                                              ) -> None:
+        """A database locked by another connection does not block the reactor: the
+        inline write gives way at once and commits from the pool once the lock goes."""
+        path = type(self)._shared.config["args"]["database"]
+        other = sqlite3.connect(path, isolation_level=None)
+        self.addCleanup(other.close)
+        other.execute("BEGIN IMMEDIATE")
+        threads_seen: list[str] = []
+
+        def txn(conn: sa.Connection) -> str:
+            threads_seen.append(threading.current_thread().name)
+            conn.exec_driver_sql("INSERT INTO registration_tokens (token, pending, "
+                                 "completed) VALUES ('locked', 0, 0)")
+            return "done"
+
+        d = defer.ensureDeferred(self.db.run_batched(txn, inline=True))
+        self.assertFalse(d.called)  # not waiting on the reactor thread
+        reactor.callLater(0.05, other.execute, "COMMIT")
+        self.assertEqual(await d, "done")
+        self.assertEqual(threads_seen[0], "MainThread")  # the try that gave way
+        self.assertNotEqual(threads_seen[-1], "MainThread")
+        self.assertIsNotNone(await self.store.registration_tokens.get("locked"))
 
 
 MigrationTestsSQLite, MigrationTestsPostgres = on_both_backends(MigrationTests)

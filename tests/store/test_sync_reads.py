@@ -3,6 +3,8 @@ two positions."""
 
 from __future__ import annotations
 
+import threading
+
 from twisted.internet import defer
 
 from tests.store.backends import StoreTests, on_both_backends
@@ -103,6 +105,10 @@ class TailAgreesWithDatabaseTests(StoreTests):
         self.assertEqual(await self.store.streams.get_rooms_for_user("@bob:example.org"),
                          [])
         seen: dict = {}
+        # a transaction in the pool: the three announcements wait and go together
+        # (alone, each would commit at once on the reactor thread: Database.run_batched)
+        release = threading.Event()
+        busy = defer.ensureDeferred(self.db.run(lambda conn: release.wait(10)))
 
         async def first_then_sync() -> None:
             await self.store.announce([msg(R1, 1)])
@@ -117,6 +123,8 @@ class TailAgreesWithDatabaseTests(StoreTests):
                  defer.ensureDeferred(self.store.announce([msg(R2, 1), msg(R2, 2)])),
                  defer.ensureDeferred(self.store.announce(
                      [member(R3, 1, "@bob:example.org", "join")]))]
+        release.set()
+        await busy
         await defer.gatherResults(calls)
         self.assertEqual({r: (c.min_room_seq, c.max_room_seq)
                           for r, c in seen["changes"].items()},
