@@ -126,7 +126,8 @@ class OurServer:
         rooms = ", ".join(f"rooms.{k} {v:g}" for k, v in rooms.items())
         db = "PostgreSQL" if "database" in self._overrides else "SQLite"
         return (f"default configuration ({rooms}; {db}) with open registration and rate "
-                f"limits off{'; changed: ' + self.changed if self.changed else ''}")
+                f"limits off, log level warn (ROOMSERVER_LOG_LEVEL: no access log)"
+                f"{'; changed: ' + self.changed if self.changed else ''}")
 
     def start(self) -> None:
         log = open(os.path.join(self.dir, "server.log"), "ab")

@@ -13,7 +13,7 @@ from typing import Any
 
 from twisted.application import internet, service
 from twisted.internet import defer, threads
-from twisted.logger import Logger
+from twisted.logger import Logger, LogLevel
 from twisted.python.threadpool import ThreadPool
 
 from homeserver.config import Config, Listener
@@ -416,7 +416,8 @@ def build_service(config: Config, reactor) -> HomeServer:
             ws = top.components["sync_stream"].resource()
             root = MountingResource(root, {WS_PATH: ws})
         site = make_site(root,
-                         hard_limit=max(config.max_upload_size, config.max_request_body_size))
+                         hard_limit=max(config.max_upload_size, config.max_request_body_size),
+                         access_log=log_level() <= LogLevel.info)
         for address in listener.bind_addresses:
             _listen(listener, address, site, config, reactor).setServiceParent(top)
     return top
@@ -565,19 +566,25 @@ def _listen(listener: Listener, address: str, site, config: Config, reactor):
     return internet.TCPServer(listener.port, site, interface=address, reactor=reactor)
 
 
+def log_level() -> LogLevel:
+    """The level below which log events are dropped: ``ROOMSERVER_LOG_LEVEL``
+    (``debug``, ``info``, ``warn``, ``error``, ``critical``; default ``info``, where
+    every request gets an access-log line)."""
+    return LogLevel.levelWithName(os.environ.get("ROOMSERVER_LOG_LEVEL", "info").lower())
+
+
 def run_forever(config: Config) -> int:
     """Install the asyncio reactor, start the service tree and run until SIGTERM/SIGINT."""
     from homeserver import reactor as reactor_install
 
     reactor = reactor_install.install()  # pyOpenSSL loads on first TLS use
     from twisted.logger import (
-        FilteringLogObserver, LogLevel, LogLevelFilterPredicate, globalLogBeginner,
+        FilteringLogObserver, LogLevelFilterPredicate, globalLogBeginner,
         textFileLogObserver,
     )
 
-    level = LogLevel.levelWithName(os.environ.get("ROOMSERVER_LOG_LEVEL", "info").lower())
     observer = FilteringLogObserver(textFileLogObserver(sys.stderr),
-                                    [LogLevelFilterPredicate(defaultLogLevel=level)])
+                                    [LogLevelFilterPredicate(defaultLogLevel=log_level())])
     globalLogBeginner.beginLoggingTo([observer], redirectStandardIO=False)
     for warning in config.warnings:
         log.warn("config: {warning}", warning=warning)

@@ -5,11 +5,19 @@ A listener registers the user it syncs for and the rooms it watches; ``notify_ro
 wakes every listener watching that room, ``notify_user`` every listener of that user
 (invites, account data, to-device, presence of people they share rooms with is
 routed through the rooms). Waking is immediate: no poll interval anywhere.
+
+Woken listeners run one per reactor turn, starting with the turn after the change:
+a woken /sync usually builds its whole answer in the call that wakes it, and an
+answer written to a transport leaves only when the reactor next looks at its sockets.
+Woken all in one call, the request that made the change (a send) and every waiter's
+answer would leave together once the last answer is built (issue 16: 10 receivers
+got a message ~3 ms later than they could, the sender its answer too).
 """
 
 from __future__ import annotations
 
-from typing import Callable, Iterable
+import collections
+from typing import Any, Callable, Iterable
 
 from twisted.internet import defer
 from twisted.internet.interfaces import IReactorTime
@@ -37,6 +45,9 @@ class Notifier:
         self._by_room: dict[str, set[_Listener]] = {}
         #: extra callbacks told about every announced room event (push, federation…)
         self._event_observers: list[Callable[[PDU, int], None]] = []
+        #: woken listeners' callbacks not run yet, and the call that runs the next
+        self._woken: collections.deque[Callable[[], None]] = collections.deque()
+        self._wake_call: Any = None
 
     # -- registration -----------------------------------------------------------------
     def listen(self, user_id: str, room_ids: Iterable[str],
@@ -116,7 +127,19 @@ class Notifier:
             if not listener.fired:
                 listener.fired = True
                 self._remove(listener)
-                listener.callback()
+                self._woken.append(listener.callback)
+        if self._woken and self._wake_call is None:
+            self._wake_call = self._clock.callLater(0, self._wake_next)
+
+    def _wake_next(self) -> None:
+        self._wake_call = None
+        callback = self._woken.popleft()
+        if self._woken:  # first: the callback may notify again
+            self._wake_call = self._clock.callLater(0, self._wake_next)
+        try:
+            callback()
+        except Exception:
+            log.failure("woken listener failed")
 
     def _remove(self, listener: _Listener) -> None:
         users = self._by_user.get(listener.user_id)

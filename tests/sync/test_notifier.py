@@ -12,10 +12,13 @@ class NotifierTests(unittest.TestCase):
         self.notifier = Notifier(self.clock)
 
     def test_room_wakes_waiter(self):
-        """A waiter watching a room is woken by notify_room without the clock moving."""
+        """A waiter watching a room is woken by notify_room in the next reactor turn
+        (no time passes)."""
         d = self.notifier.wait("@a:x", ["!r:x"], 30000)
         self.assertFalse(d.called)
         self.notifier.notify_room("!r:x")
+        self.assertFalse(d.called)  # not inside the call that made the change
+        self.clock.advance(0)
         self.assertTrue(self.successResultOf(d))
         self.assertEqual(self.notifier.listener_count, 0)
 
@@ -23,6 +26,7 @@ class NotifierTests(unittest.TestCase):
         """A change in an unwatched room leaves the waiter asleep."""
         d = self.notifier.wait("@a:x", ["!r:x"], 30000)
         self.notifier.notify_room("!other:x")
+        self.clock.advance(0)
         self.assertFalse(d.called)
 
     def test_timeout(self):
@@ -39,6 +43,7 @@ class NotifierTests(unittest.TestCase):
         d1 = self.notifier.wait("@a:x", [], 30000)
         d2 = self.notifier.wait("@b:x", [], 30000)
         self.notifier.notify_user("@a:x")
+        self.clock.advance(0)
         self.assertTrue(d1.called)
         self.assertFalse(d2.called)
 
@@ -59,6 +64,7 @@ class NotifierTests(unittest.TestCase):
         at_wake: list[list[str]] = []
         d.addCallback(lambda _: at_wake.append(list(seen)))
         self.notifier.on_room_event(_Event("$e", "!r:x"), 7)
+        self.clock.advance(0)
         self.assertEqual(at_wake, [["$e"]])
 
     def test_failing_observer_still_wakes(self):
@@ -69,8 +75,56 @@ class NotifierTests(unittest.TestCase):
         self.notifier.add_event_observer(broken)
         d = self.notifier.wait("@a:x", ["!r:x"], 30000)
         self.notifier.on_room_event(_Event("$e", "!r:x"), 7)
+        self.clock.advance(0)
         self.assertTrue(d.called)
         self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+
+    def test_waiters_woken_one_per_turn(self):
+        """Each woken waiter runs in a reactor turn of its own, in the order they were
+        woken, so that an answer built by one leaves before the next is built."""
+        turns = _Turns()
+        notifier = Notifier(turns)
+        order: list[int] = []
+        for i in range(3):
+            notifier.listen("@a:x", ["!r:x"], lambda i=i: order.append(i))
+        notifier.notify_room("!r:x")
+        notifier.notify_room("!r:x")  # a second change: nobody woken twice
+        self.assertEqual(order, [])
+        for turn in range(3):
+            turns.run_one()
+            self.assertEqual(len(order), turn + 1)
+        self.assertEqual(sorted(order), [0, 1, 2])
+        self.assertEqual(turns.pending, [])
+
+    def test_failing_waiter_does_not_stop_the_others(self):
+        """A woken callback that raises is logged; the next ones still run."""
+        woken: list[str] = []
+
+        def broken():
+            raise RuntimeError("listener bug")
+
+        self.notifier.listen("@a:x", ["!r:x"], broken)
+        self.notifier.listen("@b:x", ["!r:x"], lambda: woken.append("b"))
+        self.notifier.notify_room("!r:x")
+        self.clock.advance(0)
+        self.clock.advance(0)
+        self.assertEqual(woken, ["b"])
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+
+
+class _Turns:
+    """A clock whose ``callLater(0, …)`` calls run one at a time, like reactor turns."""
+
+    def __init__(self) -> None:
+        self.pending: list = []
+
+    def callLater(self, delay, fn, *args):
+        self.pending.append((fn, args))
+        return object()  # the delayed call
+
+    def run_one(self) -> None:
+        fn, args = self.pending.pop(0)
+        fn(*args)
 
 
 class _Event:
