@@ -182,8 +182,9 @@ class Database(Service):
         turn, or while the previous batch is being written, go together into one
         transaction: one trip to the pool and one commit for all (group commit).
 
-        Each call of a batch runs in its own savepoint, so one that raises fails
-        alone; if the commit fails, every call of the batch fails.
+        A call that raises fails alone (the batch is then written again with a
+        savepoint per call, so ``fn`` may run twice and must keep its effects to the
+        transaction); if the commit fails, every call of the batch fails.
 
         ``on_commit(result)`` runs on the reactor thread once the batch committed,
         before the advance listeners hear of its positions and before *any* caller of
@@ -287,8 +288,22 @@ class Database(Service):
     def _transact_batch(self, calls: list[tuple[Callable[..., Any], tuple]],
                         engine: Engine | None = None
                         ) -> tuple[list[tuple[bool, Any]], dict | None]:
-        results: list[tuple[bool, Any]] = []
-        with (engine or self.engine).begin() as conn:
+        engine = engine or self.engine
+        if len(calls) > 1:
+            # Most batches have no failing call: all of them in one transaction without
+            # a savepoint each (two statements per call). If one raises, that try rolls
+            # back and the batch runs again with savepoints (the calls are transaction
+            # functions: what they did is undone with the transaction).
+            try:
+                with engine.begin() as conn:
+                    conn.info.pop(positions.ADVANCED, None)
+                    results = [(True, fn(conn, *args)) for fn, args in calls]
+                    advanced = conn.info.pop(positions.ADVANCED, None)
+                return results, advanced
+            except Exception:
+                pass
+        results = []
+        with engine.begin() as conn:
             conn.info.pop(positions.ADVANCED, None)  # left by a rolled-back transaction
             if len(calls) == 1:  # alone: its failure is the transaction's
                 fn, args = calls[0]

@@ -1,4 +1,4 @@
-"""Database.run_batched: group commit of short writes, each in its own savepoint."""
+"""Database.run_batched: group commit of short writes; a failing one fails alone."""
 
 from __future__ import annotations
 
@@ -37,6 +37,30 @@ class BatchedWriteTests(StoreTests):
         self.assertEqual(sizes, [5])
         for i in range(5):
             self.assertIsNotNone(await self.store.registration_tokens.get(f"t{i}"))
+
+    async def test_no_savepoints_unless_a_call_fails(self) -> None:
+        """A batch whose calls all succeed runs without a savepoint per call; one
+        with a failing call is written again with them."""
+        statements: list[str] = []
+
+        def seen(conn, cursor, statement, *args) -> None:
+            statements.append(statement.upper())
+
+        sa.event.listen(self.db.engine, "before_cursor_execute", seen)
+        self.addCleanup(sa.event.remove, self.db.engine, "before_cursor_execute", seen)
+        ds = [defer.ensureDeferred(self.db.run_batched(insert, f"s{i}")) for i in range(3)]
+        await defer.gatherResults(ds)
+        self.assertEqual([s for s in statements if "SAVEPOINT" in s], [])
+
+        def boom(conn: sa.Connection) -> None:
+            raise ValueError("boom")
+
+        ds = [defer.ensureDeferred(self.db.run_batched(insert, "s3")),
+              defer.ensureDeferred(self.db.run_batched(boom))]
+        results = await defer.DeferredList(ds, consumeErrors=True)
+        self.assertEqual([ok for ok, _ in results], [True, False])
+        self.assertTrue(any("SAVEPOINT" in s for s in statements))
+        self.assertIsNotNone(await self.store.registration_tokens.get("s3"))
 
     async def test_calls_while_a_batch_is_written_join_the_next(self) -> None:
         sizes = self.count_transactions()
