@@ -566,6 +566,16 @@ def _listen(listener: Listener, address: str, site, config: Config, reactor):
     return internet.TCPServer(listener.port, site, interface=address, reactor=reactor)
 
 
+def settle_garbage_collector() -> None:
+    """Move everything alive after start-up (modules, config, the service tree) out of
+    the collector's sight: a full collection then walks only what requests made since,
+    not the ~10⁶ objects loaded at start (a pause that showed in the send path's p99)."""
+    import gc
+
+    gc.collect()
+    gc.freeze()
+
+
 def log_level() -> LogLevel:
     """The level below which log events are dropped: ``ROOMSERVER_LOG_LEVEL``
     (``debug``, ``info``, ``warn``, ``error``, ``critical``; default ``info``, where
@@ -595,6 +605,7 @@ def run_forever(config: Config) -> int:
         print(f"startup error: {e}", file=sys.stderr)
         return 2
     top.startService()
+    settle_garbage_collector()
     reactor.addSystemEventTrigger("before", "shutdown", top.stopService)
     log.info("{name} listening on {listeners}", name=config.server_name,
              listeners=", ".join(f"{a}:{l.port}" for l in config.listeners
