@@ -19,7 +19,7 @@ error naming the last reason.
 from __future__ import annotations
 
 import urllib.parse
-from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence
+from typing import Any, Awaitable, Callable, Iterable, Mapping, Protocol, Sequence, TypeVar
 
 from twisted.logger import Logger
 
@@ -36,6 +36,8 @@ from homeserver.rooms.actor.room_writer import Outcome
 from homeserver.rooms.rules.auth import check_auth_rules
 
 log = Logger()
+
+_T = TypeVar("_T")
 
 _FED = "/_matrix/federation"
 
@@ -80,6 +82,20 @@ class StreamWriter(Protocol):
     async def announce(self, announcements: Sequence[Announcement]) -> list[int]: ...
     async def seed_memberships(self, room_id: str,
                                members: Iterable[tuple[str, str, str]]) -> int: ...
+
+
+def _send_refused(server: str, membership: str, e: RemoteError) -> MatrixError:
+    """What the client hears when ``server`` did not take our ``membership`` event."""
+    if not isinstance(e, RemoteHttpError):
+        return _unreachable(f"{server} is unreachable over federation")
+    if e.status == 403:
+        return Forbidden(f"{server} refused the {membership}")
+    return UnknownError(f"{server} did not take the {membership}: HTTP {e.status}")
+
+
+def _leave_refused(server: str, membership: str, e: RemoteError) -> MatrixError:
+    """A leave (rejecting an invite) refused or lost: M_UNKNOWN, however it failed."""
+    return UnknownError(f"{server} did not take the {membership}")
 
 
 def server_of_room(room_id: str) -> str | None:
@@ -160,19 +176,50 @@ class RemoteMembership:
         """Join ``user_id`` to a room we do not hold, through the first of ``servers``
         (then the inviter's and the room ID's server) that lets us; returns the join's
         event ID once the room is imported here."""
+        return await self._first_server(
+            "join", room_id, user_id, servers,
+            f"No known servers to join {room_id} through",
+            lambda server: self._join_via(server, room_id, user_id, content))
+
+    async def _first_server(self, membership: str, room_id: str, user_id: str,
+                            servers: Iterable[str], none_known: str,
+                            attempt: Callable[[str], Awaitable[_T]]) -> _T:
+        """``attempt(server)`` through each candidate server in turn (``servers``, then
+        the inviter's and the room ID's) until one does not raise ``_TryNext``; when
+        none works, the last one's error."""
         candidates = await self._candidates(room_id, user_id, servers)
         if not candidates:
-            raise NotFound(f"No known servers to join {room_id} through")
+            raise NotFound(none_known)
         last: MatrixError | None = None
         for server in candidates:
             try:
-                return await self._join_via(server, room_id, user_id, content)
+                return await attempt(server)
             except _TryNext as e:
-                log.info("joining {room} via {server} failed: {why}", room=room_id,
-                         server=server, why=e.reason)
+                log.info("{membership} {room} via {server} failed: {why}",
+                         membership=membership, room=room_id, server=server, why=e.reason)
                 last = e.error
         assert last is not None
         raise last
+
+    async def _make_and_send(self, server: str, room_id: str, user_id: str,
+                             membership: str, content: Mapping[str, Any], *,
+                             versioned: bool, send: str,
+                             refused: Callable[[str, str, RemoteError], MatrixError]
+                             = _send_refused) -> tuple[RoomVersion, PDU, Any]:
+        """The make_*/send_* handshake with ``server``: its template, our signed event
+        (``membership``, ``content``), PUT to ``send`` (e.g. ``v2/send_join``). Returns
+        the room version, our event and ``server``'s answer; ``refused(server,
+        membership, error)`` is what the client hears of a failed send."""
+        version, template = await self._make(server, room_id, user_id, membership,
+                                             versioned)
+        event = self._sign(version, template, room_id, user_id, membership, content)
+        try:
+            answer = await self._client.put_json(
+                server, f"{_FED}/{send}/{_q(room_id)}/{_q(event.event_id)}",
+                dict(event.get_dict()))
+        except RemoteError as e:
+            raise _TryNext(str(e), refused(server, membership, e)) from None
+        return version, event, answer
 
     async def _make(self, server: str, room_id: str, user_id: str, membership: str,
                     versioned: bool) -> tuple[RoomVersion, dict[str, Any]]:
@@ -233,19 +280,8 @@ class RemoteMembership:
 
     async def _join_via(self, server: str, room_id: str, user_id: str,
                         content: Mapping[str, Any]) -> str:
-        version, template = await self._make(server, room_id, user_id, "join", True)
-        join = self._sign(version, template, room_id, user_id, "join", content)
-        try:
-            answer = await self._client.put_json(
-                server, f"{_FED}/v2/send_join/{_q(room_id)}/{_q(join.event_id)}",
-                dict(join.get_dict()))
-        except RemoteHttpError as e:
-            raise _TryNext(str(e), Forbidden(f"{server} refused the join")
-                           if e.status == 403 else UnknownError(
-                               f"{server} did not take the join: HTTP {e.status}")) from None
-        except RemoteError as e:
-            raise _TryNext(str(e), _unreachable(
-                f"{server} is unreachable over federation")) from None
+        version, join, answer = await self._make_and_send(
+            server, room_id, user_id, "join", content, versioned=True, send="v2/send_join")
         if not isinstance(answer, dict):
             raise _TryNext("bad answer", UnknownError(f"{server} sent a bad answer"))
         join = await self._resident_signed(version, join, answer.get("event"))
@@ -299,37 +335,17 @@ class RemoteMembership:
         """Knock on a room held elsewhere (spec: "Knocking upon a room"): make_knock →
         send_knock; the knock and the answered ``knock_room_state`` are kept like an
         invite, so the room shows in the user's /sync ``rooms.knock``."""
-        candidates = await self._candidates(room_id, user_id, servers)
-        if not candidates:
-            raise NotFound(f"No known servers to knock on {room_id} through")
-        last: MatrixError | None = None
-        for server in candidates:
-            try:
-                version, template = await self._make(server, room_id, user_id, "knock",
-                                                     True)
-                content = {} if reason is None else {"reason": reason}
-                knock = self._sign(version, template, room_id, user_id, "knock", content)
-                try:
-                    answer = await self._client.put_json(
-                        server, f"{_FED}/v1/send_knock/{_q(room_id)}/{_q(knock.event_id)}",
-                        dict(knock.get_dict()))
-                except RemoteHttpError as e:
-                    raise _TryNext(str(e), Forbidden(f"{server} refused the knock")
-                                   if e.status == 403 else UnknownError(
-                                       f"{server} did not take the knock")) from None
-                except RemoteError as e:
-                    raise _TryNext(str(e), _unreachable(
-                        f"{server} is unreachable over federation")) from None
-            except _TryNext as e:
-                last = e.error
-                continue
-            stripped = answer.get("knock_room_state") if isinstance(answer, dict) else None
-            stripped = [e for e in stripped if isinstance(e, dict)] \
-                if isinstance(stripped, list) else []
-            await self._record(knock, [*stripped, strip_state_event(knock)])
-            return knock.event_id
-        assert last is not None
-        raise last
+        content = {} if reason is None else {"reason": reason}
+        _, knock, answer = await self._first_server(
+            "knock", room_id, user_id, servers,
+            f"No known servers to knock on {room_id} through",
+            lambda server: self._make_and_send(server, room_id, user_id, "knock", content,
+                                               versioned=True, send="v1/send_knock"))
+        stripped = answer.get("knock_room_state") if isinstance(answer, dict) else None
+        stripped = [e for e in stripped if isinstance(e, dict)] \
+            if isinstance(stripped, list) else []
+        await self._record(knock, [*stripped, strip_state_event(knock)])
+        return knock.event_id
 
     # -- leaving a room we do not hold ------------------------------------------------
     async def leave(self, room_id: str, user_id: str, servers: Iterable[str] = (),
@@ -337,30 +353,14 @@ class RemoteMembership:
         """Reject an invite (or retract a knock) to a room we do not hold: make_leave
         and send_leave through the inviter's server; the leave then replaces the invite
         in the user's /sync."""
-        candidates = await self._candidates(room_id, user_id, servers)
-        if not candidates:
-            raise NotFound(f"Room {room_id} not found")
-        last: MatrixError | None = None
-        for server in candidates:
-            try:
-                version, template = await self._make(server, room_id, user_id, "leave",
-                                                     False)
-                content = {} if reason is None else {"reason": reason}
-                leave = self._sign(version, template, room_id, user_id, "leave", content)
-                try:
-                    await self._client.put_json(
-                        server, f"{_FED}/v2/send_leave/{_q(room_id)}/{_q(leave.event_id)}",
-                        dict(leave.get_dict()))
-                except RemoteError as e:
-                    raise _TryNext(str(e), UnknownError(
-                        f"{server} did not take the leave")) from None
-            except _TryNext as e:
-                last = e.error
-                continue
-            await self._record(leave, [])
-            return leave.event_id
-        assert last is not None
-        raise last
+        content = {} if reason is None else {"reason": reason}
+        _, leave, _ = await self._first_server(
+            "leave", room_id, user_id, servers, f"Room {room_id} not found",
+            lambda server: self._make_and_send(server, room_id, user_id, "leave", content,
+                                               versioned=False, send="v2/send_leave",
+                                               refused=_leave_refused))
+        await self._record(leave, [])
+        return leave.event_id
 
     # -- inviting a remote user into our room -----------------------------------------
     async def invite(self, actor: Any, sender: str, target: str,

@@ -12,32 +12,24 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from twisted.application import service
-from twisted.internet import defer, task
 from twisted.internet.interfaces import IReactorTime
-from twisted.logger import Logger
 
+from homeserver.periodic import PeriodicJob
 from homeserver.store.media_admin import MediaAdminStore
 
-log = Logger()
 
-
-class AccessTimes(service.Service):
+class AccessTimes(PeriodicJob):
     """Collects ``(server_name, media_id)`` accesses (a ``MediaRepository`` access
     observer) and writes them every ``interval`` seconds."""
 
-    name = "media-access-times"
-
     def __init__(self, store: MediaAdminStore, *, server_name: str, clock: IReactorTime,
                  now_ms: Callable[[], int], interval: float = 10.0) -> None:
+        super().__init__("media-access-times", self.flush, clock=clock, interval=interval)
         self._store = store
         self._server_name = server_name
-        self._clock = clock
         self._now_ms = now_ms
-        self._interval = interval
         self._local: dict[str, int] = {}
         self._remote: dict[tuple[str, str], int] = {}
-        self._loop: task.LoopingCall | None = None
 
     def record(self, server_name: str, media_id: str) -> None:
         """Note that the media was served now."""
@@ -53,21 +45,7 @@ class AccessTimes(service.Service):
         self._local, self._remote = {}, {}
         await self._store.record_access(local, remote)
 
-    def startService(self) -> None:
-        super().startService()
-        self._loop = task.LoopingCall(self._tick)
-        self._loop.clock = self._clock
-        self._loop.start(self._interval, now=False).addErrback(
-            lambda f: log.failure("media access loop stopped", f))
-
     def stopService(self) -> Any:
         super().stopService()
-        if self._loop is not None and self._loop.running:
-            self._loop.stop()
         # the last interval's accesses, before the database (started earlier) stops
-        return self._tick()
-
-    def _tick(self) -> defer.Deferred[None]:
-        d = defer.ensureDeferred(self.flush())
-        d.addErrback(lambda f: log.failure("writing media access times failed", f))
-        return d
+        return self.run_once()

@@ -10,8 +10,9 @@ import os
 from twisted.trial import unittest
 
 from homeserver.crypto.signing import generate_signing_key
+from federation.client import RemoteHttpError, RemoteUnreachable
 from homeserver.errors import (
-    BadJson, Forbidden, IncompatibleRoomVersion, NotFound, UnknownError)
+    BadJson, Forbidden, IncompatibleRoomVersion, MatrixError, NotFound, UnknownError)
 from homeserver.events.builder import finalize_event
 from homeserver.events.room_versions import get_room_version
 from tests.fakes.rooms import ALICE, SERVER, RoomHarness
@@ -268,6 +269,81 @@ class RemoteKnockTests(_TwoServers, unittest.TestCase):
         room_id, _ = self.create_room(body={"preset": "private_chat"})
         self.drive_failure(self.theirs.knock(room_id, BOB, [SERVER]), Forbidden)
         self.assertEqual(self.their_memberships.rows, [])
+
+
+class HandshakeTests(_TwoServers, unittest.TestCase):
+    """The make_*/send_* sequence join, knock and leave share: the next server after
+    one that fails, and what the client hears when a send_* fails."""
+
+    def _knockable_room(self) -> str:
+        room_id, _ = self.create_room(body={"preset": "private_chat"})
+        actor = self.drive(self.registry.get(room_id))
+        self.drive(actor.create_event({"type": "m.room.join_rules", "sender": ALICE,
+                                       "state_key": "", "content": {"join_rule": "knock"}}))
+        return room_id
+
+    def _invited_room(self) -> str:
+        room_id, _ = self.create_room("10", body={"preset": "private_chat"})
+        actor = self.drive(self.registry.get(room_id))
+        self.drive(self.ours.invite(actor, ALICE, BOB, {"membership": "invite"}, []))
+        return room_id
+
+    def _sends_fail(self, error: Exception) -> None:
+        """Every PUT from the remote side fails with ``error`` (make_* still works)."""
+        async def put_json(destination, path, body):
+            self.their_client.calls.append(("PUT", destination, path))
+            raise error
+        self.their_client.put_json = put_json
+
+    def _destinations(self) -> list[tuple[str, str]]:
+        return [(method, destination) for method, destination, _ in self.their_client.calls]
+
+    def test_knock_via_fallback_server(self) -> None:
+        """A knock skips an unreachable server and goes through the next one."""
+        room_id = self._knockable_room()
+        self.drive(self.theirs.knock(room_id, BOB, ["down.example", SERVER]))
+        self.assertEqual(self.membership(self.registry, room_id, BOB), "knock")
+        self.assertEqual(self._destinations(),
+                         [("GET", "down.example"), ("GET", SERVER), ("PUT", SERVER)])
+
+    def test_leave_via_fallback_server(self) -> None:
+        """Rejecting an invite skips an unreachable server, then uses the inviter's."""
+        room_id = self._invited_room()
+        self.drive(self.theirs.leave(room_id, BOB, ["down.example"]))
+        self.assertEqual(self.membership(self.registry, room_id, BOB), "leave")
+        self.assertEqual(self._destinations(),
+                         [("GET", "down.example"), ("GET", SERVER), ("PUT", SERVER)])
+
+    def test_leave_without_servers_is_not_found(self) -> None:
+        """No server to reject an invite through (none given, no invite kept): 404."""
+        self.drive_failure(self.theirs.leave("!nowhere", BOB), NotFound)
+        self.assertEqual(self.their_client.calls, [])
+
+    def test_send_knock_refused_is_forbidden(self) -> None:
+        """send_knock answered 403: the client hears 403, and nothing is kept."""
+        room_id = self._knockable_room()
+        self._sends_fail(RemoteHttpError(SERVER, 403, b"{}"))
+        failure = self.drive_failure(self.theirs.knock(room_id, BOB, [SERVER]), Forbidden)
+        self.assertIn("refused the knock", failure.value.message)
+        self.assertEqual(self.their_memberships.rows, [])
+
+    def test_send_join_unreachable_is_502(self) -> None:
+        """send_join cannot reach the server: our own 502, the room not imported."""
+        room_id, _ = self.create_room()
+        self._sends_fail(RemoteUnreachable(SERVER, "connection reset"))
+        failure = self.drive_failure(self.theirs.join(room_id, BOB, [SERVER], {}),
+                                     MatrixError)
+        self.assertEqual((failure.value.errcode, failure.value.status), ("M_UNKNOWN", 502))
+        self.assertFalse(self.remote_registry.known(room_id))
+
+    def test_send_leave_refused_is_unknown(self) -> None:
+        """send_leave answered 403: M_UNKNOWN (a rejection's failure is never ours to
+        call forbidden), and the invite stays."""
+        room_id = self._invited_room()
+        self._sends_fail(RemoteHttpError(SERVER, 403, b"{}"))
+        failure = self.drive_failure(self.theirs.leave(room_id, BOB), UnknownError)
+        self.assertEqual(failure.value.errcode, "M_UNKNOWN")
+        self.assertEqual([r.membership for r in self.their_memberships.rows], ["invite"])
 
 
 class _Alice:

@@ -153,6 +153,20 @@ class RetentionTests(StoreTests, unittest.TestCase):
                          self.now_ms())
 
 
+    async def test_access_times_written_every_interval(self) -> None:
+        """While the service runs, a download's time is written one interval later,
+        without a flush."""
+        media_id = await self.upload(b"x")
+        self.access.startService()
+        self.addCleanup(self.access.stopService)
+        self.days(1)
+        await self.read(media_id)
+        read_at = self.now_ms()
+        self.clock.advance(9)
+        self.assertLess((await self.store.media.get_local(media_id)).last_access_ts, read_at)
+        self.clock.advance(1)
+        self.assertEqual((await self.store.media.get_local(media_id)).last_access_ts, read_at)
+
 class FakeAdmin:
     def __init__(self) -> None:
         self.calls: list[tuple[str, int]] = []

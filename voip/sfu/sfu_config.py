@@ -1,6 +1,6 @@
 """The ``voip.sfu`` section of the config: where the SFU listens and what it allows.
 
-Pure values, validated once at start like the rest of homeserver/config.py::
+Pure values, validated once at start like the rest of homeserver/config/::
 
     voip:
       sfu:

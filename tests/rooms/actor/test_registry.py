@@ -29,7 +29,7 @@ def crash(registry) -> None:
         for call in (actor._idle_call, actor._flush_call, actor._retry_call):
             if call is not None and call.active():
                 call.cancel()
-        actor._store._deferred_meta.clear()  # never reached the disk
+        actor._store._meta.deferred.clear()  # never reached the disk
         actor._store._conn.close()
     registry._awake.clear()
     registry._stopping = True
