@@ -15,7 +15,7 @@ import tempfile
 from typing import Any, Awaitable, Callable, Iterable, Mapping
 from urllib.parse import unquote
 
-from twisted.internet import defer
+from twisted.internet import defer, tcp
 from twisted.logger import Logger
 from twisted.web import resource, server
 
@@ -235,7 +235,20 @@ def respond_json(request: server.Request, status: int, body: Any) -> None:
     request.setHeader(b"Cache-Control", b"no-cache, no-store, must-revalidate")
     if request.method != b"HEAD":
         request.write(payload)
+    transport = request.channel.transport   # the request lets go of it when finished
     request.finish()
+    send_now(transport)
+
+
+def send_now(transport: Any) -> None:
+    """Hand a finished response to the kernel now instead of when the reactor next
+    polls its sockets: several answers built in one reactor turn (the /syncs one
+    message wakes) then leave one by one as each is ready, not all after the last.
+    Plain TCP only (TLS and HTTP/2 transports buffer their own way), and not while
+    the connection is closing (the reactor must see that write's outcome)."""
+    if isinstance(transport, tcp.Connection) and transport.connected \
+            and not transport.disconnecting:
+        transport.doWrite()   # an error is left for the reactor's own next doWrite
 
 
 class RawResponse:

@@ -6,12 +6,10 @@ wakes every listener watching that room, ``notify_user`` every listener of that 
 (invites, account data, to-device, presence of people they share rooms with is
 routed through the rooms). Waking is immediate: no poll interval anywhere.
 
-Woken listeners run one per reactor turn, starting with the turn after the change:
-a woken /sync usually builds its whole answer in the call that wakes it, and an
-answer written to a transport leaves only when the reactor next looks at its sockets.
-Woken all in one call, the request that made the change (a send) and every waiter's
-answer would leave together once the last answer is built (issue 16: 10 receivers
-got a message ~3 ms later than they could, the sender its answer too).
+Woken listeners run in the reactor turn after the change, at most
+``WAKE_PER_TURN`` of them per turn (a message to a big room must not hold the reactor
+while thousands of answers are built). A woken /sync usually builds its whole answer
+in the call that wakes it, and sends it at once (``homeserver.http.server.send_now``).
 """
 
 from __future__ import annotations
@@ -26,6 +24,9 @@ from twisted.logger import Logger
 from homeserver.events.pdu import PDU
 
 log = Logger()
+
+#: woken listeners run per reactor turn, the rest in the next
+WAKE_PER_TURN = 32
 
 
 class _Listener:
@@ -133,13 +134,14 @@ class Notifier:
 
     def _wake_next(self) -> None:
         self._wake_call = None
-        callback = self._woken.popleft()
-        if self._woken:  # first: the callback may notify again
+        turn = [self._woken.popleft() for _ in range(min(WAKE_PER_TURN, len(self._woken)))]
+        if self._woken:  # first: a callback may notify again
             self._wake_call = self._clock.callLater(0, self._wake_next)
-        try:
-            callback()
-        except Exception:
-            log.failure("woken listener failed")
+        for callback in turn:
+            try:
+                callback()
+            except Exception:
+                log.failure("woken listener failed")
 
     def _remove(self, listener: _Listener) -> None:
         users = self._by_user.get(listener.user_id)

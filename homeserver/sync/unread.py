@@ -15,6 +15,7 @@ whose read point moved back or that it has not counted before.
 
 from __future__ import annotations
 
+import bisect
 import collections
 import dataclasses
 from typing import Any, Iterable
@@ -28,11 +29,55 @@ READ_TYPES = ("m.read", "m.read.private")
 MAIN = "main"
 
 
+class _Index:
+    """Per thread, the sorted room seqs of the rows and of the highlighting ones: a
+    count between two read points is two bisections, not a pass over every unread
+    row (a room left unread for a while has hundreds, and each /sync asks)."""
+
+    __slots__ = ("seqs", "highlights")
+
+    def __init__(self, rows: Iterable[Notification]) -> None:
+        self.seqs: dict[str, list[int]] = {}
+        self.highlights: dict[str, list[int]] = {}
+        for r in sorted(rows, key=lambda r: r.room_seq):
+            self.add(r, append=True)
+
+    def add(self, r: Notification, *, append: bool = False) -> None:
+        thread = r.thread_id or MAIN
+        lists = [self.seqs.setdefault(thread, [])]
+        if r.highlight:
+            lists.append(self.highlights.setdefault(thread, []))
+        for seqs in lists:  # a seq not there yet (the caller checks)
+            if append or not seqs or seqs[-1] < r.room_seq:
+                seqs.append(r.room_seq)
+            else:
+                bisect.insort(seqs, r.room_seq)
+
+    def threads_upto(self, upper_seq: int) -> list[str]:
+        return [t for t, seqs in self.seqs.items() if seqs and seqs[0] <= upper_seq]
+
+    def counts(self, thread: str, after: int, upto: int) -> dict[str, int]:
+        def between(seqs: list[int]) -> int:
+            if after >= upto:
+                return 0
+            return max(0, bisect.bisect_right(seqs, upto) - bisect.bisect_right(seqs, after))
+
+        return {"notification_count": between(self.seqs.get(thread, [])),
+                "highlight_count": between(self.highlights.get(thread, []))}
+
+
 @dataclasses.dataclass
 class _Rows:
     read_seq: int
     #: room seq → notification, complete for seqs above read_seq
     rows: dict[int, Notification]
+    #: built on first use, kept up to date as rows are noted, dropped when rows go
+    index: _Index | None = None
+
+    def indexed(self) -> _Index:
+        if self.index is None:
+            self.index = _Index(self.rows.values())
+        return self.index
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,6 +132,11 @@ class UnreadCounter:
             entry = self._cache.get((n.room_id, n.user_id))
             if entry is None or n.room_seq <= entry.read_seq:
                 continue
+            if entry.index is not None:
+                if n.room_seq in entry.rows:
+                    entry.index = None   # replaced: rebuilt on next use
+                else:
+                    entry.index.add(n)
             entry.rows[n.room_seq] = n
             if len(entry.rows) > _MAX_ROWS:
                 del self._cache[(n.room_id, n.user_id)]
@@ -107,6 +157,7 @@ class UnreadCounter:
         for (room, _), entry in list(self._cache.items()):
             if room == room_id:
                 entry.rows = {s: r for s, r in entry.rows.items() if r.event_id != event_id}
+                entry.index = None
         for (room, user), pending in list(self._pending.items()):
             if room == room_id:
                 for seq in [s for s, r in pending.items() if r.event_id == event_id]:
@@ -120,26 +171,22 @@ class UnreadCounter:
         events up to ``upper_seq`` (a push's badge count does not)."""
         if self._evaluation is not None and wait:
             await self._evaluation.caught_up(actor.room_id, upper_seq)
-        rows = [r for r in (await self._rows(actor.room_id, user_id, read_seq)).values()
-                if r.room_seq <= upper_seq]
-        if not rows:
-            return UnreadCounts(_counts([]), {})
-        by_thread: dict[str, list[Notification]] = {}
-        for r in rows:
-            by_thread.setdefault(r.thread_id or MAIN, []).append(r)
-        points = {t: await self._thread_read_seq(actor, user_id, t) for t in by_thread}
-        unread = {t: [r for r in rs if r.room_seq > points[t]]
-                  for t, rs in by_thread.items()}
+        index = await self._index(actor.room_id, user_id, read_seq)
+        by_thread = {}
+        for thread in index.threads_upto(upper_seq):
+            point = await self._thread_read_seq(actor, user_id, thread)
+            by_thread[thread] = index.counts(thread, point, upper_seq)
         if not threads:
-            return UnreadCounts(_counts(r for rs in unread.values() for r in rs), {})
-        per_thread = {t: _counts(rs) for t, rs in unread.items() if t != MAIN and rs}
-        return UnreadCounts(_counts(unread.get(MAIN, [])), per_thread)
+            return UnreadCounts({key: sum(c[key] for c in by_thread.values())
+                                 for key in ("notification_count", "highlight_count")}, {})
+        per_thread = {t: c for t, c in by_thread.items()
+                      if t != MAIN and c["notification_count"]}
+        return UnreadCounts(by_thread.get(MAIN, _counts([])), per_thread)
 
     async def _thread_read_seq(self, actor: Any, user_id: str, thread: str) -> int:
         return await receipt_read_seq(self._receipts, actor, user_id, thread)
 
-    async def _rows(self, room_id: str, user_id: str,
-                    read_seq: int) -> dict[int, Notification]:
+    async def _index(self, room_id: str, user_id: str, read_seq: int) -> _Index:
         key = (room_id, user_id)
         entry = self._cache.get(key)
         if entry is not None and entry.read_seq <= read_seq:
@@ -147,7 +194,17 @@ class UnreadCounter:
             if entry.read_seq < read_seq:  # the receipt moved on: forget what it read
                 entry.rows = {s: r for s, r in entry.rows.items() if s > read_seq}
                 entry.read_seq = read_seq
-            return entry.rows
+                entry.index = None
+            return entry.indexed()
+        rows = await self._rows(room_id, user_id, read_seq)
+        entry = self._cache.get(key)
+        if entry is not None and entry.rows is rows:
+            return entry.indexed()
+        return _Index(rows.values())
+
+    async def _rows(self, room_id: str, user_id: str,
+                    read_seq: int) -> dict[int, Notification]:
+        key = (room_id, user_id)
         generation = self._generation
         found = await self._notifications.in_room_after(user_id, room_id, read_seq, 2 ** 62)
         rows = {r.room_seq: r for r in found}

@@ -35,3 +35,41 @@ class AccessLogTests(unittest.TestCase):
         self.assertEqual(log_level(), LogLevel.warn)
         self.patch(os, "environ", {})
         self.assertEqual(log_level(), LogLevel.info)
+
+
+class SendNowTests(unittest.TestCase):
+    """Answers go to the kernel as soon as they are finished (send_now)."""
+
+    async def test_answers_on_a_kept_alive_connection(self) -> None:
+        import treq
+        from twisted.internet import reactor
+        from twisted.web.client import HTTPConnectionPool
+
+        from homeserver.http.server import JsonResource, Router
+
+        router = Router()
+
+        async def hello(request):
+            return 200, {"hello": "world"}
+
+        router.add("GET", "/hello", hello)
+        from homeserver.http import server as http_server
+        real, unsent = http_server.send_now, []
+
+        def spy(transport) -> None:
+            real(transport)
+            unsent.append(transport._tempDataLen + len(transport.dataBuffer)
+                          - transport.offset)
+
+        self.patch(http_server, "send_now", spy)
+        site = make_site(JsonResource(router, max_body=1000), hard_limit=1000)
+        port = reactor.listenTCP(0, site, interface="127.0.0.1")
+        self.addCleanup(port.stopListening)
+        pool = HTTPConnectionPool(reactor, persistent=True)
+        self.addCleanup(pool.closeCachedConnections)
+        url = f"http://127.0.0.1:{port.getHost().port}/hello"
+        for _ in range(3):  # the same connection, reused
+            response = await treq.get(url, pool=pool)
+            self.assertEqual(await response.json(), {"hello": "world"})
+        self.assertEqual(self.flushLoggedErrors(), [])
+        self.assertEqual(unsent, [0, 0, 0])   # nothing left for the reactor to send

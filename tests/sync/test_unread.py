@@ -104,3 +104,48 @@ class CounterTests(unittest.TestCase):
         self.receipts.by_thread["main"] = "$2"
         split = await self.counter.counts(_Actor(), ME, 0, 5, threads=True)
         self.assertEqual((split.room, split.threads), (counts(0, 0), {"$1": counts(1, 0)}))
+
+    async def test_counts_agree_with_a_plain_count_as_rows_come_and_go(self):
+        """The per-thread index (bisections) gives what counting every row would,
+        through notes out of order, read points moving on, receipts in threads and
+        redactions."""
+        import random
+
+        rng = random.Random(16)
+        threads = [None, None, None, "$t1", "$t2"]
+        self.store.rows = [note(s, rng.random() < 0.3, rng.choice(threads))
+                           for s in range(1, 40, 2)]
+        live = {n.room_seq: n for n in self.store.rows}
+        read_seq, seq = 0, 41
+        for step in range(200):
+            action = rng.random()
+            if action < 0.4:  # new notifications, sometimes out of order
+                new = [note(s, rng.random() < 0.3, rng.choice(threads))
+                       for s in (seq + 2, seq + 1)]
+                seq += 3
+                self.counter.note(new)
+                self.store.rows += new
+                live.update((n.room_seq, n) for n in new)
+            elif action < 0.5:
+                read_seq = min(seq, read_seq + rng.randint(0, 6))
+            elif action < 0.6:
+                self.receipts.by_thread[rng.choice(["$t1", "$t2", "main"])] = \
+                    f"${rng.randint(read_seq, seq)}"
+            elif action < 0.65 and live:
+                gone = live.pop(rng.choice(sorted(live)))
+                self.counter.redacted(ROOM, gone.event_id)
+                self.store.rows.remove(gone)
+            upper = rng.randint(read_seq, seq)
+            split = await self.counter.counts(_Actor(), ME, read_seq, upper, threads=True)
+            points = {t: int(self.receipts.by_thread.get(t, "$0")[1:])
+                      for t in ("main", "$t1", "$t2")}
+            expected: dict[str, list] = {}
+            for n in live.values():
+                thread = n.thread_id or "main"
+                if read_seq < n.room_seq <= upper and n.room_seq > points[thread]:
+                    expected.setdefault(thread, []).append(n)
+            want = {t: counts(len(rs), sum(r.highlight for r in rs))
+                    for t, rs in expected.items()}
+            self.assertEqual(split.room, want.get("main", counts(0, 0)), step)
+            self.assertEqual(split.threads, {t: c for t, c in want.items() if t != "main"},
+                             step)
