@@ -87,6 +87,7 @@ def build_service(config: Config, reactor) -> HomeServer:
         now_ms=now_ms,
         close_in_thread=lambda fn: threads.deferToThreadPool(reactor, closer, fn),
     )
+    rooms.add_memory_releaser(store.db.shrink_memory)
     # replayed announcements reach waiting /syncs through the notifier like new events
     _Stoppable("rooms", start=lambda: defer.ensureDeferred(rooms.recover_unclean()).addErrback(
         lambda f: log.failure("room recovery failed", f)),

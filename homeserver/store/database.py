@@ -147,6 +147,17 @@ class Database(Service):
         d.addCallback(lambda _: self.engine.dispose())
         return d
 
+    def shrink_memory(self) -> None:
+        """SQLite: give back the page cache of the global DB's connection (its pages are
+        read again from the file, mostly in the OS's cache, when next needed). Called
+        when hibernated rooms' memory is returned (``rooms/actor/memory.py``): with
+        2,000 rooms the cache holds ~2 MB of the room stream and memberships, which
+        stayed resident at rest. Runs in the pool; fire and forget."""
+        if self.dialect != "sqlite" or not self.running:
+            return
+        defer.ensureDeferred(self.run(_shrink_memory)).addErrback(
+            lambda f: self.log.failure("PRAGMA shrink_memory failed", f))
+
     # -- queries ----------------------------------------------------------------------
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         """Run ``fn(conn, *args)`` in one transaction in the pool; return its result.
@@ -256,6 +267,10 @@ class Database(Service):
         if advanced:
             for listener in self._advance_listeners:
                 listener(advanced)
+
+
+def _shrink_memory(conn: Connection) -> None:
+    conn.exec_driver_sql("PRAGMA shrink_memory")
 
 
 def alembic_config(connection: Connection | None = None) -> Any:

@@ -14,7 +14,10 @@ A hibernated room's objects are freed, but CPython and glibc keep freed memory i
 their pools, so the process's RSS would stay at its high-water mark and an idle
 room would go on costing what an awake one does. Once rooms have stopped closing for
 ``delay`` seconds (and at least every ``longest`` seconds while they go on closing),
-a full collection runs and glibc's ``malloc_trim`` returns free heap pages. The
+a full collection runs, the pages of CPython's empty allocator pools are given back
+(``rooms.actor.free_pools``: the burst's arenas stay, pinned by a few long-lived
+objects, but most of their pools are empty) and glibc's ``malloc_trim`` returns free
+heap pages. The
 registry reports a close when the room's file is really closed (in the closer
 thread), so the trim comes after the memory was freed, not before: with a fixed
 delay from the first close of a burst, the last trim could run before the last
@@ -31,6 +34,8 @@ import gc
 from typing import Callable, Protocol
 
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
+
+from homeserver.rooms.actor.free_pools import FreePools
 
 
 class Sheddable(Protocol):
@@ -94,6 +99,14 @@ class MemoryReturner:
         self._first = self._last = 0.0
         self._stopped = False
         self._trim = _malloc_trim()
+        self._pools = FreePools()
+        #: more memory to give back at the same moment (e.g. the global DB's page
+        #: cache): called after the collection, before the trim
+        self._releasers: list[Callable[[], None]] = []
+
+    def add_releaser(self, release: Callable[[], None]) -> None:
+        """Also call ``release()`` each time memory is given back."""
+        self._releasers.append(release)
 
     def rooms_closed(self) -> None:
         """Some rooms' files closed: return memory once closes pause (debounced)."""
@@ -113,6 +126,9 @@ class MemoryReturner:
             return
         self._pending = None
         gc.collect()
+        self._pools.release()
+        for release in self._releasers:
+            release()
         if self._trim is not None:
             self._trim()
 

@@ -98,6 +98,12 @@ class RoomRegistry:
         hibernated room costs nothing in RAM anywhere."""
         self._hibernation_observers.append(observer)
 
+    def add_memory_releaser(self, release: Callable[[], None]) -> None:
+        """``release()`` each time hibernated rooms' memory is given back to the OS
+        (``MemoryReturner``): for memory held elsewhere that rooms filled, such as the
+        global DB's page cache."""
+        self._memory.add_releaser(release)
+
     async def get(self, room_id: str) -> RoomActor:
         """The room's actor, woken from disk if needed; NotFound if no such room."""
         self._check_running()

@@ -60,6 +60,21 @@ class MemoryReturnerTests(unittest.TestCase):
         clock.advance(10)
         self.assertEqual(trims, [])
 
+    def test_each_return_releases_pools_and_runs_releasers(self):
+        """Each time memory is given back: CPython's empty pools, then the extra
+        releasers (the global DB's page cache), then glibc's trim, in that order."""
+        clock, returner, trims = self.returner()
+        order: list[str] = []
+        returner._pools.release = lambda: order.append("pools")
+        returner.add_releaser(lambda: order.append("global db"))
+        returner._trim = lambda: order.append("trim")
+        returner.rooms_closed()
+        clock.advance(1)
+        self.assertEqual(order, ["pools", "global db", "trim"])
+        returner.rooms_closed()
+        clock.advance(1)
+        self.assertEqual(order, ["pools", "global db", "trim"] * 2)
+
     def test_glibc_trim_found(self):
         """On glibc the real malloc_trim is found and callable."""
         trim = memory._malloc_trim()
