@@ -147,15 +147,16 @@ class Database(Service):
         d.addCallback(lambda _: self.engine.dispose())
         return d
 
-    def shrink_memory(self) -> None:
+    def shrink_memory(self) -> defer.Deferred | None:
         """SQLite: give back the page cache of the global DB's connection (its pages are
         read again from the file, mostly in the OS's cache, when next needed). Called
         when hibernated rooms' memory is returned (``rooms/actor/memory.py``): with
         2,000 rooms the cache holds ~2 MB of the room stream and memberships, which
-        stayed resident at rest. Runs in the pool; fire and forget."""
+        stayed resident at rest. Runs in the pool; the Deferred fires once done (a
+        failure is logged, not passed on); None if there is nothing to do."""
         if self.dialect != "sqlite" or not self.running:
-            return
-        defer.ensureDeferred(self.run(_shrink_memory)).addErrback(
+            return None
+        return defer.ensureDeferred(self.run(_shrink_memory)).addErrback(
             lambda f: self.log.failure("PRAGMA shrink_memory failed", f))
 
     # -- queries ----------------------------------------------------------------------

@@ -33,6 +33,7 @@ import ctypes.util
 import gc
 from typing import Callable, Protocol
 
+from twisted.internet import defer
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 
 from homeserver.rooms.actor.free_pools import FreePools
@@ -90,8 +91,9 @@ def _malloc_trim() -> Callable[[], None] | None:
 
 
 class MemoryReturner:
-    def __init__(self, clock: IReactorTime, delay: float = 1.0, longest: float = 5.0
-                 ) -> None:
+    def __init__(self, clock: IReactorTime, delay: float = 1.0, longest: float = 5.0,
+                 all_asleep: Callable[[], bool] = lambda: False) -> None:
+        """``all_asleep()``: whether no room is awake (the server is at rest)."""
         self._clock = clock
         self._delay = delay
         self._longest = longest
@@ -100,13 +102,21 @@ class MemoryReturner:
         self._stopped = False
         self._trim = _malloc_trim()
         self._pools = FreePools()
+        self._all_asleep = all_asleep
         #: more memory to give back at the same moment (e.g. the global DB's page
-        #: cache): called after the collection, before the trim
-        self._releasers: list[Callable[[], None]] = []
+        #: cache), with whether only when every room is asleep: called after the
+        #: collection, before the pools and the trim
+        self._releasers: list[tuple[Callable[[], object], bool]] = []
 
-    def add_releaser(self, release: Callable[[], None]) -> None:
-        """Also call ``release()`` each time memory is given back."""
-        self._releasers.append(release)
+    def add_releaser(self, release: Callable[[], object], *,
+                     when_all_asleep: bool = False) -> None:
+        """Also call ``release()`` each time memory is given back (if it returns a
+        Deferred, the heap is trimmed again when it fires); with
+        ``when_all_asleep``, only when no room is awake any more: for caches of recent
+        activity across rooms (the room stream's newest entries, the federation
+        sender's), useless once everything is quiet, but whose entries, made during
+        a burst of rooms, would each keep a pool of the burst resident."""
+        self._releasers.append((release, when_all_asleep))
 
     def rooms_closed(self) -> None:
         """Some rooms' files closed: return memory once closes pause (debounced)."""
@@ -125,10 +135,15 @@ class MemoryReturner:
             self._pending = self._clock.callLater(wait, self._due)
             return
         self._pending = None
+        all_asleep = self._all_asleep()
+        for release, when_all_asleep in self._releasers:
+            if all_asleep or not when_all_asleep:
+                done = release()
+                if isinstance(done, defer.Deferred) and self._trim is not None:
+                    # freed in another thread (the global DB's): trim again then
+                    done.addBoth(lambda _: None if self._stopped else self._trim())
         gc.collect()
         self._pools.release()
-        for release in self._releasers:
-            release()
         if self._trim is not None:
             self._trim()
 
