@@ -144,6 +144,9 @@ class FreePools:
             self._madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
             self._madvise.restype = ctypes.c_int
         self._tested = False
+        #: the anonymous mappings and the arenas found in them at the last call
+        self._maps: list[tuple[int, int]] = []
+        self._arenas: dict[tuple[int, int], int] = {}
 
     def release(self) -> int:
         """Release the empty pools' pages; the number of pools released."""
@@ -166,16 +169,17 @@ class FreePools:
         """Per arena: a view of it, its address and the word offsets of its empty
         pools not yet released."""
         maps = sorted(_anon_rw_mappings())
-        starts = [lo for lo, _ in maps]
-        # pymalloc's arenas are those of pools holding live objects
-        arenas: dict[tuple[int, int], int] = {}          # (mapping, arenaindex) → a pool
-        for pool in sorted({id(obj) & ~(POOL_SIZE - 1) for obj in gc.get_objects()}):
-            m = bisect.bisect_right(starts, pool) - 1
-            if m < 0 or pool + POOL_SIZE > maps[m][1]:
-                continue
-            words = _view(pool, pool + _OVERHEAD)
-            if _header_ok(words, 0) and words[_COUNT]:
-                arenas.setdefault((m, words[_ARENAINDEX]), pool)
+        arenas = self._arenas if maps == self._maps else None
+        if arenas is not None:
+            for (m, index), known in arenas.items():
+                words = _view(known, known + _OVERHEAD)
+                if not (_header_ok(words, 0) and words[_COUNT]
+                        and words[_ARENAINDEX] == index):
+                    arenas = None       # that pool emptied: look for arenas again
+                    break
+        if arenas is None:
+            arenas = self._arenas = self._find_arenas(maps)
+            self._maps = maps
         out = []
         per_pool = POOL_SIZE // 4
         for (m, index), known in arenas.items():
@@ -194,6 +198,22 @@ class FreePools:
             if pools and seen[-1] - seen[0] < ARENA_SIZE // 4:
                 out.append((words, start, pools))
         return out
+
+    @staticmethod
+    def _find_arenas(maps: list[tuple[int, int]]) -> dict[tuple[int, int], int]:
+        """(mapping, arenaindex) → a pool of that arena holding a live object: the
+        arenas of the pools under every object the collector tracks (the whole list
+        of objects is read: ~10 ms; redone only when the mappings changed)."""
+        starts = [lo for lo, _ in maps]
+        arenas: dict[tuple[int, int], int] = {}
+        for pool in sorted({id(obj) & ~(POOL_SIZE - 1) for obj in gc.get_objects()}):
+            m = bisect.bisect_right(starts, pool) - 1
+            if m < 0 or pool + POOL_SIZE > maps[m][1]:
+                continue
+            words = _view(pool, pool + _OVERHEAD)
+            if _header_ok(words, 0) and words[_COUNT]:
+                arenas.setdefault((m, words[_ARENAINDEX]), pool)
+        return arenas
 
     def _apply(self, words: memoryview, start: int, pools: list[int]) -> int:
         counts = [i + _COUNT for i in pools]
