@@ -34,6 +34,7 @@ A pool reused after this starts with zero-filled pages, which pymalloc does not 
 
 from __future__ import annotations
 
+import array
 import bisect
 import collections
 import ctypes
@@ -87,8 +88,14 @@ def _anon_rw_mappings() -> list[tuple[int, int]]:
     return out
 
 
+#: one ctypes array type for every view (ctypes keeps each array type it makes, one
+#: per length, for good); a view never spans more than two arenas
+_SPAN = ctypes.c_char * (2 * ARENA_SIZE)
+
+
 def _view(lo: int, hi: int) -> memoryview:
-    return memoryview((ctypes.c_char * (hi - lo)).from_address(lo)).cast("B").cast("I")
+    """The memory at [lo, hi) as uint32 words (nothing is read until indexed)."""
+    return memoryview(_SPAN.from_address(lo)).cast("B")[:hi - lo].cast("I")
 
 
 def _self_test() -> bool:
@@ -144,9 +151,11 @@ class FreePools:
             self._madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
             self._madvise.restype = ctypes.c_int
         self._tested = False
-        #: the anonymous mappings and the arenas found in them at the last call
-        self._maps: list[tuple[int, int]] = []
-        self._arenas: dict[tuple[int, int], int] = {}
+        #: the anonymous mappings (their hash) and the arenas found in them at the
+        #: last call, as (mapping, arenaindex, a pool) triples: two objects, not
+        #: hundreds (made during a burst, each would keep a pool of it in use)
+        self._maps_hash = 0
+        self._arenas = array.array("Q")
 
     def release(self) -> int:
         """Release the empty pools' pages; the number of pools released."""
@@ -169,20 +178,24 @@ class FreePools:
         """Per arena: a view of it, its address and the word offsets of its empty
         pools not yet released."""
         maps = sorted(_anon_rw_mappings())
-        arenas = self._arenas if maps == self._maps else None
-        if arenas is not None:
-            for (m, index), known in arenas.items():
-                words = _view(known, known + _OVERHEAD)
+        maps_hash = hash(tuple(maps))
+        found = self._arenas if maps_hash == self._maps_hash else None
+        if found is not None:
+            for k in range(0, len(found), 3):
+                words = _view(found[k + 2], found[k + 2] + _OVERHEAD)
                 if not (_header_ok(words, 0) and words[_COUNT]
-                        and words[_ARENAINDEX] == index):
-                    arenas = None       # that pool emptied: look for arenas again
+                        and words[_ARENAINDEX] == found[k + 1]):
+                    found = None        # that pool emptied: look for arenas again
                     break
-        if arenas is None:
-            arenas = self._arenas = self._find_arenas(maps)
-            self._maps = maps
+        if found is None:
+            found = array.array("Q")
+            for (m, index), known in self._find_arenas(maps).items():
+                found.extend((m, index, known))
+            self._arenas, self._maps_hash = found, maps_hash
         out = []
         per_pool = POOL_SIZE // 4
-        for (m, index), known in arenas.items():
+        for k in range(0, len(found), 3):
+            m, index, known = found[k], found[k + 1], found[k + 2]
             lo, hi = maps[m]
             start = max(known - ARENA_SIZE + POOL_SIZE, -(-lo // POOL_SIZE) * POOL_SIZE)
             end = min(hi, known + ARENA_SIZE)
