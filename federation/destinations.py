@@ -120,6 +120,11 @@ class RoomEventSource:
             = collections.OrderedDict()
         self._rooms = rooms
 
+    def release_caches(self) -> None:
+        """Every room is asleep: forget the destinations computed per state groups
+        (the next event of a room computes its own again)."""
+        self._by_groups.clear()
+
     async def initial_position(self) -> int:
         # the history before federation was switched on was never meant for others
         return await self._streams.current_room_stream_pos()

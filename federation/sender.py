@@ -119,6 +119,16 @@ class FederationSender:
         self._started = False
         self._stopped = False
 
+    def release_caches(self) -> None:
+        """The server is at rest (every room asleep): drop what is cached of recent
+        stream entries (resolved destinations; the sources' own caches). A destination
+        still catching up resolves its entries again."""
+        for reader in self._readers.values():
+            reader.cache.clear()
+            release = getattr(reader.source, "release_caches", None)
+            if release is not None:
+                release()
+
     # -- lifecycle ------------------------------------------------------------------
     def begin(self) -> None:
         """Start in the background (``IService.startService``); ``stop`` cancels it."""

@@ -87,6 +87,7 @@ def build_service(config: Config, reactor) -> HomeServer:
         now_ms=now_ms,
         close_in_thread=lambda fn: threads.deferToThreadPool(reactor, closer, fn),
     )
+    rooms.add_memory_releaser(store.db.shrink_memory)
     # replayed announcements reach waiting /syncs through the notifier like new events
     _Stoppable("rooms", start=lambda: defer.ensureDeferred(rooms.recover_unclean()).addErrback(
         lambda f: log.failure("room recovery failed", f)),
@@ -210,6 +211,9 @@ def build_service(config: Config, reactor) -> HomeServer:
         config=config, reactor=reactor, store=store, rooms=rooms,
         client=federation["federation_client"], live=extra_components, now_ms=now_ms)
     sender = sender_components["federation_sender"]
+    # once every room is asleep, caches of recent stream entries go too (memory.py)
+    rooms.add_memory_releaser(sender.release_caches, when_all_asleep=True)
+    rooms.add_memory_releaser(store.streams.recent.release, when_all_asleep=True)
     _Stoppable("federation_sender", start=sender.begin,
                stop=sender.stop).setServiceParent(top)
     extra_components.update(sender_components)

@@ -51,6 +51,13 @@ class RecentEntries:
         self._entries.clear()
         self._floor = None
 
+    def release(self) -> None:
+        """The server is at rest (every room asleep): let the entries go. Each was made
+        during the activity that preceded, among the objects of the rooms awake then,
+        and would keep their allocator pools resident (``rooms/actor/memory.py``); a
+        reader still behind reads the database, and the next entry starts a new run."""
+        self.forget()
+
     def read(self, since: int, upto: int | None, limit: int) -> list[Any] | None:
         """Entries at positions in ``(since, upto]`` (``upto`` None: the head), oldest
         first, at most ``limit``; None if they are not all held."""

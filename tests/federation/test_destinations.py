@@ -147,6 +147,18 @@ class RoomEventSourceTests(RoomHarness, unittest.TestCase):
         self.drive(self.actor.create_event(self.message("after")))
         self.assertIsNone(self.resolve_last())
 
+    def test_released_caches_are_computed_again(self) -> None:
+        """release_caches (every room asleep) empties the per-state-groups cache; the
+        next message gets the same destinations, computed again."""
+        self.remote_join()
+        self.drive(self.actor.create_event(self.message("one")))
+        self.assertEqual(self.resolve_last().destinations, frozenset({"remote"}))
+        self.assertTrue(self.source._by_groups)
+        self.source.release_caches()
+        self.assertFalse(self.source._by_groups)
+        self.drive(self.actor.create_event(self.message("two")))
+        self.assertEqual(self.resolve_last().destinations, frozenset({"remote"}))
+
     def test_server_denied_by_the_acl_gets_no_pdus(self) -> None:
         """Once the room's server ACL denies a server, neither the ACL event nor later
         events go there, though its user is still joined; the others still get them."""

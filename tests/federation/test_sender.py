@@ -83,6 +83,21 @@ class BatchingTests(SenderTestCase):
         self.assertEqual(self.ids("a.example"), ["$e0", "$e1", "$e2"])
         self.assertEqual(self.ids("b.example"), ["$e2"])
 
+    def test_released_caches_lose_nothing(self) -> None:
+        """release_caches (every room asleep) empties the resolved-entries cache and
+        asks the sources to release theirs; later events still go out, in order."""
+        released = []
+        self.pdus.release_caches = lambda: released.append(ROOM)
+        self.events(3, "a.example")
+        self.wake()
+        self.assertTrue(self.sender._readers[ROOM].cache)
+        self.sender.release_caches()
+        self.assertFalse(self.sender._readers[ROOM].cache)
+        self.assertEqual(released, [ROOM])
+        self.events(2, "a.example", start=3)
+        self.wake()
+        self.assertEqual(self.ids("a.example"), [f"$e{i}" for i in range(5)])
+
     def test_txn_ids_unique_per_destination(self) -> None:
         """Every transaction to a destination has its own txnId, across restarts."""
         self.events(120, "a.example")

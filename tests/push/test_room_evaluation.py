@@ -218,6 +218,55 @@ class EvaluationTests(unittest.TestCase):
         ev.on_room_event(pdu(2), 20)
         self.assertEqual([n.room_seq for n in store.added], [2])
 
+    def _stored_progress(self):
+        """An evaluator whose progress store keeps what is flushed, and its pieces."""
+        from twisted.internet import task
+
+        class Storing(_Progress):
+            gets = 0
+
+            async def get(self, room_id):
+                self.gets += 1
+                return self.stored
+
+            async def set_many(self, seqs):
+                await super().set_many(seqs)
+                self.stored = seqs[ROOM]
+
+        progress, store, clock = Storing(None, []), _Notifications(), task.Clock()
+        ev = RoomPushEvaluator(
+            rooms=_Rooms(_Actor([member("@bob:hs"), member("@alice:hs")])),
+            push_rules=_Rules(), notifications=store, server_name="hs",
+            now_ms=lambda: 7, progress=progress, clock=clock)
+        return ev, progress, store, clock
+
+    def test_hibernated_room_leaves_nothing_once_progress_is_stored(self):
+        """A room that hibernates with its progress not yet flushed is forgotten
+        after the flush; its next event checks the stored progress again and
+        nothing is evaluated twice."""
+        ev, progress, store, clock = self._stored_progress()
+        ev.on_room_event(pdu(1), 10)
+        ev.room_hibernated(ROOM)
+        self.assertIn(ROOM, ev._known)          # progress 1 not stored yet
+        clock.advance(5)
+        self.assertEqual(progress.written, [{ROOM: 1}])
+        self.assertEqual((ev._known, ev._forget_later), (set(), set()))
+        ev.on_room_event(pdu(2), 20)
+        self.assertEqual(progress.gets, 2)
+        self.assertEqual([n.room_seq for n in store.added], [1, 2])
+
+    def test_idle_hibernated_room_is_forgotten_at_once(self):
+        """With its progress already stored, a hibernating room is forgotten at once;
+        a sync asking about it then checks the stored progress (nothing missed)."""
+        ev, progress, store, clock = self._stored_progress()
+        ev.on_room_event(pdu(1), 10)
+        clock.advance(5)
+        ev.room_hibernated(ROOM)
+        self.assertEqual(ev._known, set())
+        self.assertTrue(ev.caught_up(ROOM, 1).called)
+        self.assertEqual(progress.gets, 2)
+        self.assertEqual([n.room_seq for n in store.added], [1])
+
     def test_thread_of(self):
         """Only m.thread relations put an event in a thread."""
         self.assertIsNone(thread_of({"content": {"m.relates_to": {"rel_type": "m.replace",

@@ -129,6 +129,24 @@ class TransactionTests(StoreTests):
         with self.assertRaises(DatabaseNotRunning):
             await db.run(lambda conn: None)
 
+    async def test_shrink_memory_on_sqlite_only(self) -> None:
+        """shrink_memory runs ``PRAGMA shrink_memory`` in the pool on SQLite (nothing
+        on PostgreSQL, nor once stopped); queries go on working after it."""
+        from homeserver.store import database
+
+        ran: list[str] = []
+        real = database._shrink_memory
+        self.patch(database, "_shrink_memory",
+                   lambda conn: (ran.append(conn.dialect.name), real(conn)))
+        self.db.shrink_memory()
+        result = await self.db.run(lambda conn: conn.execute(sa.select(sa.literal(7))).scalar())
+        self.assertEqual(result, 7)
+        self.assertEqual(ran, ["sqlite"] if self.db.dialect == "sqlite" else [])
+        stopped = Database.from_config(type(self)._shared.config, reactor,
+                                       migrate_on_start=False)
+        stopped.shrink_memory()   # not started: nothing to do, nothing raised
+        self.addCleanup(stopped.engine.dispose)
+
     async def test_concurrent_runs(self) -> None:
         """Many queries in flight at once all complete."""
         from twisted.internet import defer

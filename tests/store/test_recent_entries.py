@@ -33,6 +33,18 @@ class RecentEntriesTests(unittest.TestCase):
         self.assertEqual(recent.read(4, None, 2), entries(5, 6))
         self.assertEqual(recent.read(8, None, 10), [])
 
+    def test_release_lets_go_and_a_caught_up_reader_stays_in_memory(self) -> None:
+        """At rest the entries go (everything is a miss); the next entry starts a new
+        run that a reader caught up at the old head reads from memory."""
+        recent = RecentEntries()
+        recent.record(entries(5, 6, 7))
+        recent.release()
+        self.assertIsNone(recent.read(4, None, 10))
+        self.assertIsNone(recent.read(7, None, 10))
+        recent.record(entries(8))
+        self.assertEqual(recent.read(7, None, 10), entries(8))
+        self.assertIsNone(recent.read(6, None, 10))
+
     def test_outside_the_run_is_a_miss(self) -> None:
         """Below the first held entry, or past the head, is not answered."""
         recent = RecentEntries()

@@ -14,7 +14,10 @@ A hibernated room's objects are freed, but CPython and glibc keep freed memory i
 their pools, so the process's RSS would stay at its high-water mark and an idle
 room would go on costing what an awake one does. Once rooms have stopped closing for
 ``delay`` seconds (and at least every ``longest`` seconds while they go on closing),
-a full collection runs and glibc's ``malloc_trim`` returns free heap pages. The
+a full collection runs, the pages of CPython's empty allocator pools are given back
+(``rooms.actor.free_pools``: the burst's arenas stay, pinned by a few long-lived
+objects, but most of their pools are empty) and glibc's ``malloc_trim`` returns free
+heap pages. The
 registry reports a close when the room's file is really closed (in the closer
 thread), so the trim comes after the memory was freed, not before: with a fixed
 delay from the first close of a burst, the last trim could run before the last
@@ -30,7 +33,10 @@ import ctypes.util
 import gc
 from typing import Callable, Protocol
 
+from twisted.internet import defer
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
+
+from homeserver.rooms.actor.free_pools import FreePools
 
 
 class Sheddable(Protocol):
@@ -85,8 +91,9 @@ def _malloc_trim() -> Callable[[], None] | None:
 
 
 class MemoryReturner:
-    def __init__(self, clock: IReactorTime, delay: float = 1.0, longest: float = 5.0
-                 ) -> None:
+    def __init__(self, clock: IReactorTime, delay: float = 1.0, longest: float = 5.0,
+                 all_asleep: Callable[[], bool] = lambda: False) -> None:
+        """``all_asleep()``: whether no room is awake (the server is at rest)."""
         self._clock = clock
         self._delay = delay
         self._longest = longest
@@ -94,6 +101,22 @@ class MemoryReturner:
         self._first = self._last = 0.0
         self._stopped = False
         self._trim = _malloc_trim()
+        self._pools = FreePools()
+        self._all_asleep = all_asleep
+        #: more memory to give back at the same moment (e.g. the global DB's page
+        #: cache), with whether only when every room is asleep: called after the
+        #: collection, before the pools and the trim
+        self._releasers: list[tuple[Callable[[], object], bool]] = []
+
+    def add_releaser(self, release: Callable[[], object], *,
+                     when_all_asleep: bool = False) -> None:
+        """Also call ``release()`` each time memory is given back (if it returns a
+        Deferred, the heap is trimmed again when it fires); with
+        ``when_all_asleep``, only when no room is awake any more: for caches of recent
+        activity across rooms (the room stream's newest entries, the federation
+        sender's), useless once everything is quiet, but whose entries, made during
+        a burst of rooms, would each keep a pool of the burst resident."""
+        self._releasers.append((release, when_all_asleep))
 
     def rooms_closed(self) -> None:
         """Some rooms' files closed: return memory once closes pause (debounced)."""
@@ -112,7 +135,15 @@ class MemoryReturner:
             self._pending = self._clock.callLater(wait, self._due)
             return
         self._pending = None
+        all_asleep = self._all_asleep()
+        for release, when_all_asleep in self._releasers:
+            if all_asleep or not when_all_asleep:
+                done = release()
+                if isinstance(done, defer.Deferred) and self._trim is not None:
+                    # freed in another thread (the global DB's): trim again then
+                    done.addBoth(lambda _: None if self._stopped else self._trim())
         gc.collect()
+        self._pools.release()
         if self._trim is not None:
             self._trim()
 

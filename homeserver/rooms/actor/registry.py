@@ -68,7 +68,7 @@ class RoomRegistry:
         self._max_open = max_open
         self._full_every = full_every
         self._closer = close_in_thread
-        self._memory = MemoryReturner(clock)
+        self._memory = MemoryReturner(clock, all_asleep=lambda: not self._awake)
         #: awake actors, least recently fetched first
         self._awake: collections.OrderedDict[str, RoomActor] = collections.OrderedDict()
         self._waking: dict[str, list[defer.Deferred]] = {}
@@ -97,6 +97,13 @@ class RoomRegistry:
         of something the room holds (its state, its members) drops it then, so that a
         hibernated room costs nothing in RAM anywhere."""
         self._hibernation_observers.append(observer)
+
+    def add_memory_releaser(self, release: Callable[[], None], *,
+                            when_all_asleep: bool = False) -> None:
+        """``release()`` each time hibernated rooms' memory is given back to the OS
+        (``MemoryReturner``): for memory held elsewhere that rooms filled, such as the
+        global DB's page cache; ``when_all_asleep``: only once no room is awake."""
+        self._memory.add_releaser(release, when_all_asleep=when_all_asleep)
 
     async def get(self, room_id: str) -> RoomActor:
         """The room's actor, woken from disk if needed; NotFound if no such room."""

@@ -1,6 +1,7 @@
 """Room memory: hibernation hands memory back (the trim runs once closes pause);
 only the most recently used awake rooms keep their caches."""
 
+from twisted.internet import defer
 from twisted.internet.task import Clock
 from twisted.trial import unittest
 
@@ -59,6 +60,45 @@ class MemoryReturnerTests(unittest.TestCase):
         self.assertEqual(clock.getDelayedCalls(), [])
         clock.advance(10)
         self.assertEqual(trims, [])
+
+    def test_each_return_runs_releasers_then_pools_then_trim(self):
+        """Each time memory is given back: the extra releasers (the global DB's page
+        cache), CPython's empty pools, glibc's trim, in that order; releasers for
+        a server at rest only when no room is awake."""
+        awake = [True]
+        clock = Clock()
+        returner = memory.MemoryReturner(clock, all_asleep=lambda: not awake[0])
+        order: list[str] = []
+        returner._pools.release = lambda: order.append("pools")
+        returner.add_releaser(lambda: order.append("global db"))
+        returner.add_releaser(lambda: order.append("stream caches"), when_all_asleep=True)
+        returner._trim = lambda: order.append("trim")
+        returner.rooms_closed()
+        clock.advance(1)
+        self.assertEqual(order, ["global db", "pools", "trim"])
+        awake[0] = False
+        order.clear()
+        returner.rooms_closed()
+        clock.advance(1)
+        self.assertEqual(order, ["global db", "stream caches", "pools", "trim"])
+
+    def test_releaser_finishing_later_trims_again(self):
+        """A releaser that frees in another thread (a Deferred) gets a trim of its
+        own once it is done; none after shutdown."""
+        clock, returner, trims = self.returner()
+        returner._pools.release = lambda: 0
+        later = [defer.Deferred(), defer.Deferred()]
+        returner.add_releaser(lambda: later[len(trims) // 2])
+        returner.rooms_closed()
+        clock.advance(1)
+        self.assertEqual(len(trims), 1)
+        later[0].callback(None)
+        self.assertEqual(len(trims), 2)
+        returner.rooms_closed()
+        clock.advance(1)
+        returner.cancel()
+        later[1].callback(None)
+        self.assertEqual(len(trims), 3)
 
     def test_glibc_trim_found(self):
         """On glibc the real malloc_trim is found and callable."""

@@ -187,6 +187,22 @@ class HibernationTests(RoomHarness, unittest.TestCase):
         self.clock.advance(1)
         self.assertEqual(len(trims), 1)
 
+    def test_memory_releasers_run_after_hibernation(self) -> None:
+        """What ``add_memory_releaser`` registers (the global DB's page cache) is
+        released once rooms have hibernated, with the trim, not before."""
+        released = []
+        self.registry.add_memory_releaser(lambda: released.append(self.clock.seconds()))
+        self.clock.advance(self.idle_seconds - 1)
+        self.assertEqual(released, [])
+        self.clock.advance(2)
+        self.assertFalse(self.registry.is_awake(self.room_id))
+        self.clock.advance(1)
+        self.assertEqual(len(released), 1)
+        woken = self.drive(self.registry.get(self.room_id))   # still has its state
+        events, _ = self.drive(woken.events_since(0, 100))
+        self.assertEqual([e.content.get("body") for e in events
+                          if e.type == "m.room.message"], ["0", "1", "2"])
+
     def test_failed_close_elsewhere_is_logged_and_still_trims(self) -> None:
         """A close that fails in the closer thread is logged, not left unhandled."""
         closing: list[defer.Deferred] = []
