@@ -84,6 +84,7 @@ def build_service(config: Config, reactor) -> HomeServer:
         idle_seconds=config.rooms.idle_seconds,
         max_open=config.rooms.max_open,
         max_warm=config.rooms.max_warm,
+        release_free_pools=config.rooms.release_free_pools,
         now_ms=now_ms,
         close_in_thread=lambda fn: threads.deferToThreadPool(reactor, closer, fn),
     )

@@ -293,6 +293,17 @@ class ParseConfigTests(unittest.TestCase):
         self.assertEqual(c.rooms.max_open, 7)
         self.assertEqual(c.rooms.max_warm, 256)  # the default
 
+    def test_release_free_pools(self):
+        """rooms.release_free_pools: on unless switched off; a bool only."""
+        self.assertTrue(parse_config({"server_name": "a.b"},
+                                     tempfile.mkdtemp()).rooms.release_free_pools)
+        off = parse_config({"server_name": "a.b", "rooms": {"release_free_pools": False}},
+                           tempfile.mkdtemp())
+        self.assertFalse(off.rooms.release_free_pools)
+        with self.assertRaises(ConfigError):
+            parse_config({"server_name": "a.b", "rooms": {"release_free_pools": "no"}},
+                         tempfile.mkdtemp())
+
     def test_idle_rooms_hibernate_within_a_minute_by_default(self):
         """Without a rooms section an idle room leaves memory in tens of seconds (a
         Durable Object's scale), not minutes."""

@@ -25,6 +25,11 @@ class RoomsConfig:
     idle_seconds: float = 30.0
     max_open: int = 256
     max_warm: int = 256
+    #: give back the pages of CPython's empty allocator pools when hibernated rooms'
+    #: memory is returned (``rooms/actor/free_pools.py``: CPython 3.11/3.12 on Linux,
+    #: after a self-test). It writes into CPython's private pool headers; ``false``
+    #: leaves them alone (an idle room then costs ~1.5 KB more, bench/README.md).
+    release_free_pools: bool = True
 
 
 def parse_default_room_version(r: Reader) -> str:
@@ -35,7 +40,8 @@ def parse_default_room_version(r: Reader) -> str:
 
 
 def parse_rooms(raw: Mapping[str, Any]) -> RoomsConfig:
-    """Our ``rooms: {idle_seconds, max_open, max_warm}``, each > 0."""
+    """Our ``rooms: {idle_seconds, max_open, max_warm}`` (each > 0) and
+    ``release_free_pools`` (bool)."""
     r = Reader(raw)
     defaults = RoomsConfig()
     return RoomsConfig(
@@ -45,6 +51,7 @@ def parse_rooms(raw: Mapping[str, Any]) -> RoomsConfig:
                        check=lambda v: v > 0, why="must be > 0"),
         max_warm=r.get("max_warm", int, defaults.max_warm,
                        check=lambda v: v > 0, why="must be > 0"),
+        release_free_pools=r.get("release_free_pools", bool, defaults.release_free_pools),
     )
 
 

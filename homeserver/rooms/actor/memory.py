@@ -92,8 +92,10 @@ def _malloc_trim() -> Callable[[], None] | None:
 
 class MemoryReturner:
     def __init__(self, clock: IReactorTime, delay: float = 1.0, longest: float = 5.0,
-                 all_asleep: Callable[[], bool] = lambda: False) -> None:
-        """``all_asleep()``: whether no room is awake (the server is at rest)."""
+                 all_asleep: Callable[[], bool] = lambda: False,
+                 free_pools: bool = True) -> None:
+        """``all_asleep()``: whether no room is awake (the server is at rest);
+        ``free_pools``: release empty allocator pools too (``free_pools.py``)."""
         self._clock = clock
         self._delay = delay
         self._longest = longest
@@ -102,6 +104,8 @@ class MemoryReturner:
         self._stopped = False
         self._trim = _malloc_trim()
         self._pools = FreePools()
+        if not free_pools:
+            self._pools.enabled = False
         self._all_asleep = all_asleep
         #: more memory to give back at the same moment (e.g. the global DB's page
         #: cache), with whether only when every room is asleep: called after the

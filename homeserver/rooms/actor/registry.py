@@ -48,7 +48,7 @@ class RoomRegistry:
     def __init__(self, *, data_dir: str, server_name: str, signing_key: SigningKey,
                  clock: IReactorTime, stream_writer: RoomStreamWriter,
                  listener: RoomListener, idle_seconds: float = 30.0, max_open: int = 256,
-                 max_warm: int = 256,
+                 max_warm: int = 256, release_free_pools: bool = True,
                  now_ms: Callable[[], int] | None = None, full_every: int = 100,
                  close_in_thread: Callable[[Callable[[], None]], Any] | None = None
                  ) -> None:
@@ -68,7 +68,8 @@ class RoomRegistry:
         self._max_open = max_open
         self._full_every = full_every
         self._closer = close_in_thread
-        self._memory = MemoryReturner(clock, all_asleep=lambda: not self._awake)
+        self._memory = MemoryReturner(clock, all_asleep=lambda: not self._awake,
+                                      free_pools=release_free_pools)
         #: awake actors, least recently fetched first
         self._awake: collections.OrderedDict[str, RoomActor] = collections.OrderedDict()
         self._waking: dict[str, list[defer.Deferred]] = {}

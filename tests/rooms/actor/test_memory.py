@@ -61,6 +61,19 @@ class MemoryReturnerTests(unittest.TestCase):
         clock.advance(10)
         self.assertEqual(trims, [])
 
+    def test_pools_left_alone_when_switched_off(self):
+        """rooms.release_free_pools: false: the return still collects and trims but
+        never looks at CPython's pools."""
+        clock = Clock()
+        returner = memory.MemoryReturner(clock, free_pools=False)
+        looked: list[str] = []
+        returner._pools._empty_pools = lambda: looked.append("pools") or []
+        trims: list[str] = []
+        returner._trim = lambda: trims.append("trim")
+        returner.rooms_closed()
+        clock.advance(1)
+        self.assertEqual((looked, trims), ([], ["trim"]))
+
     def test_each_return_runs_releasers_then_pools_then_trim(self):
         """Each time memory is given back: the extra releasers (the global DB's page
         cache), CPython's empty pools, glibc's trim, in that order; releasers for
