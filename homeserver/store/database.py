@@ -60,6 +60,9 @@ class Database(Service):
         #: pool transactions submitted and not yet back on the reactor thread
         self._in_flight = 0
         self._inline_commits = 0
+        #: run_behind: calls waiting for their batch, and its delayed call
+        self._behind: list[tuple[Callable[..., Any], tuple, defer.Deferred, None]] = []
+        self._behind_call: Any = None
         self.reactor = reactor
         self.migrate_on_start = migrate_on_start
         self.name = "database"
@@ -243,6 +246,54 @@ class Database(Service):
             self._batch_call = self.reactor.callLater(0, self._write_batch)
         return await done
 
+    async def run_behind(self, fn: Callable[..., T], *args: Any) -> T:
+        """A short write that no request waits for (notification rows, transaction-ID
+        records): the calls of the next ``_BEHIND_DELAY`` seconds are written together,
+        after the work of this reactor turn (the long-polls a send wakes are answered
+        first). On SQLite, when the pool has nothing of ours in flight, the batch
+        commits on the reactor thread like an inline announcement, so that the
+        announcements that follow find the pool idle too instead of waiting behind
+        it; else (busy, locked, PostgreSQL) it joins :meth:`run_batched`'s next batch.
+        Failures are per call, as in :meth:`run_batched`."""
+        self._check_running()
+        if self._inline_engine is None:
+            return await self.run_batched(fn, *args)
+        done: defer.Deferred = defer.Deferred()
+        self._behind.append((fn, args, done, None))
+        if self._behind_call is None:
+            self._behind_call = self.reactor.callLater(_BEHIND_DELAY, self._write_behind)
+        return await done
+
+    def _write_behind(self) -> None:
+        self._behind_call = None
+        items, self._behind = self._behind, []
+        try:
+            self._check_running()
+        except DatabaseNotRunning:
+            failure = Failure()
+            for _, _, done, _ in items:
+                done.errback(failure)
+            return
+        if self._in_flight == 0 and not self._batch and not self._batch_busy:
+            try:
+                results, advanced = self._transact_batch(
+                    [(fn, args) for fn, args, _, _ in items], self._inline_engine)
+            except Exception as e:
+                if not (isinstance(e, sa.exc.OperationalError) and _is_busy(e)):
+                    failure = Failure()   # the commit failed: every call did
+                    for _, _, done, _ in items:
+                        done.errback(failure)
+                    return
+            else:
+                self._tell_listeners(advanced)
+                self._inline_committed()
+                for (ok, value), (_, _, done, _) in zip(results, items):
+                    done.callback(value) if ok else done.errback(value)
+                return
+        self._batch.extend(items)   # busy or locked: the pool's next batch
+        if not self._batch_busy and self._batch_call is None:
+            self._batch_call = self.reactor.callLater(0, self._write_batch)
+
     def _check_running(self) -> None:
         if not self._pool.started or self._pool.joined:
             raise DatabaseNotRunning("the database service is not running")
@@ -320,6 +371,9 @@ class Database(Service):
                     results = [(True, fn(conn, *args)) for fn, args in calls]
                     advanced = conn.info.pop(positions.ADVANCED, None)
                 return results, advanced
+            except sa.exc.OperationalError as e:
+                if engine is not self.engine and _is_busy(e):
+                    raise   # inline and locked: the caller hands the batch to the pool
             except Exception:
                 pass
         results = []
@@ -334,6 +388,11 @@ class Database(Service):
                     try:
                         with conn.begin_nested():
                             results.append((True, fn(conn, *args)))
+                    except sa.exc.OperationalError as e:
+                        if engine is not self.engine and _is_busy(e):
+                            raise
+                        conn.info[positions.ADVANCED] = before
+                        results.append((False, Failure()))
                     except Exception:
                         conn.info[positions.ADVANCED] = before  # rolled back: not written
                         results.append((False, Failure()))
@@ -368,6 +427,8 @@ def alembic_config(connection: Connection | None = None) -> Any:
 
 #: commits on the inline connection between two checkpoints by the pool's
 _INLINE_CHECKPOINT_EVERY = 64
+#: how long run_behind gathers calls before writing them
+_BEHIND_DELAY = 0.002
 
 
 def _inline_engine(engine: Engine) -> Engine | None:

@@ -87,7 +87,8 @@ class Notifications:
             mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
             conn.exec_driver_sql(_INSERT.format(marks=", ".join([mark] * 9)), rows)
 
-        await self._db.run_batched(txn)
+        # behind the answers the event wakes, on the reactor thread when the pool is idle
+        await self._db.run_behind(txn)
 
     async def remove_event(self, room_id: str, event_id: str) -> None:
         """Forget every user's notification of one event (it was redacted)."""

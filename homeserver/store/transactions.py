@@ -56,7 +56,8 @@ class ClientTransactions:
                 _c.user_id == user_id, _c.scope == scope,
                 _c.txn_id == txn_id)).scalar_one()
 
-        return await self._db.run_batched(txn)
+        # written behind the send's answer (the room DB has the key with the event)
+        return await self._db.run_behind(txn)
 
     async def purge_older_than(self, ts: int) -> int:
         """Forget transactions recorded before ``ts`` (ms); returns how many."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
-from twisted.internet import defer, reactor
+from twisted.internet import defer, reactor, threads
 
 from homeserver.store import positions
 from homeserver.store.database import Database, DatabaseNotRunning
@@ -23,9 +23,9 @@ class BatchedWriteTests(StoreTests):
         sizes: list[int] = []
         real = self.db._transact_batch
 
-        def counting(calls):
+        def counting(calls, *engine):
             sizes.append(len(calls))
-            return real(calls)
+            return real(calls, *engine)
 
         self.db._transact_batch = counting
         return sizes
@@ -61,6 +61,52 @@ class BatchedWriteTests(StoreTests):
         self.assertEqual([ok for ok, _ in results], [True, False])
         self.assertTrue(any("SAVEPOINT" in s for s in statements))
         self.assertIsNotNone(await self.store.registration_tokens.get("s3"))
+
+    async def test_behind_calls_go_together_after_this_turn(self) -> None:
+        """run_behind: calls of the same moment are one transaction, written after the
+        current turn's work (not inside the caller's call); on SQLite with an idle pool
+        on the reactor thread, else in the pool; a failing call fails alone."""
+        import threading
+        seen: list[str] = []
+
+        def where(conn: sa.Connection, token: str) -> str:
+            seen.append(threading.current_thread().name)
+            return insert(conn, token)
+
+        def boom(conn: sa.Connection) -> None:
+            raise ValueError("boom")
+
+        sizes = self.count_transactions()
+        ds = [defer.ensureDeferred(self.db.run_behind(where, f"r{i}")) for i in range(3)]
+        bad = defer.ensureDeferred(self.db.run_behind(boom))
+        self.assertEqual(seen, [])   # nothing ran inside the callers' turn
+        self.assertEqual(await defer.gatherResults(ds), ["r0", "r1", "r2"])
+        with self.assertRaises(ValueError):
+            await bad
+        on_reactor = self.db.dialect == "sqlite"
+        self.assertEqual(set(seen) == {"MainThread"}, on_reactor)
+        if not on_reactor:
+            self.assertEqual(sizes, [4])   # one pool batch
+        for i in range(3):
+            self.assertIsNotNone(await self.store.registration_tokens.get(f"r{i}"))
+
+    async def test_behind_calls_wait_for_a_locked_database_in_the_pool(self) -> None:
+        """A write of the pool's holding the lock: the behind batch goes to the pool
+        after it instead of failing."""
+        import threading
+        release, started = threading.Event(), threading.Event()
+
+        def writing(conn: sa.Connection) -> None:
+            insert(conn, "pool")
+            started.set()
+            release.wait(10)
+
+        busy = defer.ensureDeferred(self.db.run(writing))
+        await threads.deferToThread(started.wait, 10)
+        later = defer.ensureDeferred(self.db.run_behind(insert, "behind"))
+        reactor.callLater(0.05, release.set)
+        await busy
+        self.assertEqual(await later, "behind")
 
     async def test_calls_while_a_batch_is_written_join_the_next(self) -> None:
         sizes = self.count_transactions()
