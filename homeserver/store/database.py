@@ -150,6 +150,15 @@ class Database(Service):
 
     def stopService(self) -> defer.Deferred[None]:
         super().stopService()
+        # writes still gathering (run_behind, run_batched) go now: the pool finishes
+        # the work queued before it stops
+        if self._behind_call is not None and self._behind_call.active():
+            self._behind_call.cancel()
+            self._write_behind()
+        if self._batch and not self._batch_busy:
+            if self._batch_call is not None and self._batch_call.active():
+                self._batch_call.cancel()
+            self._write_batch()
         # ThreadPool.stop joins its threads: do that off the reactor thread
         d = threads.deferToThreadPool(self.reactor, self.reactor.getThreadPool(),
                                       self._pool.stop)

@@ -192,6 +192,20 @@ class BatchedWriteTests(StoreTests):
         self.assertEqual(await defer.gatherResults(ds), ["f1", "f2"])
         self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
 
+    async def test_writes_still_gathering_are_written_on_stop(self) -> None:
+        """Stopping the database writes what run_behind and run_batched were still
+        gathering instead of failing it."""
+        db = Database.from_config(type(self)._shared.config, reactor,
+                                  migrate_on_start=False)
+        db.startService()
+        behind = defer.ensureDeferred(db.run_behind(insert, "gathered"))
+        batched = defer.ensureDeferred(db.run_batched(insert, "batched"))
+        await db.stopService()
+        self.assertEqual(await behind, "gathered")
+        self.assertEqual(await batched, "batched")
+        for token in ("gathered", "batched"):
+            self.assertIsNotNone(await self.store.registration_tokens.get(token))
+
     async def test_after_stop_raises(self) -> None:
         db = Database.from_config(type(self)._shared.config, reactor,
                                   migrate_on_start=False)
