@@ -1,7 +1,9 @@
 """The global database: a SQLAlchemy engine plus the thread pool its queries run in.
 
-DESIGN.md §4. SQLAlchemy Core is blocking, so every transaction runs in a dedicated
-Twisted thread pool and the reactor only awaits its result. SQLite gets exactly one
+DESIGN.md §4. SQLAlchemy Core is blocking, so transactions run in a dedicated Twisted
+thread pool and the reactor only awaits their result; on SQLite, short writes on a
+send's path may commit on the reactor thread instead (``run_batched(inline=True)``,
+``run_behind``; README, "Departures from DESIGN.md"). SQLite gets exactly one
 thread (one writer; WAL lets readers in other processes proceed); PostgreSQL gets a
 few (``cp_min``…``cp_max``, as in Synapse's config).
 
