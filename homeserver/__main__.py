@@ -122,7 +122,7 @@ def run(config_paths: list[str]) -> int:
     if _migrate_in_child(config, config_paths) != 0:
         print("database migration failed", file=sys.stderr)
         return EXIT_CONFIG_ERROR
-    from homeserver.app import run_forever
+    from homeserver.runtime import run_forever
 
     return run_forever(config)
 

@@ -2,13 +2,12 @@
 
 Every component gets exactly the collaborators it uses as constructor arguments, with
 the reactor injected as its clock. Nothing else in the code base imports the global
-reactor: only ``run_forever`` does, to install the asyncio reactor and run it.
+reactor: only ``homeserver.runtime.run_forever`` does, to install the asyncio reactor and run it.
 """
 
 from __future__ import annotations
 
 import os
-import sys
 from typing import Any
 
 from twisted.application import internet, service
@@ -17,6 +16,7 @@ from twisted.logger import Logger, LogLevel
 from twisted.python.threadpool import ThreadPool
 
 from homeserver.config import Config, Listener
+from homeserver.runtime import log_level
 
 log = Logger()
 
@@ -569,51 +569,3 @@ def _listen(listener: Listener, address: str, site, config: Config, reactor):
         return internet.SSLServer(listener.port, site, cert_opts, interface=address,
                                   reactor=reactor)
     return internet.TCPServer(listener.port, site, interface=address, reactor=reactor)
-
-
-def settle_garbage_collector() -> None:
-    """Move everything alive after start-up (modules, config, the service tree) out of
-    the collector's sight: a full collection then walks only what requests made since,
-    not the ~10⁶ objects loaded at start (a pause that showed in the send path's p99)."""
-    import gc
-
-    gc.collect()
-    gc.freeze()
-
-
-def log_level() -> LogLevel:
-    """The level below which log events are dropped: ``ROOMSERVER_LOG_LEVEL``
-    (``debug``, ``info``, ``warn``, ``error``, ``critical``; default ``info``, where
-    every request gets an access-log line)."""
-    return LogLevel.levelWithName(os.environ.get("ROOMSERVER_LOG_LEVEL", "info").lower())
-
-
-def run_forever(config: Config) -> int:
-    """Install the asyncio reactor, start the service tree and run until SIGTERM/SIGINT."""
-    from homeserver import reactor as reactor_install
-
-    reactor = reactor_install.install()  # pyOpenSSL loads on first TLS use
-    from twisted.logger import (
-        FilteringLogObserver, LogLevelFilterPredicate, globalLogBeginner,
-        textFileLogObserver,
-    )
-
-    observer = FilteringLogObserver(textFileLogObserver(sys.stderr),
-                                    [LogLevelFilterPredicate(defaultLogLevel=log_level())])
-    globalLogBeginner.beginLoggingTo([observer], redirectStandardIO=False)
-    for warning in config.warnings:
-        log.warn("config: {warning}", warning=warning)
-
-    try:
-        top = build_service(config, reactor)
-    except Exception as e:  # a bad key file or unreachable database: one line, exit 2
-        print(f"startup error: {e}", file=sys.stderr)
-        return 2
-    top.startService()
-    settle_garbage_collector()
-    reactor.addSystemEventTrigger("before", "shutdown", top.stopService)
-    log.info("{name} listening on {listeners}", name=config.server_name,
-             listeners=", ".join(f"{a}:{l.port}" for l in config.listeners
-                                 for a in l.bind_addresses))
-    reactor.run()
-    return 0

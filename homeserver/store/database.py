@@ -253,8 +253,7 @@ class Database(Service):
                 return value
         done: defer.Deferred = defer.Deferred()
         self._batch.append((fn, args, done, on_commit))
-        if not self._batch_busy and self._batch_call is None:
-            self._batch_call = self.reactor.callLater(0, self._write_batch)
+        self._schedule_batch()
         return await done
 
     async def run_behind(self, fn: Callable[..., T], *args: Any) -> T:
@@ -278,12 +277,7 @@ class Database(Service):
     def _write_behind(self) -> None:
         self._behind_call = None
         items, self._behind = self._behind, []
-        try:
-            self._check_running()
-        except DatabaseNotRunning:
-            failure = Failure()
-            for _, _, done, _ in items:
-                done.errback(failure)
+        if not self._running_or_fail(items):
             return
         if self._in_flight == 0 and not self._batch and not self._batch_busy:
             try:
@@ -291,9 +285,7 @@ class Database(Service):
                     [(fn, args) for fn, args, _, _ in items], self._inline_engine)
             except Exception as e:
                 if not (isinstance(e, sa.exc.OperationalError) and _is_busy(e)):
-                    failure = Failure()   # the commit failed: every call did
-                    for _, _, done, _ in items:
-                        done.errback(failure)
+                    _fail(items, Failure())   # the commit failed: every call did
                     return
             else:
                 self._tell_listeners(advanced)
@@ -302,22 +294,29 @@ class Database(Service):
                     done.callback(value) if ok else done.errback(value)
                 return
         self._batch.extend(items)   # busy or locked: the pool's next batch
-        if not self._batch_busy and self._batch_call is None:
-            self._batch_call = self.reactor.callLater(0, self._write_batch)
+        self._schedule_batch()
 
     def _check_running(self) -> None:
         if not self._pool.started or self._pool.joined:
             raise DatabaseNotRunning("the database service is not running")
 
-    def _write_batch(self) -> None:
-        self._batch_call = None
-        items, self._batch = self._batch, []
+    def _running_or_fail(self, items: list) -> bool:
+        """Whether the database runs; if not, every call of ``items`` fails."""
         try:
             self._check_running()
         except DatabaseNotRunning:
-            failure = Failure()
-            for _, _, done, _ in items:
-                done.errback(failure)
+            _fail(items, Failure())
+            return False
+        return True
+
+    def _schedule_batch(self) -> None:
+        if not self._batch_busy and self._batch_call is None:
+            self._batch_call = self.reactor.callLater(0, self._write_batch)
+
+    def _write_batch(self) -> None:
+        self._batch_call = None
+        items, self._batch = self._batch, []
+        if not self._running_or_fail(items):
             return
         self._batch_busy = True
         self._in_flight += 1
@@ -348,8 +347,8 @@ class Database(Service):
             self._tell_listeners(advanced)
             for (ok, value), (done, _) in zip(results, waiting):
                 done.callback(value) if ok else done.errback(value)
-        if self._batch and self._batch_call is None:
-            self._batch_call = self.reactor.callLater(0, self._write_batch)
+        if self._batch:
+            self._schedule_batch()
 
     def _inline_committed(self) -> None:
         # The inline connection never checkpoints (a checkpoint fsyncs): every so many
@@ -440,6 +439,11 @@ def alembic_config(connection: Connection | None = None) -> Any:
 _INLINE_CHECKPOINT_EVERY = 64
 #: how long run_behind gathers calls before writing them
 _BEHIND_DELAY = 0.002
+
+
+def _fail(items: list, failure: Failure) -> None:
+    for _, _, done, _ in items:
+        done.errback(failure)
 
 
 def _inline_engine(engine: Engine) -> Engine | None:

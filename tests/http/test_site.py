@@ -10,7 +10,7 @@ from twisted.trial import unittest
 from twisted.web import resource
 from twisted.web.test.requesthelper import DummyChannel
 
-from homeserver.app import log_level
+from homeserver.runtime import log_level
 from homeserver.http.server import make_site
 
 
