@@ -123,7 +123,8 @@ class OurServer:
     def described(self) -> str:
         with open(self.config) as f:
             rooms = (yaml.safe_load(f) or {}).get("rooms", {})
-        rooms = ", ".join(f"rooms.{k} {v:g}" for k, v in rooms.items())
+        rooms = ", ".join(f"rooms.{k} {str(v).lower() if isinstance(v, bool) else f'{v:g}'}"
+                          for k, v in rooms.items())
         db = "PostgreSQL" if "database" in self._overrides else "SQLite"
         return (f"default configuration ({rooms}; {db}) with open registration and rate "
                 f"limits off, log level warn (ROOMSERVER_LOG_LEVEL: no access log)"
