@@ -237,8 +237,7 @@ class Database(Service):
         in the pool instead.
         """
         self._check_running()
-        if inline and self._inline_engine is not None and self._in_flight == 0 \
-                and not self._batch and not self._batch_busy:
+        if inline and self._inline_engine is not None and self._pool_idle():
             try:
                 results, advanced = self._transact_batch([(fn, args)], self._inline_engine)
             except sa.exc.OperationalError as e:
@@ -279,7 +278,7 @@ class Database(Service):
         items, self._behind = self._behind, []
         if not self._running_or_fail(items):
             return
-        if self._in_flight == 0 and not self._batch and not self._batch_busy:
+        if self._pool_idle():
             try:
                 results, advanced = self._transact_batch(
                     [(fn, args) for fn, args, _, _ in items], self._inline_engine)
@@ -295,6 +294,11 @@ class Database(Service):
                 return
         self._batch.extend(items)   # busy or locked: the pool's next batch
         self._schedule_batch()
+
+    def _pool_idle(self) -> bool:
+        """Nothing of ours in the pool or waiting for it: a write on the reactor
+        thread can neither meet a lock of ours nor overtake an earlier write."""
+        return self._in_flight == 0 and not self._batch and not self._batch_busy
 
     def _check_running(self) -> None:
         if not self._pool.started or self._pool.joined:

@@ -88,10 +88,8 @@ class UnreadCounts:
     threads: dict[str, dict[str, int]]
 
 
-def _counts(rows: Iterable[Notification]) -> dict[str, int]:
-    rows = list(rows)
-    return {"notification_count": len(rows),
-            "highlight_count": sum(1 for r in rows if r.highlight)}
+def _zero() -> dict[str, int]:
+    return {"notification_count": 0, "highlight_count": 0}
 
 
 async def receipt_read_seq(receipts: Any, actor: Any, user_id: str,
@@ -181,7 +179,7 @@ class UnreadCounter:
                                  for key in ("notification_count", "highlight_count")}, {})
         per_thread = {t: c for t, c in by_thread.items()
                       if t != MAIN and c["notification_count"]}
-        return UnreadCounts(by_thread.get(MAIN, _counts([])), per_thread)
+        return UnreadCounts(by_thread.get(MAIN, _zero()), per_thread)
 
     async def _thread_read_seq(self, actor: Any, user_id: str, thread: str) -> int:
         return await receipt_read_seq(self._receipts, actor, user_id, thread)
