@@ -52,7 +52,6 @@ from homeserver.store.remote_memberships import RemoteMemberships
 from homeserver.store.streams import Streams
 from homeserver.store.sync_reads import SyncReads
 from homeserver.store.to_device import ToDevice
-from homeserver.store.transactions import ClientTransactions
 from homeserver.store.user_directory import UserDirectory
 
 __all__ = ["GlobalStore", "Database", "STREAMS"]
@@ -79,7 +78,6 @@ class GlobalStore:
         self.presence = Presence(db)
         self.to_device = ToDevice(db)
         self.filters = Filters(db)
-        self.transactions = ClientTransactions(db)
         self.registration_tokens = RegistrationTokens(db)
         self.server_keys = ServerKeys(db)
         self.user_directory = UserDirectory(db)

@@ -223,8 +223,8 @@ class MessageRateLimitTests(RoomsTestCase):
 
     async def test_retry_to_a_sleeping_room_is_answered_by_the_room(self):
         """Past the burst, a retry reaching a room that went to sleep is answered from
-        the room's own DB, even when the global record of the send is missing (its
-        write failed): the same event, not 429."""
+        the room's own DB (nothing global is asked: the table of to-device keys is
+        emptied here): the same event, not 429."""
         _, tok = await self.register("alice")
         room_id = await self.create_room(tok)
         first = await self.ok("PUT", self.room(room_id, "/send/m.room.message/1"), TEXT,

@@ -12,7 +12,7 @@ from homeserver.store import GlobalStore
 from tests.store.backends import SQLiteBackend, StoreTests, on_both_backends
 
 PARTS = ("accounts", "devices", "rooms", "streams", "account_data", "receipts",
-         "presence", "to_device", "filters", "transactions", "registration_tokens",
+         "presence", "to_device", "filters", "registration_tokens",
          "server_keys", "user_directory")
 
 

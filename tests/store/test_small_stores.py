@@ -1,4 +1,4 @@
-"""Filters, client transaction IDs, registration tokens and server keys."""
+"""Filters, registration tokens and server keys."""
 
 from __future__ import annotations
 
@@ -31,20 +31,6 @@ class FiltersTests(StoreTests):
               for i in range(8)]
         ids = await defer.gatherResults(ds)
         self.assertEqual(sorted(ids, key=int), [str(i) for i in range(8)])
-
-
-class TransactionsTests(StoreTests):
-    async def test_txn_ids(self) -> None:
-        """A txn ID maps to its first event, per user and device."""
-        txns = self.store.transactions
-        self.assertIsNone(await txns.get_event_id(ALICE, "D", "t1"))
-        self.assertEqual(await txns.record(ALICE, "D", "t1", "$a"), "$a")
-        self.assertEqual(await txns.record(ALICE, "D", "t1", "$b"), "$a")
-        self.assertEqual(await txns.get_event_id(ALICE, "D", "t1"), "$a")
-        self.assertIsNone(await txns.get_event_id(ALICE, "E", "t1"))
-        self.assertIsNone(await txns.get_event_id(BOB, "D", "t1"))
-        self.assertEqual(await txns.purge_older_than(self.db.now_ms() + 1), 1)
-        self.assertIsNone(await txns.get_event_id(ALICE, "D", "t1"))
 
 
 class RegistrationTokensTests(StoreTests):
@@ -138,7 +124,6 @@ class ErasedUsersTests(StoreTests):
 
 FiltersTestsSQLite, FiltersTestsPostgres = on_both_backends(FiltersTests)
 ErasedUsersTestsSQLite, ErasedUsersTestsPostgres = on_both_backends(ErasedUsersTests)
-TransactionsTestsSQLite, TransactionsTestsPostgres = on_both_backends(TransactionsTests)
 RegistrationTokensTestsSQLite, RegistrationTokensTestsPostgres = \
     on_both_backends(RegistrationTokensTests)
 ServerKeysTestsSQLite, ServerKeysTestsPostgres = on_both_backends(ServerKeysTests)

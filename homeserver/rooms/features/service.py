@@ -4,8 +4,8 @@ Spec: Client-Server API "Rooms" (creation, membership, sending, state, redaction
 Built once in the composition root and published as ``components["room_service"]``.
 Its parts are attributes too, each from its module in this package
 (:mod:`homeserver.rooms.features`): ``membership``, ``visibility``, ``history``,
-``directory``, ``stats``, ``upgrader`` (``upgrade``), ``transactions`` and
-``serializer`` (``client_events``).
+``directory``, ``stats``, ``upgrader`` (``upgrade``) and ``serializer``
+(``client_events``).
 
 For other engineers (stable API; all ``async`` unless noted):
 
@@ -55,7 +55,6 @@ from homeserver.rooms.features.directory import RoomDirectory
 from homeserver.rooms.features.history import RoomHistory
 from homeserver.rooms.features.membership import FEDERATION_MISSING, MembershipService
 from homeserver.rooms.features.stats import RoomStatsUpdater
-from homeserver.rooms.features.transactions import TransactionLog
 from homeserver.rooms.features.upgrade import RoomUpgrader
 from homeserver.rooms.features.visibility import HistoryVisibility
 from homeserver.rooms.rules.creation import initial_room_events
@@ -81,7 +80,6 @@ class RoomService:
         self._ratelimiter = ratelimiter
         self._server_name = server_name
         self._default_room_version = str(default_room_version)
-        self.transactions = TransactionLog(store)
         self.serializer = ClientEventSerializer(now_ms)
         self.visibility = HistoryVisibility(store.streams, store.erased_users)
         self.membership = MembershipService(rooms=rooms, store=store,
@@ -187,9 +185,8 @@ class RoomService:
         if event_type == "m.room.create":
             raise Forbidden("m.room.create events can only be sent when creating a room")
         endpoint = send_endpoint(room_id, event_type)
-        if txn is not None:
-            done = await self._earlier_send(room_id, sender, txn, endpoint,
-                                            must_know=ratelimit)
+        if txn is not None and ratelimit:
+            done = await self._earlier_send(room_id, sender, txn, endpoint)
             if done is not None:
                 return done
         if ratelimit:
@@ -206,20 +203,13 @@ class RoomService:
             partial["redacts"] = redacts
         return await self._create(room_id, partial, endpoint, txn)
 
-    async def _earlier_send(self, room_id: str, sender: str, txn: Txn, endpoint: str, *,
-                            must_know: bool) -> str | None:
-        """The event a retry of this transaction already created, if known before the
-        room is asked to create it. The room answers every retry itself inside
-        ``RoomWriter.create_local``, so it is asked here only when the answer must come
-        first (``must_know``: before the rate limit is charged); its DB is the one
-        record written with the event (the send wakes the room anyway). Otherwise a
-        sleeping room is not woken for the question: the global record answers."""
-        key = txn_key(sender, txn.scope, endpoint, txn.txn_id)
-        if must_know:
-            return await (await self._rooms.get(room_id)).event_for_txn(key)
-        if not self._rooms.is_awake(room_id):
-            return await self.transactions.event_for(sender, txn.scope, key)
-        return None
+    async def _earlier_send(self, room_id: str, sender: str, txn: Txn,
+                            endpoint: str) -> str | None:
+        """The event a retry of this transaction already created, asked of the room
+        before the rate limit is charged (the room's DB holds the key with the event,
+        and the send wakes the room anyway)."""
+        actor = await self._rooms.get(room_id)
+        return await actor.event_for_txn(txn_key(sender, txn.scope, endpoint, txn.txn_id))
 
     async def _create(self, room_id: str, partial: dict[str, Any], endpoint: str,
                       txn: Txn | None) -> str:
@@ -228,12 +218,9 @@ class RoomService:
         if txn is None:
             return (await actor.create_event(partial)).event_id
         key = txn_key(sender, txn.scope, endpoint, txn.txn_id)
-        event = await actor.create_event(partial, txn_key=key)
-        # not awaited: the room DB recorded the key with the event (a retry is always
-        # answered by the room), the global record only spares waking a sleeping room
-        # for a retry; waiting for it cost the send a second global-DB round trip
-        self.transactions.record_later(sender, txn.scope, key, event.event_id)
-        return event.event_id
+        # a retry is answered inside the room (RoomWriter.create_local): its DB holds
+        # the key with the event, written in the event's own transaction
+        return (await actor.create_event(partial, txn_key=key)).event_id
 
     async def set_state(self, room_id: str, sender: str, event_type: str, state_key: str,
                         content: Mapping[str, Any], *, is_guest: bool = False) -> str:
@@ -293,11 +280,6 @@ class RoomService:
                 raise BadJson("reason must be a string")
             content["reason"] = reason
         endpoint = redact_endpoint(room_id, event_id)
-        if txn is not None:
-            done = await self._earlier_send(room_id, sender, txn, endpoint,
-                                            must_know=False)
-            if done is not None:
-                return done
         partial = {"type": "m.room.redaction", "sender": sender, "content": content,
                    "redacts": event_id}
         return await self._create(room_id, partial, endpoint, txn)

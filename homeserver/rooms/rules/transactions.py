@@ -1,21 +1,18 @@
 """Client transaction IDs for room events (spec: Client-Server API, "Transaction
 identifiers"; ``ClientEvent.unsigned.transaction_id``).
 
-Two records, each with its job:
-
-- the room DB's ``event_txns`` (key → event, written with the event in the same SQLite
-  transaction) makes a retried ``PUT …/send/…/{txnId}`` idempotent even across a
-  crash, and answers which client transaction sent an event (the ``transaction_id``
-  a sync or ``/messages`` shows the sending device): the room answers it from its own
-  file, already there when the event is announced;
-- ``store.transactions`` (global DB, ``client_txn_ids``) answers a retry to a room that
-  is asleep without waking it.
+One record: the room DB's ``event_txns`` (key → event, written with the event in the
+same SQLite transaction). It makes a retried ``PUT …/send/…/{txnId}`` idempotent even
+across a crash, and answers which client transaction sent an event (the
+``transaction_id`` a sync or ``/messages`` shows the sending device), from the room's
+own file, already there when the event is announced. A retry to a sleeping room wakes
+it, as the send it repeats would have. (The global ``client_txn_ids`` table serves
+to-device sends, which have no room.)
 
 The *scope* of a transaction is the sending device (spec v1.7+), or
 ``"token:<token_id>"`` for an access token without a device.
 
-Pure: the keys and scopes. The global record is
-:class:`homeserver.rooms.features.transactions.TransactionLog`.
+Pure: the keys and scopes.
 """
 
 from __future__ import annotations
