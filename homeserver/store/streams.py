@@ -26,7 +26,7 @@ from homeserver.rooms.actor.protocols import Announcement
 from homeserver.store import positions
 from homeserver.store.database import Database
 from homeserver.store.recent_entries import RecentEntries
-from homeserver.store.sql import Position, metadata, upsert
+from homeserver.store.sql import Position, insert_if_absent, metadata, upsert
 from homeserver.store.stream_tail import RoomChange, RoomStreamTail
 
 room_stream = sa.Table(
@@ -104,9 +104,9 @@ def _membership(row: sa.Row) -> Membership:
 
 
 # built once: the announce path runs them for every event (see sql.upsert)
+_ENTRY_KEY = ("room_id", "room_seq")
 _ANNOUNCED_POS = sa.select(_s.pos).where(_s.room_id == sa.bindparam("room_id"),
                                          _s.room_seq == sa.bindparam("room_seq"))
-_INSERT_ENTRY = sa.insert(room_stream).returning(_s.pos)
 
 
 def _announce(conn: Connection, announcements: Sequence[Announcement],
@@ -115,17 +115,21 @@ def _announce(conn: Connection, announcements: Sequence[Announcement],
     ``new`` gets the entries this call appended (a replay appends nothing)."""
     if new is not None:
         new.clear()     # an earlier attempt that rolled back (Database.run_batched)
-    positions.lock_stream(conn, positions.ROOM)
+    # the stream's head, locked: this transaction's entries take the next positions
+    # (no other code appends to the room stream), so a replay skipped below leaves no
+    # gap, and each entry is one statement
+    head = positions.lock_stream(conn, positions.ROOM)
     result, highest = [], 0
     for a in announcements:
-        pos = conn.execute(_ANNOUNCED_POS, {"room_id": a.room_id,
-                                            "room_seq": a.room_seq}).scalar()
-        if pos is not None:
-            result.append(pos)      # already announced: keep its position, add nothing
+        pos = head + 1
+        if not insert_if_absent(conn, room_stream, dict(
+                pos=pos, room_id=a.room_id, room_seq=a.room_seq, event_id=a.event_id,
+                type=a.type, state_key=a.state_key, sender=a.sender), _ENTRY_KEY):
+            # already announced (a replay after a crash): keep its position, add nothing
+            result.append(conn.execute(_ANNOUNCED_POS, {
+                "room_id": a.room_id, "room_seq": a.room_seq}).scalar_one())
             continue
-        pos = conn.execute(_INSERT_ENTRY, dict(
-            room_id=a.room_id, room_seq=a.room_seq, event_id=a.event_id, type=a.type,
-            state_key=a.state_key, sender=a.sender)).scalar_one()
+        head = pos
         highest = max(highest, pos)
         result.append(pos)
         if new is not None:
