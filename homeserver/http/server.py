@@ -270,7 +270,10 @@ class _Site(server.Site):
 
 def make_site(root: resource.Resource, hard_limit: int, *,
               access_log: bool = True) -> server.Site:
-    site = _Site(root)
+    # no HTML forms here: request bodies are JSON or raw bytes (media), so Twisted is
+    # not asked to parse a POST's Content-Type (through the email package: ~37 µs per
+    # POST, and ~0.6 MB of modules loaded by the first one)
+    site = _Site(root, parsePOSTFormSubmission=False)
     site.access_log = access_log
     site.displayTracebacks = False
 
