@@ -274,7 +274,7 @@ class RoomPushEvaluator:
             self._flushing = {}
         for room_id in [r for r in self._forget_later if not self._pending(r)]:
             self._forget_later.discard(room_id)
-            self._known.discard(room_id)
+            self._forget(room_id)
 
     def _wake(self, room_id: str) -> None:
         waiting = self._waiters.get(room_id)
@@ -405,7 +405,12 @@ class RoomPushEvaluator:
         if self._pending(room_id):
             self._forget_later.add(room_id)   # at the end of the next flush
         else:
-            self._known.discard(room_id)
+            self._forget(room_id)
+
+    def _forget(self, room_id: str) -> None:
+        self._known.discard(room_id)
+        if self._progress is not None:
+            self._progress.forget(room_id)
 
     def _pending(self, room_id: str) -> bool:
         """Whether this evaluator holds anything of the room not yet stored: queued or

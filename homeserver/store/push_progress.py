@@ -32,8 +32,10 @@ class PushProgress:
         self._db = db
         #: every room's progress, read in one query on first use: after a restart the
         #: first /sync asks about each of the user's rooms (one writer process, as the
-        #: other caches; DESIGN.md §8)
+        #: other caches; DESIGN.md §8). A hibernating room leaves it (``forget``);
+        #: from then on a room not in it is read alone.
         self._all: dict[str, int] | None = None
+        self._all_complete = True
 
     async def get(self, room_id: str) -> int | None:
         """The room's evaluated seq, or None if evaluation never recorded one."""
@@ -44,7 +46,25 @@ class PushProgress:
             loaded = await self._db.run(txn)
             if self._all is None:
                 self._all = loaded
-        return self._all.get(room_id)
+        if room_id in self._all or self._all_complete:
+            return self._all.get(room_id)
+
+        def one(conn: Connection) -> int | None:
+            return conn.execute(sa.select(_p.room_seq)
+                                .where(_p.room_id == room_id)).scalar()
+
+        seq = await self._db.run(one)
+        if seq is not None:
+            # a set_many that finished meanwhile may have gone further
+            seq = self._all[room_id] = max(seq, self._all.get(room_id, seq))
+        return seq
+
+    def forget(self, room_id: str) -> None:
+        """The room hibernated with its progress stored: it leaves memory (its ID,
+        made while the room was busy, would keep an allocator pool of that time in
+        use: bench/README.md, "Memory at rest")."""
+        if self._all is not None and self._all.pop(room_id, None) is not None:
+            self._all_complete = False
 
     async def set_many(self, seqs: Mapping[str, int]) -> None:
         """Record progress (never moving a room back)."""

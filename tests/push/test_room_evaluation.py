@@ -56,6 +56,10 @@ class _Progress:
         self.stored = stored
         self.announced = announced  # [(seq, event_id, pos)]
         self.written = []
+        self.forgotten = []
+
+    def forget(self, room_id):
+        self.forgotten.append(room_id)
 
     async def get(self, room_id):
         return self.stored
@@ -248,9 +252,11 @@ class EvaluationTests(unittest.TestCase):
         ev.on_room_event(pdu(1), 10)
         ev.room_hibernated(ROOM)
         self.assertIn(ROOM, ev._known)          # progress 1 not stored yet
+        self.assertEqual(progress.forgotten, [])
         clock.advance(5)
         self.assertEqual(progress.written, [{ROOM: 1}])
         self.assertEqual((ev._known, ev._forget_later), (set(), set()))
+        self.assertEqual(progress.forgotten, [ROOM])
         ev.on_room_event(pdu(2), 20)
         self.assertEqual(progress.gets, 2)
         self.assertEqual([n.room_seq for n in store.added], [1, 2])
@@ -262,7 +268,7 @@ class EvaluationTests(unittest.TestCase):
         ev.on_room_event(pdu(1), 10)
         clock.advance(5)
         ev.room_hibernated(ROOM)
-        self.assertEqual(ev._known, set())
+        self.assertEqual((ev._known, progress.forgotten), (set(), [ROOM]))
         self.assertTrue(ev.caught_up(ROOM, 1).called)
         self.assertEqual(progress.gets, 2)
         self.assertEqual([n.room_seq for n in store.added], [1])

@@ -82,6 +82,19 @@ class PushStoreTests(StoreTests):
         self.assertEqual([a[0] for a in await progress.announced_after("!r:x", 0, 8, 2)],
                          [7, 8])
 
+    async def test_forgotten_progress_is_read_again(self) -> None:
+        """A forgotten room's progress leaves memory and is read from the DB when
+        asked for; a room never recorded is still None, after a forget too."""
+        progress = self.store.push_progress
+        await progress.set_many({"!r:x": 5, "!s:x": 2})
+        self.assertEqual(await progress.get("!r:x"), 5)
+        progress.forget("!r:x")
+        self.assertNotIn("!r:x", progress._all)
+        self.assertEqual(await progress.get("!r:x"), 5)
+        self.assertIsNone(await progress.get("!new:x"))
+        await progress.set_many({"!r:x": 3})
+        self.assertEqual(await progress.get("!r:x"), 5)
+
     async def test_delete_user(self) -> None:
         """Deactivation's deletes: the user's rule changes with their m.push_rules
         account data, and all their pushers; other users keep theirs."""
