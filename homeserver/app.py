@@ -74,6 +74,11 @@ def build_service(config: Config, reactor) -> HomeServer:
     # added before the rooms: MultiService stops its children in reverse order
     _Stoppable("room-closer", start=closer.start, stop=lambda: threads.deferToThreadPool(
         reactor, reactor.getThreadPool(), closer.stop)).setServiceParent(top)
+    # and one more creates the WAL file of a woken room before its first commit (two
+    # fsyncs), apart from the closes, which come in bursts when rooms are evicted
+    wal_starter = ThreadPool(1, 1, name="room-wal")
+    _Stoppable("room-wal", start=wal_starter.start, stop=lambda: threads.deferToThreadPool(
+        reactor, reactor.getThreadPool(), wal_starter.stop)).setServiceParent(top)
     rooms = RoomRegistry(
         data_dir=os.path.join(config.data_dir, "rooms"),
         server_name=config.server_name,
@@ -87,6 +92,7 @@ def build_service(config: Config, reactor) -> HomeServer:
         release_free_pools=config.rooms.release_free_pools,
         now_ms=now_ms,
         close_in_thread=lambda fn: threads.deferToThreadPool(reactor, closer, fn),
+        wal_in_thread=lambda fn: threads.deferToThreadPool(reactor, wal_starter, fn),
     )
     rooms.add_memory_releaser(store.db.shrink_memory)
     # replayed announcements reach waiting /syncs through the notifier like new events

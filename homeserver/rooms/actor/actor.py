@@ -64,6 +64,9 @@ class RoomServices:
     idle_seconds: float
     #: the awake rooms that keep their caches (None: all of them do)
     warm: Optional[WarmRooms] = None
+    #: ``run(fn)`` in a thread, returning a Deferred (None: everything inline): a
+    #: woken room's WAL is started there before its first commit
+    in_thread: Optional[Callable[[Callable[[], None]], Any]] = None
 
 
 @dataclasses.dataclass
@@ -302,6 +305,8 @@ class RoomActor:
     async def _flush(self) -> None:
         self._flushing = True
         try:
+            if not self._store.wal_started and self._services.in_thread is not None:
+                await self._start_wal()
             batch, self._inbox = self._inbox, []
             done = self._commit(batch)
             announced: list[tuple[PDU, int]] = []
@@ -332,6 +337,16 @@ class RoomActor:
                 waiters, self._drained = self._drained, []
                 for d in waiters:
                     d.callback(None)
+
+    async def _start_wal(self) -> None:
+        """The first write since the room woke: its WAL file is created (two fsyncs)
+        in a thread, not inside this flush's commit on the reactor thread; what
+        arrives meanwhile joins the batch."""
+        try:
+            await self._store.start_wal_in(self._services.in_thread)
+        except Exception as e:
+            log.info("room {room_id}: WAL not started ahead ({e!r}); the commit does it",
+                     room_id=self.room_id, e=e)
 
     def _commit(self, batch: list[_Work]) -> list[tuple[_Work, Any]]:
         """Apply ``batch`` in one transaction; fail items individually. Returns the

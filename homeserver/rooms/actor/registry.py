@@ -50,13 +50,16 @@ class RoomRegistry:
                  listener: RoomListener, idle_seconds: float = 30.0, max_open: int = 256,
                  max_warm: int = 256, release_free_pools: bool = True,
                  now_ms: Callable[[], int] | None = None, full_every: int = 100,
-                 close_in_thread: Callable[[Callable[[], None]], Any] | None = None
+                 close_in_thread: Callable[[Callable[[], None]], Any] | None = None,
+                 wal_in_thread: Callable[[Callable[[], None]], Any] | None = None
                  ) -> None:
         """``close_in_thread(fn)`` takes the fsyncs of closing a hibernating room's DB
         off the reactor thread and returns a Deferred that fires once ``fn`` ran (e.g.
-        ``deferToThreadPool`` on a pool of its own), and the WAL checkpoints of awake
+        ``deferToThreadPool`` on a pool of its own), the WAL checkpoints of awake
         rooms (``RoomStore.checkpoint_in``); None closes inline and leaves
-        checkpoints to SQLite."""
+        checkpoints to SQLite. ``wal_in_thread(fn)`` (default: ``close_in_thread``)
+        creates a woken room's WAL before its first commit (``RoomStore.start_wal_in``):
+        a thread of its own, so that a send never waits behind a queue of closes."""
         if max_open < 1:
             raise ValueError("max_open must be at least 1")
         self._data_dir = data_dir
@@ -64,7 +67,8 @@ class RoomRegistry:
             server_name=server_name, signing_key=signing_key, clock=clock,
             stream_writer=stream_writer, listener=listener,
             now_ms=now_ms or (lambda: int(clock.seconds() * 1000)),
-            idle_seconds=idle_seconds, warm=WarmRooms(max_warm))
+            idle_seconds=idle_seconds, warm=WarmRooms(max_warm),
+            in_thread=wal_in_thread or close_in_thread)
         self._max_open = max_open
         self._full_every = full_every
         self._closer = close_in_thread

@@ -98,3 +98,30 @@ def checkpoint(path: str) -> None:
         pass   # busy (the room is closing): the next checkpoint or the close does it
     finally:
         conn.close()
+
+
+def start_wal(path: str) -> None:
+    """Write a first frame into the room DB's WAL over a connection of its own, for a
+    thread other than the room's (``RoomStore.wal_started``).
+
+    SQLite deletes a database's ``-wal`` file when its last connection closes (and
+    ``RoomRegistry.recover_unclean`` counts on that), so the first commit of every
+    woken room creates the file again: the WAL header is written and fsynced, and so
+    is the directory holding the new file. Done here, those two fsyncs leave the
+    reactor thread. The write sets ``user_version`` to the value it has (a real page
+    write, nothing changes). Raises ``sqlite3.Error`` (e.g. busy): the caller's
+    commit then starts the WAL itself."""
+    conn = sqlite3.connect(f"file:{urllib.parse.quote(path)}?mode=rw", uri=True,
+                           isolation_level=None, timeout=0)
+    try:
+        conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+            conn.execute(f"PRAGMA user_version = {version}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+    finally:
+        conn.close()

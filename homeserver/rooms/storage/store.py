@@ -41,7 +41,7 @@ from homeserver.events.room_versions import RoomVersion
 from homeserver.rooms.rules.pagination import Direction, TopologicalToken
 from homeserver.rooms.storage import schema
 from homeserver.rooms.storage.backward_extremities import BackwardExtremities
-from homeserver.rooms.storage.connection import RoomConnection, checkpoint, connect
+from homeserver.rooms.storage.connection import RoomConnection, checkpoint, connect, start_wal
 from homeserver.rooms.storage.event_reads import EventReads
 from homeserver.rooms.storage.event_rows import DecodedEvents
 from homeserver.rooms.storage.event_writer import DuplicateEvent, EventContext, EventWriter
@@ -75,6 +75,8 @@ class RoomStore:
         self.timestamps = TimestampLookup(conn)
         self.backward = BackwardExtremities(conn)
         self.commit_count = 0
+        #: the WAL file exists with its header written (see ``start_wal_in``)
+        self.wal_started = True
         #: runs checkpoints elsewhere (None: SQLite's own, inside a COMMIT)
         self._checkpoint_runner: Callable[[Callable[[], None]], Any] | None = None
         self._uncheckpointed = 0
@@ -120,7 +122,14 @@ class RoomStore:
         except BaseException:
             conn.close()
             raise
-        return cls(conn, path, full_every)
+        store = cls(conn, path, full_every)
+        # a clean close deleted the WAL; the file reappears empty on the first read,
+        # and the first commit writes its header (see start_wal_in)
+        try:
+            store.wal_started = os.path.getsize(path + "-wal") > 0
+        except OSError:
+            store.wal_started = False
+        return store
 
     def close(self, closer: Callable[[Callable[[], None]], Any] | None = None) -> Any:
         """Write deferred bookkeeping and close the file. Idempotent.
@@ -160,6 +169,18 @@ class RoomStore:
         self._uncheckpointed = 0
         self._conn.execute(f"PRAGMA wal_autocheckpoint = {_BACKSTOP_PAGES}")
 
+    def start_wal_in(self, run: Callable[[Callable[[], None]], Any]) -> Any:
+        """Before the first commit after opening: ``run(fn)`` (e.g. a thread pool;
+        returns what ``run`` returns, e.g. a Deferred) writes the WAL's first frame
+        from a connection of its own, so that this room's next commit does not pay
+        the two fsyncs of creating the file on the caller's thread. None if the WAL
+        is there already. If ``fn`` fails (busy), the commit starts the WAL itself."""
+        if self.wal_started:
+            return None
+        self.wal_started = True
+        path = self.path
+        return run(lambda: start_wal(path))
+
     # -- transactions -------------------------------------------------------------------
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
@@ -186,6 +207,7 @@ class RoomStore:
         self._depth -= 1
         if self._depth == 0:
             conn.execute("COMMIT")
+            self.wal_started = True
             self.commit_count += 1
             self._uncheckpointed += 1
             if self._checkpoint_runner is not None \

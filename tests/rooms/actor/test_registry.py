@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import os
 import weakref
@@ -153,6 +154,40 @@ class HibernationTests(RoomHarness, unittest.TestCase):
         # and it keeps working where it left off
         pdu = self.drive(woken.create_event(self.message("after")))
         self.assertEqual(list(pdu.prev_event_ids), before[1])
+
+    def test_woken_room_starts_its_wal_in_the_thread_before_its_first_commit(self) -> None:
+        """A clean close deletes the room's WAL file; on the first write after the room
+        wakes, the file is created (and its header synced) by the thread runner before
+        the commit, once; reads do not; a new room's first commit needs none."""
+        calls: list[tuple[bool, int]] = []
+        registry = self.make_registry(data_dir=self.data_dir + "-wal")
+
+        def in_thread(fn):
+            actor = registry._awake.get(room_id)
+            fn()
+            calls.append((os.path.getsize(wal) > 0,     # its header is written
+                          actor._store.commit_count if actor else -1))
+            return defer.succeed(None)
+
+        # the closer runs inline here; only this runner is the thread's
+        registry._services = dataclasses.replace(registry._services, in_thread=in_thread)
+        room_id, _ = self.create_room(registry=registry)
+        wal = registry.path_for(room_id) + "-wal"
+        actor = self.drive(registry.get(room_id))
+        self.drive(actor.create_event(self.message("while new")))
+        self.assertEqual(calls, [])           # created here: its WAL is there
+        self.clock.advance(self.idle_seconds + 1)
+        self.assertFalse(registry.is_awake(room_id))
+        self.assertFalse(os.path.exists(wal))  # the clean close deleted it
+        woken = self.drive(registry.get(room_id))
+        before = snapshot(self, woken)
+        self.assertEqual(calls, [])            # reading wakes it without a write
+        pdu = self.drive(woken.create_event(self.message("first after waking")))
+        self.assertEqual(calls, [(True, 0)])   # the WAL was started before the commit
+        self.drive(woken.create_event(self.message("second")))
+        self.assertEqual(len(calls), 1)
+        self.assertEqual(list(pdu.prev_event_ids), before[1])
+        self.assertEqual(self.drive(woken.last_seq()), before[2] + 2)
 
     def test_room_stream_hears_of_hibernation(self) -> None:
         """The room stream is told when a room hibernates (its tail may go)."""

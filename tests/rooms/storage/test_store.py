@@ -495,3 +495,28 @@ class DecodeTests(unittest.TestCase):
         self.assertIs(type(decoded["content"]["n"]), int)
         self.assertEqual(decoded["content"]["f"], 1.5)
         self.assertEqual(decode(b'{"a":[1,"\\u00e9"]}', strict=True), {"a": [1, "\u00e9"]})
+
+
+class StartWalTests(unittest.TestCase):
+    def test_start_wal_writes_a_frame_and_changes_nothing(self) -> None:
+        """After a clean close the reopened store's WAL is empty (not started);
+        start_wal_in writes its first frame from another connection, leaving the
+        schema version and the data as they were; later calls do nothing."""
+        path = os.path.join(self.mktemp(), "room.db")
+        store = RoomStore.open(path, create=True)
+        self.assertTrue(store.wal_started)
+        version = store._conn.execute("PRAGMA user_version").fetchone()[0]
+        store.close()
+        self.assertFalse(os.path.exists(path + "-wal"))
+        store = RoomStore.open(path)
+        self.assertFalse(store.wal_started)
+        ran = []
+        store.start_wal_in(lambda fn: ran.append(fn()))
+        self.assertEqual(len(ran), 1)
+        self.assertTrue(store.wal_started)
+        self.assertGreater(os.path.getsize(path + "-wal"), 32)
+        self.assertIsNone(store.start_wal_in(lambda fn: self.fail("ran twice")))
+        self.assertEqual(store._conn.execute("PRAGMA user_version").fetchone()[0], version)
+        store.close()
+        self.assertEqual(sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0],
+                         version)
