@@ -95,6 +95,8 @@ def build_service(config: Config, reactor) -> HomeServer:
         wal_in_thread=lambda fn: threads.deferToThreadPool(reactor, wal_starter, fn),
     )
     rooms.add_memory_releaser(store.db.shrink_memory)
+    rooms.add_memory_releaser(store.streams.compact)
+    rooms.add_memory_releaser(store.push_progress.compact)
     # replayed announcements reach waiting /syncs through the notifier like new events
     _Stoppable("rooms", start=lambda: defer.ensureDeferred(rooms.recover_unclean()).addErrback(
         lambda f: log.failure("room recovery failed", f)),

@@ -28,6 +28,7 @@ from twisted.logger import Logger
 from homeserver.events.pdu import PDU
 from homeserver.push.evaluator import RoomFacts, SharedEvaluation
 from homeserver.push.rules_service import DefaultRuleset
+from homeserver.rooms.actor.memory import compact
 from homeserver.rooms.rules import power_levels
 from homeserver.store.notifications import Notification
 
@@ -390,6 +391,12 @@ class RoomPushEvaluator:
                 del self._writes[room_id]
 
         d.addBoth(written)
+
+    def compact(self) -> None:
+        """Shrink the per-room maps to what they hold now (a memory releaser: after
+        a burst of rooms they keep the size of its peak, see rooms/actor/memory.py)."""
+        compact(self._known, self._forget_later, self._dirty, self._recover_upto,
+                self._contexts, self._writes, self._queues, self._waiters, self._current)
 
     def room_hibernated(self, room_id: str) -> None:
         """The room left memory: so do its members and power levels (read again from

@@ -14,6 +14,7 @@ from typing import Mapping
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from homeserver.rooms.actor.memory import compact
 from homeserver.store.database import Database
 from homeserver.store.sql import metadata, upsert
 from homeserver.store.streams import room_stream
@@ -58,6 +59,11 @@ class PushProgress:
             # a set_many that finished meanwhile may have gone further
             seq = self._all[room_id] = max(seq, self._all.get(room_id, seq))
         return seq
+
+    def compact(self) -> None:
+        """Shrink the map to what it holds now (a memory releaser)."""
+        if self._all is not None:
+            compact(self._all)
 
     def forget(self, room_id: str) -> None:
         """The room hibernated with its progress stored: it leaves memory (its ID,

@@ -38,6 +38,8 @@ import collections
 import dataclasses
 from typing import Iterable
 
+from homeserver.rooms.actor.memory import compact
+
 #: the answer to a question this index cannot answer from memory
 MISS = object()
 
@@ -79,6 +81,10 @@ class RoomStreamTail:
         #: the newest entry of any room dropped for room: a room not held is only
         #: known to have no entry above this and ``floor``
         self._dropped_upto = 0
+
+    def compact(self) -> None:
+        """Shrink the per-room maps to what they hold now (a memory releaser)."""
+        compact(self._rooms, self._unsure)
 
     def _absent_floor(self) -> int | None:
         """A room not held has no entry above this (None: unknown)."""

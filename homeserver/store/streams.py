@@ -22,6 +22,7 @@ from typing import Collection, Iterable, Sequence
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from homeserver.rooms.actor.memory import compact
 from homeserver.rooms.actor.protocols import Announcement
 from homeserver.store import positions
 from homeserver.store.database import Database
@@ -402,6 +403,12 @@ class Streams:
             return set(conn.execute(stmt).scalars())
 
         return await self._db.run(txn)
+
+    def compact(self) -> None:
+        """Shrink the per-room and per-user maps to what they hold now (a memory
+        releaser: after a burst of rooms they keep the size of its peak)."""
+        compact(self.member_changes, self._rooms_cache, self._generation)
+        self.tail.compact()
 
     def forget_member_changes(self, room_id: str, current_pos: int) -> None:
         """Drop a room's entry in ``member_changes`` (it hibernates); an unsure

@@ -68,6 +68,7 @@ def build_live_data(*, reactor: Any, config: Any, store: Any, rooms: Any, notifi
         clock=reactor)
     notifier.add_event_observer(push_evaluation.on_room_event)
     rooms.add_hibernation_observer(push_evaluation.room_hibernated)
+    rooms.add_memory_releaser(push_evaluation.compact)
     unread = UnreadCounter(store.notifications, store.receipts, push_evaluation)
     push_evaluation.add_observer(evaluated=unread.note, stored=unread.stored,
                                  redacted=unread.redacted)

@@ -31,7 +31,7 @@ import collections
 import ctypes
 import ctypes.util
 import gc
-from typing import Callable, Protocol
+from typing import Any, Callable, Protocol
 
 from twisted.internet import defer
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
@@ -76,6 +76,26 @@ class WarmRooms:
         """``room`` closed (its caches went with it)."""
         if self._rooms.get(room.room_id) is room:
             del self._rooms[room.room_id]
+
+    def compact(self) -> None:
+        compact(self._rooms)
+
+
+def compact(*containers: Any) -> None:
+    """Rebuild each dict or set in place at its present size. CPython never shrinks a
+    dict's or set's table when entries go, so every per-room map of a component kept
+    the size it reached at the peak of awake rooms (~70 KB each for 2,000 rooms, in
+    the main heap) after they had all hibernated. For ``MemoryReturner`` releasers:
+    called on the reactor thread, never while the container is being iterated."""
+    for container in containers:
+        if isinstance(container, dict):
+            items = list(container.items())
+            container.clear()
+            container.update(items)
+        else:
+            members = list(container)
+            container.clear()
+            container.update(members)
 
 
 def _malloc_trim() -> Callable[[], None] | None:

@@ -34,7 +34,7 @@ from homeserver.events.builder import finalize_event
 from homeserver.events.pdu import PDU
 from homeserver.events.room_versions import UnsupportedRoomVersion, get_room_version
 from homeserver.rooms.actor.actor import RoomActor, RoomServices
-from homeserver.rooms.actor.memory import MemoryReturner, WarmRooms
+from homeserver.rooms.actor.memory import MemoryReturner, WarmRooms, compact
 from homeserver.rooms.actor.protocols import RoomListener, RoomStreamWriter
 from homeserver.rooms.actor.room_writer import RemoteOutcome
 from homeserver.rooms.storage.store import RoomStore
@@ -80,6 +80,12 @@ class RoomRegistry:
         self._stopping = False
         self._last_create_ts = 0
         self._hibernation_observers: list[Callable[[str], None]] = []
+        self._memory.add_releaser(self._compact)
+
+    def _compact(self) -> None:
+        compact(self._awake, self._waking)
+        if self._services.warm is not None:
+            self._services.warm.compact()
 
     # -- lookups ------------------------------------------------------------------------
     def path_for(self, room_id: str) -> str:

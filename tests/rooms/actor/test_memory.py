@@ -149,3 +149,31 @@ class WarmRoomsTests(unittest.TestCase):
 
     def test_limit_must_be_positive(self):
         self.assertRaises(ValueError, memory.WarmRooms, 0)
+
+
+class CompactTests(unittest.TestCase):
+    def test_compact_shrinks_in_place_and_keeps_contents_and_order(self):
+        """A dict, OrderedDict or set emptied after a peak gives its table back and
+        stays the same object with the same entries, in the same order."""
+        import collections
+        import sys
+
+        plain, ordered, members = {}, collections.OrderedDict(), set()
+        for i in range(2000):
+            plain[f"!r{i}"] = i
+            ordered[f"!r{i}"] = i
+            members.add(f"!r{i}")
+        for i in range(1995):
+            del plain[f"!r{i}"]
+            del ordered[f"!r{i}"]
+            members.discard(f"!r{i}")
+        ordered.move_to_end("!r1995")
+        before = [sys.getsizeof(c) for c in (plain, ordered, members)]
+        same = (plain, ordered, members)
+        memory.compact(plain, ordered, members)
+        after = [sys.getsizeof(c) for c in same]
+        for b, a in zip(before, after):
+            self.assertLess(a * 10, b)
+        self.assertEqual(list(plain.items()), [(f"!r{i}", i) for i in range(1995, 2000)])
+        self.assertEqual(list(ordered), ["!r1996", "!r1997", "!r1998", "!r1999", "!r1995"])
+        self.assertEqual(members, {f"!r{i}" for i in range(1995, 2000)})

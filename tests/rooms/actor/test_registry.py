@@ -189,6 +189,24 @@ class HibernationTests(RoomHarness, unittest.TestCase):
         self.assertEqual(list(pdu.prev_event_ids), before[1])
         self.assertEqual(self.drive(woken.last_seq()), before[2] + 2)
 
+    def test_awake_map_shrinks_once_rooms_hibernated(self) -> None:
+        """After a burst of rooms has hibernated, the registry's maps of awake and
+        warm rooms give back the size the burst made them (compacted when memory is
+        returned)."""
+        import sys
+
+        registry = self.make_registry(data_dir=self.data_dir + "-burst")
+        for _ in range(60):
+            self.create_room(registry=registry)
+        peak = sys.getsizeof(registry._awake), sys.getsizeof(registry._services.warm._rooms)
+        registry._memory._trim = lambda: None
+        self.clock.advance(self.idle_seconds + 1)
+        self.assertEqual(registry.awake_count, 0)
+        self.clock.advance(60)      # closes paused: memory is returned
+        after = sys.getsizeof(registry._awake), sys.getsizeof(registry._services.warm._rooms)
+        self.assertLess(after[0] * 4, peak[0])
+        self.assertLess(after[1] * 4, peak[1])
+
     def test_room_stream_hears_of_hibernation(self) -> None:
         """The room stream is told when a room hibernates (its tail may go)."""
         self.clock.advance(self.idle_seconds - 1)
