@@ -186,7 +186,10 @@ class RoomService:
             raise Forbidden("m.room.create events can only be sent when creating a room")
         endpoint = send_endpoint(room_id, event_type)
         if txn is not None and ratelimit:
-            done = await self._earlier_send(room_id, sender, txn, endpoint)
+            # a retry is answered before the rate limit is charged: by the room, whose
+            # DB holds the key with the event (the send wakes the room anyway)
+            actor = await self._rooms.get(room_id)
+            done = await actor.event_for_txn(txn_key(sender, txn.scope, endpoint, txn.txn_id))
             if done is not None:
                 return done
         if ratelimit:
@@ -202,14 +205,6 @@ class RoomService:
                 raise BadJson("a redaction needs content.redacts (an event ID)")
             partial["redacts"] = redacts
         return await self._create(room_id, partial, endpoint, txn)
-
-    async def _earlier_send(self, room_id: str, sender: str, txn: Txn,
-                            endpoint: str) -> str | None:
-        """The event a retry of this transaction already created, asked of the room
-        before the rate limit is charged (the room's DB holds the key with the event,
-        and the send wakes the room anyway)."""
-        actor = await self._rooms.get(room_id)
-        return await actor.event_for_txn(txn_key(sender, txn.scope, endpoint, txn.txn_id))
 
     async def _create(self, room_id: str, partial: dict[str, Any], endpoint: str,
                       txn: Txn | None) -> str:
