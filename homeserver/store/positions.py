@@ -27,7 +27,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from homeserver.store.sql import metadata
+from homeserver.store.sql import driver_execute, metadata
 
 ROOM = "room"
 ACCOUNT_DATA = "account_data"
@@ -62,19 +62,17 @@ def _one(conn: Connection, stmt: sa.Executable, stream: str) -> int:
     return int(pos)
 
 
-_LOCK = (sa.update(stream_positions).where(_t.stream_name == sa.bindparam("stream"))
-         .values(pos=_t.pos).returning(_t.pos))
-_ADVANCE = (sa.update(stream_positions)
-            .where(_t.stream_name == sa.bindparam("stream"), _t.pos < sa.bindparam("to"))
-            .values(pos=sa.bindparam("to")))
+# run on the driver (sql.driver_execute): every sent event takes both
+_LOCK = "UPDATE stream_positions SET pos = pos WHERE stream_name = ? RETURNING pos"
+_ADVANCE = "UPDATE stream_positions SET pos = ? WHERE stream_name = ? AND pos < ?"
 
 
 def lock_stream(conn: Connection, stream: str) -> int:
     """Lock ``stream`` until the transaction ends; returns its current position."""
-    pos = conn.execute(_LOCK, {"stream": stream}).scalar()
-    if pos is None:
+    _, row = driver_execute(conn, _LOCK, (stream,))
+    if row is None:
         raise UnknownStream(stream)
-    return int(pos)
+    return int(row[0])
 
 
 def next_position(conn: Connection, stream: str) -> int:
@@ -88,7 +86,7 @@ def next_position(conn: Connection, stream: str) -> int:
 
 def advance(conn: Connection, stream: str, pos: int) -> None:
     """Record that this transaction wrote ``pos`` (call after :func:`lock_stream`)."""
-    conn.execute(_ADVANCE, {"stream": stream, "to": pos})
+    driver_execute(conn, _ADVANCE, (pos, stream, pos))
     _note_advance(conn, stream, pos)
 
 

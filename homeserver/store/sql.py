@@ -47,6 +47,56 @@ def canonical_json_text(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
 
 
+def driver_execute(conn: Connection, sql: str, params: Sequence[Any] = ()
+                   ) -> tuple[int, Any]:
+    """Run one statement on the DB-API connection under ``conn``, inside its
+    transaction; returns ``(rowcount, first row or None)``.
+
+    For the few statements every sent event runs (the room stream's lock, entry and
+    advance): SQLAlchemy's execution of a compiled statement costs ~35 µs on top of
+    the driver's ~10 µs here, a third of an announcement. ``sql`` is written once
+    with ``?`` marks and must be valid on both dialects; errors are raised as
+    SQLAlchemy's (``sa.exc.OperationalError`` for a locked SQLite file, as callers
+    expect).
+    """
+    return _driver_call(conn, sql, params, many=False)
+
+
+def driver_executemany(conn: Connection, sql: str, rows: Sequence[Sequence[Any]]) -> int:
+    """:func:`driver_execute` for many rows of parameters; returns the rowcount."""
+    return _driver_call(conn, sql, rows, many=True)[0]
+
+
+def _driver_call(conn: Connection, sql: str, params: Any, *, many: bool
+                 ) -> tuple[int, Any]:
+    dialect = conn.dialect
+    if dialect.paramstyle != "qmark":
+        sql = _format_marks(sql)
+    raw = conn.connection.driver_connection
+    dbapi = dialect.loaded_dbapi
+    try:
+        cursor = raw.cursor()
+        try:
+            if many:
+                cursor.executemany(sql, params)
+            else:
+                cursor.execute(sql, params)
+            row = cursor.fetchone() if cursor.description is not None else None
+            return cursor.rowcount, row
+        finally:
+            cursor.close()
+    except dbapi.Error as e:
+        raise sa.exc.DBAPIError.instance(sql, params, e, dbapi.Error,
+                                         dialect=dialect) from e
+
+
+@functools.lru_cache(maxsize=64)
+def _format_marks(sql: str) -> str:
+    # psycopg2's "format" paramstyle: no literal % in these statements
+    assert "%" not in sql, sql
+    return sql.replace("?", "%s")
+
+
 def _dialect_insert(name: str, table: sa.Table) -> Any:
     # imported here, where the engine has loaded its own dialect already: importing
     # both at start would load PostgreSQL's (about 2 MB) into every SQLite server

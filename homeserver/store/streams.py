@@ -27,7 +27,7 @@ from homeserver.rooms.actor.protocols import Announcement
 from homeserver.store import positions
 from homeserver.store.database import Database
 from homeserver.store.recent_entries import RecentEntries
-from homeserver.store.sql import Position, insert_if_absent, metadata, upsert
+from homeserver.store.sql import Position, driver_execute, metadata, upsert
 from homeserver.store.stream_tail import RoomChange, RoomStreamTail
 
 room_stream = sa.Table(
@@ -105,7 +105,11 @@ def _membership(row: sa.Row) -> Membership:
 
 
 # built once: the announce path runs them for every event (see sql.upsert)
-_ENTRY_KEY = ("room_id", "room_seq")
+#: an entry unless its (room_id, room_seq) is there (a replay); on the driver
+#: (``sql.driver_execute``): every sent event runs it
+_INSERT_ENTRY = ("INSERT INTO room_stream (pos, room_id, room_seq, event_id, type, "
+                 "state_key, sender) VALUES (?, ?, ?, ?, ?, ?, ?) "
+                 "ON CONFLICT (room_id, room_seq) DO NOTHING")
 _ANNOUNCED_POS = sa.select(_s.pos).where(_s.room_id == sa.bindparam("room_id"),
                                          _s.room_seq == sa.bindparam("room_seq"))
 
@@ -123,9 +127,8 @@ def _announce(conn: Connection, announcements: Sequence[Announcement],
     result, highest = [], 0
     for a in announcements:
         pos = head + 1
-        if not insert_if_absent(conn, room_stream, dict(
-                pos=pos, room_id=a.room_id, room_seq=a.room_seq, event_id=a.event_id,
-                type=a.type, state_key=a.state_key, sender=a.sender), _ENTRY_KEY):
+        if driver_execute(conn, _INSERT_ENTRY, (pos, a.room_id, a.room_seq, a.event_id,
+                                                a.type, a.state_key, a.sender))[0] != 1:
             # already announced (a replay after a crash): keep its position, add nothing
             result.append(conn.execute(_ANNOUNCED_POS, {
                 "room_id": a.room_id, "room_seq": a.room_seq}).scalar_one())

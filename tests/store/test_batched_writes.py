@@ -23,9 +23,9 @@ class BatchedWriteTests(StoreTests):
         sizes: list[int] = []
         real = self.db._transact_batch
 
-        def counting(calls, *engine):
+        def counting(calls, *args, **kwargs):
             sizes.append(len(calls))
-            return real(calls, *engine)
+            return real(calls, *args, **kwargs)
 
         self.db._transact_batch = counting
         return sizes

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from typing import Any
+from unittest import mock
 
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
@@ -216,6 +218,40 @@ class InlineLockTests(StoreTests, unittest.TestCase):
         self.assertEqual(threads_seen[0], "MainThread")  # the try that gave way
         self.assertNotEqual(threads_seen[-1], "MainThread")
         self.assertIsNotNone(await self.store.registration_tokens.get("locked"))
+
+    async def test_inline_writes_reuse_one_connection(self) -> None:
+        """Inline writes run on one connection kept open; a write that raises rolls
+        back (nothing of it stays) and the next one commits on a usable connection,
+        a new one if the failure left the old one in a transaction."""
+        connections: list[Any] = []
+
+        def txn(conn: sa.Connection, token: str, fail: bool = False) -> str:
+            connections.append(conn.connection.driver_connection)
+            conn.exec_driver_sql("INSERT INTO registration_tokens (token, pending, "
+                                 f"completed) VALUES ('{token}', 0, 0)")
+            if fail:
+                raise ValueError("refused")
+            return token
+
+        self.assertEqual(await self.db.run_batched(txn, "one", inline=True), "one")
+        self.assertEqual(await self.db.run_batched(txn, "two", inline=True), "two")
+        self.assertIs(connections[0], connections[1])
+        with self.assertRaises(ValueError):
+            await self.db.run_batched(txn, "bad", True, inline=True)
+        self.assertIsNone(await self.store.registration_tokens.get("bad"))
+        self.assertEqual(await self.db.run_batched(txn, "three", inline=True), "three")
+        self.assertIs(connections[-1], connections[0])   # the rollback kept it usable
+
+        # a COMMIT that fails leaves the transaction open: that connection is dropped
+        held = self.db._inline_conn
+        with mock.patch.object(held.dialect, "do_commit",
+                               side_effect=sqlite3.OperationalError("disk I/O error")):
+            with self.assertRaises(sa.exc.OperationalError):
+                await self.db.run_batched(txn, "lost", inline=True)
+        self.assertIsNot(self.db._inline_conn, held)
+        self.assertEqual(await self.db.run_batched(txn, "four", inline=True), "four")
+        self.assertIsNotNone(await self.store.registration_tokens.get("four"))
+        self.assertIsNone(await self.store.registration_tokens.get("lost"))
 
 
 MigrationTestsSQLite, MigrationTestsPostgres = on_both_backends(MigrationTests)
