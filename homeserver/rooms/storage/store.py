@@ -236,6 +236,7 @@ class RoomStore:
         # rows written in the undone scope may be cached; forget everything
         self._events.clear()
         self._reads.forget()
+        self._forward.forget()
         self._meta.forget()
         self.state.forget_interned()
 

@@ -356,6 +356,34 @@ class DagTests(StoreTestCase):
         merge = self.dag.add("m.room.message", prev=[a, b]).pdu
         self.assertEqual(self.store.forward_extremities(), [(merge.event_id, 3)])
 
+    def table_extremities(self) -> list[tuple[str, int]]:
+        return [tuple(r) for r in self.store._conn.execute(
+            "SELECT event_id, depth FROM forward_extremities"
+            " ORDER BY depth DESC, event_id")]
+
+    def test_forward_extremities_in_memory_follow_the_table(self) -> None:
+        """The extremities kept in memory once read are the table's after every kind
+        of write: forks (ordered by depth, then ID), merges, limits, and a write whose
+        transaction rolls back."""
+        root = self.dag.add("m.room.create", state_key="").pdu
+        self.assertEqual(self.store.forward_extremities(), self.table_extremities())
+        tips = [self.dag.add("m.room.message", prev=[root]).pdu for _ in range(3)]
+        deeper = self.dag.add("m.room.message", prev=[tips[0]]).pdu
+        self.assertEqual(self.store.forward_extremities(), self.table_extremities())
+        self.assertEqual(self.store.forward_extremities()[0], (deeper.event_id, 3))
+        self.assertEqual(self.store.forward_extremities(limit=2),
+                         self.table_extremities()[:2])
+        with self.assertRaises(RuntimeError):
+            with self.store.transaction():
+                self.dag.add("m.room.message", prev=[deeper, tips[1], tips[2]])
+                self.assertEqual(len(self.store.forward_extremities()), 1)
+                raise RuntimeError("rolled back")
+        self.assertEqual(self.store.forward_extremities(), self.table_extremities())
+        self.assertEqual(len(self.store.forward_extremities()), 3)
+        self.dag.add("m.room.message", prev=[deeper, tips[1], tips[2]])
+        self.assertEqual(self.store.forward_extremities(), self.table_extremities())
+        self.assertEqual(len(self.store.forward_extremities()), 1)
+
     def test_rejected_and_soft_failed_stay_out_of_timeline(self) -> None:
         """Rejected and soft-failed events are stored but never in timeline or extremities."""
         root = self.dag.add("m.room.create", state_key="").pdu
