@@ -47,34 +47,74 @@ class Route:
 
 
 class Router:
-    """Method + path regex → handler. Patterns are anchored; groups are named."""
+    """Method + path regex → handler. Patterns are anchored; groups are named.
+
+    The first route added whose method and pattern match wins. Per method, the
+    patterns are joined into one alternation (in the order added) and matched by the
+    regex engine in one call: trying ~220 patterns one by one in Python took 16-19 µs
+    of every request (a /sync, a send), the joined one 1-4 µs."""
 
     def __init__(self) -> None:
         self._routes: list[Route] = []
+        #: method → (joined pattern, marker group → (route, [(group, parameter)]))
+        self._joined: dict[str, tuple[re.Pattern[str],
+                                      dict[str, tuple[Route, list[tuple[str, str]]]]]] = {}
 
     def add(self, methods: str | Iterable[str], pattern: str, handler: Handler,
             *, max_body: int | None = None) -> None:
         compiled = re.compile("^" + pattern + "$")
         for method in [methods] if isinstance(methods, str) else methods:
             self._routes.append(Route(method.upper(), compiled, handler, max_body))
+        self._joined.clear()
 
     def match(self, method: str, path: str) -> tuple[Route, dict[str, str]]:
         """The route for ``method path``; raises Unrecognized / MethodNotAllowed."""
-        path_matched = False
-        for route in self._routes:
-            m = route.pattern.match(path)
-            if m is None:
-                continue
-            path_matched = True
-            if route.method == method or (method == "HEAD" and route.method == "GET"):
-                return route, {k: unquote(v) for k, v in m.groupdict().items()
-                              if v is not None}  # an optional group left out
-        if path_matched:
+        joined = self._joined.get(method)
+        if joined is None:
+            joined = self._joined[method] = self._join(method)
+        pattern, routes = joined
+        m = pattern.match(path)
+        if m is not None:
+            route, groups = routes[m.lastgroup]  # type: ignore[index]
+            params = {}
+            for group, name in groups:
+                value = m.group(group)
+                if value is not None:  # an optional group left out
+                    params[name] = unquote(value)
+            return route, params
+        if self.has_path(path):
             raise MethodNotAllowed("Method not allowed", status=405)
         raise Unrecognized("Unrecognized request")
 
+    def _join(self, method: str) -> tuple[re.Pattern[str],
+                                          dict[str, tuple[Route, list[tuple[str, str]]]]]:
+        """One alternation of the routes ``method`` may take (HEAD: GET's too), in
+        order; each alternative renames its groups apart and ends with an empty marker
+        group, the last group to close when it matches (``lastgroup``)."""
+        alternatives, routes = [], {}
+        for i, route in enumerate(self._routes):
+            if not (route.method == method or (method == "HEAD" and route.method == "GET")):
+                continue
+            groups: list[tuple[str, str]] = []
+
+            def rename(m: re.Match[str], i: int = i,
+                       groups: list[tuple[str, str]] = groups) -> str:
+                groups.append((f"g{i}_{m.group(1)}", m.group(1)))
+                return f"(?P<g{i}_{m.group(1)}>"
+
+            body = _NAMED_GROUP.sub(rename, route.pattern.pattern[1:-1])
+            alternatives.append(f"(?:{body})(?P<r{i}>)")
+            routes[f"r{i}"] = (route, groups)
+        # an alternative matches only if the whole path does: "$" after the group
+        # sends the engine on to the next alternative, as trying them in turn did
+        joined = "^(?:" + "|".join(alternatives) + ")$" if alternatives else "(?!)"
+        return re.compile(joined), routes
+
     def has_path(self, path: str) -> bool:
         return any(r.pattern.match(path) for r in self._routes)
+
+
+_NAMED_GROUP = re.compile(r"\(\?P<(\w+)>")
 
 
 class ApiRequest:
