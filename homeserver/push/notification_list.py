@@ -29,6 +29,8 @@ class NotificationList:
                 before = int(from_token)
             except ValueError:
                 raise InvalidParam("from must be a token from an earlier response") from None
+        # rows of the latest events may still be gathering for their commit
+        await self._notifications.stored()
         rows = await self._notifications.page(user_id, before, min(limit, MAX_LIMIT),
                                               only == "highlight")
         result = []

@@ -216,7 +216,9 @@ class RoomPushEvaluator:
         if found:
             for observer in self._on_evaluated:
                 observer(found)
-            self._chain(room_id, event, self._write(found, event))
+            # rows of other events need no order among themselves: they join the
+            # gathering batch at once, behind the room's earlier writes in it
+            self._chain(room_id, event, self._write(found, event), after_previous=False)
         if event.type == "m.room.redaction" and event.redacts:
             self._redacted(room_id, event)
         self._mark(room_id, event.internal_metadata.get("seq", 0))
@@ -374,14 +376,25 @@ class RoomPushEvaluator:
 
         self._chain(room_id, redaction, delete())
 
-    def _chain(self, room_id: str, event: PDU, step: Any) -> None:
-        """Run the coroutine ``step`` after the room's previous DB step (in order)."""
+    def _chain(self, room_id: str, event: PDU, step: Any, *,
+               after_previous: bool = True) -> None:
+        """Run the coroutine ``step`` after the room's previous DB steps (in order),
+        or at once (``after_previous=False``: new rows, which the database's gathered
+        batch writes in call order anyway). The room's entry in ``_writes`` fires once
+        every step so far is done. Steps never fail (they log)."""
         previous = self._writes.get(room_id)
+        if after_previous:
+            async def run() -> None:
+                if previous is not None:
+                    await previous
+                await step
+        else:
+            started = defer.ensureDeferred(step)
 
-        async def run() -> None:
-            if previous is not None:
-                await previous
-            await step
+            async def run() -> None:
+                if previous is not None:
+                    await previous
+                await started
 
         d = defer.ensureDeferred(run())
         self._writes[room_id] = d

@@ -278,6 +278,13 @@ class Database(Service):
             self._behind_call = self.reactor.callLater(_BEHIND_DELAY, self._write_behind)
         return await done
 
+    def write_behind_now(self) -> None:
+        """Write what :meth:`run_behind` is gathering now, not at the end of its delay
+        (a reader of those rows is waiting)."""
+        if self._behind_call is not None and self._behind_call.active():
+            self._behind_call.cancel()
+            self._write_behind()
+
     def _write_behind(self) -> None:
         self._behind_call = None
         items, self._behind = self._behind, []

@@ -16,6 +16,7 @@ from typing import Any, Iterable
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
+from twisted.internet import defer
 
 from homeserver.store.database import Database
 from homeserver.store.sql import (JsonText, canonical_json_text, driver_executemany,
@@ -66,6 +67,8 @@ def _notification(row: Any) -> Notification:
 class Notifications:
     def __init__(self, db: Database) -> None:
         self._db = db
+        #: add() calls whose rows are not stored yet (see :meth:`stored`)
+        self._writing: set[defer.Deferred] = set()
 
     async def add(self, notifications: Iterable[Notification]) -> None:
         """Record notifications (idempotent per user and event: a re-evaluation after
@@ -90,7 +93,29 @@ class Notifications:
             driver_executemany(conn, _INSERT, rows)
 
         # behind the answers the event wakes, on the reactor thread when the pool is idle
-        await self._db.run_behind(txn)
+        write = defer.ensureDeferred(self._db.run_behind(txn))
+        self._writing.add(write)
+
+        def settled(result: Any) -> Any:
+            self._writing.discard(write)
+            return result
+
+        write.addBoth(settled)
+        await write
+
+    async def stored(self) -> None:
+        """Once every :meth:`add` begun so far has stored its rows (or failed): what a
+        reader of this table waits for, the rows being gathered for a moment before
+        they are written (``Database.run_behind``)."""
+        if not self._writing:
+            return
+        waits = []
+        for write in list(self._writing):
+            done: defer.Deferred = defer.Deferred()
+            write.addBoth(lambda result, done=done: (done.callback(None), result)[1])
+            waits.append(done)
+        self._db.write_behind_now()
+        await defer.gatherResults(waits)
 
     async def remove_event(self, room_id: str, event_id: str) -> None:
         """Forget every user's notification of one event (it was redacted)."""

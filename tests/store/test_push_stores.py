@@ -48,6 +48,20 @@ class PushStoreTests(StoreTests):
         self.assertEqual([r.stream_pos for r in await n.page(ALICE, None, 5, True)], [11])
         self.assertEqual(await n.latest_per_room(ALICE), {"!a:x": 2, "!b:x": 1})
 
+    async def test_stored_waits_for_gathering_rows(self) -> None:
+        """Rows gather for a moment before their commit; ``stored()`` has them written
+        now and returns once they are readable (what GET /notifications waits for)."""
+        from twisted.internet import defer
+
+        n = self.store.notifications
+        await n.stored()   # nothing pending: at once
+        adds = [defer.ensureDeferred(n.add([note(ALICE, "!a:x", seq, 20 + seq)]))
+                for seq in (1, 2)]
+        self.assertFalse(any(d.called for d in adds))   # still gathering
+        await n.stored()
+        self.assertEqual([r.room_seq for r in await n.page(ALICE, None, 5, False)], [2, 1])
+        await defer.gatherResults(adds)
+
     async def test_pushers(self) -> None:
         """Pushers are set, replaced, taken over without append, and deleted."""
         p = self.store.pushers
