@@ -115,11 +115,13 @@ class SyncService:
         while True:
             remaining_ms = max(0, int((deadline - self._clock.seconds()) * 1000))
             waiter = self._notifier.wait(req.user_id, rooms, remaining_ms)
-            result = await self._builder.build(req)
-            if not result.empty or remaining_ms <= 0:
-                _discard(waiter)
-                return result.body
-            rooms = list(result.joined_room_ids)
+            if remaining_ms <= 0 or not await self._builder.unchanged_since(req):
+                result = await self._builder.build(req)
+                if not result.empty or remaining_ms <= 0:
+                    _discard(waiter)
+                    return result.body
+                rooms = list(result.joined_room_ids)
+            # else nothing moved since the token: the rooms to watch are as they were
             cancellation.watch(waiter)
             try:
                 woken = await waiter

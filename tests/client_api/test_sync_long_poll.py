@@ -148,3 +148,47 @@ class LongPollTests(SyncTestCase):
         carol_pending.cancel()
         with self.assertRaises(ResponseNeverReceived):
             await carol_pending
+
+    async def test_wait_from_the_current_token_builds_no_empty_answer(self):
+        """A long-poll whose token is every stream's current position waits at once:
+        no empty answer is built first (the usual case: a client comes back with the
+        token just given). One that still has to acknowledge to-device messages builds
+        it (they are deleted as received), and a woken one answers as always."""
+        builder = self.c["sync_builder"]
+        built = []
+        real_build = builder.build
+
+        async def counting(req):
+            built.append(req.since)
+            return await real_build(req)
+
+        builder.build = counting
+        self.addCleanup(setattr, builder, "build", real_build)
+        alice_id, alice = await self.register("alice", device_id="A")
+        _, bob = await self.register("bob")
+        room_id = await self.create_room(alice)
+        since = (await self.sync_ok(alice))["next_batch"]
+        del built[:]
+        pending = self._poll(alice, since)
+        await self._waiting()
+        self.assertEqual(built, [])   # waiting without an empty answer built
+        await self.send(alice, room_id, {"msgtype": "m.text", "body": "wake"})
+        body = await pending
+        self.assertEqual(bodies(timeline(body, room_id)), ["wake"])
+        self.assertEqual(len(built), 1)
+
+        # a to-device message: the sync after the one that delivered it must build
+        # (its token acknowledges the message, which is then deleted)
+        await self.ok("PUT", f"{V3}/sendToDevice/m.test/t1",
+                      {"messages": {alice_id: {"A": {"n": 1}}}}, token=bob)
+        delivered = await self.sync_ok(alice, since=body["next_batch"])
+        self.assertEqual(len(delivered["to_device"]["events"]), 1)
+        del built[:]
+        pending = self._poll(alice, delivered["next_batch"])
+        await self._waiting()
+        self.assertEqual(len(built), 1)
+        again = await self.sync_ok(alice, since=body["next_batch"])  # the old token
+        self.assertEqual(again["to_device"]["events"], [])  # deleted as received
+        pending.cancel()
+        with self.assertRaises(Exception):
+            await pending
