@@ -383,18 +383,13 @@ class RoomPushEvaluator:
         batch writes in call order anyway). The room's entry in ``_writes`` fires once
         every step so far is done. Steps never fail (they log)."""
         previous = self._writes.get(room_id)
-        if after_previous:
-            async def run() -> None:
-                if previous is not None:
-                    await previous
-                await step
-        else:
-            started = defer.ensureDeferred(step)
+        if not after_previous:
+            step = defer.ensureDeferred(step)   # under way now
 
-            async def run() -> None:
-                if previous is not None:
-                    await previous
-                await started
+        async def run() -> None:
+            if previous is not None:
+                await previous
+            await step
 
         d = defer.ensureDeferred(run())
         self._writes[room_id] = d

@@ -95,27 +95,17 @@ class Notifications:
         # behind the answers the event wakes, on the reactor thread when the pool is idle
         write = defer.ensureDeferred(self._db.run_behind(txn))
         self._writing.add(write)
-
-        def settled(result: Any) -> Any:
-            self._writing.discard(write)
-            return result
-
-        write.addBoth(settled)
+        write.addBoth(lambda result: (self._writing.discard(write), result)[1])
         await write
 
     async def stored(self) -> None:
         """Once every :meth:`add` begun so far has stored its rows (or failed): what a
         reader of this table waits for, the rows being gathered for a moment before
         they are written (``Database.run_behind``)."""
-        if not self._writing:
-            return
-        waits = []
-        for write in list(self._writing):
-            done: defer.Deferred = defer.Deferred()
-            write.addBoth(lambda result, done=done: (done.callback(None), result)[1])
-            waits.append(done)
-        self._db.write_behind_now()
-        await defer.gatherResults(waits)
+        if self._writing:
+            pending = list(self._writing)
+            self._db.write_behind_now()
+            await defer.DeferredList(pending)   # their callers see their failures
 
     async def remove_event(self, room_id: str, event_id: str) -> None:
         """Forget every user's notification of one event (it was redacted)."""
