@@ -53,7 +53,8 @@ class Router:
     patterns are joined into one alternation (in the order added) that finds the
     route in one call of the regex engine, whose own pattern then gives the
     parameters: trying ~220 patterns one by one in Python took 16-19 µs of every
-    request (a /sync, a send), this 1-4 µs. The joined patterns take ~0.14 MB."""
+    request (a /sync, a send), this 1-4 µs. A method's joined pattern is compiled at
+    its first request (~10 ms for GET's ~100 routes, once); all take ~0.14 MB."""
 
     def __init__(self) -> None:
         self._routes: list[Route] = []
