@@ -72,8 +72,6 @@ class Router:
 
     def match(self, method: str, path: str) -> tuple[Route, dict[str, str]]:
         """The route for ``method path``; raises Unrecognized / MethodNotAllowed."""
-        if method == "HEAD" and not any(r.method == "HEAD" for r in self._routes):
-            method = "GET"   # the same routes: share GET's joined pattern
         joined = self._joined.get(method)
         if joined is None:
             joined = self._joined[method] = self._join(method)
@@ -93,6 +91,11 @@ class Router:
         """One alternation of the routes ``method`` may take (HEAD: GET's too), in
         order, their groups made non-capturing; each alternative ends with an empty
         marker group, the last group to close when it matches (``lastgroup``)."""
+        if method == "HEAD" and not any(r.method == "HEAD" for r in self._routes):
+            # the same routes as GET: share its joined pattern
+            if "GET" not in self._joined:
+                self._joined["GET"] = self._join("GET")
+            return self._joined["GET"]
         alternatives, routes = [], {}
         for i, route in enumerate(self._routes):
             if route.method == method or (method == "HEAD" and route.method == "GET"):

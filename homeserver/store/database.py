@@ -159,9 +159,7 @@ class Database(Service):
         super().stopService()
         # writes still gathering (run_behind, run_batched) go now: the pool finishes
         # the work queued before it stops
-        if self._behind_call is not None and self._behind_call.active():
-            self._behind_call.cancel()
-            self._write_behind()
+        self.write_behind_now()
         if self._batch and not self._batch_busy:
             if self._batch_call is not None and self._batch_call.active():
                 self._batch_call.cancel()

@@ -89,8 +89,7 @@ class SyncBuilder:
     async def build(self, req: SyncRequest) -> SyncResult:
         store, since, f = self._store, req.since, req.sync_filter
         # positions first: every membership up to them is then in the index
-        positions = await store.current_positions()
-        upto = StreamToken.from_positions(positions, typing=self._typing.position)
+        upto = await self._current_token()
         if since is not None:
             since = since.capped_at(upto)  # a position this server lost (see there)
         # a membership newer than the token is the next sync's news
@@ -209,8 +208,12 @@ class SyncBuilder:
         if req.ack_to_device and req.device_id is not None and since.to_device > \
                 self._acked_to_device.get((req.user_id, req.device_id), 0):
             return False
+        return since == await self._current_token()
+
+    async def _current_token(self) -> StreamToken:
+        """Every stream's current position."""
         positions = await self._store.current_positions()
-        return since == StreamToken.from_positions(positions, typing=self._typing.position)
+        return StreamToken.from_positions(positions, typing=self._typing.position)
 
     async def _ignored_users(self, user_id: str, position: int) -> frozenset[str]:
         """``m.ignored_user_list`` (spec: "Ignoring Users"), re-read only when the
